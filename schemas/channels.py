@@ -1,0 +1,50 @@
+"""The front door's contract with channels: HTTP routes forwarded over NATS request-reply.
+
+The notices service holds no channel's data: device registration, subscriptions and
+provider webhooks are answered by the channel that owns them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.deliveries import Channel
+
+# Path prefix -> the channel that answers it. Longest prefix wins.
+CHANNEL_ROUTES: dict[str, Channel] = {
+    "/api/v1/devices": Channel.PUSH,
+    "/api/v1/subscriptions/email": Channel.EMAIL,
+    "/api/v1/subscriptions/sms": Channel.SMS,
+    "/webhooks/sms": Channel.SMS,
+    "/webhooks/email": Channel.EMAIL,
+}
+
+
+def channel_for(path: str) -> Channel | None:
+    for prefix in sorted(CHANNEL_ROUTES, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix + "/"):
+            return CHANNEL_ROUTES[prefix]
+    return None
+
+
+class ChannelHttpRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    method: str
+    path: str
+    query: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str = ""
+    client_ip: str = ""
+
+
+class ChannelHttpReply(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    status: int = Field(ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str = ""

@@ -1,0 +1,32 @@
+"""The commune registry's record: who may publish, and where notices belong."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# INSEE code of a commune: five characters, digits except Corsica's 2A/2B prefix.
+Insee = Annotated[
+    str,
+    StringConstraints(pattern=r"^(?:\d{5}|2[AB]\d{3})$"),
+    Field(description="INSEE code of the commune, e.g. 70299 or 2A004", examples=["70299"]),
+]
+
+
+class CommuneSettings(BaseModel):
+    """Per-commune options; each channel adds its own as it lands."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    website: str | None = Field(default=None, max_length=300)
+
+
+class Commune(BaseModel):
+    """A commune registered in Crieur (bucket `communes`, key = INSEE code)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    insee: Insee
+    name: str = Field(min_length=1, max_length=100)
+    settings: CommuneSettings = CommuneSettings()
+    created_at: datetime

@@ -1,0 +1,45 @@
+"""What a channel reports on the DELIVERIES stream, so staff can see how far a notice went."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commune import Insee
+from schemas.notice import ParisDatetime
+
+
+class Channel(StrEnum):
+    PUSH = "push"
+    EMAIL = "email"
+    SMS = "sms"
+    PANEL = "panel"
+
+
+class DeliveryOutcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    DELIVERED = "delivered"
+    SHOWN = "shown"
+
+
+class DeliveryReport(BaseModel):
+    """One thing a channel did with one notice version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    channel: Channel
+    commune: Insee
+    notice_id: str
+    version: int = Field(ge=1)
+    outcome: DeliveryOutcome
+    at: ParisDatetime
+    # Who or what received it, never in clear: a topic, a hashed recipient, a sign's name.
+    target: str = Field(default="", max_length=200)
+    detail: str = Field(default="", max_length=500)
+    # Time on screen for the sign, in seconds.
+    duration_s: float | None = Field(default=None, ge=0)

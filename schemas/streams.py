@@ -1,0 +1,66 @@
+"""JetStream streams and KV buckets: the definitions, in one place.
+
+Every service ensures, at start-up and idempotently, the ones it needs (`crieur.bus.ensure`);
+in production a provisioning step with its own NATS user does it instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+
+from schemas import subjects
+
+DAY = 24 * 3600.0
+
+NOTICES = StreamConfig(
+    name="NOTICES",
+    description="Every event of every notice; the last message of a subject is its current state",
+    subjects=[subjects.NOTICES],
+    storage=StorageType.FILE,
+    # A notice's whole history is kept: it is the village's public record.
+    max_age=0,
+    # Wide enough that a scheduled publication retried after a long outage is still
+    # recognised as a duplicate by its Nats-Msg-Id.
+    duplicate_window=DAY,
+    allow_direct=True,
+    discard=DiscardPolicy.OLD,
+)
+
+DELIVERIES = StreamConfig(
+    name="DELIVERIES",
+    description="What each channel did with each notice (sent, failed, shown...)",
+    subjects=[subjects.DELIVERIES],
+    storage=StorageType.FILE,
+    max_age=90 * DAY,
+    duplicate_window=120.0,
+    allow_direct=True,
+)
+
+STREAMS: tuple[StreamConfig, ...] = (NOTICES, DELIVERIES)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    description: str
+    ttl: float = 0.0
+    history: int = 1
+
+    def config(self) -> KeyValueConfig:
+        return KeyValueConfig(
+            bucket=self.name,
+            description=self.description,
+            ttl=self.ttl or None,
+            history=self.history,
+            storage=StorageType.FILE,
+        )
+
+
+COMMUNES = Bucket("communes", "Commune registry, key = INSEE code")
+STAFF = Bucket("staff", "Staff tokens, key = SHA-256 of the token; value says which communes")
+IDEMPOTENCY = Bucket("idempotency", "HTTP Idempotency-Key -> notice id, kept 24 hours", ttl=DAY)
+SCHEDULE = Bucket("schedule", "Notices waiting for their publish_at, key = notice id")
+
+BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE)

@@ -1,0 +1,29 @@
+"""The subject map: every subject on the bus is spelled here and nowhere else."""
+
+from __future__ import annotations
+
+# notices.<commune>.<notice_id>: every event of one notice, so the last message of a
+# subject is the notice's current state (DeliverLastPerSubject rebuilds a commune's notices).
+NOTICES = "notices.>"
+
+# deliveries.<channel>.<commune>: what each channel did with each notice.
+DELIVERIES = "deliveries.>"
+
+# channels.<channel>.http: the front door forwards a channel's HTTP routes here (request-reply).
+CHANNEL_HTTP = "channels.{channel}.http"
+
+
+def notice(commune: str, notice_id: str) -> str:
+    return f"notices.{commune}.{notice_id}"
+
+
+def commune_notices(commune: str) -> str:
+    return f"notices.{commune}.*"
+
+
+def delivery(channel: str, commune: str) -> str:
+    return f"deliveries.{channel}.{commune}"
+
+
+def channel_http(channel: str) -> str:
+    return CHANNEL_HTTP.format(channel=channel)

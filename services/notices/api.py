@@ -1,0 +1,311 @@
+"""The front door's HTTP routes: staff publishing, public reading, and channel forwarding."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import BaseModel, ConfigDict
+
+from schemas import (
+    Commune,
+    Notice,
+    NoticeDraft,
+    NoticePatch,
+    NoticeState,
+    NoticeWithdrawn,
+    subjects,
+)
+from schemas.channels import CHANNEL_ROUTES, ChannelHttpReply, ChannelHttpRequest
+from services.notices import errors, lifecycle
+from services.notices.atom import commune_feed
+from services.notices.cap import notice_to_cap
+from services.notices.errors import ApiError
+from services.notices.settings import NoticesSettings
+from services.notices.store import ConcurrentChange, NatsStore, StaffMember
+
+INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
+
+
+@dataclass
+class Context:
+    """What every route needs; built once by app.py, replaced by tests."""
+
+    store: NatsStore
+    settings: NoticesSettings
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def ctx(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+Ctx = Annotated[Context, Depends(ctx)]
+
+
+class NoticeList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    commune: Commune
+    notices: list[Notice]
+
+
+async def staff_member(
+    c: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> StaffMember:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(errors.UNAUTHORIZED)
+    member = await c.store.staff_for_token(token.strip())
+    if member is None:
+        raise ApiError(errors.UNAUTHORIZED)
+    return member
+
+
+Staff = Annotated[StaffMember, Depends(staff_member)]
+
+
+async def registered_commune(c: Context, insee: str) -> Commune:
+    if not INSEE_RE.match(insee):
+        raise ApiError(errors.INSEE_MALFORMED, insee=insee,
+                       fields=[{"field": "insee", "message": "not an INSEE code"}])
+    commune = await c.store.commune(insee)
+    if commune is None:
+        raise ApiError(errors.COMMUNE_UNKNOWN, insee=insee,
+                       fields=[{"field": "insee", "message": "commune not registered"}])
+    structlog.contextvars.bind_contextvars(commune=insee)
+    return commune
+
+
+async def staff_commune(c: Context, insee: str, member: StaffMember) -> Commune:
+    commune = await registered_commune(c, insee)
+    if insee not in member.communes:
+        raise ApiError(errors.COMMUNE_FORBIDDEN)
+    structlog.contextvars.bind_contextvars(staff=member.id)
+    return commune
+
+
+def shown(notice: Notice, now: datetime) -> Notice:
+    """The notice as a reader sees it now (expiry is derived, not stored)."""
+    return notice.model_copy(update={"state": notice.state_at(now)})
+
+
+async def find(c: Context, insee: str, notice_id: str) -> tuple[int, Notice]:
+    """The notice and the stream sequence it was read at (0: scheduled, not on the stream yet)."""
+    structlog.contextvars.bind_contextvars(notice_id=notice_id)
+    found = c.store.get(insee, notice_id)
+    if found is not None:
+        return found
+    scheduled = await c.store.scheduled(notice_id)
+    if scheduled is None or scheduled.commune != insee:
+        raise ApiError(errors.NOTICE_NOT_FOUND)
+    return 0, scheduled
+
+
+async def save(c: Context, notice: Notice, read_seq: int, now: datetime) -> Notice:
+    """Store a new or corrected notice: on the stream, or in the schedule until its time."""
+    try:
+        if notice.state is NoticeState.SCHEDULED:
+            if notice.publish_at is not None and notice.publish_at <= now:
+                event = lifecycle.publish_due(notice, now)
+                await c.store.append(event, read_seq)
+                await c.store.unschedule(notice.id)
+                return event.notice
+            await c.store.schedule(notice)
+            return notice
+        await c.store.append(lifecycle.event_for(notice, now), read_seq)
+        return notice
+    except ConcurrentChange as error:
+        raise ApiError(errors.NOTICE_CHANGED) from error
+
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/communes", summary="Communes registered in Crieur")
+async def list_communes(c: Ctx) -> list[Commune]:
+    return await c.store.communes()
+
+
+@router.get("/communes/{insee}", summary="One commune")
+async def get_commune(c: Ctx, insee: str) -> Commune:
+    commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    if commune is None:
+        raise ApiError(errors.COMMUNE_NOT_FOUND)
+    return commune
+
+
+@router.post("/communes/{insee}/notices", status_code=201, summary="Publish (or schedule) a notice")
+async def publish_notice(
+    c: Ctx, member: Staff, insee: str, draft: NoticeDraft, response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Notice:
+    await staff_commune(c, insee, member)
+    now = c.clock()
+    notice_id = lifecycle.new_notice_id()
+    remembered_key, request_hash = None, ""
+    if idempotency_key:
+        remembered_key = hashlib.sha256(f"{member.id}:{insee}:{idempotency_key}".encode()).hexdigest()
+        request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
+        known = await c.store.remembered(remembered_key)
+        if known is not None:
+            if known["request"] != request_hash:
+                raise ApiError(errors.IDEMPOTENCY_KEY_REUSED)
+            _, notice = await find(c, insee, known["notice_id"])
+            response.headers["Idempotent-Replayed"] = "true"
+            return shown(notice, now)
+        # Derived from the key, so two retries racing each other make one notice: the
+        # stream refuses the second by its Nats-Msg-Id.
+        notice_id = remembered_key[:16]
+    structlog.contextvars.bind_contextvars(notice_id=notice_id)
+    notice = lifecycle.create(draft, notice_id=notice_id, commune=insee, author=member.name, now=now)
+    try:
+        notice = await save(c, notice, 0, now)
+    except ApiError:
+        if remembered_key is None or c.store.get(insee, notice_id) is None:
+            raise
+        notice = c.store.get(insee, notice_id)[1]  # type: ignore[index]
+    if remembered_key is not None:
+        await c.store.remember(remembered_key, {"notice_id": notice.id, "request": request_hash})
+    structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)
+    return shown(notice, now)
+
+
+@router.patch("/communes/{insee}/notices/{notice_id}", summary="Correct a notice (new version)")
+async def correct_notice(
+    c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch
+) -> Notice:
+    await staff_commune(c, insee, member)
+    now = c.clock()
+    seq, notice = await find(c, insee, notice_id)
+    try:
+        corrected = lifecycle.correct(notice, patch, author=member.name, now=now)
+    except lifecycle.LifecycleError as error:
+        kind = errors.NOTICE_WITHDRAWN if notice.state is NoticeState.WITHDRAWN else errors.INVALID
+        raise ApiError(kind, message=str(error)) from error
+    saved = await save(c, corrected, seq, now)
+    structlog.get_logger().info("notice_corrected", version=saved.version)
+    return shown(saved, now)
+
+
+@router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice")
+async def withdraw_notice(c: Ctx, member: Staff, insee: str, notice_id: str) -> Notice:
+    await staff_commune(c, insee, member)
+    now = c.clock()
+    seq, notice = await find(c, insee, notice_id)
+    try:
+        event: NoticeWithdrawn = lifecycle.withdraw(notice, author=member.name, now=now)
+    except lifecycle.LifecycleError as error:
+        raise ApiError(errors.NOTICE_WITHDRAWN) from error
+    try:
+        # A scheduled notice is withdrawn on the stream too, so its record stays.
+        await c.store.append(event, seq)
+    except ConcurrentChange as error:
+        raise ApiError(errors.NOTICE_CHANGED) from error
+    if seq == 0:
+        await c.store.unschedule(notice_id)
+    structlog.get_logger().info("notice_withdrawn", version=notice.version)
+    return shown(event.notice, now)
+
+
+@router.get("/communes/{insee}/notices", summary="The commune's current notices (public)")
+async def list_notices(c: Ctx, insee: str) -> NoticeList:
+    commune = await registered_commune(c, insee)
+    now = c.clock()
+    return NoticeList(commune=commune, notices=c.store.view.current(insee, now))
+
+
+@router.get("/communes/{insee}/notices/{notice_id}", summary="One notice (public once published)")
+async def get_notice(c: Ctx, insee: str, notice_id: str) -> Notice:
+    await registered_commune(c, insee)
+    found = c.store.get(insee, notice_id)
+    if found is None:
+        raise ApiError(errors.NOTICE_NOT_FOUND)
+    return shown(found[1], c.clock())
+
+
+class AtomResponse(Response):
+    media_type = "application/atom+xml; charset=utf-8"
+
+
+class CapResponse(Response):
+    media_type = "application/cap+xml; charset=utf-8"
+
+
+@router.get("/communes/{insee}/feed.atom", response_class=AtomResponse,
+            summary="The commune's current notices as an Atom feed")
+async def atom_feed(c: Ctx, insee: str) -> AtomResponse:
+    commune = await registered_commune(c, insee)
+    now = c.clock()
+    feed = commune_feed(insee, commune.name, c.store.view.current(insee, now), now,
+                        c.settings.public_url)
+    return AtomResponse(feed)
+
+
+@router.get("/communes/{insee}/notices/{notice_id}/cap.xml", response_class=CapResponse,
+            summary="One notice as a CAP 1.2 alert (Alert, Update or Cancel)")
+async def cap_alert(c: Ctx, insee: str, notice_id: str) -> CapResponse:
+    commune = await registered_commune(c, insee)
+    found = c.store.get(insee, notice_id)
+    if found is None:
+        raise ApiError(errors.NOTICE_NOT_FOUND)
+    return CapResponse(notice_to_cap(found[1], commune.name, c.settings.public_url))
+
+
+# -- channel routes: answered by the channel that owns them, over NATS request-reply ----------
+
+FORWARDED_HEADERS = ("content-type", "user-agent", "accept-language")
+
+
+async def forward_to_channel(request: Request) -> Response:
+    """Hand the request to its channel; the front door keeps none of the channel's data."""
+    c = ctx(request)
+    channel = next(ch for prefix, ch in CHANNEL_ROUTES.items()
+                   if request.url.path == prefix or request.url.path.startswith(prefix + "/"))
+    headers = {k: v for k, v in request.headers.items()
+               if k in FORWARDED_HEADERS or k.startswith("x-")}
+    message = ChannelHttpRequest(
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        headers=headers,
+        body=(await request.body()).decode("utf-8", errors="replace"),
+        client_ip=request.client.host if request.client else "",
+    )
+    try:
+        reply_msg = await c.store.nc.request(
+            subjects.channel_http(channel), message.model_dump_json().encode(),
+            timeout=c.settings.channel_timeout_s,
+        )
+    except NoRespondersError as error:
+        raise ApiError(errors.CHANNEL_UNAVAILABLE, channel=channel) from error
+    except NatsTimeoutError as error:
+        raise ApiError(errors.CHANNEL_TIMEOUT, channel=channel) from error
+    reply = ChannelHttpReply.model_validate_json(reply_msg.data)
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
+
+
+def channel_router() -> APIRouter:
+    forwarded = APIRouter()
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    for prefix, channel in CHANNEL_ROUTES.items():
+        summary = f"Answered by the {channel} channel"
+        forwarded.add_api_route(prefix, forward_to_channel, methods=methods, summary=summary,
+                                tags=[f"channel: {channel}"])
+        forwarded.add_api_route(prefix + "/{rest:path}", forward_to_channel, methods=methods,
+                                summary=summary, tags=[f"channel: {channel}"])
+    return forwarded
+
+
+def not_found_json(_: Request, __: Any) -> JSONResponse:
+    return JSONResponse(errors.error_body(errors.NOT_FOUND.code, errors.NOT_FOUND.message), 404)

@@ -1,0 +1,121 @@
+"""Builds the notices service (the village's front door) from its settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.notices import errors, scheduler
+from services.notices.api import Context, channel_router, not_found_json, router
+from services.notices.settings import NoticesSettings
+from services.notices.store import NatsStore
+
+log = structlog.get_logger("crieur.notices")
+
+
+class BodyLimit:
+    """Answers 413 to a body over the limit, declared or streamed, before anything reads it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self.too_large(scope, receive, send)
+            return
+        # Chunked bodies have no length: read the whole body first and count.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self.too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = errors.BODY_TOO_LARGE
+        body = errors.error_body(kind.code, kind.message.format(limit=self.limit))
+        await JSONResponse(body, status_code=kind.status)(scope, receive, send)
+
+
+def create_app(settings: NoticesSettings, context: Context | None = None) -> FastAPI:
+    """The ASGI app; with no context given, it connects to NATS in its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context
+        store = None
+        if ctx is None:
+            store = await NatsStore.connect(settings.nats_url)
+            ctx = Context(store=store, settings=settings)
+        await ctx.store.follow_notices()
+        app.state.context = ctx
+        schedule = asyncio.create_task(
+            scheduler.run(ctx.store, ctx.clock, settings.schedule_interval_s)
+        )
+        log.info("notices_ready", url=f"http://{settings.http_host}:{settings.http_port}")
+        try:
+            yield
+        finally:
+            schedule.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await schedule
+            if store is not None:
+                await store.close()
+
+    app = FastAPI(
+        title="Crieur",
+        summary="Public notices of French communes: publish once, reach every channel.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def fresh_log_context(request: Request, call_next: Any) -> Any:
+        structlog.contextvars.clear_contextvars()
+        return await call_next(request)
+
+    app.add_exception_handler(errors.ApiError, errors.on_api_error)
+    app.add_exception_handler(RequestValidationError, errors.on_validation_error)
+    app.add_exception_handler(404, not_found_json)
+    app.include_router(router)
+    app.include_router(channel_router())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> dict[str, str]:
+        connected = request.app.state.context.store.nc.is_connected
+        return {"status": "ok" if connected else "nats_disconnected"}
+
+    return app

@@ -1,0 +1,105 @@
+"""A commune's current notices as an Atom 1.0 feed (RFC 4287), for feed readers and aggregators."""
+
+from __future__ import annotations
+
+import re
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import datetime
+
+from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice
+
+ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+# XML 1.0 cannot carry most C0 controls even escaped; a pasted text may contain some.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(value: str) -> str:
+    """Text safe for XML 1.0: invalid characters dropped, line ends normalised as a parser would."""
+    return _XML_INVALID.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def atom_time(value: datetime) -> str:
+    """An RFC 3339 date-time in Paris local time, whole seconds."""
+    local = value.replace(tzinfo=PARIS) if value.tzinfo is None else value.astimezone(PARIS)
+    return local.isoformat(timespec="seconds")
+
+
+def entry_id(notice: Notice) -> str:
+    """A notice's Atom id: the same for every version, and independent of where Crieur is hosted."""
+    # A name-based UUID needs no domain we own (unlike tag:) and no registered URN namespace.
+    name = f"crieur:notice:{notice.commune}:{notice.id}"
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+
+
+def _entry_title(notice: Notice) -> str:
+    """Alerts carry their label in the title so they stand out in a reader's list."""
+    if notice.category is Category.ALERTE:
+        return f"{CATEGORY_LABELS[notice.category]} : {notice.title}"
+    return notice.title
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    """Append an Atom element with optional text and attributes."""
+    element = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = _text(text)
+    return element
+
+
+def commune_feed(
+    commune_insee: str,
+    commune_name: str,
+    notices: Sequence[Notice],
+    now: datetime,
+    public_url: str,
+) -> bytes:
+    """The commune's notices, in the order given, as an Atom feed (UTF-8, with XML declaration)."""
+    # Choosing which notices are current, and their order, is the caller's job; a notice from
+    # another commune here is a bug upstream that must not leak into this commune's feed.
+    strays = [n.id for n in notices if n.commune != commune_insee]
+    if strays:
+        raise ValueError(f"notices {strays} do not belong to commune {commune_insee}")
+
+    site = public_url.rstrip("/")
+    page = f"{site}/communes/{commune_insee}"
+    author = f"Mairie de {commune_name}"
+    updated = max((n.updated_at for n in notices), default=now)
+
+    # xmlns is written as a plain attribute: ElementTree's default_namespace option refuses
+    # the unprefixed attributes (rel, href) that Atom uses.
+    feed = ET.Element("feed", {"xmlns": ATOM_NAMESPACE, _XML_LANG: "fr"})
+    # The public page is the feed's id: it is what the feed stands for, and readers key on it.
+    _sub(feed, "id", page)
+    _sub(feed, "title", f"Avis de la mairie de {commune_name}")
+    _sub(feed, "updated", atom_time(updated))
+    self_href = f"{site}/api/v1/communes/{commune_insee}/feed.atom"
+    _sub(feed, "link", rel="self", type="application/atom+xml", href=self_href)
+    _sub(feed, "link", rel="alternate", type="text/html", href=page)
+
+    for notice in notices:
+        entry = _sub(feed, "entry")
+        _sub(entry, "id", entry_id(notice))
+        _sub(entry, "title", _entry_title(notice))
+        _sub(entry, "updated", atom_time(notice.updated_at))
+        if notice.published_at is not None:
+            _sub(entry, "published", atom_time(notice.published_at))
+        _sub(_sub(entry, "author"), "name", author)
+        _sub(entry, "category", term=notice.category.value, label=CATEGORY_LABELS[notice.category])
+        notice_page = f"{page}/notices/{notice.id}"
+        _sub(entry, "link", rel="alternate", type="text/html", href=notice_page)
+        for link in notice.links:
+            attrs = {"title": _text(link.label)} if link.label else {}
+            _sub(entry, "link", rel="related", href=str(link.url), **attrs)
+        for attachment in notice.attachments:
+            attrs = {"title": _text(attachment.name), "type": attachment.media_type}
+            if attachment.size is not None:
+                attrs["length"] = str(attachment.size)
+            _sub(entry, "link", rel="enclosure", href=str(attachment.url), **attrs)
+        _sub(entry, "content", notice.body, type="text")
+
+    body = ET.tostring(feed, encoding="utf-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"

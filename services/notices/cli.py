@@ -1,0 +1,202 @@
+"""`crieur`: the operator's and the staff's work from a shell.
+
+Operator commands (commune, staff) talk to NATS directly (CRIEUR_NATS_URL); staff commands
+(publish, correct, withdraw, notices) go through the HTTP API with a staff token, exactly
+like a script of the mairie's would (CRIEUR_API_URL, CRIEUR_TOKEN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import httpx
+
+from crieur.settings import CommonSettings
+from services.notices.store import NatsStore
+
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+
+
+async def _store() -> NatsStore:
+    return await NatsStore.connect(CommonSettings().nats_url, name="crieur-cli")
+
+
+async def commune_add(args: argparse.Namespace) -> int:
+    store = await _store()
+    try:
+        existing = await store.commune(args.insee)
+        if existing is not None and existing.name == args.name:
+            print(f"commune {existing.insee} {existing.name} already registered")
+            return 0
+        commune = await store.add_commune(args.insee, args.name)
+        print(f"commune {commune.insee} {commune.name} registered")
+        return 0
+    finally:
+        await store.close()
+
+
+async def commune_list(_: argparse.Namespace) -> int:
+    store = await _store()
+    try:
+        for commune in await store.communes():
+            print(f"{commune.insee}\t{commune.name}")
+        return 0
+    finally:
+        await store.close()
+
+
+async def staff_add(args: argparse.Namespace) -> int:
+    store = await _store()
+    try:
+        for insee in args.commune:
+            if await store.commune(insee) is None:
+                print(f"error: commune {insee} is not registered (crieur commune add)",
+                      file=sys.stderr)
+                return 2
+        member, token = await store.add_staff(args.name, tuple(args.commune))
+        print(f"staff {member.id} ({member.name}) for {', '.join(member.communes)}",
+              file=sys.stderr)
+        print("token (shown once, keep it safe):", file=sys.stderr)
+        print(token)
+        return 0
+    finally:
+        await store.close()
+
+
+async def staff_list(_: argparse.Namespace) -> int:
+    store = await _store()
+    try:
+        for _key, m in await store.staff():
+            state = f"revoked {m.revoked_at:%Y-%m-%d}" if m.revoked_at else "active"
+            print(f"{m.id}\t{m.name}\t{','.join(m.communes)}\t{state}")
+        return 0
+    finally:
+        await store.close()
+
+
+async def staff_revoke(args: argparse.Namespace) -> int:
+    store = await _store()
+    try:
+        revoked = await store.revoke_staff(args.who)
+        if not revoked:
+            print(f"error: no active staff token with id or name {args.who!r}", file=sys.stderr)
+            return 1
+        for m in revoked:
+            print(f"revoked {m.id} ({m.name})")
+        return 0
+    finally:
+        await store.close()
+
+
+def _api(args: argparse.Namespace) -> httpx.Client:
+    token = args.token or os.environ.get("CRIEUR_TOKEN")
+    if not token:
+        raise SystemExit("error: a staff token is needed: --token or CRIEUR_TOKEN")
+    base = args.api_url or os.environ.get("CRIEUR_API_URL", DEFAULT_API_URL)
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _show(response: httpx.Response) -> int:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0 if response.is_success else 1
+
+
+def _notice_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields = {k: getattr(args, k) for k in
+              ("category", "title", "body", "publish_at", "starts_at", "ends_at")}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+async def publish(args: argparse.Namespace) -> int:
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    with _api(args) as api:
+        return _show(api.post(f"/api/v1/communes/{args.commune}/notices",
+                              json=_notice_fields(args), headers=headers))
+
+
+async def correct(args: argparse.Namespace) -> int:
+    with _api(args) as api:
+        return _show(api.patch(f"/api/v1/communes/{args.commune}/notices/{args.id}",
+                               json=_notice_fields(args)))
+
+
+async def withdraw(args: argparse.Namespace) -> int:
+    with _api(args) as api:
+        return _show(api.post(f"/api/v1/communes/{args.commune}/notices/{args.id}/withdraw"))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crieur", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(required=True, metavar="command")
+
+    commune = sub.add_parser("commune", help="register and list communes").add_subparsers(
+        required=True, metavar="action")
+    c_add = commune.add_parser("add", help="register a commune: crieur commune add 70299 Lavoncourt")
+    c_add.add_argument("insee")
+    c_add.add_argument("name")
+    c_add.set_defaults(run=commune_add)
+    commune.add_parser("list", help="list communes").set_defaults(run=commune_list)
+
+    staff = sub.add_parser("staff", help="staff tokens").add_subparsers(
+        required=True, metavar="action")
+    s_add = staff.add_parser("add", help="create a staff token (printed once)")
+    s_add.add_argument("--commune", action="append", required=True,
+                       help="INSEE code; repeat for several communes")
+    s_add.add_argument("--name", required=True)
+    s_add.set_defaults(run=staff_add)
+    staff.add_parser("list", help="list staff tokens").set_defaults(run=staff_list)
+    s_revoke = staff.add_parser("revoke", help="revoke the tokens of a staff id or name")
+    s_revoke.add_argument("who")
+    s_revoke.set_defaults(run=staff_revoke)
+
+    def api_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--commune", required=True, help="INSEE code")
+        sp.add_argument("--token", help="staff token (default: $CRIEUR_TOKEN)")
+        sp.add_argument("--api-url", help=f"default: $CRIEUR_API_URL or {DEFAULT_API_URL}")
+
+    def notice_args(sp: argparse.ArgumentParser, required: bool) -> None:
+        sp.add_argument("--category", required=required,
+                        choices=["information", "evenement", "travaux", "alerte"])
+        sp.add_argument("--title", required=required)
+        sp.add_argument("--body", required=required)
+        sp.add_argument("--publish-at", help="ISO date-time, Europe/Paris if no offset")
+        sp.add_argument("--starts-at")
+        sp.add_argument("--ends-at")
+
+    pub = sub.add_parser("publish", help="publish a notice through the API")
+    api_args(pub)
+    notice_args(pub, required=True)
+    pub.add_argument("--idempotency-key", help="retrying with the same key publishes once")
+    pub.set_defaults(run=publish)
+
+    cor = sub.add_parser("correct", help="correct a notice (new version)")
+    api_args(cor)
+    cor.add_argument("--id", required=True)
+    notice_args(cor, required=False)
+    cor.set_defaults(run=correct)
+
+    wd = sub.add_parser("withdraw", help="withdraw a notice")
+    api_args(wd)
+    wd.add_argument("--id", required=True)
+    wd.set_defaults(run=withdraw)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = asyncio.run(args.run(args))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Publishes scheduled notices when their time comes, even after a restart.
+
+The schedule lives in the `schedule` bucket, not in memory, so a notice due while the
+service was down goes out as soon as it is back. Several front doors may run this loop:
+the Nats-Msg-Id of the publication makes the second one a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from services.notices import lifecycle
+from services.notices.store import ConcurrentChange, NatsStore
+
+log = structlog.get_logger("crieur.notices.scheduler")
+
+
+async def publish_due_notices(store: NatsStore, now: datetime) -> int:
+    """Publish every scheduled notice whose publish_at has passed; returns how many."""
+    published = 0
+    for notice in await store.all_scheduled():
+        if notice.publish_at is None or notice.publish_at > now:
+            continue
+        try:
+            await store.append(lifecycle.publish_due(notice, now), expected_last_seq=0)
+            published += 1
+        except ConcurrentChange:
+            # Already on the stream (another front door, or a crash before unscheduling).
+            pass
+        await store.unschedule(notice.id)
+        log.info("scheduled_notice_published", notice_id=notice.id, commune=notice.commune)
+    return published
+
+
+async def run(store: NatsStore, clock: Callable[[], datetime], interval_s: float) -> None:
+    while True:
+        try:
+            await publish_due_notices(store, clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a NATS hiccup must not stop the schedule
+            log.exception("schedule_check_failed")
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,238 @@
+"""The notices service's NATS side: the NOTICES stream and the KV buckets it owns.
+
+Writes go to JetStream first; the in-memory `NoticeView` is fed by an ordered consumer, so
+any number of front doors agree on what the stream says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+from nats.js.errors import APIError, KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crieur.bus import RECONNECT_FOREVER, ensure_all
+from schemas import Commune, Notice, NoticeEvent, parse_notice_event, subjects
+from schemas.streams import COMMUNES, IDEMPOTENCY, NOTICES, SCHEDULE, STAFF
+from services.notices.view import NoticeView
+
+log = structlog.get_logger("crieur.notices.store")
+
+# JetStream's error code when Nats-Expected-Last-Subject-Sequence does not match.
+WRONG_LAST_SEQUENCE = 10071
+
+
+class ConcurrentChange(Exception):
+    """Someone else changed the notice since it was read: reload, then try again."""
+
+
+class StaffMember(BaseModel):
+    """A staff token's record; the token itself is never stored, only its SHA-256."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str = Field(min_length=1, max_length=100)
+    communes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 192 random bits, so a fast hash is enough (argon2 is for passwords).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "crieur_" + secrets.token_urlsafe(24)
+
+
+class NatsStore:
+    """Everything the front door keeps, all of it in NATS."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, buckets: dict[str, KeyValue]) -> None:
+        self.nc = nc
+        self.js = js
+        self.communes_kv = buckets[COMMUNES.name]
+        self.staff_kv = buckets[STAFF.name]
+        self.idempotency_kv = buckets[IDEMPOTENCY.name]
+        self.schedule_kv = buckets[SCHEDULE.name]
+        self.view = NoticeView()
+        self._ready = asyncio.Event()
+        self._feed: JetStreamContext.PushSubscription | None = None
+
+    @classmethod
+    async def connect(cls, url: str, name: str = "crieur-notices") -> NatsStore:
+        nc = await nats.connect(url, name=name, **RECONNECT_FOREVER)
+        js = nc.jetstream()
+        return cls(nc, js, await ensure_all(js))
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            await self._feed.unsubscribe()
+        await self.nc.drain()
+
+    # -- notices -----------------------------------------------------------------------
+
+    async def follow_notices(self, timeout: float = 30.0) -> None:
+        """Feed the view: last event of every notice, then every new one; wait for the first part."""
+        info = await self.js.stream_info(NOTICES.name)
+        if info.state.messages == 0:
+            self._ready.set()
+        self._feed = await self.js.subscribe(
+            subjects.NOTICES,
+            cb=self._on_event,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        log.info("notices_loaded", notices=self.view.count())
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            event = parse_notice_event(msg.data)
+        except ValidationError as error:
+            # Only this service writes NOTICES; a bad message is logged, never fatal.
+            log.error("notice_event_unreadable", subject=msg.subject, error=str(error)[:300])
+        else:
+            self.view.apply(msg.metadata.sequence.stream, event)
+        if msg.metadata.num_pending == 0:
+            self._ready.set()
+
+    async def append(self, event: NoticeEvent, expected_last_seq: int) -> int:
+        """Publish an event; refused if the notice changed since `expected_last_seq` was read."""
+        notice = event.notice
+        headers = {
+            "Nats-Msg-Id": event.msg_id,
+            "Nats-Expected-Last-Subject-Sequence": str(expected_last_seq),
+        }
+        try:
+            ack = await self.js.publish(
+                subjects.notice(notice.commune, notice.id),
+                event.model_dump_json().encode(),
+                headers=headers,
+                stream=NOTICES.name,
+            )
+        except APIError as error:
+            if error.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrentChange(notice.id) from error
+            raise
+        if not ack.duplicate:
+            self.view.apply(ack.seq, event)
+        structlog.get_logger().info(
+            "notice_event_stored", notice_id=notice.id, commune=notice.commune,
+            kind=event.kind, version=notice.version, seq=ack.seq, duplicate=ack.duplicate,
+        )
+        return ack.seq
+
+    def get(self, commune: str, notice_id: str) -> tuple[int, Notice] | None:
+        return self.view.get(commune, notice_id)
+
+    # -- scheduled notices ---------------------------------------------------------------
+
+    async def schedule(self, notice: Notice) -> None:
+        await self.schedule_kv.put(notice.id, notice.model_dump_json().encode())
+
+    async def unschedule(self, notice_id: str) -> None:
+        await self.schedule_kv.delete(notice_id)
+
+    async def scheduled(self, notice_id: str) -> Notice | None:
+        try:
+            entry = await self.schedule_kv.get(notice_id)
+        except KeyNotFoundError:
+            return None
+        return Notice.model_validate_json(entry.value or b"")
+
+    async def all_scheduled(self) -> list[Notice]:
+        try:
+            keys = await self.schedule_kv.keys()
+        except NoKeysError:
+            return []
+        notices = [await self.scheduled(key) for key in keys]
+        return [n for n in notices if n is not None]
+
+    # -- communes ------------------------------------------------------------------------
+
+    async def add_commune(self, insee: str, name: str) -> Commune:
+        commune = Commune(insee=insee, name=name, created_at=datetime.now(UTC))
+        await self.communes_kv.put(insee, commune.model_dump_json().encode())
+        return commune
+
+    async def commune(self, insee: str) -> Commune | None:
+        try:
+            entry = await self.communes_kv.get(insee)
+        except KeyNotFoundError:
+            return None
+        return Commune.model_validate_json(entry.value or b"")
+
+    async def communes(self) -> list[Commune]:
+        try:
+            keys = await self.communes_kv.keys()
+        except NoKeysError:
+            return []
+        found = [await self.commune(k) for k in sorted(keys)]
+        return [c for c in found if c is not None]
+
+    # -- staff ---------------------------------------------------------------------------
+
+    async def add_staff(self, name: str, communes: tuple[str, ...]) -> tuple[StaffMember, str]:
+        """A new staff member; returns the token, which is shown once and never stored."""
+        token = new_token()
+        member = StaffMember(
+            id=secrets.token_hex(4), name=name, communes=communes, created_at=datetime.now(UTC)
+        )
+        await self.staff_kv.put(token_hash(token), member.model_dump_json().encode())
+        return member, token
+
+    async def staff_for_token(self, token: str) -> StaffMember | None:
+        try:
+            entry = await self.staff_kv.get(token_hash(token))
+        except KeyNotFoundError:
+            return None
+        member = StaffMember.model_validate_json(entry.value or b"")
+        return None if member.revoked_at else member
+
+    async def staff(self) -> list[tuple[str, StaffMember]]:
+        try:
+            keys = await self.staff_kv.keys()
+        except NoKeysError:
+            return []
+        members = []
+        for key in keys:
+            entry = await self.staff_kv.get(key)
+            members.append((key, StaffMember.model_validate_json(entry.value or b"")))
+        return sorted(members, key=lambda km: km[1].created_at)
+
+    async def revoke_staff(self, id_or_name: str) -> list[StaffMember]:
+        """Revoke every live token whose id or name matches; returns what was revoked."""
+        revoked = []
+        for key, member in await self.staff():
+            if member.revoked_at is None and id_or_name in (member.id, member.name):
+                done = member.model_copy(update={"revoked_at": datetime.now(UTC)})
+                await self.staff_kv.put(key, done.model_dump_json().encode())
+                revoked.append(done)
+        return revoked
+
+    # -- idempotency keys ----------------------------------------------------------------
+
+    async def remembered(self, key: str) -> dict[str, str] | None:
+        try:
+            entry = await self.idempotency_kv.get(key)
+        except KeyNotFoundError:
+            return None
+        value: dict[str, str] = json.loads(entry.value or b"{}")
+        return value
+
+    async def remember(self, key: str, value: dict[str, str]) -> None:
+        await self.idempotency_kv.put(key, json.dumps(value).encode())

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test: a real nats-server for the session, and helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from crieur.nats_server import NatsServer
+
+CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream, random port, temporary store, for the whole session."""
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: NatsServer) -> str:
+    return nats_server.url
+
+
+def chromium_path() -> str:
+    """Debian's chromium; under CI a missing browser is a failure, elsewhere a skip."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if CI:
+            pytest.fail("chromium is not installed (apt-get install chromium); CI needs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return chromium_path()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+__all__ = ["AsyncIterator", "repo_root"]
