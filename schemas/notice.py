@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -16,7 +16,8 @@ from pydantic import (
     HttpUrl,
     PlainSerializer,
     StringConstraints,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from schemas.commune import Insee
@@ -103,13 +104,14 @@ class Attachment(BaseModel):
 class _Window(BaseModel):
     """Checks shared by a draft and a stored notice: the window must be a window."""
 
-    @model_validator(mode="after")
-    def _window_is_ordered(self) -> Self:
-        starts_at = getattr(self, "starts_at", None)
-        ends_at = getattr(self, "ends_at", None)
+    @field_validator("ends_at", check_fields=False)
+    @classmethod
+    def _ends_after_start(cls, ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        # A field validator (not a model one) so the error names `ends_at` for the caller.
+        starts_at = info.data.get("starts_at")
         if starts_at is not None and ends_at is not None and ends_at <= starts_at:
             raise ValueError("ends_at must be after starts_at")
-        return self
+        return ends_at
 
 
 class NoticeDraft(_Window):

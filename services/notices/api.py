@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas import (
     Commune,
@@ -193,6 +193,10 @@ async def correct_notice(
     except lifecycle.LifecycleError as error:
         kind = errors.NOTICE_WITHDRAWN if notice.state is NoticeState.WITHDRAWN else errors.INVALID
         raise ApiError(kind, message=str(error)) from error
+    except ValidationError as error:
+        fields = errors.field_errors(error.errors())
+        message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        raise ApiError(errors.INVALID, message=message, fields=fields) from error
     saved = await save(c, corrected, seq, now)
     structlog.get_logger().info("notice_corrected", version=saved.version)
     return shown(saved, now)
