@@ -301,13 +301,14 @@ async def forward_to_channel(request: Request) -> Response:
 
 def channel_router() -> APIRouter:
     forwarded = APIRouter()
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for prefix, channel in CHANNEL_ROUTES.items():
-        summary = f"Answered by the {channel} channel"
-        forwarded.add_api_route(prefix, forward_to_channel, methods=methods, summary=summary,
-                                tags=[f"channel: {channel}"])
-        forwarded.add_api_route(prefix + "/{rest:path}", forward_to_channel, methods=methods,
-                                summary=summary, tags=[f"channel: {channel}"])
+        for path in (prefix, prefix + "/{rest:path}"):
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                slug = re.sub(r"[^a-z]+", "_", f"{method} {path}".lower()).strip("_")
+                forwarded.add_api_route(
+                    path, forward_to_channel, methods=[method], operation_id=slug,
+                    summary=f"Answered by the {channel} channel", tags=[f"channel: {channel}"],
+                )
     return forwarded
 
 

@@ -80,6 +80,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
             store = await NatsStore.connect(settings.nats_url)
             ctx = Context(store=store, settings=settings)
         await ctx.store.follow_notices()
+        await ctx.store.follow_schedule()
         app.state.context = ctx
         schedule = asyncio.create_task(
             scheduler.run(ctx.store, ctx.clock, settings.schedule_interval_s)

@@ -22,7 +22,7 @@ log = structlog.get_logger("crieur.notices.scheduler")
 async def publish_due_notices(store: NatsStore, now: datetime) -> int:
     """Publish every scheduled notice whose publish_at has passed; returns how many."""
     published = 0
-    for notice in await store.all_scheduled():
+    for notice in store.all_scheduled():
         if notice.publish_at is None or notice.publish_at > now:
             continue
         try:

@@ -71,6 +71,9 @@ class NatsStore:
         self.view = NoticeView()
         self._ready = asyncio.Event()
         self._feed: JetStreamContext.PushSubscription | None = None
+        self._scheduled: dict[str, Notice] = {}
+        self._schedule_watch: KeyValue.KeyWatcher | None = None
+        self._schedule_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, url: str, name: str = "crieur-notices") -> NatsStore:
@@ -79,6 +82,10 @@ class NatsStore:
         return cls(nc, js, await ensure_all(js))
 
     async def close(self) -> None:
+        if self._schedule_watch is not None:
+            await self._schedule_watch.stop()
+        if self._schedule_task is not None:
+            self._schedule_task.cancel()
         if self._feed is not None:
             await self._feed.unsubscribe()
         await self.nc.drain()
@@ -141,11 +148,32 @@ class NatsStore:
 
     # -- scheduled notices ---------------------------------------------------------------
 
+    async def follow_schedule(self) -> None:
+        """Mirror the schedule bucket in memory, so the scheduler's checks cost no NATS call."""
+        watcher = await self.schedule_kv.watchall()
+
+        async def mirror() -> None:
+            async for entry in watcher:
+                if entry is None:  # the end of the initial values
+                    continue
+                if entry.operation in ("DEL", "PURGE"):
+                    self._scheduled.pop(entry.key, None)
+                    continue
+                try:
+                    self._scheduled[entry.key] = Notice.model_validate_json(entry.value or b"")
+                except ValidationError as error:
+                    log.error("scheduled_notice_unreadable", key=entry.key, error=str(error)[:300])
+
+        self._schedule_watch = watcher
+        self._schedule_task = asyncio.create_task(mirror())
+
     async def schedule(self, notice: Notice) -> None:
         await self.schedule_kv.put(notice.id, notice.model_dump_json().encode())
+        self._scheduled[notice.id] = notice
 
     async def unschedule(self, notice_id: str) -> None:
         await self.schedule_kv.delete(notice_id)
+        self._scheduled.pop(notice_id, None)
 
     async def scheduled(self, notice_id: str) -> Notice | None:
         try:
@@ -154,13 +182,8 @@ class NatsStore:
             return None
         return Notice.model_validate_json(entry.value or b"")
 
-    async def all_scheduled(self) -> list[Notice]:
-        try:
-            keys = await self.schedule_kv.keys()
-        except NoKeysError:
-            return []
-        notices = [await self.scheduled(key) for key in keys]
-        return [n for n in notices if n is not None]
+    def all_scheduled(self) -> list[Notice]:
+        return list(self._scheduled.values())
 
     # -- communes ------------------------------------------------------------------------
 

@@ -1,0 +1,241 @@
+"""Builds the LED sign service from its settings: one process consumes NATS and serves HTTP.
+
+The sign must keep working on a village square: it starts (and keeps showing) without
+network, from the playlist it saved last time; it connects in the background, forever,
+and once the stream has been replayed the stream's word replaces the saved one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from nats.js.errors import KeyNotFoundError
+
+from crieur.bus import ensure_streams
+from schemas import subjects
+from schemas.commune import Commune
+from schemas.deliveries import Channel, DeliveryReport
+from schemas.streams import COMMUNES, DELIVERIES, NOTICES
+from services.panel import web
+from services.panel.driver import PanelDriver, PngFrameDriver
+from services.panel.handlers import NoticeFeed, make_broker, register
+from services.panel.playlist import BlankHours, Playlist
+from services.panel.render import PanelSpec
+from services.panel.settings import PanelSettings
+from services.panel.showing import DeliveryTracker, Reporter, Show, Sign, ThrottledDriver
+
+log = structlog.get_logger("crieur.panel")
+
+SNAPSHOT = "playlist.json"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Panel:
+    """Everything one sign runs: feed, playlist, show loop, reports, web sign."""
+
+    def __init__(self, settings: PanelSettings, *, clock: Callable[[], datetime] = _utcnow,
+                 broker: NatsBroker | None = None,
+                 extra_drivers: tuple[PanelDriver, ...] = ()) -> None:
+        self.settings = settings
+        self.commune = settings.panel_commune
+        self.spec = PanelSpec.from_string(settings.panel_size, color=settings.panel_color,
+                                          rgb=settings.panel_rgb)
+        self.playlist = Playlist(self.commune, BlankHours.parse(settings.panel_blank_hours))
+        self.sign = Sign(self.playlist, clock)
+        self.feed = NoticeFeed(self.playlist, on_change=self.sign.touch)
+        self.broker = broker or make_broker(settings.nats_url)
+        register(self.broker, self.feed)
+        self.web = web.WebSignDriver(self.spec)
+        drivers: list[PanelDriver] = [self.web, *extra_drivers]
+        if settings.panel_png_interval_s > 0:
+            drivers.append(ThrottledDriver(PngFrameDriver(settings.frames_dir),
+                                           settings.panel_png_interval_s))
+        self.tracker = DeliveryTracker(self.commune, settings.panel_name,
+                                       settings.panel_report_interval_s)
+        self.reporter = Reporter(self.publish_report)
+        self.show = Show(self.sign, self.spec, drivers, self.tracker, self.reporter,
+                         slide_seconds=settings.panel_slide_seconds,
+                         scroll_speed=settings.panel_scroll_speed)
+        self.commune_name = ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._saved_generation = -1
+        self._bus_ready = False
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.settings.frames_dir / SNAPSHOT
+
+    @property
+    def connected(self) -> bool:
+        if not self._bus_ready:
+            return False
+        with contextlib.suppress(Exception):
+            return bool(self.broker.connection.is_connected)
+        return False
+
+    def current(self) -> dict[str, Any]:
+        """The /playlist document now."""
+        return web.snapshot(self.playlist, self.sign.clock(), name=self.settings.panel_name,
+                            size=f"{self.spec.width}x{self.spec.height}",
+                            synced=self.feed.synced.is_set(), connected=self.connected,
+                            commune_name=self.commune_name)
+
+    # -- life -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.restore()
+        self._tasks = [
+            asyncio.create_task(self.show.run(), name="panel-show"),
+            asyncio.create_task(self.reporter.run(), name="panel-reporter"),
+            asyncio.create_task(self.watch(), name="panel-watch"),
+            asyncio.create_task(self.connect(), name="panel-connect"),
+        ]
+        log.info("panel_started", commune=self.commune, size=self.settings.panel_size,
+                 url=f"http://{self.settings.panel_http_host}:{self.settings.panel_http_port}")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        # What the sign showed up to now is worth a report, if NATS can take it quickly.
+        for report in self.tracker.flush(self.sign.clock()):
+            self.reporter.submit(report)
+        if self.connected:
+            with contextlib.suppress(Exception):
+                await self.reporter.drain(within=3.0)
+        self.save()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        log.info("panel_stopped", commune=self.commune, unsent_reports=self.reporter.pending)
+
+    async def connect(self) -> None:
+        """Connect, ensure the streams, subscribe; retried until it works, however long."""
+        delay = 1.0
+        while True:
+            try:
+                await self.broker.connect()
+                await ensure_streams(self.broker.connection.jetstream())
+                await self.broker.start()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("panel_connect_failed", commune=self.commune,
+                            error=repr(error)[:200], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self._bus_ready = True
+        log.info("panel_connected", commune=self.commune)
+        js = self.broker.connection.jetstream()
+        info = await js.stream_info(NOTICES.name,
+                                    subjects_filter=subjects.commune_notices(self.commune))
+        if not info.state.subjects:
+            # Nothing on the stream for this commune: the replay is complete as it is.
+            self.feed.mark_synced()
+        with contextlib.suppress(KeyNotFoundError, Exception):
+            entry = await (await js.key_value(COMMUNES.name)).get(self.commune)
+            self.commune_name = Commune.model_validate_json(entry.value or b"").name
+            self.sign.touch()
+
+    async def publish_report(self, report: DeliveryReport, msg_id: str) -> None:
+        if not self.connected:
+            raise ConnectionError("not connected to NATS")
+        await self.broker.publish(
+            report.model_dump_json().encode(),
+            subjects.delivery(Channel.PANEL.value, report.commune),
+            stream=DELIVERIES.name,
+            headers={"Nats-Msg-Id": msg_id},
+            timeout=5.0,
+        )
+
+    async def watch(self) -> None:
+        """Once a second or on change: drop what expired, tell the pages, save the playlist."""
+        last = ""
+        while True:
+            gone = self.playlist.forget_expired(self.sign.clock())
+            for notice_id in gone:
+                log.info("notice_expired", notice_id=notice_id, commune=self.commune)
+            doc = self.current()
+            text = json.dumps(doc, sort_keys=True)
+            if text != last:
+                last = text
+                self.web.publish_playlist(doc)
+                log.info("playlist_changed", commune=self.commune,
+                         notices=[n["id"] for n in doc["notices"]], blank=doc["blank"],
+                         synced=doc["synced"], connected=doc["connected"])
+            if self.playlist.generation != self._saved_generation:
+                await asyncio.to_thread(self.save)
+            await self.sign.wait_change(within=1.0)
+
+    # -- the sign's memory ------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Load the playlist saved last time, so a sign restarted offline is not dark."""
+        try:
+            data = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
+            self.playlist.load(data)
+        except FileNotFoundError:
+            return
+        except Exception as error:
+            log.warning("playlist_snapshot_unreadable", path=str(self.snapshot_path),
+                        error=repr(error)[:200])
+            return
+        self._saved_generation = self.playlist.generation
+        log.info("playlist_restored", commune=self.commune, notices=len(self.playlist.known()))
+
+    def save(self) -> None:
+        generation = self.playlist.generation
+        directory = self.snapshot_path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        # Temp file + rename: a power cut mid-write leaves the old snapshot, not half a file.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".playlist-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(self.playlist.dump(), out, ensure_ascii=False)
+            os.replace(tmp, self.snapshot_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._saved_generation = generation
+
+
+def create_app(settings: PanelSettings, panel: Panel | None = None) -> FastAPI:
+    """The ASGI app; its lifespan starts and stops the sign."""
+    sign = panel or Panel(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await sign.start()
+        try:
+            yield
+        finally:
+            await sign.stop()
+
+    app = FastAPI(title="Crieur — panneau lumineux", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.panel = sign
+    app.include_router(web.router(sign.web, sign.current))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        # 200 even without NATS: the sign is up and showing its last playlist.
+        return {"status": "ok" if sign.connected else "nats_disconnected",
+                "synced": sign.feed.synced.is_set()}
+
+    return app
