@@ -53,6 +53,7 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
     env |= env_extra or {}
     data_dir.mkdir(parents=True, exist_ok=True)
     output = data_dir / "village.log"
+    already = output.stat().st_size if output.exists() else 0  # a restart appends
     with output.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "crieur.village"], cwd=repo_root(), env=env,
@@ -63,7 +64,7 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"village exited early:\n{output.read_text()[-3000:]}")
-        if "Ctrl-C stops everything" in output.read_text():
+        if b"Ctrl-C stops everything" in output.read_bytes()[already:]:
             break
         time.sleep(0.2)
     else:

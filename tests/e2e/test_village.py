@@ -1,0 +1,142 @@
+"""The village as a newcomer meets it: `make run`'s launcher, driven from outside over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from tests.e2e.conftest import Village, start_village
+
+pytestmark = pytest.mark.e2e
+
+CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+ATOM = "{http://www.w3.org/2005/Atom}"
+NOTICES = "/api/v1/communes/70299/notices"
+
+
+def read_stream(nats_url: str, notice_id: str) -> list[dict[str, object]]:
+    """The notice's events as JetStream holds them, read with plain nats-py."""
+
+    async def read() -> list[dict[str, object]]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        sub = await js.subscribe(f"notices.70299.{notice_id}", ordered_consumer=True)
+        events = []
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            events.append({"kind": json.loads(msg.data)["kind"], "msg_id": msg.header["Nats-Msg-Id"]})
+            if msg.metadata.num_pending == 0:
+                break
+        await nc.close()
+        return events
+
+    return asyncio.run(read())
+
+
+def test_publish_correct_withdraw_and_read_back_everywhere(village: Village) -> None:
+    api = httpx.Client(base_url=village.api, timeout=30)
+    draft = {"category": "alerte", "title": "Crue de la Saône : route de Gray fermée",
+             "body": "Évitez les berges. Déviation par Dampierre.",
+             "ends_at": "2099-12-31T18:00"}
+    created = api.post(NOTICES, json=draft, headers=village.auth)
+    assert created.status_code == 201, created.text
+    notice = created.json()
+    nid = notice["id"]
+
+    listed = api.get(NOTICES).json()
+    assert [n["id"] for n in listed["notices"]] == [nid]
+    cap = ET.fromstring(api.get(f"{NOTICES}/{nid}/cap.xml").content)
+    assert cap.findtext(f"{CAP}msgType") == "Alert"
+    assert cap.findtext(f"{CAP}info/{CAP}area/{CAP}geocode/{CAP}value") == "70299"
+    assert cap.findtext(f"{CAP}info/{CAP}severity") == "Severe"
+
+    corrected = api.patch(f"{NOTICES}/{nid}", json={"title": "Crue : route de Gray rouverte"},
+                          headers=village.auth)
+    assert corrected.status_code == 200 and corrected.json()["version"] == 2
+    feed_response = api.get("/api/v1/communes/70299/feed.atom")
+    assert feed_response.headers["content-type"].startswith("application/atom+xml")
+    feed = ET.fromstring(feed_response.content)
+    titles = [e.findtext(f"{ATOM}title") for e in feed.findall(f"{ATOM}entry")]
+    assert len(titles) == 1 and "rouverte" in (titles[0] or "")
+    cap = ET.fromstring(api.get(f"{NOTICES}/{nid}/cap.xml").content)
+    assert cap.findtext(f"{CAP}msgType") == "Update"
+    assert cap.findtext(f"{CAP}references")
+
+    assert api.post(f"{NOTICES}/{nid}/withdraw", headers=village.auth).status_code == 200
+    assert api.get(NOTICES).json()["notices"] == []
+    assert ET.fromstring(api.get("/api/v1/communes/70299/feed.atom").content).findall(
+        f"{ATOM}entry") == []
+    cap = ET.fromstring(api.get(f"{NOTICES}/{nid}/cap.xml").content)
+    assert cap.findtext(f"{CAP}msgType") == "Cancel"
+
+    assert read_stream(village.nats_url, nid) == [
+        {"kind": "published", "msg_id": f"{nid}:1:published"},
+        {"kind": "corrected", "msg_id": f"{nid}:2:corrected"},
+        {"kind": "withdrawn", "msg_id": f"{nid}:2:withdrawn"},
+    ]
+    assert api.get("/openapi.json").json()["info"]["title"] == "Crieur"
+
+
+def test_the_crieur_command_does_the_operators_and_the_staffs_work(village: Village) -> None:
+    crieur = [sys.executable, "-m", "services.notices.cli"]
+    env = dict(os.environ, CRIEUR_NATS_URL=village.nats_url, CRIEUR_API_URL=village.api)
+
+    def run(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*crieur, *args], env=env | (extra_env or {}), capture_output=True,
+                              text=True, timeout=60)
+
+    assert run("commune", "add", "2A004", "Ajaccio").returncode == 0
+    assert "2A004\tAjaccio" in run("commune", "list").stdout
+    added = run("staff", "add", "--commune", "2A004", "--name", "Accueil Ajaccio")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip()
+    assert token.startswith("crieur_")
+    published = run("publish", "--commune", "2A004", "--category", "evenement",
+                    "--title", "Fête de la Saint-Jean", "--body", "Feu de joie à 21 h.",
+                    extra_env={"CRIEUR_TOKEN": token})
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert json.loads(published.stdout)["commune"] == "2A004"
+    refused = run("publish", "--commune", "70299", "--category", "evenement", "--title", "x",
+                  "--body", "y", extra_env={"CRIEUR_TOKEN": token})
+    assert refused.returncode == 1 and "commune_forbidden" in refused.stdout
+
+    staff_id = run("staff", "list").stdout.split("Accueil Ajaccio")[0].split("\n")[-1].strip()
+    assert run("staff", "revoke", staff_id).returncode == 0
+    after = httpx.post(f"{village.api}/api/v1/communes/2A004/notices",
+                       json={"category": "information", "title": "t", "body": "b"},
+                       headers={"Authorization": f"Bearer {token}"})
+    assert after.status_code == 401
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_ctrl_c_stops_everything_and_notices_survive_a_restart(tmp_path: Path) -> None:
+    first = start_village(tmp_path / "var")
+    created = httpx.post(first.api + NOTICES, headers=first.auth,
+                         json={"category": "travaux", "title": "Église : échafaudage",
+                               "body": "Place de l’église fermée lundi."})
+    assert created.status_code == 201
+    ports = [int(u.rsplit(":", 1)[1]) for u in (first.api, first.panel, first.nats_url)]
+    assert first.stop() == 0
+    assert [p for p in ports if listening(p)] == [], "something is still running"
+
+    second = start_village(tmp_path / "var")
+    try:
+        assert second.token == first.token, "the demo staff token stays the same"
+        notices = httpx.get(second.api + NOTICES).json()["notices"]
+        assert [n["id"] for n in notices] == [created.json()["id"]]
+    finally:
+        second.stop()
