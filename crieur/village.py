@@ -8,7 +8,6 @@ and on Ctrl-C stops everything it started: services first (they drain), then the
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from crieur.nats_server import NatsServer
+from crieur.process import die_with_parent
 
 DEMO_INSEE = "70299"
 DEMO_NAME = "Lavoncourt"
@@ -29,12 +29,6 @@ SERVICES = (
     ("services.notices", "CRIEUR_HTTP_PORT", 8080),
     ("services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081),
 )
-
-
-def _die_with_parent() -> None:
-    # If the launcher is killed outright, its children must not outlive it.
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def seed_demo(nats_url: str, data_dir: Path) -> str:
@@ -98,7 +92,7 @@ def main() -> int:
             env[port_var] = str(port)
             process = subprocess.Popen(
                 [sys.executable, "-m", module], env=env,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
             processes.append((module, process))
             urls[module] = f"http://127.0.0.1:{port}"
@@ -133,7 +127,7 @@ Ctrl-C stops everything.
                           file=sys.stderr, flush=True)
                     stopping, code = True, 1
             time.sleep(0.2)
-    except Exception as error:  # noqa: BLE001 - say what failed, then clean up
+    except Exception as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:

@@ -22,7 +22,7 @@ class EventKind(StrEnum):
 class _NoticeEventBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION
     occurred_at: ParisDatetime
     notice: Notice = Field(description="The whole notice after this event")
 

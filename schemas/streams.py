@@ -14,8 +14,12 @@ from schemas import subjects
 
 DAY = 24 * 3600.0
 
+# Stream names, typed as plain str (StreamConfig.name is Optional).
+NOTICES_STREAM = "NOTICES"
+DELIVERIES_STREAM = "DELIVERIES"
+
 NOTICES = StreamConfig(
-    name="NOTICES",
+    name=NOTICES_STREAM,
     description="Every event of every notice; the last message of a subject is its current state",
     subjects=[subjects.NOTICES],
     storage=StorageType.FILE,
@@ -29,7 +33,7 @@ NOTICES = StreamConfig(
 )
 
 DELIVERIES = StreamConfig(
-    name="DELIVERIES",
+    name=DELIVERIES_STREAM,
     description="What each channel did with each notice (sent, failed, shown...)",
     subjects=[subjects.DELIVERIES],
     storage=StorageType.FILE,

@@ -155,7 +155,8 @@ async def publish_notice(
     notice_id = lifecycle.new_notice_id()
     remembered_key, request_hash = None, ""
     if idempotency_key:
-        remembered_key = hashlib.sha256(f"{member.id}:{insee}:{idempotency_key}".encode()).hexdigest()
+        scoped_key = f"{member.id}:{insee}:{idempotency_key}"
+        remembered_key = hashlib.sha256(scoped_key.encode()).hexdigest()
         request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
         known = await c.store.remembered(remembered_key)
         if known is not None:
@@ -168,7 +169,8 @@ async def publish_notice(
         # stream refuses the second by its Nats-Msg-Id.
         notice_id = remembered_key[:16]
     structlog.contextvars.bind_contextvars(notice_id=notice_id)
-    notice = lifecycle.create(draft, notice_id=notice_id, commune=insee, author=member.name, now=now)
+    notice = lifecycle.create(draft, notice_id=notice_id, commune=insee, author=member.name,
+                              now=now)
     try:
         notice = await save(c, notice, 0, now)
     except ApiError:

@@ -115,8 +115,10 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.include_router(channel_router())
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz(request: Request) -> dict[str, str]:
-        connected = request.app.state.context.store.nc.is_connected
-        return {"status": "ok" if connected else "nats_disconnected"}
+    async def healthz(request: Request) -> JSONResponse:
+        # 503 while NATS is away: a load balancer sends staff to another front door.
+        if request.app.state.context.store.nc.is_connected:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "nats_disconnected"}, status_code=503)
 
     return app

@@ -101,5 +101,5 @@ def commune_feed(
             _sub(entry, "link", rel="enclosure", href=str(attachment.url), **attrs)
         _sub(entry, "content", notice.body, type="text")
 
-    body = ET.tostring(feed, encoding="utf-8")
+    body: bytes = ET.tostring(feed, encoding="utf-8")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"

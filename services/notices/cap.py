@@ -152,5 +152,5 @@ def notice_to_cap(notice: Notice, commune_name: str, public_url: str) -> bytes:
     _sub(geocode, "valueName", "INSEE")
     _sub(geocode, "value", notice.commune)
 
-    body = ET.tostring(alert, encoding="utf-8", default_namespace=CAP_NAMESPACE)
+    body: bytes = ET.tostring(alert, encoding="utf-8", default_namespace=CAP_NAMESPACE)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"

@@ -141,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
 
     commune = sub.add_parser("commune", help="register and list communes").add_subparsers(
         required=True, metavar="action")
-    c_add = commune.add_parser("add", help="register a commune: crieur commune add 70299 Lavoncourt")
+    c_add = commune.add_parser("add", help="register a commune: commune add 70299 Lavoncourt")
     c_add.add_argument("insee")
     c_add.add_argument("name")
     c_add.set_defaults(run=commune_add)

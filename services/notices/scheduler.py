@@ -42,6 +42,6 @@ async def run(store: NatsStore, clock: Callable[[], datetime], interval_s: float
             await publish_due_notices(store, clock())
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a NATS hiccup must not stop the schedule
+        except Exception:
             log.exception("schedule_check_failed")
         await asyncio.sleep(interval_s)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crieur.bus import RECONNECT_FOREVER, ensure_all
 from schemas import Commune, Notice, NoticeEvent, parse_notice_event, subjects
-from schemas.streams import COMMUNES, IDEMPOTENCY, NOTICES, SCHEDULE, STAFF
+from schemas.streams import COMMUNES, IDEMPOTENCY, NOTICES_STREAM, SCHEDULE, STAFF
 from services.notices.view import NoticeView
 
 log = structlog.get_logger("crieur.notices.store")
@@ -83,7 +83,7 @@ class NatsStore:
 
     async def close(self) -> None:
         if self._schedule_watch is not None:
-            await self._schedule_watch.stop()
+            await self._schedule_watch.stop()  # type: ignore[no-untyped-call]
         if self._schedule_task is not None:
             self._schedule_task.cancel()
         if self._feed is not None:
@@ -92,9 +92,9 @@ class NatsStore:
 
     # -- notices -----------------------------------------------------------------------
 
-    async def follow_notices(self, timeout: float = 30.0) -> None:
-        """Feed the view: last event of every notice, then every new one; wait for the first part."""
-        info = await self.js.stream_info(NOTICES.name)
+    async def follow_notices(self, wait_s: float = 30.0) -> None:
+        """Feed the view: last event of every notice, then every new one; wait for the replay."""
+        info = await self.js.stream_info(NOTICES_STREAM)
         if info.state.messages == 0:
             self._ready.set()
         self._feed = await self.js.subscribe(
@@ -103,7 +103,7 @@ class NatsStore:
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         )
-        await asyncio.wait_for(self._ready.wait(), timeout)
+        await asyncio.wait_for(self._ready.wait(), wait_s)
         log.info("notices_loaded", notices=self.view.count())
 
     async def _on_event(self, msg: Msg) -> None:
@@ -129,7 +129,7 @@ class NatsStore:
                 subjects.notice(notice.commune, notice.id),
                 event.model_dump_json().encode(),
                 headers=headers,
-                stream=NOTICES.name,
+                stream=NOTICES_STREAM,
             )
         except APIError as error:
             if error.err_code == WRONG_LAST_SEQUENCE:

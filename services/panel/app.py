@@ -26,7 +26,7 @@ from crieur.bus import ensure_streams
 from schemas import subjects
 from schemas.commune import Commune
 from schemas.deliveries import Channel, DeliveryReport
-from schemas.streams import COMMUNES, DELIVERIES, NOTICES
+from schemas.streams import COMMUNES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
 from services.panel.handlers import NoticeFeed, make_broker, register
@@ -143,7 +143,7 @@ class Panel:
         self._bus_ready = True
         log.info("panel_connected", commune=self.commune)
         js = self.broker.connection.jetstream()
-        info = await js.stream_info(NOTICES.name,
+        info = await js.stream_info(NOTICES_STREAM,
                                     subjects_filter=subjects.commune_notices(self.commune))
         if not info.state.subjects:
             # Nothing on the stream for this commune: the replay is complete as it is.
@@ -159,7 +159,7 @@ class Panel:
         await self.broker.publish(
             report.model_dump_json().encode(),
             subjects.delivery(Channel.PANEL.value, report.commune),
-            stream=DELIVERIES.name,
+            stream=DELIVERIES_STREAM,
             headers={"Nats-Msg-Id": msg_id},
             timeout=5.0,
         )

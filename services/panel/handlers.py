@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from crieur.bus import RECONNECT_FOREVER
 from schemas import subjects
 from schemas.events import parse_notice_event
-from schemas.streams import NOTICES
+from schemas.streams import NOTICES_STREAM
 from services.panel.playlist import Playlist
 
 log = structlog.get_logger("crieur.panel.handlers")
@@ -95,7 +95,7 @@ def register(broker: NatsBroker, feed: NoticeFeed) -> None:
         subjects.commune_notices(feed.playlist.commune),
         # The stream is ensured by crieur.bus with its real settings; FastStream must not
         # declare it with its own defaults.
-        stream=JStream(NOTICES.name, declare=False),
+        stream=JStream(NOTICES_STREAM, declare=False),
         ordered_consumer=True,
         deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         # An ordered consumer has AckPolicy.NONE on the server: acking would be a wasted

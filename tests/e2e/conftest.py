@@ -70,10 +70,15 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
     else:
         process.kill()
         raise RuntimeError(f"village not ready:\n{output.read_text()[-3000:]}")
-    token = (data_dir / "demo-staff-token").read_text().strip()
-    assert httpx.get(api + "/healthz").status_code == 200
-    return Village(process, data_dir, api, f"http://127.0.0.1:{ports['CRIEUR_PANEL_HTTP_PORT']}",
-                   f"nats://127.0.0.1:{ports['CRIEUR_NATS_PORT']}", token, output)
+    village = Village(
+        process, data_dir, api, f"http://127.0.0.1:{ports['CRIEUR_PANEL_HTTP_PORT']}",
+        f"nats://127.0.0.1:{ports['CRIEUR_NATS_PORT']}",
+        (data_dir / "demo-staff-token").read_text().strip(), output,
+    )
+    if httpx.get(api + "/healthz").status_code != 200:
+        village.stop()
+        raise RuntimeError(f"village unhealthy:\n{output.read_text()[-3000:]}")
+    return village
 
 
 @pytest.fixture(scope="module")

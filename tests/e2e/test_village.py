@@ -34,7 +34,8 @@ def read_stream(nats_url: str, notice_id: str) -> list[dict[str, object]]:
         events = []
         while True:
             msg = await sub.next_msg(timeout=5)
-            events.append({"kind": json.loads(msg.data)["kind"], "msg_id": msg.header["Nats-Msg-Id"]})
+            kind = json.loads(msg.data)["kind"]
+            events.append({"kind": kind, "msg_id": msg.header["Nats-Msg-Id"]})
             if msg.metadata.num_pending == 0:
                 break
         await nc.close()
@@ -140,3 +141,18 @@ def test_ctrl_c_stops_everything_and_notices_survive_a_restart(tmp_path: Path) -
         assert [n["id"] for n in notices] == [created.json()["id"]]
     finally:
         second.stop()
+
+
+def test_with_crieur_nats_url_the_village_uses_that_server_and_starts_none(
+    tmp_path: Path, nats_url: str
+) -> None:
+    village = start_village(tmp_path / "var", {"CRIEUR_NATS_URL": nats_url})
+    try:
+        assert f"NATS            {nats_url}" in village.output.read_text()
+        assert not (tmp_path / "var" / "nats").exists(), "no nats-server of its own"
+        created = httpx.post(village.api + NOTICES, headers=village.auth,
+                             json={"category": "information", "title": "Mairie fermée",
+                                   "body": "Pont de l’Ascension."})
+        assert created.status_code == 201
+    finally:
+        assert village.stop() == 0
