@@ -166,17 +166,20 @@ async def publish_notice(
             response.headers["Idempotent-Replayed"] = "true"
             return shown(notice, now)
         # Derived from the key, so two retries racing each other make one notice: the
-        # stream refuses the second by its Nats-Msg-Id.
-        notice_id = remembered_key[:16]
+        # stream refuses the second by its Nats-Msg-Id. (Once the key has expired, after
+        # 24 hours, the same key is a new request and gets a fresh id.)
+        if c.store.get(insee, remembered_key[:16]) is None:
+            notice_id = remembered_key[:16]
     structlog.contextvars.bind_contextvars(notice_id=notice_id)
     notice = lifecycle.create(draft, notice_id=notice_id, commune=insee, author=member.name,
                               now=now)
     try:
         notice = await save(c, notice, 0, now)
     except ApiError:
-        if remembered_key is None or c.store.get(insee, notice_id) is None:
+        # A retry with the same key that won the race: answer with what it stored.
+        if remembered_key is None or (stored := c.store.get(insee, notice_id)) is None:
             raise
-        notice = c.store.get(insee, notice_id)[1]  # type: ignore[index]
+        notice = stored[1]
     if remembered_key is not None:
         await c.store.remember(remembered_key, {"notice_id": notice.id, "request": request_hash})
     structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)

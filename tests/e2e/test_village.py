@@ -89,7 +89,7 @@ def test_publish_correct_withdraw_and_read_back_everywhere(village: Village) -> 
 
 
 def test_the_crieur_command_does_the_operators_and_the_staffs_work(village: Village) -> None:
-    crieur = [sys.executable, "-m", "services.notices.cli"]
+    crieur = [str(Path(sys.executable).parent / "crieur")]  # the console script in .venv
     env = dict(os.environ, CRIEUR_NATS_URL=village.nats_url, CRIEUR_API_URL=village.api)
 
     def run(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
