@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nats.errors
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,7 +81,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
             store = await NatsStore.connect(settings.nats_url)
             ctx = Context(store=store, settings=settings)
         await ctx.store.follow_notices()
-        await ctx.store.follow_schedule()
+        await ctx.store.follow_buckets()
         app.state.context = ctx
         schedule = asyncio.create_task(
             scheduler.run(ctx.store, ctx.clock, settings.schedule_interval_s)
@@ -110,6 +111,10 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
 
     app.add_exception_handler(errors.ApiError, errors.on_api_error)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
+    # A JetStream publish needs the server's ack: without it the notice is not stored, and
+    # the caller is told to retry (with its Idempotency-Key) rather than shown a 500.
+    for bus_error in (nats.errors.Error, asyncio.TimeoutError):
+        app.add_exception_handler(bus_error, errors.on_bus_error)
     app.add_exception_handler(404, not_found_json)
     app.include_router(router)
     app.include_router(channel_router())

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+log = structlog.get_logger("crieur.notices.errors")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ CHANNEL_UNAVAILABLE = ErrorKind(
     "channel_unavailable", 503, "the {channel} channel is not running; try again later"
 )
 CHANNEL_TIMEOUT = ErrorKind("channel_timeout", 504, "the {channel} channel did not answer in time")
+BUS_UNAVAILABLE = ErrorKind(
+    "bus_unavailable", 503, "the notice store is unreachable right now; nothing was saved, retry"
+)
 
 
 class ApiError(Exception):
@@ -67,6 +73,14 @@ async def on_api_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
     return JSONResponse(error_body(error.kind.code, error.message, error.fields),
                         status_code=error.kind.status)
+
+
+async def on_bus_error(_: Request, error: Exception) -> JSONResponse:
+    """NATS away (a restart, a network cut): the caller may retry; nothing was half-written."""
+    log.warning("bus_unavailable", error=repr(error))
+    kind = BUS_UNAVAILABLE
+    return JSONResponse(error_body(kind.code, kind.message), status_code=kind.status,
+                        headers={"Retry-After": "5"})
 
 
 def field_errors(errors: Any) -> list[dict[str, str]]:

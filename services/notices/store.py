@@ -11,8 +11,10 @@ import hashlib
 import json
 import secrets
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import nats
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -28,6 +30,8 @@ from schemas.streams import COMMUNES, IDEMPOTENCY, NOTICES_STREAM, SCHEDULE, STA
 from services.notices.view import NoticeView
 
 log = structlog.get_logger("crieur.notices.store")
+
+M = TypeVar("M", bound=BaseModel)
 
 # JetStream's error code when Nats-Expected-Last-Subject-Sequence does not match.
 WRONG_LAST_SEQUENCE = 10071
@@ -58,6 +62,52 @@ def new_token() -> str:
     return "crieur_" + secrets.token_urlsafe(24)
 
 
+class BucketMirror(Generic[M]):
+    """A KV bucket kept in memory by a watcher: reads cost no NATS call and survive an outage.
+
+    Writes still go to the bucket first; the local copy is updated at once as well, so
+    this front door reads its own writes, and others' writes arrive through the watcher.
+    """
+
+    def __init__(self, kv: KeyValue, model: type[M]) -> None:
+        self.kv = kv
+        self.model = model
+        self.values: dict[str, M] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._watcher = await self.kv.watchall()
+        self._task = asyncio.create_task(self._mirror(self._watcher))
+
+    async def _mirror(self, watcher: KeyValue.KeyWatcher) -> None:
+        async for entry in watcher:
+            if entry is None:  # the end of the initial values
+                continue
+            if entry.operation in ("DEL", "PURGE"):
+                self.values.pop(entry.key, None)
+                continue
+            try:
+                self.values[entry.key] = self.model.model_validate_json(entry.value or b"")
+            except ValidationError as error:
+                log.error("bucket_entry_unreadable", model=self.model.__name__, key=entry.key,
+                          error=str(error)[:300])
+
+    async def put(self, key: str, value: M) -> None:
+        await self.kv.put(key, value.model_dump_json().encode())
+        self.values[key] = value
+
+    async def delete(self, key: str) -> None:
+        await self.kv.delete(key)
+        self.values.pop(key, None)
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()  # type: ignore[no-untyped-call]
+        if self._task is not None:
+            self._task.cancel()
+
+
 class NatsStore:
     """Everything the front door keeps, all of it in NATS."""
 
@@ -71,9 +121,8 @@ class NatsStore:
         self.view = NoticeView()
         self._ready = asyncio.Event()
         self._feed: JetStreamContext.PushSubscription | None = None
-        self._scheduled: dict[str, Notice] = {}
-        self._schedule_watch: KeyValue.KeyWatcher | None = None
-        self._schedule_task: asyncio.Task[None] | None = None
+        self.schedule_mirror = BucketMirror(self.schedule_kv, Notice)
+        self.commune_mirror = BucketMirror(self.communes_kv, Commune)
 
     @classmethod
     async def connect(cls, url: str, name: str = "crieur-notices") -> NatsStore:
@@ -82,10 +131,8 @@ class NatsStore:
         return cls(nc, js, await ensure_all(js))
 
     async def close(self) -> None:
-        if self._schedule_watch is not None:
-            await self._schedule_watch.stop()  # type: ignore[no-untyped-call]
-        if self._schedule_task is not None:
-            self._schedule_task.cancel()
+        await self.schedule_mirror.stop()
+        await self.commune_mirror.stop()
         if self._feed is not None:
             await self._feed.unsubscribe()
         await self.nc.drain()
@@ -120,6 +167,9 @@ class NatsStore:
     async def append(self, event: NoticeEvent, expected_last_seq: int) -> int:
         """Publish an event; refused if the notice changed since `expected_last_seq` was read."""
         notice = event.notice
+        if not self.nc.is_connected:
+            # Fail at once: waiting for the publish timeout would only make staff wait.
+            raise nats.errors.ConnectionReconnectingError
         headers = {
             "Nats-Msg-Id": event.msg_id,
             "Nats-Expected-Last-Subject-Sequence": str(expected_last_seq),
@@ -148,32 +198,16 @@ class NatsStore:
 
     # -- scheduled notices ---------------------------------------------------------------
 
-    async def follow_schedule(self) -> None:
-        """Mirror the schedule bucket in memory, so the scheduler's checks cost no NATS call."""
-        watcher = await self.schedule_kv.watchall()
-
-        async def mirror() -> None:
-            async for entry in watcher:
-                if entry is None:  # the end of the initial values
-                    continue
-                if entry.operation in ("DEL", "PURGE"):
-                    self._scheduled.pop(entry.key, None)
-                    continue
-                try:
-                    self._scheduled[entry.key] = Notice.model_validate_json(entry.value or b"")
-                except ValidationError as error:
-                    log.error("scheduled_notice_unreadable", key=entry.key, error=str(error)[:300])
-
-        self._schedule_watch = watcher
-        self._schedule_task = asyncio.create_task(mirror())
+    async def follow_buckets(self) -> None:
+        """Mirror the schedule and the commune registry (the scheduler and every read use them)."""
+        await self.schedule_mirror.start()
+        await self.commune_mirror.start()
 
     async def schedule(self, notice: Notice) -> None:
-        await self.schedule_kv.put(notice.id, notice.model_dump_json().encode())
-        self._scheduled[notice.id] = notice
+        await self.schedule_mirror.put(notice.id, notice)
 
     async def unschedule(self, notice_id: str) -> None:
-        await self.schedule_kv.delete(notice_id)
-        self._scheduled.pop(notice_id, None)
+        await self.schedule_mirror.delete(notice_id)
 
     async def scheduled(self, notice_id: str) -> Notice | None:
         try:
@@ -183,16 +217,20 @@ class NatsStore:
         return Notice.model_validate_json(entry.value or b"")
 
     def all_scheduled(self) -> list[Notice]:
-        return list(self._scheduled.values())
+        return list(self.schedule_mirror.values.values())
 
     # -- communes ------------------------------------------------------------------------
 
     async def add_commune(self, insee: str, name: str) -> Commune:
         commune = Commune(insee=insee, name=name, created_at=datetime.now(UTC))
-        await self.communes_kv.put(insee, commune.model_dump_json().encode())
+        await self.commune_mirror.put(insee, commune)
         return commune
 
     async def commune(self, insee: str) -> Commune | None:
+        known = self.commune_mirror.values.get(insee)
+        if known is not None:
+            return known
+        # Not mirrored (the CLI does not follow the buckets) or just added elsewhere.
         try:
             entry = await self.communes_kv.get(insee)
         except KeyNotFoundError:
