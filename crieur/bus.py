@@ -13,12 +13,40 @@ from schemas.streams import BUCKETS, STREAMS, Bucket
 
 log = structlog.get_logger("crieur.bus")
 
+
+
+async def _log_error(error: Exception) -> None:
+    # nats-py's default prints a traceback per failed attempt; one line says as much.
+    log.warning("nats_error", error=repr(error))
+
+
+async def _log_disconnected() -> None:
+    log.warning("nats_disconnected")
+
+
+async def _log_reconnected() -> None:
+    log.info("nats_reconnected")
+
+
 # nats-py gives up after 60 reconnect attempts by default; a village sign or a channel
-# must keep trying for as long as the server is away, however long that is.
+# must keep trying for as long as the server is away, however long that is, including
+# when it starts before the server does.
 RECONNECT_FOREVER: dict[str, Any] = {
     "max_reconnect_attempts": -1,
     "reconnect_time_wait": 1,
     "connect_timeout": 5,
+    "error_cb": _log_error,
+    "disconnected_cb": _log_disconnected,
+    "reconnected_cb": _log_reconnected,
+}
+
+# A command run by hand fails fast and says so, rather than waiting for a server.
+TRY_ONCE: dict[str, Any] = {
+    # For nats-py 0 means forever; 1 means one retry, then NoServersError.
+    "max_reconnect_attempts": 1,
+    "allow_reconnect": False,
+    "connect_timeout": 3,
+    "error_cb": _log_error,
 }
 
 

@@ -12,85 +12,86 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import nats.errors
+from pydantic import ValidationError
 
+from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
 from services.notices.store import NatsStore
+
+StoreCommand = Callable[[NatsStore, argparse.Namespace], Awaitable[int]]
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 
 
-async def _store() -> NatsStore:
-    return await NatsStore.connect(CommonSettings().nats_url, name="crieur-cli")
-
-
-async def commune_add(args: argparse.Namespace) -> int:
-    store = await _store()
+async def with_store(command: StoreCommand, args: argparse.Namespace) -> int:
+    """Run an operator command with a NATS connection, closed whatever happens."""
+    url = CommonSettings().nats_url
     try:
-        existing = await store.commune(args.insee)
-        if existing is not None and existing.name == args.name:
-            print(f"commune {existing.insee} {existing.name} already registered")
-            return 0
-        commune = await store.add_commune(args.insee, args.name)
-        print(f"commune {commune.insee} {commune.name} registered")
-        return 0
+        store = await NatsStore.connect(url, name="crieur-cli", options=TRY_ONCE)
+    except (OSError, nats.errors.Error) as error:
+        print(f"error: cannot reach NATS at {url} ({error}); is the village running? "
+              "(CRIEUR_NATS_URL)", file=sys.stderr)
+        return 3
+    try:
+        return await command(store, args)
+    except ValidationError as error:
+        for err in error.errors():
+            print(f"error: {err['msg']}: {err.get('input')!r}", file=sys.stderr)
+        return 2
     finally:
         await store.close()
 
 
-async def commune_list(_: argparse.Namespace) -> int:
-    store = await _store()
-    try:
-        for commune in await store.communes():
-            print(f"{commune.insee}\t{commune.name}")
+async def commune_add(store: NatsStore, args: argparse.Namespace) -> int:
+    existing = await store.commune(args.insee)
+    if existing is not None and existing.name == args.name:
+        print(f"commune {existing.insee} {existing.name} already registered")
         return 0
-    finally:
-        await store.close()
+    commune = await store.add_commune(args.insee, args.name)
+    print(f"commune {commune.insee} {commune.name} registered")
+    return 0
 
 
-async def staff_add(args: argparse.Namespace) -> int:
-    store = await _store()
-    try:
-        for insee in args.commune:
-            if await store.commune(insee) is None:
-                print(f"error: commune {insee} is not registered (crieur commune add)",
-                      file=sys.stderr)
-                return 2
-        member, token = await store.add_staff(args.name, tuple(args.commune))
-        print(f"staff {member.id} ({member.name}) for {', '.join(member.communes)}",
-              file=sys.stderr)
-        print("token (shown once, keep it safe):", file=sys.stderr)
-        print(token)
-        return 0
-    finally:
-        await store.close()
+async def commune_list(store: NatsStore, _: argparse.Namespace) -> int:
+    for commune in await store.communes():
+        print(f"{commune.insee}\t{commune.name}")
+    return 0
 
 
-async def staff_list(_: argparse.Namespace) -> int:
-    store = await _store()
-    try:
-        for _key, m in await store.staff():
-            state = f"revoked {m.revoked_at:%Y-%m-%d}" if m.revoked_at else "active"
-            print(f"{m.id}\t{m.name}\t{','.join(m.communes)}\t{state}")
-        return 0
-    finally:
-        await store.close()
+async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
+    for insee in args.commune:
+        if await store.commune(insee) is None:
+            print(f"error: commune {insee} is not registered (crieur commune add)",
+                  file=sys.stderr)
+            return 2
+    member, token = await store.add_staff(args.name, tuple(args.commune))
+    print(f"staff {member.id} ({member.name}) for {', '.join(member.communes)}",
+          file=sys.stderr)
+    print("token (shown once, keep it safe):", file=sys.stderr)
+    print(token)
+    return 0
 
 
-async def staff_revoke(args: argparse.Namespace) -> int:
-    store = await _store()
-    try:
-        revoked = await store.revoke_staff(args.who)
-        if not revoked:
-            print(f"error: no active staff token with id or name {args.who!r}", file=sys.stderr)
-            return 1
-        for m in revoked:
-            print(f"revoked {m.id} ({m.name})")
-        return 0
-    finally:
-        await store.close()
+async def staff_list(store: NatsStore, _: argparse.Namespace) -> int:
+    for _key, m in await store.staff():
+        state = f"revoked {m.revoked_at:%Y-%m-%d}" if m.revoked_at else "active"
+        print(f"{m.id}\t{m.name}\t{','.join(m.communes)}\t{state}")
+    return 0
+
+
+async def staff_revoke(store: NatsStore, args: argparse.Namespace) -> int:
+    revoked = await store.revoke_staff(args.who)
+    if not revoked:
+        print(f"error: no active staff token with id or name {args.who!r}", file=sys.stderr)
+        return 1
+    for m in revoked:
+        print(f"revoked {m.id} ({m.name})")
+    return 0
 
 
 def _api(args: argparse.Namespace) -> httpx.Client:
@@ -144,8 +145,8 @@ def parser() -> argparse.ArgumentParser:
     c_add = commune.add_parser("add", help="register a commune: commune add 70299 Lavoncourt")
     c_add.add_argument("insee")
     c_add.add_argument("name")
-    c_add.set_defaults(run=commune_add)
-    commune.add_parser("list", help="list communes").set_defaults(run=commune_list)
+    c_add.set_defaults(run=commune_add, store=True)
+    commune.add_parser("list", help="list communes").set_defaults(run=commune_list, store=True)
 
     staff = sub.add_parser("staff", help="staff tokens").add_subparsers(
         required=True, metavar="action")
@@ -153,11 +154,11 @@ def parser() -> argparse.ArgumentParser:
     s_add.add_argument("--commune", action="append", required=True,
                        help="INSEE code; repeat for several communes")
     s_add.add_argument("--name", required=True)
-    s_add.set_defaults(run=staff_add)
-    staff.add_parser("list", help="list staff tokens").set_defaults(run=staff_list)
+    s_add.set_defaults(run=staff_add, store=True)
+    staff.add_parser("list", help="list staff tokens").set_defaults(run=staff_list, store=True)
     s_revoke = staff.add_parser("revoke", help="revoke the tokens of a staff id or name")
     s_revoke.add_argument("who")
-    s_revoke.set_defaults(run=staff_revoke)
+    s_revoke.set_defaults(run=staff_revoke, store=True)
 
     def api_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--commune", required=True, help="INSEE code")
@@ -194,7 +195,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    code: int = asyncio.run(args.run(args))
+    if getattr(args, "store", False):
+        return asyncio.run(with_store(args.run, args))
+    try:
+        code: int = asyncio.run(args.run(args))
+    except httpx.HTTPError as error:
+        print(f"error: cannot reach the notices service ({error}); is the village running? "
+              "(CRIEUR_API_URL)", file=sys.stderr)
+        return 3
     return code
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import nats
 import nats.errors
@@ -125,8 +125,10 @@ class NatsStore:
         self.commune_mirror = BucketMirror(self.communes_kv, Commune)
 
     @classmethod
-    async def connect(cls, url: str, name: str = "crieur-notices") -> NatsStore:
-        nc = await nats.connect(url, name=name, **RECONNECT_FOREVER)
+    async def connect(
+        cls, url: str, name: str = "crieur-notices", options: dict[str, Any] | None = None
+    ) -> NatsStore:
+        nc = await nats.connect(url, name=name, **(options or RECONNECT_FOREVER))
         js = nc.jetstream()
         return cls(nc, js, await ensure_all(js))
 

@@ -97,6 +97,8 @@ def test_the_crieur_command_does_the_operators_and_the_staffs_work(village: Vill
                               text=True, timeout=60)
 
     assert run("commune", "add", "2A004", "Ajaccio").returncode == 0
+    bad = run("commune", "add", "2C004", "Nulle part")
+    assert bad.returncode == 2 and "2C004" in bad.stderr and "Traceback" not in bad.stderr
     assert "2A004\tAjaccio" in run("commune", "list").stdout
     added = run("staff", "add", "--commune", "2A004", "--name", "Accueil Ajaccio")
     assert added.returncode == 0, added.stderr
