@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
-from nats.js.errors import KeyNotFoundError
 
 from crieur.bus import ensure_streams
 from schemas import subjects
@@ -148,7 +147,7 @@ class Panel:
         if not info.state.subjects:
             # Nothing on the stream for this commune: the replay is complete as it is.
             self.feed.mark_synced()
-        with contextlib.suppress(KeyNotFoundError, Exception):
+        with contextlib.suppress(Exception):  # the name is a nicety; the sign works without
             entry = await (await js.key_value(COMMUNES.name)).get(self.commune)
             self.commune_name = Commune.model_validate_json(entry.value or b"").name
             self.sign.touch()
