@@ -106,10 +106,19 @@ async def find(c: Context, insee: str, notice_id: str) -> tuple[int, Notice]:
     found = c.store.get(insee, notice_id)
     if found is not None:
         return found
-    scheduled = await c.store.scheduled(notice_id)
-    if scheduled is None or scheduled.commune != insee:
+    scheduled = await stored(c, insee, notice_id)
+    if scheduled is None:
         raise ApiError(errors.NOTICE_NOT_FOUND)
     return 0, scheduled
+
+
+async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
+    """The notice if it is on the stream or in the schedule, else None."""
+    found = c.store.get(insee, notice_id)
+    if found is not None:
+        return found[1]
+    scheduled = await c.store.scheduled(notice_id)
+    return scheduled if scheduled is not None and scheduled.commune == insee else None
 
 
 async def save(c: Context, notice: Notice, read_seq: int, now: datetime) -> Notice:
@@ -153,35 +162,30 @@ async def publish_notice(
     await staff_commune(c, insee, member)
     now = c.clock()
     notice_id = lifecycle.new_notice_id()
-    remembered_key, request_hash = None, ""
     if idempotency_key:
         scoped_key = f"{member.id}:{insee}:{idempotency_key}"
-        remembered_key = hashlib.sha256(scoped_key.encode()).hexdigest()
+        key = hashlib.sha256(scoped_key.encode()).hexdigest()
         request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
-        known = await c.store.remembered(remembered_key)
-        if known is not None:
-            if known["request"] != request_hash:
+        held = await c.store.claim(key, {"notice_id": notice_id, "request": request_hash})
+        if held is not None:
+            if held["request"] != request_hash:
                 raise ApiError(errors.IDEMPOTENCY_KEY_REUSED)
-            _, notice = await find(c, insee, known["notice_id"])
-            response.headers["Idempotent-Replayed"] = "true"
-            return shown(notice, now)
-        # Derived from the key, so two retries racing each other make one notice: the
-        # stream refuses the second by its Nats-Msg-Id. (Once the key has expired, after
-        # 24 hours, the same key is a new request and gets a fresh id.)
-        if c.store.get(insee, remembered_key[:16]) is None:
-            notice_id = remembered_key[:16]
+            notice_id = held["notice_id"]
+            if (known := await stored(c, insee, notice_id)) is not None:
+                response.headers["Idempotent-Replayed"] = "true"
+                return shown(known, now)
+            # The first attempt has not stored it (still in flight, or it crashed): go on
+            # with its id; Nats-Msg-Id and the expected sequence keep it to one notice.
     structlog.contextvars.bind_contextvars(notice_id=notice_id)
     notice = lifecycle.create(draft, notice_id=notice_id, commune=insee, author=member.name,
                               now=now)
     try:
         notice = await save(c, notice, 0, now)
     except ApiError:
-        # A retry with the same key that won the race: answer with what it stored.
-        if remembered_key is None or (stored := c.store.get(insee, notice_id)) is None:
+        # A retry with the same key that lost the race: answer with what the first stored.
+        if not idempotency_key or (first := c.store.get(insee, notice_id)) is None:
             raise
-        notice = stored[1]
-    if remembered_key is not None:
-        await c.store.remember(remembered_key, {"notice_id": notice.id, "request": request_hash})
+        notice = first[1]
     structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)
     return shown(notice, now)
 

@@ -20,7 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
-from nats.js.errors import APIError, KeyNotFoundError, NoKeysError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -289,13 +289,15 @@ class NatsStore:
 
     # -- idempotency keys ----------------------------------------------------------------
 
-    async def remembered(self, key: str) -> dict[str, str] | None:
-        try:
-            entry = await self.idempotency_kv.get(key)
-        except KeyNotFoundError:
-            return None
-        value: dict[str, str] = json.loads(entry.value or b"{}")
-        return value
+    async def claim(self, key: str, value: dict[str, str]) -> dict[str, str] | None:
+        """Record `value` under `key` unless the key is taken; returns what holds it if taken.
 
-    async def remember(self, key: str, value: dict[str, str]) -> None:
-        await self.idempotency_kv.put(key, json.dumps(value).encode())
+        Atomic (a KV create), so two requests racing with one key agree on one notice id.
+        """
+        try:
+            await self.idempotency_kv.create(key, json.dumps(value).encode())
+        except KeyWrongLastSequenceError:
+            entry = await self.idempotency_kv.get(key)
+            held: dict[str, str] = json.loads(entry.value or b"{}")
+            return held
+        return None

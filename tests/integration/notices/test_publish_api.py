@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import timedelta
 
 import nats.errors
 import pytest
 
-from schemas import parse_notice_event
+from schemas import NoticeDraft, parse_notice_event
 from tests.integration.notices.conftest import FrontDoor, random_insee
 
 pytestmark = pytest.mark.integration
@@ -77,12 +78,12 @@ async def test_a_retried_post_with_the_same_idempotency_key_makes_one_notice(
 ) -> None:
     fd = front_door
     headers = fd.auth | {"Idempotency-Key": "fete-2026"}
-    first, second = await asyncio.gather(
-        fd.http.post(fd.notices_url(), json=ROAD_CLOSED, headers=headers),
-        fd.http.post(fd.notices_url(), json=ROAD_CLOSED, headers=headers),
+    racing = await asyncio.gather(
+        *(fd.http.post(fd.notices_url(), json=ROAD_CLOSED, headers=headers) for _ in range(5))
     )
-    assert first.status_code == second.status_code == 201
-    assert first.json()["id"] == second.json()["id"]
+    assert [r.status_code for r in racing] == [201] * 5
+    first = racing[0]
+    assert {r.json()["id"] for r in racing} == {first.json()["id"]}
     third = await fd.http.post(fd.notices_url(), json=ROAD_CLOSED, headers=headers)
     assert third.json()["id"] == first.json()["id"]
     assert len(await stream_events(fd, first.json()["id"])) == 1
@@ -91,6 +92,25 @@ async def test_a_retried_post_with_the_same_idempotency_key_makes_one_notice(
     reused = await fd.http.post(fd.notices_url(), json=other_body, headers=headers)
     assert reused.status_code == 422
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_a_retry_after_a_crash_mid_publish_publishes_with_the_claimed_id(
+    front_door: FrontDoor,
+) -> None:
+    fd = front_door
+    # What a crash between claiming the key and publishing leaves behind: a claim only.
+    member = await fd.store.staff_for_token(fd.token)
+    assert member is not None
+    scoped = f"{member.id}:{fd.insee}:crash-key"
+    key = hashlib.sha256(scoped.encode()).hexdigest()
+    request = hashlib.sha256(
+        NoticeDraft.model_validate(ROAD_CLOSED).model_dump_json().encode()).hexdigest()
+    assert await fd.store.claim(key, {"notice_id": "0000aaaa0000bbbb", "request": request}) is None
+    retried = await fd.http.post(fd.notices_url(), json=ROAD_CLOSED,
+                                 headers=fd.auth | {"Idempotency-Key": "crash-key"})
+    assert retried.status_code == 201
+    assert retried.json()["id"] == "0000aaaa0000bbbb"
+    assert len(await stream_events(fd, "0000aaaa0000bbbb")) == 1
 
 
 async def test_a_scheduled_notice_goes_out_at_its_time(front_door: FrontDoor) -> None:
