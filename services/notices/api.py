@@ -238,13 +238,22 @@ async def list_notices(c: Ctx, insee: str) -> NoticeList:
     return NoticeList(commune=commune, notices=c.store.view.current(insee, now))
 
 
-@router.get("/communes/{insee}/notices/{notice_id}", summary="One notice (public once published)")
-async def get_notice(c: Ctx, insee: str, notice_id: str) -> Notice:
+@router.get("/communes/{insee}/notices/{notice_id}",
+            summary="One notice (public once published; with a staff token, scheduled too)")
+async def get_notice(
+    c: Ctx, insee: str, notice_id: str, authorization: Annotated[str | None, Header()] = None
+) -> Notice:
     await registered_commune(c, insee)
     found = c.store.get(insee, notice_id)
-    if found is None:
-        raise ApiError(errors.NOTICE_NOT_FOUND)
-    return shown(found[1], c.clock())
+    if found is not None:
+        return shown(found[1], c.clock())
+    if authorization is not None:
+        # Staff may read back what they scheduled; residents see it once it is out.
+        await staff_commune(c, insee, await staff_member(c, authorization))
+        scheduled = await stored(c, insee, notice_id)
+        if scheduled is not None:
+            return shown(scheduled, c.clock())
+    raise ApiError(errors.NOTICE_NOT_FOUND)
 
 
 class AtomResponse(Response):

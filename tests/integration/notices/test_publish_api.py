@@ -122,6 +122,10 @@ async def test_a_scheduled_notice_goes_out_at_its_time(front_door: FrontDoor) ->
     assert created.json()["state"] == "scheduled"
     assert (await fd.http.get(fd.notices_url())).json()["notices"] == []
     assert await stream_events(fd, created.json()["id"]) == []
+    one = f"{fd.notices_url()}/{created.json()['id']}"
+    assert (await fd.http.get(one)).status_code == 404, "residents do not see it yet"
+    staff_view = await fd.http.get(one, headers=fd.auth)
+    assert staff_view.status_code == 200 and staff_view.json()["state"] == "scheduled"
 
     fd.clock.now = later + timedelta(seconds=1)
     for _ in range(50):
