@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,13 +43,6 @@ def chromium() -> str:
     return chromium_path()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
-
-__all__ = ["AsyncIterator", "repo_root"]
