@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from crieur import log
+from crieur.serve import configure_logging, serve
 from services.panel.app import create_app
 from services.panel.settings import PanelSettings
 
 
 def main() -> None:
     settings = PanelSettings()
-    log.configure(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.panel_http_host,
-        port=settings.panel_http_port,
-        log_config=None,
-        access_log=False,
-        # Open pages hold an event stream each: do not wait for them long on SIGTERM.
-        timeout_graceful_shutdown=3,
-    )
+    configure_logging(settings)
+    # Open pages hold an event stream each: do not wait for them long on SIGTERM.
+    serve(create_app(settings), settings.panel_http_host, settings.panel_http_port,
+          grace_s=3)
 
 
 if __name__ == "__main__":

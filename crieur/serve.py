@@ -1,0 +1,20 @@
+"""Runs a service's ASGI app the same way for every service: our logging, graceful stop."""
+
+from __future__ import annotations
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from crieur import log
+from crieur.settings import CommonSettings
+
+
+def serve(app: ASGIApp, host: str, port: int, grace_s: int) -> None:
+    """Blocks until SIGINT or SIGTERM; in-flight requests get `grace_s` seconds to finish."""
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=grace_s)
+
+
+def configure_logging(settings: CommonSettings) -> None:
+    """Before anything logs: structlog and the libraries' stdlib loggers alike."""
+    log.configure(settings.log_level, settings.log_format)
