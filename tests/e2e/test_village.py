@@ -15,6 +15,7 @@ import httpx
 import nats
 import pytest
 
+from tests.conftest import read_subject
 from tests.e2e.conftest import Village, start_village
 
 pytestmark = pytest.mark.e2e
@@ -29,17 +30,12 @@ def read_stream(nats_url: str, notice_id: str) -> list[dict[str, object]]:
 
     async def read() -> list[dict[str, object]]:
         nc = await nats.connect(nats_url)
-        js = nc.jetstream()
-        sub = await js.subscribe(f"notices.70299.{notice_id}", ordered_consumer=True)
-        events = []
-        while True:
-            msg = await sub.next_msg(timeout=5)
-            kind = json.loads(msg.data)["kind"]
-            events.append({"kind": kind, "msg_id": msg.header["Nats-Msg-Id"]})
-            if msg.metadata.num_pending == 0:
-                break
-        await nc.close()
-        return events
+        try:
+            messages = await read_subject(nc.jetstream(), f"notices.70299.{notice_id}", 5)
+        finally:
+            await nc.close()
+        return [{"kind": json.loads(m.data)["kind"], "msg_id": (m.header or {})["Nats-Msg-Id"]}
+                for m in messages]
 
     return asyncio.run(read())
 

@@ -7,10 +7,10 @@ import hashlib
 import json
 from datetime import timedelta
 
-import nats.errors
 import pytest
 
 from schemas import NoticeDraft, parse_notice_event
+from tests.conftest import read_subject
 from tests.integration.notices.conftest import FrontDoor, random_insee
 
 pytestmark = pytest.mark.integration
@@ -24,20 +24,8 @@ ROAD_CLOSED = {
 
 async def stream_events(fd: FrontDoor, notice_id: str) -> list[dict[str, object]]:
     """Every event stored for one notice, read straight from JetStream."""
-    sub = await fd.store.js.subscribe(f"notices.{fd.insee}.{notice_id}", ordered_consumer=True)
-    events = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=1)
-            except nats.errors.TimeoutError:
-                break  # nothing stored for this notice
-            events.append(json.loads(msg.data))
-            if msg.metadata.num_pending == 0:
-                break
-    finally:
-        await sub.unsubscribe()
-    return events
+    messages = await read_subject(fd.store.js, f"notices.{fd.insee}.{notice_id}")
+    return [json.loads(msg.data) for msg in messages]
 
 
 async def test_a_notice_is_published_corrected_and_withdrawn(front_door: FrontDoor) -> None:

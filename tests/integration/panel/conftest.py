@@ -14,12 +14,12 @@ from typing import Any
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.js.api import DeliverPolicy
 
 from crieur.bus import ensure_streams
 from schemas import Category, Notice, NoticePublished, NoticeState, NoticeWithdrawn, subjects
 from services.panel.app import Panel
 from services.panel.settings import PanelSettings
+from tests.conftest import read_subject
 
 
 def random_insee() -> str:
@@ -57,26 +57,9 @@ class Mairie:
                                           event.model_dump_json().encode(), stream="NOTICES")
 
     async def reports(self) -> list[dict[str, Any]]:
-        js = self.nc.jetstream()
         subject = subjects.delivery("panel", self.commune)
-        try:
-            sub = await js.subscribe(subject, ordered_consumer=True,
-                                     deliver_policy=DeliverPolicy.ALL)
-        except Exception:
-            return []
-        found = []
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=0.5)
-                except nats.errors.TimeoutError:
-                    break
-                found.append(json.loads(msg.data))
-                if msg.metadata.num_pending == 0:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return found
+        messages = await read_subject(self.nc.jetstream(), subject, wait_s=0.5)
+        return [json.loads(msg.data) for msg in messages]
 
 
 def panel_settings(nats_url: str, commune: str, data_dir: Path) -> PanelSettings:
