@@ -6,13 +6,13 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
 from schemas.streams import BUCKETS, STREAMS, Bucket
 
 log = structlog.get_logger("crieur.bus")
-
 
 
 async def _log_error(error: Exception) -> None:
@@ -50,14 +50,19 @@ TRY_ONCE: dict[str, Any] = {
 }
 
 
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create or update one stream; safe to call at every start."""
+    try:
+        await js.add_stream(config=config)
+    except BadRequestError:
+        # Same name, other settings (an older release): bring it to the current definition.
+        await js.update_stream(config=config)
+
+
 async def ensure_streams(js: JetStreamContext) -> None:
     """Create or update every stream; safe to call from every service at every start."""
     for config in STREAMS:
-        try:
-            await js.add_stream(config=config)
-        except BadRequestError:
-            # Same name, other settings (an older release): bring it to the current definition.
-            await js.update_stream(config=config)
+        await ensure_stream(js, config)
 
 
 async def ensure_bucket(js: JetStreamContext, bucket: Bucket) -> KeyValue:

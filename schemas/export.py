@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.commune import Commune
+from schemas.deadletters import DeadLetter
 from schemas.deliveries import DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.notice import Notice
@@ -26,6 +27,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "notice-corrected": NoticeCorrected,
     "notice-withdrawn": NoticeWithdrawn,
     "delivery-report": DeliveryReport,
+    "dead-letter": DeadLetter,
     "commune": Commune,
     "channel-http-request": ChannelHttpRequest,
     "channel-http-reply": ChannelHttpReply,

@@ -17,6 +17,7 @@ DAY = 24 * 3600.0
 # Stream names, typed as plain str (StreamConfig.name is Optional).
 NOTICES_STREAM = "NOTICES"
 DELIVERIES_STREAM = "DELIVERIES"
+DEADLETTERS_STREAM = "DEADLETTERS"
 
 NOTICES = StreamConfig(
     name=NOTICES_STREAM,
@@ -42,7 +43,18 @@ DELIVERIES = StreamConfig(
     allow_direct=True,
 )
 
-STREAMS: tuple[StreamConfig, ...] = (NOTICES, DELIVERIES)
+DEADLETTERS = StreamConfig(
+    name=DEADLETTERS_STREAM,
+    description="Messages a service could not handle, with the reason (schemas.deadletters)",
+    subjects=[subjects.DEADLETTERS],
+    storage=StorageType.FILE,
+    # Long enough for an operator back from holidays to find and replay them.
+    max_age=90 * DAY,
+    duplicate_window=DAY,
+    allow_direct=True,
+)
+
+STREAMS: tuple[StreamConfig, ...] = (NOTICES, DELIVERIES, DEADLETTERS)
 
 
 @dataclass(frozen=True)

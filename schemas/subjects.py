@@ -9,6 +9,9 @@ NOTICES = "notices.>"
 # deliveries.<channel>.<commune>: what each channel did with each notice.
 DELIVERIES = "deliveries.>"
 
+# deadletters.<service>: what a service could not handle, with the reason (schemas.deadletters).
+DEADLETTERS = "deadletters.>"
+
 # channels.<channel>.http: the front door forwards a channel's HTTP routes here (request-reply).
 CHANNEL_HTTP = "channels.{channel}.http"
 
@@ -27,3 +30,7 @@ def delivery(channel: str, commune: str) -> str:
 
 def channel_http(channel: str) -> str:
     return CHANNEL_HTTP.format(channel=channel)
+
+
+def dead_letter(service: str) -> str:
+    return f"deadletters.{service}"
