@@ -17,6 +17,7 @@ from schemas.commune import Commune
 from schemas.deadletters import DeadLetter
 from schemas.deliveries import DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
+from schemas.jobs import Job
 from schemas.notice import Notice
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -28,6 +29,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "notice-withdrawn": NoticeWithdrawn,
     "delivery-report": DeliveryReport,
     "dead-letter": DeadLetter,
+    "job": Job,
     "commune": Commune,
     "channel-http-request": ChannelHttpRequest,
     "channel-http-reply": ChannelHttpReply,

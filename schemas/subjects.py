@@ -9,6 +9,9 @@ NOTICES = "notices.>"
 # deliveries.<channel>.<commune>: what each channel did with each notice.
 DELIVERIES = "deliveries.>"
 
+# jobs.<channel>.<commune>: the channel kit's work queue, one job per recipient (schemas.jobs).
+JOBS = "jobs.>"
+
 # deadletters.<service>: what a service could not handle, with the reason (schemas.deadletters).
 DEADLETTERS = "deadletters.>"
 
@@ -34,3 +37,7 @@ def channel_http(channel: str) -> str:
 
 def dead_letter(service: str) -> str:
     return f"deadletters.{service}"
+
+
+def jobs(channel: str, commune: str) -> str:
+    return f"jobs.{channel}.{commune}"
