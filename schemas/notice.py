@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -28,11 +28,19 @@ from schemas.commune import Insee
 PARIS = ZoneInfo("Europe/Paris")
 
 
+def _fixed(local: datetime) -> datetime:
+    """Paris time with its offset fixed: two times in the hour that happens twice compare right.
+
+    (Python compares two datetimes of one ZoneInfo by their wall clock, ignoring the offset.)
+    """
+    return local.replace(tzinfo=timezone(local.utcoffset() or timedelta(0)), fold=0)
+
+
 def _as_paris(value: datetime) -> datetime:
     # A naive time typed by a secretary means local time in the village, not UTC.
     if value.tzinfo is None:
-        return value.replace(tzinfo=PARIS)
-    return value.astimezone(PARIS)
+        return _fixed(value.replace(tzinfo=PARIS))
+    return _fixed(value.astimezone(PARIS))
 
 
 _serialize_paris = PlainSerializer(
@@ -65,10 +73,10 @@ def _staff_time(value: datetime) -> datetime:
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise ValueError(f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
     if value.tzinfo is not None:
-        return value.astimezone(PARIS)
+        return _fixed(value.astimezone(PARIS))
     earlier, later = value.replace(tzinfo=PARIS, fold=0), value.replace(tzinfo=PARIS, fold=1)
     if earlier.utcoffset() == later.utcoffset():
-        return earlier
+        return _fixed(earlier)
     shown = value.isoformat(timespec="minutes")
     if earlier.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != value:
         # The hour skipped when clocks go forward (last Sunday of March, 02:00 -> 03:00).
