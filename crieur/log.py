@@ -39,3 +39,5 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request's full URL at INFO, query string (and any token in it) included.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = structlog.get_logger("crieur.notices.errors")
 
@@ -108,9 +109,20 @@ async def on_bus_error(_: Request, error: Exception) -> JSONResponse:
                         headers={"Retry-After": "5"})
 
 
-async def on_http_error(_: Request, error: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path (Starlette names only the first route's)."""
+    def answered(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.routes)
+
+    return ", ".join(m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if answered(m))
+
+
+async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     """The framework's own refusals (unreadable body, unknown route, wrong method)."""
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 405:
+        error.headers = dict(error.headers or {}) | {"Allow": _allowed_methods(request)}
     kind = _BY_STATUS.get(error.status_code)
     code = kind.code if kind else f"http_{error.status_code}"
     message = kind.message if kind else str(error.detail)
@@ -147,14 +159,15 @@ def _message(err: dict[str, Any], field: str) -> str:
     ctx = err.get("ctx") or {}
     if kind in _TYPE_WORDS:
         return _TYPE_WORDS[kind].format(**ctx)
-    if kind in ("too_long", "too_short"):
-        # pydantic says "items" for lists; name what the list holds.
-        bound = ctx.get("max_length") if kind == "too_long" else ctx.get("min_length")
-        return f"must have at {'most' if kind == 'too_long' else 'least'} {bound} entries"
-    if kind in ("string_too_long", "string_too_short"):
-        bound = ctx.get("max_length") if kind == "string_too_long" else ctx.get("min_length")
-        word = "most" if kind == "string_too_long" else "least"
-        return f"must have at {word} {bound} character{'s' if bound != 1 else ''}"
+    if kind in ("too_long", "too_short", "string_too_long", "string_too_short"):
+        # pydantic says "items" even for the characters of a text: say what is counted.
+        longest = kind.endswith("too_long")
+        bound = ctx.get("max_length") if longest else ctx.get("min_length")
+        if isinstance(err.get("input"), str):
+            unit = "character" if bound == 1 else "characters"
+        else:
+            unit = "entry" if bound == 1 else "entries"
+        return f"must have at {'most' if longest else 'least'} {bound} {unit}"
     if kind == "string_pattern_mismatch" and field.split(".")[-1] == "insee":
         return "must be an INSEE code (five characters: 70299, 2A004)"
     if kind == "json_invalid":

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.notices.api import Context
 from services.notices.app import create_app
@@ -33,6 +34,7 @@ class FrontDoor:
     clock: Clock
     insee: str
     token: str
+    app: FastAPI
 
     @property
     def auth(self) -> dict[str, str]:
@@ -59,5 +61,5 @@ async def front_door(nats_url: str) -> AsyncIterator[FrontDoor]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield FrontDoor(http, store, clock, insee, token)
+            yield FrontDoor(http, store, clock, insee, token, app)
     await store.close()
