@@ -370,7 +370,8 @@ async def get_notice(
     if not_modified(request, etag, notice.updated_at):
         return Response(status_code=304, headers={"ETag": etag})
     body = shown(notice, now).model_dump_json().encode()
-    return answer(request, Rendered(body, "application/json", notice.updated_at, etag=etag))
+    return answer(request, Rendered(body, "application/json", notice.updated_at, etag=etag,
+                                    etag_per_encoding=False))
 
 
 ATOM = "application/atom+xml; charset=utf-8"

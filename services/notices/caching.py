@@ -29,6 +29,9 @@ class Rendered:
     last_modified: datetime | None = None
     etag: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # RFC 9110 wants a gzipped body to have its own ETag; a notice's ETag is its version,
+    # a contract of the API (If-Match), so it stays the same whatever the encoding.
+    etag_per_encoding: bool = True
     _gzipped: bytes | None = None
 
     def __post_init__(self) -> None:
@@ -83,7 +86,8 @@ def answer(request: Request, rendered: Rendered, status_code: int = 200) -> Resp
     headers["Vary"] = "Accept-Encoding"
     use_gzip = (len(rendered.body) >= GZIP_MIN_BYTES
                 and "gzip" in request.headers.get("accept-encoding", "").lower())
-    headers["ETag"] = _gzip_tag(rendered.etag) if use_gzip else rendered.etag
+    gzip_tag = use_gzip and rendered.etag_per_encoding
+    headers["ETag"] = _gzip_tag(rendered.etag) if gzip_tag else rendered.etag
     if not_modified(request, rendered.etag, rendered.last_modified):
         return Response(status_code=304, headers=headers)
     if use_gzip:
