@@ -1,18 +1,20 @@
 """`make run`: the whole village on one machine.
 
-Starts a real nats-server (unless CRIEUR_NATS_URL names one), registers the demo commune
-(Lavoncourt, 70299) and a staff token for it, starts every service, prints where to go,
-and on Ctrl-C stops everything it started: services first (they drain), then the server.
+Starts a real nats-server (unless CRIEUR_NATS_URL names one), runs the setup steps (the
+demo commune and its staff token), starts every service of `SERVICES`, prints where to
+go, and on Ctrl-C stops everything it started: services first (they drain), then the server.
+This module imports no service: services are named by module, and run as processes.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,36 +22,48 @@ import httpx
 from crieur.nats_server import NatsServer
 from crieur.process import die_with_parent
 
-DEMO_INSEE = "70299"
-DEMO_NAME = "Lavoncourt"
-DEMO_STAFF = "Secrétariat de mairie (démo)"
 
-# (module, port variable, default port): every service the village runs.
-SERVICES = (
-    ("services.notices", "CRIEUR_HTTP_PORT", 8080),
-    ("services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081),
+@dataclass(frozen=True)
+class Service:
+    """One process of the village. A new channel joins it by adding a line to `SERVICES`."""
+
+    name: str
+    module: str
+    port_var: str
+    default_port: int
+    health_path: str = "/healthz"
+    # What the start-up message calls its page, if it has one worth opening.
+    label: str = ""
+    # Started instead of `python -m module` (a stand-in of a provider, for instance).
+    command: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        return list(self.command) if self.command else [sys.executable, "-m", self.module]
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
+    Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),
+)
+
+# Run once, in order, before the services start; the last JSON line each prints is kept
+# (the demo step prints the demo commune and its staff token).
+SETUP: tuple[tuple[str, ...], ...] = (
+    (sys.executable, "-m", "services.notices.demo"),
 )
 
 
-async def seed_demo(nats_url: str, data_dir: Path) -> str:
-    """Register the demo commune and return a staff token for it, the same one every run."""
-    from services.notices.store import NatsStore  # the demo data is the front door's
-
-    store = await NatsStore.connect(nats_url, name="crieur-village")
-    try:
-        if await store.commune(DEMO_INSEE) is None:
-            await store.add_commune(DEMO_INSEE, DEMO_NAME)
-        token_file = data_dir / "demo-staff-token"
-        if token_file.exists():
-            token = token_file.read_text().strip()
-            if await store.staff_for_token(token) is not None:
-                return token
-        _, token = await store.add_staff(DEMO_STAFF, (DEMO_INSEE,))
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-        return token
-    finally:
-        await store.close()
+def run_setup(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    said: dict[str, str] = {}
+    for argv in SETUP:
+        done = subprocess.run([*argv, str(data_dir)], env=env, stdout=subprocess.PIPE,
+                              check=False, timeout=120, preexec_fn=die_with_parent)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[1:])} failed with {done.returncode}")
+        lines = done.stdout.decode().strip().splitlines()
+        if lines:
+            said |= json.loads(lines[-1])
+    return said
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -66,6 +80,33 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
+def start(service: Service, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(service.argv(), env=env, start_new_session=True,
+                            preexec_fn=die_with_parent)
+
+
+def banner(urls: dict[str, str], demo: dict[str, str], nats_url: str, data_dir: Path) -> str:
+    notices, insee, token = urls["notices"], demo["insee"], demo["token"]
+    others = "".join(f"  {s.label:<15} {urls[s.name]}/\n" for s in SERVICES if s.label)
+    return f"""
+Crieur is running — the village of {demo['name']} ({insee}).
+
+  Notices API     {notices}/api/v1/communes/{insee}/notices
+  Atom feed       {notices}/api/v1/communes/{insee}/feed.atom
+  OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
+{others}  NATS            {nats_url}  (data in {data_dir})
+
+  Staff token     {token}
+
+Publish a notice:
+  curl -X POST {notices}/api/v1/communes/{insee}/notices \\
+    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+    -d '{{"category": "alerte", "title": "Route de Gray fermée", "body": "Chute d’arbre."}}'
+
+Ctrl-C stops everything.
+"""
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("CRIEUR_DATA_DIR", "var")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +115,7 @@ def main() -> int:
     if not env.get("CRIEUR_NATS_URL"):
         server = NatsServer(data_dir / "nats", port=int(env.get("CRIEUR_NATS_PORT", "4222")))
         env["CRIEUR_NATS_URL"] = server.start()
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -85,45 +126,20 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
-        token = asyncio.run(seed_demo(env["CRIEUR_NATS_URL"], data_dir))
+        demo = run_setup(env, data_dir)
         urls = {}
-        for module, port_var, default in SERVICES:
-            port = int(env.get(port_var, default))
-            env[port_var] = str(port)
-            process = subprocess.Popen(
-                [sys.executable, "-m", module], env=env,
-                start_new_session=True, preexec_fn=die_with_parent,
-            )
-            processes.append((module, process))
-            urls[module] = f"http://127.0.0.1:{port}"
-        for module, process in processes:
-            wait_healthy(urls[module] + "/healthz", process)
-        notices, panel = urls["services.notices"], urls["services.panel"]
-        print(
-            f"""
-Crieur is running — the village of {DEMO_NAME} ({DEMO_INSEE}).
-
-  Notices API     {notices}/api/v1/communes/{DEMO_INSEE}/notices
-  Atom feed       {notices}/api/v1/communes/{DEMO_INSEE}/feed.atom
-  OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
-  LED sign        {panel}/
-  NATS            {env['CRIEUR_NATS_URL']}  (data in {data_dir})
-
-  Staff token     {token}
-
-Publish a notice:
-  curl -X POST {notices}/api/v1/communes/{DEMO_INSEE}/notices \\
-    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
-    -d '{{"category": "alerte", "title": "Route de Gray fermée", "body": "Chute d’arbre."}}'
-
-Ctrl-C stops everything.
-""",
-            flush=True,
-        )
+        for service in SERVICES:
+            port = int(env.get(service.port_var, service.default_port))
+            env[service.port_var] = str(port)
+            processes[service.name] = start(service, env)
+            urls[service.name] = f"http://127.0.0.1:{port}"
+        for service in SERVICES:
+            wait_healthy(urls[service.name] + service.health_path, processes[service.name])
+        print(banner(urls, demo, env["CRIEUR_NATS_URL"], data_dir), flush=True)
         while not stopping:
-            for module, process in processes:
+            for name, process in processes.items():
                 if process.poll() is not None:
-                    print(f"{module} exited with {process.returncode}; stopping the village",
+                    print(f"services.{name} exited with {process.returncode}; stopping the village",
                           file=sys.stderr, flush=True)
                     stopping, code = True, 1
             time.sleep(0.2)
@@ -131,10 +147,10 @@ Ctrl-C stops everything.
         print(f"error: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        for _, process in processes:
+        for process in processes.values():
             if process.poll() is None:
                 process.terminate()
-        for _, process in processes:
+        for process in processes.values():
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
