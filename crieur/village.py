@@ -2,7 +2,8 @@
 
 Starts a real nats-server (unless CRIEUR_NATS_URL names one), runs the setup steps (the
 demo commune and its staff token), starts every service of `SERVICES`, prints where to
-go, and on Ctrl-C stops everything it started: services first (they drain), then the server.
+go, and restarts a service that dies (with a backoff) while the others keep serving. On
+Ctrl-C it stops everything it started: services first (they drain), then the server.
 This module imports no service: services are named by module, and run as processes.
 """
 
@@ -18,9 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import structlog
 
+from crieur import log as logging_setup
 from crieur.nats_server import NatsServer
 from crieur.process import die_with_parent
+from crieur.settings import CommonSettings
+
+log = structlog.get_logger("crieur.village")
+
+# A service that dies is started again after 1 s, then 2, 4... up to 30 s while it keeps
+# dying; once it has stayed up this long, the next death starts from 1 s again.
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,42 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
 
 
 def start(service: Service, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(service.argv(), env=env, start_new_session=True,
-                            preexec_fn=die_with_parent)
+    process = subprocess.Popen(service.argv(), env=env, start_new_session=True,
+                               preexec_fn=die_with_parent)
+    log.info("service_started", service=service.name, pid=process.pid)
+    return process
+
+
+@dataclass
+class Running:
+    """One service under the launcher's watch: its process and when to start it again."""
+
+    service: Service
+    process: subprocess.Popen[bytes]
+    started: float
+    backoff_s: float = FIRST_BACKOFF_S
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def check(self, env: dict[str, str], now: float) -> None:
+        """Restart a dead process once its backoff has passed; the others are untouched."""
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if now - self.started >= STABLE_AFTER_S:
+                self.backoff_s = FIRST_BACKOFF_S
+            self.restart_at = now + self.backoff_s
+            log.error("service_died", service=self.service.name, pid=self.process.pid,
+                      exit_code=code, restart_in_s=self.backoff_s)
+            self.backoff_s = min(self.backoff_s * 2, MAX_BACKOFF_S)
+        elif now >= self.restart_at:
+            self.restart_at = None
+            self.restarts += 1
+            self.process = start(self.service, env)
+            self.started = now
+            log.warning("service_restarted", service=self.service.name, pid=self.process.pid,
+                        restarts=self.restarts)
 
 
 def banner(urls: dict[str, str], demo: dict[str, str], nats_url: str, data_dir: Path) -> str:
@@ -108,6 +154,8 @@ Ctrl-C stops everything.
 
 
 def main() -> int:
+    settings = CommonSettings()
+    logging_setup.configure(settings.log_level, settings.log_format)
     data_dir = Path(os.environ.get("CRIEUR_DATA_DIR", "var")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CRIEUR_DATA_DIR=str(data_dir))
@@ -115,7 +163,7 @@ def main() -> int:
     if not env.get("CRIEUR_NATS_URL"):
         server = NatsServer(data_dir / "nats", port=int(env.get("CRIEUR_NATS_PORT", "4222")))
         env["CRIEUR_NATS_URL"] = server.start()
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    running: list[Running] = []
     stopping = False
 
     def stop(*_: object) -> None:
@@ -131,26 +179,26 @@ def main() -> int:
         for service in SERVICES:
             port = int(env.get(service.port_var, service.default_port))
             env[service.port_var] = str(port)
-            processes[service.name] = start(service, env)
+            running.append(Running(service, start(service, env), time.monotonic()))
             urls[service.name] = f"http://127.0.0.1:{port}"
-        for service in SERVICES:
-            wait_healthy(urls[service.name] + service.health_path, processes[service.name])
+        # A service that cannot even start is misconfigured: say so and stop, rather than
+        # restarting it forever.
+        for r in running:
+            wait_healthy(urls[r.service.name] + r.service.health_path, r.process)
         print(banner(urls, demo, env["CRIEUR_NATS_URL"], data_dir), flush=True)
         while not stopping:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    print(f"services.{name} exited with {process.returncode}; stopping the village",
-                          file=sys.stderr, flush=True)
-                    stopping, code = True, 1
+            for r in running:
+                r.check(env, time.monotonic())
             time.sleep(0.2)
     except Exception as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        for process in processes.values():
+        processes = [r.process for r in running]
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-        for process in processes.values():
+        for process in processes:
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
