@@ -9,19 +9,23 @@ from nats.js.kv import KeyValue
 from crieur.mirror import BucketMirror
 from schemas.commune import Commune
 from schemas.streams import COMMUNES
+from schemas.versions import read_message
 
 
 class CommuneDirectory:
     """Looks communes up in a mirror of the bucket; `start()` it to follow the bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, service: str = "crieur") -> None:
         self.kv = kv
-        self.mirror = BucketMirror(kv, Commune)
+        self.mirror = BucketMirror(kv, Commune, service=service)
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> CommuneDirectory:
-        """The directory of an existing bucket (the front door owns and ensures it)."""
-        return cls(await js.key_value(COMMUNES.name))
+    async def open(cls, js: JetStreamContext, *, service: str = "crieur") -> CommuneDirectory:
+        """The directory of the existing bucket (the front door owns and ensures it).
+
+        Raises nats.js.errors.BucketNotFoundError while no front door has created it.
+        """
+        return cls(await js.key_value(COMMUNES.name), service=service)
 
     async def start(self) -> None:
         await self.mirror.start()
@@ -38,7 +42,7 @@ class CommuneDirectory:
             entry = await self.kv.get(insee)
         except KeyNotFoundError:
             return None
-        return Commune.model_validate_json(entry.value or b"")
+        return read_message(Commune, entry.value or b"")
 
     async def all(self) -> list[Commune]:
         """Every registered commune, by INSEE code."""

@@ -17,8 +17,11 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import APIError
 from pydantic import ValidationError
 
+from crieur.bus import IDLE_HEARTBEAT_S
+from crieur.deadletter import dead_letter
 from schemas import Notice, NoticeEvent, parse_notice_event, subjects
 from schemas.streams import NOTICES_STREAM
+from schemas.versions import NewerSchemaVersion
 from services.notices.view import NoticeView
 
 log = structlog.get_logger("crieur.notices.notices")
@@ -34,9 +37,10 @@ class ConcurrentChange(Exception):
 class NoticeLog:
     """The NOTICES stream as the front door uses it, and the view it keeps of it."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, *, service: str = "notices") -> None:
         self.nc = nc
         self.js = js
+        self.service = service
         self.view = NoticeView()
         self._ready = asyncio.Event()
         self._feed: JetStreamContext.PushSubscription | None = None
@@ -51,6 +55,7 @@ class NoticeLog:
             cb=self._on_event,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            idle_heartbeat=IDLE_HEARTBEAT_S,
         )
         await asyncio.wait_for(self._ready.wait(), wait_s)
         log.info("notices_loaded", notices=self.view.count())
@@ -60,15 +65,26 @@ class NoticeLog:
             await self._feed.unsubscribe()
 
     async def _on_event(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
         try:
             event = parse_notice_event(msg.data)
-        except ValidationError as error:
-            # Only this service writes NOTICES; a bad message is logged, never fatal.
-            log.error("notice_event_unreadable", subject=msg.subject, error=str(error)[:300])
+        except (ValidationError, NewerSchemaVersion) as error:
+            # A newer front door's event, or a bad message: set aside, never fatal.
+            await self._set_aside(msg, seq, error)
         else:
-            self.view.apply(msg.metadata.sequence.stream, event)
+            self.view.apply(seq, event)
         if msg.metadata.num_pending == 0:
             self._ready.set()
+
+    async def _set_aside(self, msg: Msg, seq: int, error: Exception) -> None:
+        newer = isinstance(error, NewerSchemaVersion)
+        log.error("notice_event_skipped", subject=msg.subject, seq=seq, newer_version=newer,
+                  error=str(error)[:300])
+        try:
+            await dead_letter(self.js, service=self.service, subject=msg.subject,
+                              data=msg.data, reason=str(error), stream_sequence=seq)
+        except Exception as failed:  # NATS away: the log line above still says it
+            log.warning("dead_letter_failed", subject=msg.subject, error=repr(failed)[:200])
 
     async def append(self, event: NoticeEvent, expected_last_seq: int) -> int:
         """Publish an event; refused if the notice changed since `expected_last_seq` was read."""

@@ -7,12 +7,13 @@ from nats.js.kv import KeyValue
 
 from crieur.mirror import BucketMirror
 from schemas import Notice
+from schemas.versions import read_message
 
 
 class Schedule:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, service: str) -> None:
         self.kv = kv
-        self.mirror = BucketMirror(kv, Notice)
+        self.mirror = BucketMirror(kv, Notice, service=service)
 
     async def add(self, notice: Notice) -> None:
         await self.mirror.put(notice.id, notice)
@@ -26,7 +27,7 @@ class Schedule:
             entry = await self.kv.get(notice_id)
         except KeyNotFoundError:
             return None
-        return Notice.model_validate_json(entry.value or b"")
+        return read_message(Notice, entry.value or b"")
 
     def all(self) -> list[Notice]:
         return list(self.mirror.values.values())

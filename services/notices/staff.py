@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from schemas.versions import BUS_MODEL, read_message
 
 
 class StaffMember(BaseModel):
     """A staff token's record; the token itself is never stored, only its SHA-256."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
     id: str
     name: str = Field(min_length=1, max_length=100)
@@ -50,7 +52,7 @@ class StaffRegistry:
             entry = await self.kv.get(token_hash(token))
         except KeyNotFoundError:
             return None
-        member = StaffMember.model_validate_json(entry.value or b"")
+        member = read_message(StaffMember, entry.value or b"")
         return None if member.revoked_at else member
 
     async def all(self) -> list[tuple[str, StaffMember]]:
@@ -61,7 +63,7 @@ class StaffRegistry:
         members = []
         for key in keys:
             entry = await self.kv.get(key)
-            members.append((key, StaffMember.model_validate_json(entry.value or b"")))
+            members.append((key, read_message(StaffMember, entry.value or b"")))
         return sorted(members, key=lambda km: km[1].created_at)
 
     async def revoke(self, id_or_name: str) -> list[StaffMember]:

@@ -12,11 +12,20 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
 
 from crieur.bus import RECONNECT_FOREVER, ensure_all
 from schemas import Commune, Notice, NoticeEvent
-from schemas.streams import COMMUNES, IDEMPOTENCY, SCHEDULE, STAFF
+from schemas.streams import (
+    COMMUNES,
+    DEADLETTERS,
+    IDEMPOTENCY,
+    NOTICES,
+    SCHEDULE,
+    STAFF,
+    Bucket,
+)
 from services.notices.communes import CommuneRegistry
 from services.notices.idempotency import IdempotencyKeys
 from services.notices.notices import ConcurrentChange, NoticeLog
@@ -26,14 +35,20 @@ from services.notices.view import NoticeView
 
 __all__ = ["ConcurrentChange", "NatsStore", "StaffMember"]
 
+SERVICE = "notices"
+# What the front door ensures at start-up: what it owns, and DEADLETTERS, which every
+# service that writes dead letters ensures. DELIVERIES belongs to the channels' side.
+OWNED_STREAMS: tuple[StreamConfig, ...] = (NOTICES, DEADLETTERS)
+OWNED_BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE)
+
 
 class NatsStore:
     def __init__(self, nc: Client, js: JetStreamContext, buckets: dict[str, KeyValue]) -> None:
         self.nc = nc
         self.js = js
         self.notices = NoticeLog(nc, js)
-        self.scheduled_notices = Schedule(buckets[SCHEDULE.name])
-        self.commune_registry = CommuneRegistry(buckets[COMMUNES.name])
+        self.scheduled_notices = Schedule(buckets[SCHEDULE.name], service=SERVICE)
+        self.commune_registry = CommuneRegistry(buckets[COMMUNES.name], service=SERVICE)
         self.staff_registry = StaffRegistry(buckets[STAFF.name])
         self.idempotency = IdempotencyKeys(buckets[IDEMPOTENCY.name])
 
@@ -43,7 +58,7 @@ class NatsStore:
     ) -> NatsStore:
         nc = await nats.connect(url, name=name, **(options or RECONNECT_FOREVER))
         js = nc.jetstream()
-        return cls(nc, js, await ensure_all(js))
+        return cls(nc, js, await ensure_all(js, OWNED_STREAMS, OWNED_BUCKETS))
 
     async def close(self) -> None:
         await self.scheduled_notices.mirror.stop()

@@ -27,7 +27,7 @@ from crieur.bus import ensure_streams
 from crieur.communes import CommuneDirectory
 from schemas import subjects
 from schemas.deliveries import Channel, DeliveryReport
-from schemas.streams import DELIVERIES_STREAM, NOTICES_STREAM
+from schemas.streams import DEADLETTERS, DELIVERIES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
 from services.panel.handlers import NoticeFeed, make_broker, register
@@ -39,6 +39,9 @@ from services.panel.showing import DeliveryTracker, Reporter, Show, Sign, Thrott
 log = structlog.get_logger("crieur.panel")
 
 SNAPSHOT = "playlist.json"
+
+# The streams the sign writes to, and so ensures; it only reads NOTICES.
+WRITES = (DELIVERIES, DEADLETTERS)
 
 
 def _utcnow() -> datetime:
@@ -133,7 +136,10 @@ class Panel:
         while True:
             try:
                 await self.broker.connect()
-                await ensure_streams(self.broker.connection.jetstream())
+                js = self.broker.connection.jetstream()
+                await ensure_streams(js, WRITES)
+                # NOTICES is the front door's: the sign waits for it rather than create it.
+                await js.stream_info(NOTICES_STREAM)
                 await self.broker.start()
                 break
             except asyncio.CancelledError:
