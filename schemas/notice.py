@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from schemas.commune import Insee
+from schemas.versions import BUS_MODEL
 
 # Every date a resident or a member of staff sees is French local time.
 PARIS = ZoneInfo("Europe/Paris")
@@ -138,22 +139,24 @@ def _visible(value: str) -> str:
     return value
 
 
+# Stored notices are read as they were written (a bus reader is tolerant); what staff send is
+# checked further (Staff* types and *Input models below), so a rule added at the door never
+# makes an already stored notice unreadable.
 Title = Annotated[
     str,
     BeforeValidator(_strip),
     StringConstraints(min_length=1, max_length=120),
-    AfterValidator(_carriable),
-    AfterValidator(_visible),
     Field(description="Short title, at most 120 characters", examples=["Route de Gray fermée"]),
 ]
 Body = Annotated[
     str,
     BeforeValidator(_strip),
     StringConstraints(min_length=1, max_length=5000),
-    AfterValidator(_carriable),
-    AfterValidator(_visible),
     Field(description="Full text, at most 5,000 characters"),
 ]
+StaffTitle = Annotated[Title, AfterValidator(_carriable), AfterValidator(_visible)]
+StaffBody = Annotated[Body, AfterValidator(_carriable), AfterValidator(_visible)]
+
 # A media type as RFC 6838 spells it (type/subtype, optional parameters): it goes into Atom,
 # CAP and email headers as is.
 _TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
@@ -184,7 +187,7 @@ class Link(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: HttpUrl
-    label: Annotated[str, AfterValidator(_carriable)] = Field(default="", max_length=120)
+    label: str = Field(default="", max_length=120)
 
 
 class Attachment(BaseModel):
@@ -192,10 +195,24 @@ class Attachment(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    name: str = Field(min_length=1, max_length=200)
+    url: HttpUrl
+    media_type: str = Field(default="application/octet-stream", max_length=100)
+    size: int | None = Field(default=None, ge=0)
+
+
+class LinkInput(Link):
+    """A link as staff give it."""
+
+    label: Annotated[str, AfterValidator(_carriable)] = Field(default="", max_length=120)
+
+
+class AttachmentInput(Attachment):
+    """An attachment as staff give it: a name that shows, a real media type, a sane size."""
+
     name: Annotated[
         str, BeforeValidator(_strip), AfterValidator(_carriable), AfterValidator(_visible)
     ] = Field(min_length=1, max_length=200)
-    url: HttpUrl
     media_type: MediaType = "application/octet-stream"
     size: int | None = Field(default=None, ge=0, le=MAX_ATTACHMENT_SIZE,
                              description="Size in bytes")
@@ -204,7 +221,7 @@ class Attachment(BaseModel):
 class SentVersion(BaseModel):
     """A version of a notice that went out to the channels (CAP references each one)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
     version: int = Field(ge=1)
     sent_at: ParisDatetime
@@ -229,8 +246,8 @@ class NoticeDraft(_Window):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: Category
-    title: Title
-    body: Body
+    title: StaffTitle
+    body: StaffBody
     publish_at: StaffDatetime | None = Field(
         default=None, description="When the channels send it; at once if absent"
     )
@@ -238,8 +255,8 @@ class NoticeDraft(_Window):
         default=None, description="Start of validity (shown on the sign, listed as current)"
     )
     ends_at: StaffDatetime | None = Field(default=None, description="End of validity")
-    links: tuple[Link, ...] = Field(default=(), max_length=10)
-    attachments: tuple[Attachment, ...] = Field(default=(), max_length=10)
+    links: tuple[LinkInput, ...] = Field(default=(), max_length=10)
+    attachments: tuple[AttachmentInput, ...] = Field(default=(), max_length=10)
 
     @field_validator("ends_at")
     @classmethod
@@ -258,19 +275,24 @@ class NoticePatch(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: Category | None = None
-    title: Title | None = None
-    body: Body | None = None
+    title: StaffTitle | None = None
+    body: StaffBody | None = None
     publish_at: StaffDatetime | None = None
     starts_at: StaffDatetime | None = None
     ends_at: StaffDatetime | None = None
-    links: tuple[Link, ...] | None = Field(default=None, max_length=10)
-    attachments: tuple[Attachment, ...] | None = Field(default=None, max_length=10)
+    links: tuple[LinkInput, ...] | None = Field(default=None, max_length=10)
+    attachments: tuple[AttachmentInput, ...] | None = Field(default=None, max_length=10)
 
 
 class Notice(_Window):
-    """A notice as stored and carried by every event (a full snapshot, never a diff)."""
+    """A notice as stored and carried by every event (a full snapshot, never a diff).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Read tolerantly (fields a newer writer added are ignored); its links and attachments
+    are strict models shared with staff input, so bus readers validate with extra="ignore"
+    (`schemas.versions.read_message`, `parse_notice_event`), which reaches them too.
+    """
+
+    model_config = BUS_MODEL
 
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$")]
     commune: Insee

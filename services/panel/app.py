@@ -20,12 +20,14 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
 
 from crieur.bus import ensure_streams
+from crieur.communes import CommuneDirectory
 from schemas import subjects
-from schemas.commune import Commune
 from schemas.deliveries import Channel, DeliveryReport
-from schemas.streams import COMMUNES, DELIVERIES_STREAM, NOTICES_STREAM
+from schemas.streams import DEADLETTERS, DELIVERIES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
 from services.panel.handlers import NoticeFeed, make_broker, register
@@ -37,6 +39,9 @@ from services.panel.showing import DeliveryTracker, Reporter, Show, Sign, Thrott
 log = structlog.get_logger("crieur.panel")
 
 SNAPSHOT = "playlist.json"
+
+# The streams the sign writes to, and so ensures; it only reads NOTICES.
+WRITES = (DELIVERIES, DEADLETTERS)
 
 
 def _utcnow() -> datetime:
@@ -70,6 +75,8 @@ class Panel:
                          slide_seconds=settings.panel_slide_seconds,
                          scroll_speed=settings.panel_scroll_speed)
         self.commune_name = ""
+        # None until the registry was asked; False: CRIEUR_PANEL_COMMUNE is not registered.
+        self.commune_registered: bool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._saved_generation = -1
         self._bus_ready = False
@@ -129,7 +136,10 @@ class Panel:
         while True:
             try:
                 await self.broker.connect()
-                await ensure_streams(self.broker.connection.jetstream())
+                js = self.broker.connection.jetstream()
+                await ensure_streams(js, WRITES)
+                # NOTICES is the front door's: the sign waits for it rather than create it.
+                await js.stream_info(NOTICES_STREAM)
                 await self.broker.start()
                 break
             except asyncio.CancelledError:
@@ -147,10 +157,26 @@ class Panel:
         if not info.state.subjects:
             # Nothing on the stream for this commune: the replay is complete as it is.
             self.feed.mark_synced()
-        with contextlib.suppress(Exception):  # the name is a nicety; the sign works without
-            entry = await (await js.key_value(COMMUNES.name)).get(self.commune)
-            self.commune_name = Commune.model_validate_json(entry.value or b"").name
-            self.sign.touch()
+        await self.check_commune(js)
+
+    async def check_commune(self, js: JetStreamContext) -> None:
+        """Say at once if the commune is not registered: no notice will ever come for it."""
+        try:
+            commune = await (await CommuneDirectory.open(js)).get(self.commune)
+        except BucketNotFoundError:
+            commune = None  # no front door has run yet: nothing is registered
+        except Exception as error:  # the name is a nicety; the sign works without
+            log.warning("panel_commune_lookup_failed", commune=self.commune,
+                        error=repr(error)[:200])
+            return
+        self.commune_registered = commune is not None
+        if commune is None:
+            log.warning("panel_commune_unregistered", commune=self.commune,
+                        hint="CRIEUR_PANEL_COMMUNE names no registered commune: check the "
+                             "code, or register it (crieur commune add)")
+            return
+        self.commune_name = commune.name
+        self.sign.touch()
 
     async def publish_report(self, report: DeliveryReport, msg_id: str) -> None:
         if not self.connected:
@@ -235,6 +261,7 @@ def create_app(settings: PanelSettings, panel: Panel | None = None) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         # 200 even without NATS: the sign is up and showing its last playlist.
         return {"status": "ok" if sign.connected else "nats_disconnected",
-                "synced": sign.feed.synced.is_set()}
+                "synced": sign.feed.synced.is_set(),
+                "commune_registered": sign.commune_registered}
 
     return app

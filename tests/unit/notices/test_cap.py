@@ -16,6 +16,7 @@ from schemas.notice import (
     PARIS,
     Category,
     Notice,
+    NoticeDraft,
     NoticeState,
     SentVersion,
 )
@@ -299,11 +300,10 @@ def test_hostile_commune_name_round_trips() -> None:
 
 
 def test_control_characters_are_dropped() -> None:
-    # The model refuses them at the door; the renderer still drops them (defence in depth).
+    # Staff input refuses them at the door; a notice stored before that rule still renders.
     with pytest.raises(ValidationError, match="cannot be shown"):
-        make_notice(body="Coupure\x07 d'eau")
-    pasted = make_notice().model_copy(update={"body": "Coupure\x07 d'eau\x0b demain\r\nà 8h"})
-    root = render(pasted)
+        NoticeDraft(category=Category.TRAVAUX, title="Coupure", body="Coupure\x07 d'eau")
+    root = render(make_notice(body="Coupure\x07 d'eau\x0b demain\r\nà 8h"))
     assert text(root, "cap:info/cap:description") == "Coupure d'eau demain\nà 8h"
 
 
