@@ -254,9 +254,10 @@ async def publish_notice(
         raise invalid(error) from error
     try:
         notice = await save(c, notice, 0, now)
-    except ApiError:
+    except ApiError as error:
         # A retry with the same key that lost the race: answer with what the first stored.
-        if not idempotency_key or (first := c.store.get(insee, notice_id)) is None:
+        lost_race = error.kind is errors.NOTICE_CHANGED and idempotency_key
+        if not lost_race or (first := c.store.get(insee, notice_id)) is None:
             raise
         notice = first[1]
     structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)
