@@ -368,10 +368,14 @@ async def get_notice(
     if notice is None:
         raise ApiError(errors.NOTICE_NOT_FOUND)
     etag = notice_etag(notice, now)
-    if not_modified(request, etag, notice.updated_at):
+    # Expiry changes what is shown without a new version: it counts as a modification.
+    modified = notice.updated_at
+    if notice.state_at(now) is NoticeState.EXPIRED and notice.ends_at is not None:
+        modified = max(modified, notice.ends_at)
+    if not_modified(request, etag, modified):
         return Response(status_code=304, headers={"ETag": etag})
     body = shown(notice, now).model_dump_json().encode()
-    return answer(request, Rendered(body, "application/json", notice.updated_at, etag=etag,
+    return answer(request, Rendered(body, "application/json", modified, etag=etag,
                                     etag_per_encoding=False))
 
 
