@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 # Examples per operation and mode. The channel routes (about fifty: every method on every
 # prefix) all lead to the same forwarding code, so each gets a few.
-API_EXAMPLES, CHANNEL_EXAMPLES = 10, 1
+API_EXAMPLES, CHANNEL_EXAMPLES = 8, 1
 
 
 def generate(strategy: Any, count: int) -> list[Any]:
