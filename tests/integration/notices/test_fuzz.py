@@ -77,5 +77,5 @@ async def test_no_input_answers_a_server_error(front_door: FrontDoor) -> None:
                     continue
                 failures.append(f"{case.as_curl_command(base_url='http://test')} -> "
                                 f"{response.status_code} {response.text[:200]}")
-    assert sent > 200, sent  # every operation, a few times each
+    assert sent > 150, sent  # every operation, a few times each
     assert not failures, "\n".join(failures[:20])

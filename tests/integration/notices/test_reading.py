@@ -82,7 +82,8 @@ async def test_every_read_has_validators_and_answers_304_to_a_matching_if_none_m
     assert first.status_code == 200, first.text
     etag, modified = first.headers["etag"], first.headers["last-modified"]
     again = await fd.http.get(url, headers={"If-None-Match": etag})
-    assert again.status_code == 304 and again.content == b""
+    changed = set(again.text.split("},")) ^ set(first.text.split("},"))
+    assert again.status_code == 304 and again.content == b"", (again.headers, changed)
     assert again.headers["etag"] == etag
     since = await fd.http.get(url, headers={"If-Modified-Since": modified})
     assert since.status_code == 304
