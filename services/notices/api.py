@@ -343,8 +343,9 @@ async def list_notices(
             next=page_url(request, limit, offset + limit) if more else None,
         )
         headers = {"Link": f'<{page.next}>; rel="next"'} if page.next else {}
-        rendered = Rendered(page.model_dump_json().encode(), "application/json",
-                            c.store.view.changed_at(insee, now), headers=headers)
+        changed = c.store.view.changed_at(insee, now) or commune.created_at
+        rendered = Rendered(page.model_dump_json().encode(), "application/json", changed,
+                            headers=headers)
         return rendered, c.store.view.next_change(insee, now)
 
     rendered = await c.cache.get(("notices", insee, commune, limit, offset),

@@ -192,3 +192,15 @@ async def test_requests_are_logged_without_their_token(
     assert request["method"] == "POST" and request["status"] == 201
     assert request["path"] == fd.notices_url()
     assert fd.token not in json_logs.getvalue()
+
+
+async def test_a_lone_surrogate_anywhere_in_the_body_is_a_4xx(front_door: FrontDoor) -> None:
+    fd = front_door
+    for raw in (b'{"\\udc00": 1, "category": "information", "title": "t", "body": "b"}',
+                b'{"category": "\\ud83d", "title": "t", "body": "b"}',
+                b'{"category": "information", "title": "t", "body": "b", '
+                b'"links": [{"url": "https://a.fr/\\udfff"}]}'):
+        response = await fd.http.post(fd.notices_url(), content=raw,
+                                      headers=fd.auth | {"Content-Type": "application/json"})
+        assert response.status_code == 422, (raw, response.text)
+        assert_documented(response.json())

@@ -91,6 +91,13 @@ async def test_every_read_has_validators_and_answers_304_to_a_matching_if_none_m
     assert other.status_code == 200
 
 
+async def test_an_empty_list_and_feed_still_have_validators(front_door: FrontDoor) -> None:
+    fd = front_door
+    for url in (fd.notices_url(), f"/api/v1/communes/{fd.insee}/feed.atom"):
+        response = await fd.http.get(url)
+        assert response.headers["etag"] and response.headers["last-modified"]
+
+
 async def test_a_notice_etag_is_its_version_and_a_new_version_is_a_new_etag(
     front_door: FrontDoor,
 ) -> None:
