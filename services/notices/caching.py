@@ -66,7 +66,7 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None) ->
         return False
     try:
         since = parsedate_to_datetime(ims)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return False  # RFC 9110: an invalid date is ignored
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)

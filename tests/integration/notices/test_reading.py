@@ -89,6 +89,8 @@ async def test_every_read_has_validators_and_answers_304_to_a_matching_if_none_m
     assert since.status_code == 304
     other = await fd.http.get(url, headers={"If-None-Match": '"autre"'})
     assert other.status_code == 200
+    for nonsense in ("hier", "Thu, 01 Jan 99999999999 00:00:00 GMT"):  # ignored, never a 500
+        assert (await fd.http.get(url, headers={"If-Modified-Since": nonsense})).status_code == 200
 
 
 async def test_an_empty_list_and_feed_still_have_validators(front_door: FrontDoor) -> None:
