@@ -198,8 +198,13 @@ async def publish(args: argparse.Namespace) -> int:
     fields = _notice_fields(args)
     key = args.idempotency_key or idempotency_key(args.commune, fields)
     with _api(args) as api:
-        return _show(_send(api, "POST", f"/api/v1/communes/{args.commune}/notices",
-                           json=fields, headers={"Idempotency-Key": key}))
+        response = _send(api, "POST", f"/api/v1/communes/{args.commune}/notices",
+                         json=fields, headers={"Idempotency-Key": key})
+    if response.headers.get("idempotent-replayed") == "true":
+        print("note: this notice was already published (the same command within 24 h); "
+              "nothing new was sent. To publish it again: --idempotency-key <new key>",
+              file=sys.stderr)
+    return _show(response)
 
 
 async def correct(args: argparse.Namespace) -> int:

@@ -122,6 +122,7 @@ async def test_a_notice_with_links_and_attachments_published_twice_is_one_notice
     # The secretary's connection dropped, she runs the command again: still one notice.
     again = await shell.run(*args)
     assert again.code == 0 and json.loads(again.out)["id"] == notice["id"]
+    assert "already published" in again.err
     listed = shell.store.view.current(shell.insee, shell.store.view.all(shell.insee)[0].created_at)
     assert [n.id for n in listed] == [notice["id"]]
 
