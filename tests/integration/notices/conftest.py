@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.notices.api import Context
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
+from tests.integration.notices.helpers import Clock, FrontDoor, random_insee
 
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class FrontDoor:
-    http: httpx.AsyncClient
-    store: NatsStore
-    clock: Clock
-    insee: str
-    token: str
-    app: FastAPI
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def notices_url(self, insee: str | None = None) -> str:
-        return f"/api/v1/communes/{insee or self.insee}/notices"
-
-
-def random_insee() -> str:
-    return f"{random.randint(1000, 95999):05d}"
+# Re-exported for tests that import them from this conftest.
+__all__ = ["Clock", "FrontDoor", "front_door", "random_insee"]
 
 
 @pytest.fixture

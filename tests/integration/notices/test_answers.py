@@ -13,7 +13,7 @@ import httpx
 import pytest
 import structlog
 
-from tests.integration.notices.conftest import FrontDoor
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 

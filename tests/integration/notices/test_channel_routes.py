@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from openapi_spec_validator import validate
 
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
-from tests.integration.notices.conftest import FrontDoor
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 

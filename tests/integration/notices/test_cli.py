@@ -20,7 +20,7 @@ from services.notices.api import Context
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
-from tests.integration.notices.conftest import random_insee
+from tests.integration.notices.helpers import random_insee
 
 pytestmark = pytest.mark.integration
 

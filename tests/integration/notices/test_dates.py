@@ -16,7 +16,7 @@ from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 from tests.conftest import read_subject
-from tests.integration.notices.conftest import Clock, FrontDoor
+from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
 

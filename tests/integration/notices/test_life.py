@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import read_subject
-from tests.integration.notices.conftest import FrontDoor
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 

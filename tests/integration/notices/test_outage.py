@@ -15,7 +15,7 @@ from services.notices.api import Context
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
-from tests.integration.notices.conftest import FrontDoor
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.notices.conftest import FrontDoor
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 
