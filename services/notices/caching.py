@@ -108,9 +108,11 @@ class _Entry:
 class RenderCache:
     """Rendered answers by key, each valid while its stamp is unchanged and its time not past."""
 
-    def __init__(self, max_entries: int = 2000) -> None:
+    def __init__(self, max_bytes: int = 32_000_000) -> None:
         self._entries: dict[Hashable, _Entry] = {}
-        self.max_entries = max_entries
+        # Bounded by size, not count: paging parameters are the client's to vary.
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.renders = 0
 
     async def get(
@@ -124,8 +126,12 @@ class RenderCache:
             return entry.rendered
         rendered, valid_until = await render()
         self.renders += 1
-        if len(self._entries) >= self.max_entries:
-            # Crude but bounded: a village's worth of feeds fits many times over.
+        if entry is not None:
+            self._bytes -= len(entry.rendered.body)
+        if self._bytes + len(rendered.body) > self.max_bytes:
+            # Crude but bounded: every village's first pages fit many times over.
             self._entries.clear()
+            self._bytes = 0
         self._entries[key] = _Entry(stamp, valid_until, rendered)
+        self._bytes += len(rendered.body)
         return rendered
