@@ -78,6 +78,20 @@ def http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether `Accept-Encoding` allows gzip (RFC 9110 12.5.3: `gzip;q=0` refuses it)."""
+    for coding in accept_encoding.lower().split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
+        try:
+            return float(q) > 0
+        except ValueError:
+            return False
+    return False
+
+
 def answer(request: Request, rendered: Rendered, status_code: int = 200) -> Response:
     """The rendered answer, gzipped if the client accepts it, or a 304 if the client has it."""
     headers = dict(rendered.headers)
@@ -85,7 +99,7 @@ def answer(request: Request, rendered: Rendered, status_code: int = 200) -> Resp
         headers["Last-Modified"] = http_date(rendered.last_modified)
     headers["Vary"] = "Accept-Encoding"
     use_gzip = (len(rendered.body) >= GZIP_MIN_BYTES
-                and "gzip" in request.headers.get("accept-encoding", "").lower())
+                and accepts_gzip(request.headers.get("accept-encoding", "")))
     gzip_tag = use_gzip and rendered.etag_per_encoding
     headers["ETag"] = _gzip_tag(rendered.etag) if gzip_tag else rendered.etag
     if not_modified(request, rendered.etag, rendered.last_modified):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.notices.caching import RenderCache, Rendered
+import pytest
+
+from services.notices.caching import RenderCache, Rendered, accepts_gzip
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -34,3 +36,11 @@ async def test_varying_the_key_never_holds_more_than_the_bound() -> None:
     for offset in range(100):
         await cache.get(("feed", offset), 1, NOW, render)
         assert cache._bytes <= 1000
+
+
+@pytest.mark.parametrize(("header", "gzip"), [
+    ("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.8", True), ("*", True),
+    ("gzip;q=0", False), ("identity", False), ("", False), ("gzip;q=abc", False),
+])
+def test_accept_encoding_is_read_with_its_weights(header: str, gzip: bool) -> None:
+    assert accepts_gzip(header) is gzip
