@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 # Examples per operation and mode. The channel routes (about fifty: every method on every
 # prefix) all lead to the same forwarding code, so each gets a few.
-API_EXAMPLES, CHANNEL_EXAMPLES = 8, 1
+API_EXAMPLES, CHANNEL_EXAMPLES = 20, 1
 
 
 def generate(strategy: Any, count: int) -> list[Any]:
@@ -52,8 +52,11 @@ async def test_no_input_answers_a_server_error(front_door: FrontDoor) -> None:
         channel = not operation.path.startswith("/api/v1/communes")
         count = CHANNEL_EXAMPLES if channel else API_EXAMPLES
         names = {p.name for p in operation.path_parameters}
-        strategies = [operation.as_strategy(mode)
-                      for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+        # Invalid input to a channel route is the channel's to judge: the front door only
+        # forwards it, so the channel routes get valid input only (and cost less to make).
+        modes = [GenerationMode.POSITIVE] if channel else [GenerationMode.POSITIVE,
+                                                           GenerationMode.NEGATIVE]
+        strategies = [operation.as_strategy(mode) for mode in modes]
         if names & known.keys():
             # Reach past the 404s: the commune and notice that exist, and a valid token.
             strategies.append(operation.as_strategy(
@@ -77,5 +80,5 @@ async def test_no_input_answers_a_server_error(front_door: FrontDoor) -> None:
                     continue
                 failures.append(f"{case.as_curl_command(base_url='http://test')} -> "
                                 f"{response.status_code} {response.text[:200]}")
-    assert sent > 150, sent  # every operation, a few times each
+    assert sent > 300, sent  # every operation, a few times each
     assert not failures, "\n".join(failures[:20])
