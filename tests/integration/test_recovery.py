@@ -63,11 +63,16 @@ async def test_every_subscription_resumes_within_seconds_after_a_server_restart(
 
             # Written by someone else, after the restart: only the followers can bring it.
             alert = make_notice(commune, "apres0000", Category.ALERTE)
-            while True:  # JetStream may take a moment to be ready after the restart
+            # JetStream may take a moment to be ready after the restart; bounded, so a
+            # server that never comes back fails the test instead of hanging it.
+            deadline = time.monotonic() + 60
+            while True:
                 try:
                     await mairie.publish(alert)
                     break
-                except Exception:
+                except Exception as error:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"JetStream not writable again: {error!r}") from error
                     await asyncio.sleep(0.1)
             written = time.monotonic()
             other = {"insee": "70300", "name": "Dampierre", "created_at": datetime.now(UTC)
