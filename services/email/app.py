@@ -53,7 +53,7 @@ class EmailService:
         self.settings = settings
         self.clock = clock
         # The kit's name (subjects jobs.<name>.*, durable names); tests give their own.
-        self.name = name or Channel.EMAIL.value
+        self.name = name or settings.email_channel_name
         self.links = Links(settings.secret_key(), settings.public_url,
                            settings.email_confirm_max_age_s)
         self.pool = SmtpPool(SmtpConfig.from_settings(settings))
