@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
-from crieur.channel.errors import Permanent, Transient
+from crieur.channel.errors import Permanent, Transient, Unsubscribed
 from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import ChannelPort, Edition
@@ -198,6 +198,12 @@ class Worker:
                               commune_name=await self.notices.commune_name(job.commune))
             draft = await self.drafts.get(edition)
             target = await self.port.send(job, draft)
+        except Unsubscribed as error:
+            self._count("dropped")
+            await self.reports.report(job, DeliveryOutcome.DROPPED, self.now(),
+                                      target=job.recipient[:12], detail=error.reason)
+            await self._ack(item)
+            return
         except Permanent as error:
             self._failures_in_a_row = 0
             self._count("bounced")

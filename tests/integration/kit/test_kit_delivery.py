@@ -84,6 +84,26 @@ async def test_a_permanent_failure_is_not_retried_and_the_channel_acts(
     assert "550" in bounced.detail
 
 
+async def test_a_recipient_who_left_meanwhile_is_dropped_not_bounced(
+        nc: Client, start_kit: StartKit) -> None:
+    commune = random_insee()
+    port = FakeChannel({commune: ["a", "left"]}, unsubscribed={"left"})
+    await start_kit(port)
+    notice = await Mairie(nc).publish(make_notice(commune))
+
+    await wait_for(lambda: len(port.sent) == 1, what="1 send")
+    deadline = time.monotonic() + 20
+    while True:
+        found = [r for r in await reports(nc, "sms", commune) if r.notice_id == notice.id]
+        if len(found) == 2:
+            break
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.2)
+    assert {(r.outcome, r.detail) for r in found} == {
+        (DeliveryOutcome.SENT, ""), (DeliveryOutcome.DROPPED, "unsubscribed")}
+    assert port.gone == [] and len(port.attempts["left"]) == 1
+
+
 async def test_after_the_last_attempt_a_job_is_a_dead_letter_and_a_failed_report(
         nc: Client, start_kit: StartKit) -> None:
     commune = random_insee()
