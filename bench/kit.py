@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import nats
+from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_streams
 from crieur.channel.port import Edition
@@ -65,7 +66,7 @@ def bench_notice(commune: str) -> Notice:
                   updated_at=now, published_at=now)
 
 
-async def publish(nc: nats.NATS, notice: Notice) -> None:
+async def publish(nc: Client, notice: Notice) -> None:
     event = NoticePublished(occurred_at=datetime.now(UTC), notice=notice)
     await nc.jetstream().publish(subjects.notice(notice.commune, notice.id),
                                  event.model_dump_json().encode(), stream="NOTICES",
