@@ -69,7 +69,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     server.start()
     try:
         result |= await baselines.nats_publish_and_fetch(server.url, max(n, 10_000))
-        result["kit_null_sink_deliveries_per_s"] = await kit.kit_null_sink(
+        (result["kit_null_sink_deliveries_per_s"],
+         result["kit_null_sink_cpu_ms_per_delivery"]) = await kit.kit_null_sink(
             server.url, n, concurrency=pool)
         mail = work / "mail"
         smtp_port = free_port()
