@@ -102,7 +102,8 @@ class EmailService:
             registry=self.registry, links=self.links, commune_name=commune_name,
             send_confirmation=self.send_confirmation, clock=self.clock,
             per_client=RateLimiter(self.settings.email_rate_per_client, HOUR),
-            per_address=RateLimiter(self.settings.email_rate_per_address, HOUR))
+            per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
+            trusted_proxies=self.settings.trusted_proxies)
         self._http = await self.web.router().serve(self.nc, Channel.EMAIL.value)
         port = EmailPort(self.settings, self.registry, self.links, self.pool, self.clock)
         self.runner = ChannelRunner(port, self.settings, self.nc, name=self.name)

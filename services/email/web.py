@@ -60,6 +60,7 @@ class Web:
     clock: Callable[[], datetime]
     per_client: RateLimiter
     per_address: RateLimiter
+    trusted_proxies: frozenset[str] = frozenset()
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def router(self) -> Router:
@@ -81,7 +82,7 @@ class Web:
     # -- subscribe and confirm --------------------------------------------------------
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
-        _limit(self.per_client, "client:" + request.client)
+        _limit(self.per_client, "client:" + request.client_behind(self.trusted_proxies))
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:
