@@ -1,0 +1,118 @@
+"""Builds the push service from its settings: the kit's fan-out and worker for FCM topics,
+the device routes over request-reply, and /healthz on CRIEUR_PUSH_HTTP_PORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import nats
+import structlog
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+
+from crieur.bus import RECONNECT_FOREVER, ensure_bucket
+from crieur.channel.http_bridge import Router
+from crieur.channel.runner import ChannelRunner
+from crieur.communes import CommuneDirectory
+from schemas.deliveries import Channel
+from schemas.streams import COMMUNES
+from services.push.devices import Devices
+from services.push.handlers import DeviceRoutes, PushChannel
+from services.push.sender import FcmSender
+from services.push.settings import PushSettings
+
+log = structlog.get_logger("crieur.push")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PushService:
+    """Everything the push service runs, started and stopped as one."""
+
+    def __init__(self, settings: PushSettings, *, name: str | None = None,
+                 now: Callable[[], datetime] = _utcnow) -> None:
+        self.settings = settings
+        self.name = name
+        self.now = now
+        self.nc: Client | None = None
+        self.sender: FcmSender | None = None
+        self.runner: ChannelRunner | None = None
+        self.routes: DeviceRoutes | None = None
+        self._http: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        settings = self.settings
+        assert settings.fcm_credentials is not None and settings.fcm_project is not None
+        self.sender = FcmSender.open(settings.fcm_credentials, settings.fcm_project,
+                                     settings.fcm_url, settings.fcm_timeout_s)
+        self.nc = await nats.connect(settings.nats_url, name="crieur-push", **RECONNECT_FOREVER)
+        port = PushChannel(self.sender, concurrency=settings.push_concurrency,
+                           rate_per_s=settings.push_rate_per_s or None,
+                           public_url=settings.public_url, now=self.now)
+        self.runner = ChannelRunner(port, settings, self.nc, name=self.name, now=self.now)
+        js = self.runner.js
+        await self.runner.ensure()
+        devices = await Devices.open(js)
+        communes = CommuneDirectory(await ensure_bucket(js, COMMUNES), service="push")
+
+        async def commune_known(insee: str) -> bool:
+            return await communes.get(insee) is not None
+
+        self.routes = DeviceRoutes(devices, self.sender, commune_known,
+                                   per_hour=settings.push_rate_limit_per_ip, now=self.now)
+        router = Router()
+        self.routes.register(router)
+        self._http = await router.serve(self.nc, Channel.PUSH.value)
+        await self.runner.start()
+        self.ready.set()
+        log.info("push_started", fcm_url=settings.fcm_url, project=settings.fcm_project)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await self._http.unsubscribe()
+        if self.runner is not None:
+            await self.runner.drain()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        if self.sender is not None:
+            await self.sender.close()
+
+
+def create_app(settings: PushSettings) -> FastAPI:
+    service = PushService(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Started in the background: the health page answers 503 until NATS is there.
+        task = asyncio.create_task(service.start())
+        try:
+            yield
+        finally:
+            if not task.done():
+                task.cancel()
+            await service.stop()
+
+    app = FastAPI(title="Crieur push", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        nats_ok = service.nc is not None and service.nc.is_connected
+        ok = service.ready.is_set() and nats_ok
+        return JSONResponse({"status": "ok" if ok else "starting", "nats": nats_ok,
+                             "fcm_url": settings.fcm_url},
+                            status_code=200 if ok else 503)
+
+    return app
