@@ -48,6 +48,8 @@ class Service:
     label: str = ""
     # Started instead of `python -m module` (a stand-in of a provider, for instance).
     command: tuple[str, ...] = ()
+    # Started only when this variable is set (by the user, or by a setup step).
+    when: str = ""
 
     def argv(self) -> list[str]:
         return list(self.command) if self.command else [sys.executable, "-m", self.module]
@@ -56,12 +58,18 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
     Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),
+    Service("fcm-standin", "crieur.standins.fcm", "CRIEUR_FCM_STANDIN_PORT", 8083,
+            when="CRIEUR_FCM_STANDIN"),
+    Service("push", "services.push", "CRIEUR_PUSH_HTTP_PORT", 8084),
+    Service("phone", "crieur.standins.phone", "CRIEUR_DEMO_PHONE_PORT", 8082, label="Demo phone"),
 )
 
 # Run once, in order, before the services start; the last JSON line each prints is kept
 # (the demo step prints the demo commune and its staff token).
 SETUP: tuple[tuple[str, ...], ...] = (
     (sys.executable, "-m", "services.notices.demo"),
+    # Without FCM credentials: a service account for the local FCM stand-in, and demo phones.
+    (sys.executable, "-m", "crieur.standins.fcm", "setup"),
 )
 
 
@@ -175,8 +183,12 @@ def main() -> int:
     code = 0
     try:
         demo = run_setup(env, data_dir)
+        # A setup step may hand settings to the services (CRIEUR_* keys of its JSON line).
+        env |= {k: v for k, v in demo.items() if k.startswith("CRIEUR_")}
         urls = {}
         for service in SERVICES:
+            if service.when and not env.get(service.when):
+                continue
             port = int(env.get(service.port_var, service.default_port))
             env[service.port_var] = str(port)
             running.append(Running(service, start(service, env), time.monotonic()))
