@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -43,7 +45,10 @@ class PushService:
         self.name = name
         self.now = now
         self.nc: Client | None = None
-        self.sender: FcmSender | None = None
+        assert settings.fcm_credentials is not None and settings.fcm_project is not None
+        # Opened now (no network): a credential firebase-admin cannot read stops the start-up.
+        self.sender = FcmSender.open(settings.fcm_credentials, settings.fcm_project,
+                                     settings.fcm_url, settings.fcm_timeout_s)
         self.runner: ChannelRunner | None = None
         self.routes: DeviceRoutes | None = None
         self._http: Subscription | None = None
@@ -52,10 +57,13 @@ class PushService:
 
     async def start(self) -> None:
         settings = self.settings
-        assert settings.fcm_credentials is not None and settings.fcm_project is not None
-        self.sender = FcmSender.open(settings.fcm_credentials, settings.fcm_project,
-                                     settings.fcm_url, settings.fcm_timeout_s)
-        self.nc = await nats.connect(settings.nats_url, name="crieur-push", **RECONNECT_FOREVER)
+        while self.nc is None:
+            try:
+                self.nc = await nats.connect(settings.nats_url, name="crieur-push",
+                                             **RECONNECT_FOREVER)
+            except Exception as error:  # NATS not up yet: a channel waits for it
+                log.warning("push_waiting_for_nats", error=repr(error)[:200])
+                await asyncio.sleep(1.0)
         port = PushChannel(self.sender, concurrency=settings.push_concurrency,
                            rate_per_s=settings.push_rate_per_s or None,
                            public_url=settings.public_url, now=self.now)
@@ -86,8 +94,15 @@ class PushService:
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
-        if self.sender is not None:
-            await self.sender.close()
+        await self.sender.close()
+
+
+def _exit_if_failed(task: asyncio.Task[None]) -> None:
+    if task.cancelled() or task.exception() is None:
+        return
+    # Not a half-started service that looks alive: stop, and the launcher starts it again.
+    log.error("push_start_failed", error=repr(task.exception())[:500])
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def create_app(settings: PushSettings) -> FastAPI:
@@ -97,6 +112,7 @@ def create_app(settings: PushSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Started in the background: the health page answers 503 until NATS is there.
         task = asyncio.create_task(service.start())
+        task.add_done_callback(_exit_if_failed)
         try:
             yield
         finally:
