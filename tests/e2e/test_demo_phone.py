@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Village
-from tests.e2e.test_panel_sign import CHROMIUM_ARGS, notices_url, publish, wait_for, withdraw
+from tests.e2e.helpers import Village
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def notices_url(village: Village) -> str:
+    return f"{village.api}/api/v1/communes/70299/notices"
+
+
+def publish(village: Village, title: str, category: str) -> str:
+    reply = httpx.post(notices_url(village), headers=village.auth, timeout=30,
+                       json={"category": category, "title": title, "body": "Essai du téléphone."})
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+def withdraw(village: Village, notice_id: str) -> None:
+    reply = httpx.post(f"{notices_url(village)}/{notice_id}/withdraw", headers=village.auth,
+                       timeout=30)
+    assert reply.status_code == 200, reply.text
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def phone_names(village: Village) -> set[str]:

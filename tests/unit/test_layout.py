@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from tests.conftest import repo_root
+from tests.helpers import repo_root
 
 
 def imported_modules(path: str) -> set[str]:
@@ -35,3 +35,14 @@ def test_the_village_runs_every_service_by_module_name() -> None:
         path = repo_root() / service.module.replace(".", "/")
         # A service package has a __main__.py; a stand-in may be one module (crieur.standins.smtp).
         assert (path / "__main__.py").exists() or path.with_suffix(".py").exists(), service
+
+
+def test_tests_import_helpers_never_other_test_modules() -> None:
+    # Importing a test module runs its tests' module code twice and couples test files;
+    # shared code lives in helpers modules (or conftests).
+    for path in sorted((repo_root() / "tests").rglob("*.py")):
+        relative = str(path.relative_to(repo_root()))
+        for module in imported_modules(relative):
+            last = module.split(".")[-1]
+            if module.startswith("tests."):
+                assert not last.startswith("test_"), f"{relative} imports {module}"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,36 +11,10 @@ from services.notices.api import Context
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
+from tests.integration.notices.helpers import Clock, FrontDoor, random_insee
 
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class FrontDoor:
-    http: httpx.AsyncClient
-    store: NatsStore
-    clock: Clock
-    insee: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def notices_url(self, insee: str | None = None) -> str:
-        return f"/api/v1/communes/{insee or self.insee}/notices"
-
-
-def random_insee() -> str:
-    return f"{random.randint(1000, 95999):05d}"
+# Re-exported for tests that import them from this conftest.
+__all__ = ["Clock", "FrontDoor", "front_door", "random_insee"]
 
 
 @pytest.fixture
@@ -59,5 +30,5 @@ async def front_door(nats_url: str) -> AsyncIterator[FrontDoor]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield FrontDoor(http, store, clock, insee, token)
+            yield FrontDoor(http, store, clock, insee, token, app)
     await store.close()

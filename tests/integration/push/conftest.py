@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,18 +16,14 @@ from nats.aio.client import Client
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket
 from crieur.nats_server import free_port
 from crieur.standins.fcm import FcmStandin, write_service_account
-from schemas import subjects
-from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.commune import Commune
 from schemas.streams import COMMUNES
 from services.push.app import PushService
 from services.push.settings import PushSettings
 from tests.integration.kit.conftest import random_insee
+from tests.integration.push.helpers import FAST, StartPush
 
 pytestmark = pytest.mark.integration
-
-FAST = {"channel_ack_wait_s": 3.0, "channel_backoff_s": 0.2, "channel_backoff_max_s": 3.0,
-        "channel_batch": 64, "channel_drain_s": 10.0}
 
 
 @pytest.fixture
@@ -62,7 +56,6 @@ async def commune(nc: Client) -> str:
     return insee
 
 
-StartPush = Callable[..., Awaitable[PushService]]
 
 
 @pytest.fixture
@@ -83,26 +76,3 @@ async def start_push(nats_url: str, fcm: FcmStandin,
         await service.stop()
 
 
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: dict[str, str]
-
-
-async def http(nc: Client, method: str, path: str, body: Any = None,
-               client_ip: str | None = None) -> Reply:
-    """A resident's request, forwarded the way the front door forwards it."""
-    request = ChannelHttpRequest(method=method, path=path,
-                                 body="" if body is None else json.dumps(body),
-                                 headers={"content-type": "application/json"},
-                                 client_ip=client_ip or f"10.0.{uuid.uuid4().int % 250}.1")
-    msg = await nc.request(subjects.channel_http("push"), request.model_dump_json().encode(),
-                           timeout=30)
-    reply = ChannelHttpReply.model_validate_json(msg.data)
-    return Reply(reply.status, json.loads(reply.body) if reply.body else None, reply.headers)
-
-
-def phone_token(name: str) -> str:
-    """A token shaped like FCM's (instance id, colon, a long base64url part)."""
-    return f"{name}{uuid.uuid4().hex[:8]}:APA91b{uuid.uuid4().hex}{uuid.uuid4().hex}"

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from nats.aio.client import Client
 
 from crieur.standins.fcm import FcmStandin
@@ -14,7 +15,9 @@ from schemas.deliveries import DeliveryOutcome
 from schemas.events import NoticePublished
 from schemas.notice import Category
 from tests.integration.kit.conftest import Mairie, make_notice, reports, wait_for
-from tests.integration.push.conftest import StartPush, http, phone_token
+from tests.integration.push.helpers import StartPush, http, phone_token
+
+pytestmark = pytest.mark.integration
 
 
 def sends(fcm: FcmStandin) -> list[dict[str, Any]]:

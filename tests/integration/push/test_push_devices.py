@@ -8,7 +8,9 @@ from nats.aio.client import Client
 from crieur.standins.fcm import FcmStandin
 from services.push.app import PushService
 from tests.integration.kit.conftest import wait_for
-from tests.integration.push.conftest import StartPush, http, phone_token
+from tests.integration.push.helpers import StartPush, http, phone_token
+
+pytestmark = pytest.mark.integration
 
 
 async def stored(service: PushService, token: str) -> bool:
