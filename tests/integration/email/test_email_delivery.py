@@ -314,3 +314,32 @@ async def test_a_worker_killed_mid_fan_out_and_restarted_delivers_everything(
     logged = log.read_text()
     assert '"email_stopped"' in logged, "SIGTERM drains and stops cleanly"
     assert "@example.org" not in logged, "no address in the logs"
+
+
+async def test_an_unsubscribe_wins_over_a_job_already_queued(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    # Paced, so most jobs are still queued when two residents leave.
+    service: EmailService = await start_email(smtp_rate_per_s=10, smtp_pool=1)
+    registry = service.registry
+    assert registry is not None
+    addresses = [address(n, "queued") for n in range(40)]
+    rids = await seed(registry, addresses, front_door.insee)
+    await wait_for(lambda: len(registry.matching(front_door.insee, "alerte")) == 40,
+                   what="index")
+    notice = await publish(front_door)
+    await wait_for(lambda: len(received(mailbox, notice["id"])) >= 3, what="3 emails")
+    # Jobs are planned in recipient id order: the last two are far from their turn.
+    leaving = [a for _, a in sorted(zip(rids, addresses, strict=True))][-2:]
+    assert not {m["To"] for m in received(mailbox, notice["id"])} & set(leaving)
+    for a in leaving:
+        link = LINKS.unsubscribe_url(rids[addresses.index(a)]).removeprefix(PUBLIC_URL)
+        assert (await front_door.http.post(link, content=b"List-Unsubscribe=One-Click")
+                ).status_code == 200
+    await wait_for(lambda: len(received(mailbox, notice["id"])) >= 38, within_s=60,
+                   what="the others")
+    await asyncio.sleep(0.5)
+    assert sorted(m["To"] for m in received(mailbox, notice["id"])) == sorted(
+        a for a in addresses if a not in leaving)
+    reports = await email_reports(front_door, notice["id"])
+    dropped = {r.target: r.detail for r in reports if r.outcome == DeliveryOutcome.DROPPED}
+    assert dropped == {rids[addresses.index(a)][:12]: "unsubscribed" for a in leaving}
