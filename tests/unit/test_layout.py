@@ -46,3 +46,9 @@ def test_tests_import_helpers_never_other_test_modules() -> None:
             last = module.split(".")[-1]
             if module.startswith("tests."):
                 assert not last.startswith("test_"), f"{relative} imports {module}"
+
+
+def test_test_modules_have_unique_names() -> None:
+    # Test folders are not packages: two test files with one name cannot both be collected.
+    names = [p.name for p in (repo_root() / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
