@@ -31,6 +31,7 @@ from schemas.events import EventKind, NoticeEvent, parse_notice_event
 from schemas.jobs import Job
 from schemas.notice import NoticeState
 from schemas.streams import JOBS_STREAM
+from schemas.versions import NewerSchemaVersion
 
 log = structlog.get_logger("crieur.channel.fanout")
 
@@ -106,7 +107,7 @@ class Fanout:
         attempt = msg.metadata.num_delivered or 1
         try:
             event = parse_notice_event(msg.data)
-        except ValidationError as error:
+        except (ValidationError, NewerSchemaVersion) as error:
             await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
                               data=msg.data, reason=f"not a notice event: {error}"[:2000],
                               headers=dict(msg.headers or {}), deliveries=attempt,
