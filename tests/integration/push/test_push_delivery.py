@@ -14,7 +14,7 @@ from crieur.standins.fcm import FcmStandin
 from schemas.deliveries import DeliveryOutcome
 from schemas.events import NoticePublished
 from schemas.notice import Category
-from tests.integration.kit.conftest import Mairie, make_notice, reports, wait_for
+from tests.integration.kit.conftest import Mairie, dead_letters, make_notice, reports, wait_for
 from tests.integration.push.helpers import StartPush, http, phone_token
 
 pytestmark = pytest.mark.integration
@@ -167,3 +167,27 @@ async def test_a_redelivered_event_does_not_notify_twice(
     await wait_for(lambda: len(fcm.sent()) == 1, what="one send")
     await asyncio.sleep(2.0)  # time for a second send, were there one
     assert len(fcm.sent()) == 1
+
+
+async def test_fcm_down_for_good_ends_in_a_failed_report_and_a_dead_letter(
+        nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
+    service = await start_push(channel_max_attempts=2, channel_backoff_s=0.1)
+    fcm.fail(503, times=1000, path="messages:send")
+    notice = await Mairie(nc).publish(make_notice(commune))
+    found: list[Any] = []
+
+    async def failed() -> bool:
+        found[:] = [r for r in await reports(nc, "push", commune) if r.notice_id == notice.id]
+        return any(r.outcome is DeliveryOutcome.FAILED for r in found)
+
+    deadline = asyncio.get_running_loop().time() + 90
+    while not await failed():
+        assert asyncio.get_running_loop().time() < deadline, "no failed report"
+        await asyncio.sleep(0.5)
+    [report] = found
+    assert report.target == f"crieur-{commune}-alerte"
+    assert "gave up after 2 attempts" in report.detail and "UNAVAILABLE" in report.detail
+    assert service.runner is not None
+    letters = await dead_letters(nc, f"{service.runner.name}-worker")
+    assert [letter.subject for letter in letters] == [f"jobs.{service.runner.name}.{commune}"]
+    assert fcm.sent() == []
