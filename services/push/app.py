@@ -48,7 +48,8 @@ class PushService:
         assert settings.fcm_credentials is not None and settings.fcm_project is not None
         # Opened now (no network): a credential firebase-admin cannot read stops the start-up.
         self.sender = FcmSender.open(settings.fcm_credentials, settings.fcm_project,
-                                     settings.fcm_url, settings.fcm_timeout_s)
+                                     settings.fcm_url, settings.fcm_timeout_s,
+                                     threads=settings.push_concurrency + 32)
         self.runner: ChannelRunner | None = None
         self.routes: DeviceRoutes | None = None
         self._http: Subscription | None = None

@@ -10,11 +10,13 @@ Retry-After honoured); what still fails is mapped to the kit's errors:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import firebase_admin
 import structlog
@@ -23,6 +25,12 @@ from firebase_admin import credentials, exceptions, messaging
 from crieur.channel.errors import DeliveryError, Permanent, RecipientGone, Transient
 
 log = structlog.get_logger("crieur.push.sender")
+
+T = TypeVar("T")
+
+# Topic registrations of one phone made at once (FCM's v1 API takes one token and one
+# topic per request, so a phone following 500 communes costs 2,000 requests).
+TOPIC_CALLS = 32
 
 # firebase-admin keeps its endpoints in private attributes of the messaging service; this
 # is the version whose attributes `redirect` sets (a test checks they are still there).
@@ -107,18 +115,26 @@ class TopicResult:
 class FcmSender:
     """The real adapter: firebase-admin's messaging API, run in threads."""
 
-    def __init__(self, app: firebase_admin.App) -> None:
+    def __init__(self, app: firebase_admin.App, threads: int = 32) -> None:
         self.app = app
+        # Our own threads: asyncio's default pool has min(32, cores + 4) threads, which on a
+        # small machine would cap sends and a phone's topic registrations at six at once.
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads,
+                                                           thread_name_prefix="fcm")
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(function, *args))
 
     @classmethod
     def open(cls, credentials_file: Path, project: str, base_url: str,
-             timeout_s: float) -> FcmSender:
-        return cls(open_app(credentials_file, project, base_url, timeout_s))
+             timeout_s: float, threads: int = 32) -> FcmSender:
+        return cls(open_app(credentials_file, project, base_url, timeout_s), threads)
 
     async def send(self, message: messaging.Message) -> str:
         """Send one message; returns FCM's message name. Raises the kit's errors."""
         try:
-            return await asyncio.to_thread(messaging.send, message, False, self.app)
+            return await self._call(messaging.send, message, False, self.app)
         except exceptions.FirebaseError as error:
             raise classify(error, to_token=message.token is not None) from error
 
@@ -128,16 +144,16 @@ class FcmSender:
 
         async def one(topic: str) -> None:
             try:
-                response = await asyncio.to_thread(call, [token], topic, self.app)
+                response = await self._call(call, [token], topic, self.app)
             except exceptions.FirebaseError as error:
                 raise classify(error) from error
             for problem in response.errors:
                 failed[topic] = str(problem.reason)
 
-        # A phone's topics go a few at a time (one HTTP request each).
+        # A phone's topics go TOPIC_CALLS at a time (one HTTP request each).
         pending = list(topics)
-        for start in range(0, len(pending), 8):
-            await asyncio.gather(*(one(t) for t in pending[start:start + 8]))
+        for start in range(0, len(pending), TOPIC_CALLS):
+            await asyncio.gather(*(one(t) for t in pending[start:start + TOPIC_CALLS]))
         return TopicResult(failed)
 
     async def subscribe(self, token: str, topics: Iterable[str]) -> TopicResult:
@@ -149,3 +165,4 @@ class FcmSender:
     async def close(self) -> None:
         # delete_app closes an async client with asyncio.run(): never inside our loop.
         await asyncio.to_thread(firebase_admin.delete_app, self.app)
+        self._pool.shutdown(wait=False)
