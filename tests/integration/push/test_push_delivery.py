@@ -13,6 +13,7 @@ from nats.aio.client import Client
 from crieur.standins.fcm import FcmStandin
 from schemas.deliveries import DeliveryOutcome
 from schemas.events import NoticePublished
+from schemas.jobs import Job
 from schemas.notice import Category
 from tests.integration.kit.conftest import Mairie, dead_letters, make_notice, reports, wait_for
 from tests.integration.push.helpers import StartPush, http, phone_token
@@ -156,7 +157,7 @@ async def test_a_429_with_retry_after_is_honoured(
 
 async def test_a_redelivered_event_does_not_notify_twice(
         nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
-    await start_push()
+    service = await start_push()
     notice = make_notice(commune)
     event = NoticePublished(occurred_at=datetime.now(UTC), notice=notice)
     js = nc.jetstream()
@@ -165,7 +166,15 @@ async def test_a_redelivered_event_does_not_notify_twice(
         await js.publish(f"notices.{commune}.{notice.id}", event.model_dump_json().encode(),
                          stream="NOTICES", headers={"Nats-Msg-Id": f"{event.msg_id}:{attempt}"})
     await wait_for(lambda: len(fcm.sent()) == 1, what="one send")
-    await asyncio.sleep(2.0)  # time for a second send, were there one
+    # And the same job queued again past JOBS' de-duplication window: its sent record wins.
+    assert service.runner is not None and service.runner.worker is not None
+    job = Job(channel="push", commune=commune, notice_id=notice.id, version=1,
+              kind="published", recipient=f"crieur-{commune}-alerte")
+    await js.publish(f"jobs.{service.runner.name}.{commune}", job.model_dump_json().encode(),
+                     stream="JOBS", headers={"Nats-Msg-Id": "after-the-window"})
+    worker = service.runner.worker
+    await wait_for(lambda: worker.counts.get("duplicate", 0) == 1, what="the job seen as sent")
+    await asyncio.sleep(1.0)  # time for a second send, were there one
     assert len(fcm.sent()) == 1
 
 
