@@ -166,6 +166,13 @@ def mail_line(urls: dict[str, str], data_dir: Path) -> str:
     return f"sent through {os.environ.get('CRIEUR_SMTP_HOST')} (CRIEUR_SMTP_HOST)"
 
 
+def push_line(urls: dict[str, str], data_dir: Path) -> str:
+    if "fcm-standin" in urls:
+        return (f"FCM stand-in on {urls['fcm-standin']}, requests kept in "
+                f"{data_dir / 'standins' / 'fcm.jsonl'} (see the demo phone)")
+    return "Firebase Cloud Messaging (CRIEUR_FCM_CREDENTIALS)"
+
+
 def banner(urls: dict[str, str], demo: dict[str, str], nats_url: str, data_dir: Path) -> str:
     notices, insee, token = urls["notices"], demo["insee"], demo["token"]
     others = "".join(f"  {s.label:<15} {urls[s.name]}/\n" for s in SERVICES if s.label)
@@ -177,6 +184,7 @@ Crieur is running — the village of {demo['name']} ({insee}).
   OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
 {others}  NATS            {nats_url}  (data in {data_dir})
   Email           {mail_line(urls, data_dir)}
+  Push            {push_line(urls, data_dir)}
 
   Staff token     {token}
 
