@@ -21,6 +21,7 @@ or over HTTP (`POST /_standin/faults`, `POST /_standin/tokens/{token}`), to answ
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import binascii
 import itertools
@@ -88,6 +89,8 @@ class FcmStandin:
         self.faults: list[Fault] = []
         # token -> "UNREGISTERED" or "INVALID_ARGUMENT"
         self.bad_tokens: dict[str, str] = {}
+        # Seconds each topic registration takes (a slow FCM, for tests).
+        self.registration_delay_s = 0.0
         self.app = self._build_app()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -259,6 +262,7 @@ class FcmStandin:
             if refused is not None:
                 return refused
             topic = request.query_params.get("topic_name", "")
+            await asyncio.sleep(self.registration_delay_s)
             return self._registration(request, raw, token, topic, subscribe=True, answer=answer)
 
         @app.delete("/v1/projects/{project}/registrations/{token}/topicSubscriptions/{topic}")

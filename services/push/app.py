@@ -78,7 +78,8 @@ class PushService:
             return await communes.get(insee) is not None
 
         self.routes = DeviceRoutes(devices, self.sender, commune_known,
-                                   per_hour=settings.push_rate_limit_per_ip, now=self.now)
+                                   per_hour=settings.push_rate_limit_per_ip, now=self.now,
+                                   reply_within_s=settings.push_reply_within_s)
         router = Router()
         self.routes.register(router)
         self._http = await router.serve(self.nc, Channel.PUSH.value)

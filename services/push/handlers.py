@@ -13,6 +13,7 @@ removes it from its topics and from storage.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -98,12 +99,14 @@ class DeviceRoutes:
 
     def __init__(self, devices: Devices, fcm: Fcm,
                  commune_known: Callable[[str], Any], *, per_hour: int,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], reply_within_s: float = 3.0) -> None:
         self.devices = devices
         self.fcm = fcm
         self.commune_known = commune_known
         self.per_client = RateLimiter(per_hour, 3600.0)
         self.now = now
+        self.reply_within_s = reply_within_s
+        self._pending: set[asyncio.Task[Device]] = set()
 
     def register(self, router: Router) -> None:
         router.add("POST", "/api/v1/devices", self.create)
@@ -137,8 +140,7 @@ class DeviceRoutes:
                         platform=body.platform or "android", language=body.language or "fr",
                         topics=known.topics if known else (),
                         created_at=known.created_at if known else now, updated_at=now)
-        device = await self._sync(device)
-        return json_reply(200 if known else 201, view(device))
+        return await self._sync_or_accept(device, 200 if known else 201)
 
     async def replace(self, request: Request) -> ChannelHttpReply:
         self._limit(request)
@@ -157,8 +159,7 @@ class DeviceRoutes:
             update["platform"] = body.platform
         if body.language is not None:
             update["language"] = body.language
-        device = await self._sync(known.model_copy(update=update))
-        return json_reply(200, view(device))
+        return await self._sync_or_accept(known.model_copy(update=update), 200)
 
     async def delete(self, request: Request) -> ChannelHttpReply:
         self._limit(request)
@@ -174,6 +175,24 @@ class DeviceRoutes:
             raise HttpError(422, "invalid_input", "Jeton invalide.", fields=[
                 {"field": "token", "message": "not an FCM registration token"}])
         return token
+
+    async def _sync_or_accept(self, device: Device, status: int) -> ChannelHttpReply:
+        """Answer once FCM has the phone's topics, or 202 if that takes longer than the front
+        door waits (a phone following hundreds of communes): the work goes on regardless."""
+        task = asyncio.create_task(self._sync(device))
+        done, _ = await asyncio.wait({task}, timeout=self.reply_within_s)
+        if task in done:
+            return json_reply(status, view(task.result()))  # raises the task's HttpError
+        self._pending.add(task)
+        task.add_done_callback(self._finished_late)
+        return json_reply(202, view(device.model_copy(update={"topics": device.wanted}))
+                          | {"pending": True})
+
+    def _finished_late(self, task: asyncio.Task[Device]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Logged by _sync; a token FCM refused is forgotten there too.
+            log.warning("device_sync_failed_late", error=repr(task.exception())[:200])
 
     async def _sync(self, device: Device) -> Device:
         """Store the device, then bring FCM's topics in line with what it follows."""

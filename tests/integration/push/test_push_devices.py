@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from nats.aio.client import Client
 
@@ -126,7 +128,7 @@ async def test_a_new_phone_fcm_refuses_is_not_kept(
 
 async def test_fcm_away_during_registration_gets_503_and_a_retry_works(
         nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
-    await start_push()
+    await start_push(push_reply_within_s=30)  # wait out firebase-admin's own retries
     token = phone_token("later")
     # More 503s than firebase-admin's own retries.
     fcm.fail(503, times=5, path="topicSubscriptions")
@@ -140,3 +142,28 @@ async def test_fcm_away_during_registration_gets_503_and_a_retry_works(
     await wait_for(lambda: fcm.topics_of(token) == {f"crieur-{commune}-alerte"},
                    what="the subscription")
 
+
+
+async def test_a_slow_fcm_gets_202_within_the_front_doors_wait_and_the_work_goes_on(
+        nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
+    service = await start_push(push_reply_within_s=0.2)
+    fcm.registration_delay_s = 1.0
+    token = phone_token("slow")
+    reply = await http(nc, "POST", "/api/v1/devices", {
+        "token": token, "follows": [{"commune": commune}]})
+    assert reply.status == 202 and reply.body["pending"] is True
+    assert len(reply.body["topics"]) == 4
+    assert service.routes is not None
+    routes = service.routes
+    found: list[object] = []
+
+    async def synced() -> bool:
+        device = await routes.devices.get(token)
+        found[:] = [device]
+        return device is not None and len(fcm.topics_of(token)) == 4 and \
+            set(device.topics) == fcm.topics_of(token)
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await synced():
+        assert asyncio.get_running_loop().time() < deadline, f"not synced: {found}"
+        await asyncio.sleep(0.2)
