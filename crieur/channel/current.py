@@ -24,7 +24,7 @@ from schemas.commune import Commune
 from schemas.events import parse_notice_event
 from schemas.notice import Notice, NoticeState
 from schemas.streams import COMMUNES, NOTICES_STREAM
-from schemas.versions import NewerSchemaVersion
+from schemas.versions import NewerSchemaVersion, read_message
 
 log = structlog.get_logger("crieur.channel.current")
 
@@ -106,8 +106,8 @@ class CurrentNotices:
         try:
             kv = await self._js.key_value(COMMUNES.name)
             entry = await kv.get(insee)
-            name = Commune.model_validate_json(entry.value or b"").name
-        except (nats.js.errors.NotFoundError, ValidationError):
+            name = read_message(Commune, entry.value or b"").name
+        except (nats.js.errors.NotFoundError, ValidationError, NewerSchemaVersion):
             log.warning("commune_name_unknown", commune=insee)
         self._communes[insee] = (name, time.monotonic())
         return name

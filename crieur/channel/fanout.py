@@ -108,6 +108,7 @@ class Fanout:
         try:
             event = parse_notice_event(msg.data)
         except (ValidationError, NewerSchemaVersion) as error:
+            # Not an event, or one of a newer contract (kept, to replay after an upgrade).
             await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
                               data=msg.data, reason=f"not a notice event: {error}"[:2000],
                               headers=dict(msg.headers or {}), deliveries=attempt,
