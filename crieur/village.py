@@ -193,6 +193,11 @@ Publish a notice:
     -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
     -d '{{"category": "alerte", "title": "Route de Gray fermée", "body": "Chute d’arbre."}}'
 
+Follow it by email (the confirmation to click, then the notices, go where Email says):
+  curl -X POST {notices}/api/v1/subscriptions/email -H 'Content-Type: application/json' \\
+    -d '{{"email": "habitant@example.org",
+         "follows": [{{"commune": "{insee}", "categories": ["alerte"]}}]}}'
+
 Ctrl-C stops everything.
 """
 

@@ -34,6 +34,8 @@ log = structlog.get_logger("crieur.email.subscribers")
 SUBSCRIBERS = Bucket(
     "email_subscribers",
     "Email subscribers, key = keyed hash of the address; the address is only here",
+    # Read once per email sent: a direct get skips the JSON API round of a plain get.
+    direct=True,
 )
 
 

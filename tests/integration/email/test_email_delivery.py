@@ -343,3 +343,26 @@ async def test_an_unsubscribe_wins_over_a_job_already_queued(
     reports = await email_reports(front_door, notice["id"])
     dropped = {r.target: r.detail for r in reports if r.outcome == DeliveryOutcome.DROPPED}
     assert dropped == {rids[addresses.index(a)][:12]: "unsubscribed" for a in leaving}
+
+
+async def test_a_suspended_address_that_confirms_again_is_back(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    registry = service.registry
+    assert registry is not None
+    [rid] = await seed(registry, ["back@example.org"], front_door.insee)
+    found = await registry.get(rid)
+    assert found is not None
+    await registry.put(rid, found[0].model_copy(update={"bounces": 3, "suspended": True}))
+    await wait_for(lambda: rid not in registry.matching(front_door.insee, "alerte"),
+                   what="suspension seen")
+    response = await front_door.http.post("/api/v1/subscriptions/email", json={
+        "email": "back@example.org",
+        "follows": [{"commune": front_door.insee, "categories": ["alerte"]}]})
+    assert response.status_code == 202
+    await wait_for(lambda: len(mailbox.messages()) == 1, what="confirmation")
+    link = LINKS.confirm_url(rid, []).removeprefix(PUBLIC_URL)  # what its email links to
+    assert (await front_door.http.get(link)).status_code == 200
+    found = await registry.get(rid)
+    assert found is not None and (found[0].bounces, found[0].suspended) == (0, False)
+    await wait_for(lambda: rid in registry.matching(front_door.insee, "alerte"), what="back")
