@@ -117,9 +117,10 @@ class FcmStandin:
             self.bad_tokens.clear()
 
     def sent(self) -> list[dict[str, Any]]:
-        """The messages accepted by `messages:send` (the `message` object of each)."""
+        """The messages accepted by `messages:send` (the `message` of each; dry runs aside)."""
         return [r["body"]["message"] for r in list(self.received)
-                if r["path"].endswith("/messages:send") and r["status"] == 200]
+                if r["path"].endswith("/messages:send") and r["status"] == 200
+                and not r["body"].get("validate_only")]
 
     def topics_of(self, token: str) -> set[str]:
         with self._lock:

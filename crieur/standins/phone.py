@@ -129,6 +129,8 @@ class Phones:
             return
         if not path.endswith("/messages:send"):
             return
+        if (record.get("body") or {}).get("validate_only"):
+            return  # a dry run (a token check): nothing reaches the phone
         message = (record.get("body") or {}).get("message") or {}
         if "token" in message:
             targets = [self.phone(message["token"])]

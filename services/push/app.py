@@ -84,10 +84,25 @@ class PushService:
         self.routes.register(router)
         self._http = await router.serve(self.nc, Channel.PUSH.value)
         await self.runner.start()
+        if settings.push_prune_every_s:
+            self._task = asyncio.create_task(self._prune_now_and_then(
+                settings.push_prune_every_s))
         self.ready.set()
         log.info("push_started", fcm_url=settings.fcm_url, project=settings.fcm_project)
 
+    async def _prune_now_and_then(self, every_s: float) -> None:
+        assert self.routes is not None
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                forgotten = await self.routes.prune()
+                log.info("devices_pruned", forgotten=forgotten)
+            except Exception as error:  # NATS away: next time
+                log.warning("devices_prune_failed", error=repr(error)[:300])
+
     async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
         if self._http is not None:
             with contextlib.suppress(Exception):
                 await self._http.unsubscribe()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -132,10 +133,22 @@ class Devices:
             pass
 
     async def count(self) -> int:
+        return len(await self._keys())
+
+    async def _keys(self) -> list[str]:
         try:
-            return len(await self._kv.keys())
+            return list(await self._kv.keys())
         except nats.js.errors.NoKeysError:
-            return 0
+            return []
+
+    async def all(self) -> AsyncIterator[Device]:
+        """Every stored phone, one at a time."""
+        for key in await self._keys():
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                continue  # forgotten meanwhile
+            yield Device.model_validate_json(entry.value or b"")
 
 
 def now_utc() -> datetime:

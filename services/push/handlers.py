@@ -23,7 +23,7 @@ import structlog
 from firebase_admin import messaging
 from pydantic import ValidationError
 
-from crieur.channel.errors import Permanent, Transient
+from crieur.channel.errors import Permanent, RecipientGone, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
 from crieur.channel.port import Edition
 from crieur.channel.ratelimit import RateLimiter
@@ -53,6 +53,8 @@ class Fcm(Protocol):
     async def subscribe(self, token: str, topics: list[str]) -> TopicResult: ...
 
     async def unsubscribe(self, token: str, topics: list[str]) -> TopicResult: ...
+
+    async def check_token(self, token: str) -> None: ...
 
 
 class PushChannel:
@@ -237,6 +239,27 @@ class DeviceRoutes:
                         reason=error.reason)
         await self.devices.delete(device.token)
         log.info("device_forgotten", device=token_hash(device.token)[:12], why=why)
+
+
+    async def prune(self) -> int:
+        """Forget every stored phone whose token FCM no longer knows; returns how many.
+
+        Topic messages never say a token died (FCM drops it from its topics silently), so
+        the tokens are checked now and then with a dry run, as FCM's guidance asks.
+        """
+        forgotten = 0
+        async for device in self.devices.all():
+            try:
+                await self.fcm.check_token(device.token)
+            except RecipientGone as error:
+                log.info("device_token_gone", device=token_hash(device.token)[:12],
+                         reason=error.reason)
+                await self.forget(device, "token refused by FCM")
+                forgotten += 1
+            except (Transient, Permanent) as error:
+                log.warning("device_check_failed", reason=error.reason)
+                return forgotten  # FCM is unwell: try again next time
+        return forgotten
 
 
 def view(device: Device) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import functools
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,21 @@ class FcmSender:
             return await self._call(messaging.send, message, False, self.app)
         except exceptions.FirebaseError as error:
             raise classify(error, to_token=message.token is not None) from error
+
+    async def check_token(self, token: str) -> None:
+        """Ask FCM whether it still knows `token` (a dry run: nothing reaches the phone).
+
+        Raises RecipientGone when FCM says UNREGISTERED or INVALID_ARGUMENT.
+        """
+        with warnings.catch_warnings():
+            # firebase-admin 7.7 prefers installation ids (`fid`); the app gives us its
+            # registration token, which FCM still takes.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            message = messaging.Message(token=token)
+        try:
+            await self._call(messaging.send, message, True, self.app)
+        except exceptions.FirebaseError as error:
+            raise classify(error, to_token=True) from error
 
     async def _manage(self, token: str, topics: Iterable[str], subscribe: bool) -> TopicResult:
         call = messaging.subscribe_to_topic if subscribe else messaging.unsubscribe_from_topic

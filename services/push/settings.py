@@ -38,6 +38,9 @@ class PushSettings(ChannelSettings):
     # A registration answers 202 (and goes on) when FCM takes longer than this; keep it
     # under the front door's CRIEUR_CHANNEL_TIMEOUT_S.
     push_reply_within_s: float = Field(default=3.0, gt=0)
+    # How often every stored token is checked with FCM (a dry run) and forgotten if dead;
+    # 0: never.
+    push_prune_every_s: float = Field(default=24 * 3600.0, ge=0)
     # /healthz for the launcher and operators (the routes themselves go through the front door).
     push_http_host: str = "127.0.0.1"
     push_http_port: int = Field(default=8084, ge=1, le=65535)

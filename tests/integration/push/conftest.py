@@ -13,11 +13,11 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket
+from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_streams
 from crieur.nats_server import free_port
 from crieur.standins.fcm import FcmStandin, write_service_account
 from schemas.commune import Commune
-from schemas.streams import COMMUNES
+from schemas.streams import COMMUNES, NOTICES
 from services.push.app import PushService
 from services.push.settings import PushSettings
 from tests.integration.kit.conftest import random_insee
@@ -42,6 +42,8 @@ def credentials(tmp_path: Path, fcm: FcmStandin) -> Path:
 @pytest.fixture
 async def nc(nats_url: str) -> AsyncIterator[Client]:
     client = await nats.connect(nats_url, **RECONNECT_FOREVER)
+    # The front door's stream, which a channel waits for rather than creates.
+    await ensure_streams(client.jetstream(), (NOTICES,))
     yield client
     await client.close()
 
@@ -59,7 +61,7 @@ async def commune(nc: Client) -> str:
 
 
 @pytest.fixture
-async def start_push(nats_url: str, fcm: FcmStandin,
+async def start_push(nats_url: str, nc: Client, fcm: FcmStandin,
                      credentials: Path) -> AsyncIterator[StartPush]:
     services: list[PushService] = []
 

@@ -167,3 +167,25 @@ async def test_a_slow_fcm_gets_202_within_the_front_doors_wait_and_the_work_goes
     while not await synced():
         assert asyncio.get_running_loop().time() < deadline, f"not synced: {found}"
         await asyncio.sleep(0.2)
+
+
+async def test_tokens_fcm_forgot_are_pruned_now_and_then(
+        nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
+    service = await start_push(push_prune_every_s=0.5)
+    alive, dead = phone_token("alive"), phone_token("dead")
+    for token in (alive, dead):
+        reply = await http(nc, "POST", "/api/v1/devices", {
+            "token": token, "follows": [{"commune": commune, "categories": ["alerte"]}]})
+        assert reply.status == 201
+    # The app was uninstalled; topic messages would never tell.
+    fcm.mark_token(dead, "UNREGISTERED")
+    await wait_for(lambda: any(r["method"] == "DELETE" and dead in r["path"]
+                               for r in list(fcm.received)), what="the dead token unsubscribed")
+    deadline = asyncio.get_running_loop().time() + 20
+    while await stored(service, dead):
+        assert asyncio.get_running_loop().time() < deadline, "the dead token is still stored"
+        await asyncio.sleep(0.1)
+    assert await stored(service, alive)
+    checks = [r for r in list(fcm.received) if r["path"].endswith("/messages:send")]
+    assert checks and all(r["body"]["validate_only"] is True for r in checks)
+    assert fcm.sent() == []  # a check reaches no phone
