@@ -6,7 +6,9 @@ replays them as phones would: a phone holds the topics it was subscribed to at t
 moment; a message to a topic reaches every phone on it; a notification with the same tag
 replaces the previous one (a correction); a data message `action: remove` takes it away
 (a withdrawal). SMS are shown per number (masked), from any `sms.jsonl` record whose body
-carries a text (`text`, `message` or `content`) and a number (`to`, `recipient`, `number`).
+carries a text (`text`, `message` or `content`) and numbers (`to`, `recipient`, `number` or
+a `receivers` list): Brevo's and OVHcloud's requests as the SMS stand-in records them. A
+record with a `status` outside 2xx (a refused request) is skipped.
 
     GET /          the page, in French, updated live (it asks /messages every second)
     GET /messages  the same as JSON
@@ -163,16 +165,19 @@ class Phones:
         body = record.get("body")
         if not isinstance(body, dict):
             return
+        # Brevo: recipient + content; OVHcloud: receivers + message; others: to + text.
         text = body.get("text") or body.get("message") or body.get("content")
-        number = body.get("to") or body.get("recipient") or body.get("number")
-        if isinstance(number, list):
-            number = number[0] if number else None
-        if not isinstance(text, str) or not number:
+        numbers = (body.get("to") or body.get("recipient") or body.get("number")
+                   or body.get("receivers"))
+        if not isinstance(numbers, list):
+            numbers = [numbers] if numbers else []
+        if not isinstance(text, str):
             return
-        phone = self.phone("sms:" + str(number), f"SMS {_mask(str(number))}")
-        entry = {"kind": "sms", "at": record.get("at"), "body": text, "title": "SMS"}
-        phone.sms.append(entry)
-        self.messages.append(entry | {"phone": phone.name, "what": "reçu"})
+        for number in numbers:
+            phone = self.phone("sms:" + str(number), f"SMS {_mask(str(number))}")
+            entry = {"kind": "sms", "at": record.get("at"), "body": text, "title": "SMS"}
+            phone.sms.append(entry)
+            self.messages.append(entry | {"phone": phone.name, "what": "reçu"})
 
     def view(self) -> dict[str, Any]:
         self.refresh()

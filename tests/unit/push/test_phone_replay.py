@@ -55,9 +55,15 @@ def test_topics_corrections_withdrawals_and_sms(tmp_path: Path) -> None:
         # Back on the topic: it hears the withdrawal.
         out.write("\n" + line(sub.format("A"), {}, query="topic_name=t-alerte"))
         out.write(push("t-alerte", "n1", "", action="remove"))
-    (tmp_path / "sms.jsonl").write_text(line("/sms", {"to": "+33612345678", "text": "Alerte !"}))
+    (tmp_path / "sms.jsonl").write_text(
+        line("/v3/transactionalSMS/send", {"recipient": "33612345678", "content": "Alerte !",
+                                           "sender": "Mairie"})
+        + line("/1.0/sms/s/jobs", {"receivers": ["+33699999912"], "message": "Refusé"},
+               status=503)
+        + line("/1.0/sms/s/jobs", {"receivers": ["+33611111134"], "message": "Route fermée"}))
     view = phones.view()
     assert view["phones"][0]["notifications"] == []
     sms = [p for p in view["phones"] if p["sms"]]
-    assert [(p["name"], p["sms"][0]["body"]) for p in sms] == [("SMS ••••••••••78", "Alerte !")]
+    assert [(p["name"], p["sms"][0]["body"]) for p in sms] == [
+        ("SMS •••••••••78", "Alerte !"), ("SMS ••••••••••34", "Route fermée")]
     assert "33612345678" not in json.dumps(view)
