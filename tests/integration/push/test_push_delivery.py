@@ -82,6 +82,12 @@ async def test_an_alert_is_one_request_per_topic_with_priority_ttl_collapse_key_
     # No end date: FCM's longest time-to-live, 4 weeks.
     assert ttl_s(second["android"]["ttl"]) == 28 * 24 * 3600
 
+    # firebase-admin asked its access token at the service account's token_uri (google-auth's
+    # JWT-bearer grant), and used it on every FCM request.
+    grants = [r for r in list(fcm.received) if r["path"] == "/token"]
+    assert grants and all(r["status"] == 200 and "jwt-bearer" in r["body"] for r in grants)
+    assert all(r["status"] == 200 for r in list(fcm.received))
+
     found = await reports(nc, "push", commune)
     assert Counter((r.notice_id, r.outcome, r.target) for r in found) == {
         (alert.id, DeliveryOutcome.SENT, f"crieur-{commune}-alerte"): 1,
