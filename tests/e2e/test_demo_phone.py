@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import Village
+from crieur.nats_server import free_port
+from crieur.standins.fcm import FcmStandin, write_service_account
+from tests.e2e.helpers import Village, launcher_events, start_village
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -116,3 +118,33 @@ def test_the_demo_phone_shows_a_published_notice_arrive_change_and_go(
             expect(camille.locator(f'[data-notice-id="{alert}"]')).to_be_visible()
         finally:
             browser.close()
+
+
+@pytest.mark.e2e
+def test_with_fcm_credentials_make_run_starts_no_stand_in_and_uses_that_fcm(
+        tmp_path: Path) -> None:
+    # "Google", as far as this village knows: a stand-in it did not start itself.
+    google = FcmStandin(tmp_path / "google")
+    google.start(free_port())
+    credentials = write_service_account(tmp_path / "mairie-app.json", f"{google.url}/token",
+                                        "mairie-app")
+    village = start_village(tmp_path / "village", {"CRIEUR_FCM_CREDENTIALS": str(credentials),
+                                                   "CRIEUR_FCM_URL": google.url})
+    try:
+        started = {e["service"] for e in launcher_events(village, "service_started")}
+        assert "push" in started and "fcm-standin" not in started
+        assert "Firebase Cloud Messaging (CRIEUR_FCM_CREDENTIALS)" in village.output.read_text()
+        assert not (village.data_dir / "standins" / "fcm-service-account.json").exists()
+        token = "e2e-real:APA91b" + "y" * 60
+        created = httpx.post(village.api + "/api/v1/devices", timeout=30, json={
+            "token": token, "follows": [{"commune": "70299", "categories": ["alerte"]}]})
+        assert created.status_code == 201, created.text
+        alert = publish(village, "Crue de la Saône", "alerte")
+        wait_for(lambda: any(m["data"]["notice_id"] == alert for m in google.sent()),
+                 "the alert at the configured FCM")
+        assert google.topics_of(token) == {"crieur-70299-alerte"}
+        # No demo phones registered with a real FCM.
+        assert all("demo-" not in r["path"] for r in list(google.received))
+    finally:
+        village.stop()
+        google.stop()
