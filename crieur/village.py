@@ -49,6 +49,8 @@ class Service:
     label: str = ""
     # Started instead of `python -m module` (a stand-in of a provider, for instance).
     command: tuple[str, ...] = ()
+    # Started only when this variable is set (by the user, or by a setup step).
+    when: str = ""
     # Not started when this variable is set: a real provider is configured instead.
     unless_set: str = ""
 
@@ -62,13 +64,19 @@ SERVICES: tuple[Service, ...] = (
     # The SMTP stand-in keeps every email under <data dir>/mail; no HTTP: ready once it listens.
     Service("smtp", "crieur.standins.smtp", "CRIEUR_SMTP_PORT", 2525, health_path="",
             unless_set="CRIEUR_SMTP_HOST"),
-    Service("email", "services.email", "CRIEUR_EMAIL_HTTP_PORT", 8082),
+    Service("email", "services.email", "CRIEUR_EMAIL_HTTP_PORT", 8085),
+    Service("fcm-standin", "crieur.standins.fcm", "CRIEUR_FCM_STANDIN_PORT", 8083,
+            when="CRIEUR_FCM_STANDIN"),
+    Service("push", "services.push", "CRIEUR_PUSH_HTTP_PORT", 8084),
+    Service("phone", "crieur.standins.phone", "CRIEUR_DEMO_PHONE_PORT", 8082, label="Demo phone"),
 )
 
 # Run once, in order, before the services start; the last JSON line each prints is kept
 # (the demo step prints the demo commune and its staff token).
 SETUP: tuple[tuple[str, ...], ...] = (
     (sys.executable, "-m", "services.notices.demo"),
+    # Without FCM credentials: a service account for the local FCM stand-in, and demo phones.
+    (sys.executable, "-m", "crieur.standins.fcm", "setup"),
 )
 
 
@@ -158,6 +166,13 @@ def mail_line(urls: dict[str, str], data_dir: Path) -> str:
     return f"sent through {os.environ.get('CRIEUR_SMTP_HOST')} (CRIEUR_SMTP_HOST)"
 
 
+def push_line(urls: dict[str, str], data_dir: Path) -> str:
+    if "fcm-standin" in urls:
+        return (f"FCM stand-in on {urls['fcm-standin']}, requests kept in "
+                f"{data_dir / 'standins' / 'fcm.jsonl'} (see the demo phone)")
+    return "Firebase Cloud Messaging (CRIEUR_FCM_CREDENTIALS)"
+
+
 def banner(urls: dict[str, str], demo: dict[str, str], nats_url: str, data_dir: Path) -> str:
     notices, insee, token = urls["notices"], demo["insee"], demo["token"]
     others = "".join(f"  {s.label:<15} {urls[s.name]}/\n" for s in SERVICES if s.label)
@@ -169,6 +184,7 @@ Crieur is running — the village of {demo['name']} ({insee}).
   OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
 {others}  NATS            {nats_url}  (data in {data_dir})
   Email           {mail_line(urls, data_dir)}
+  Push            {push_line(urls, data_dir)}
 
   Staff token     {token}
 
@@ -208,8 +224,12 @@ def main() -> int:
     code = 0
     try:
         demo = run_setup(env, data_dir)
+        # A setup step may hand settings to the services (CRIEUR_* keys of its JSON line).
+        env |= {k: v for k, v in demo.items() if k.startswith("CRIEUR_")}
         urls = {}
         for service in SERVICES:
+            if service.when and not env.get(service.when):
+                continue
             if service.unless_set and env.get(service.unless_set):
                 continue
             port = int(env.get(service.port_var, service.default_port))

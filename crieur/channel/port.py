@@ -18,6 +18,9 @@ Life of one notice event in a channel:
    (no retry: the kit reports `bounced` and calls `on_permanent`), or `Unsubscribed`
    (the recipient left meanwhile: reported `dropped`).
    Any other exception is taken as transient (a bug must not lose a delivery).
+4. Reports of jobs not sent (failed, bounced, dropped) name the recipient by the first 12
+   characters of its id, unless the port has `report_target(recipient) -> str` (push: the
+   whole FCM topic, which is not personal).
 """
 
 from __future__ import annotations

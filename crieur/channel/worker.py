@@ -97,6 +97,10 @@ class Worker:
         self._paused_until = 0.0
         self._failures_in_a_row = 0
         self.counts: dict[str, int] = {}
+        # How reports name a recipient the sink did not take (never an address): a channel
+        # whose recipients are not personal (push: an FCM topic) may give `report_target`.
+        self.target_of: Callable[[str], str] = getattr(port, "report_target", None) or (
+            lambda recipient: recipient[:12])
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -205,14 +209,14 @@ class Worker:
         except Unsubscribed as error:
             self._count("dropped")
             await self.reports.report(job, DeliveryOutcome.DROPPED, self.now(),
-                                      target=job.recipient[:12], detail=error.reason)
+                                      target=self.target_of(job.recipient), detail=error.reason)
             await self._ack(item)
             return
         except Permanent as error:
             self._failures_in_a_row = 0
             self._count("bounced")
             await self.reports.report(job, DeliveryOutcome.BOUNCED, self.now(),
-                                      target=job.recipient[:12], detail=error.reason)
+                                      target=self.target_of(job.recipient), detail=error.reason)
             try:
                 await self.port.on_permanent(job, error)
             except Exception as hook_error:
@@ -257,7 +261,7 @@ class Worker:
         if item.attempt >= self.settings.channel_max_attempts:
             self._count("failed")
             await self.reports.report(item.job, DeliveryOutcome.FAILED, self.now(),
-                                      target=item.job.recipient[:12],
+                                      target=self.target_of(item.job.recipient),
                                       detail=f"gave up after {item.attempt} attempts: {reason}")
             await self._dead_letter(item.msg, item.attempt,
                                     f"gave up after {item.attempt} attempts: {reason}")
@@ -274,7 +278,7 @@ class Worker:
     async def _drop(self, item: _Item, verdict: policy.Verdict, batch: _Batch) -> None:
         self._count("dropped")
         await self.reports.report(item.job, DeliveryOutcome.DROPPED, self.now(),
-                                  target=item.job.recipient[:12], detail=verdict.reason)
+                                  target=self.target_of(item.job.recipient), detail=verdict.reason)
         if verdict.instead is not None:
             # Queued before the ack: a crash in between queues it again, deduplicated.
             await self._queue([verdict.instead])

@@ -27,6 +27,7 @@ class Village:
     nats_url: str
     token: str
     output: Path
+    phone: str = ""
 
     @property
     def auth(self) -> dict[str, str]:
@@ -48,6 +49,8 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
     ports = {"CRIEUR_NATS_PORT": free_port(), "CRIEUR_HTTP_PORT": free_port(),
              "CRIEUR_PANEL_HTTP_PORT": free_port(),
              "CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
+    ports |= {"CRIEUR_FCM_STANDIN_PORT": free_port(), "CRIEUR_PUSH_HTTP_PORT": free_port(),
+              "CRIEUR_DEMO_PHONE_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"CRIEUR_DATA_DIR": str(data_dir), "CRIEUR_LOG_FORMAT": "json"}
@@ -76,6 +79,7 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
         f"nats://127.0.0.1:{ports['CRIEUR_NATS_PORT']}",
         (data_dir / "demo-staff-token").read_text().strip(), output,
     )
+    village.phone = f"http://127.0.0.1:{ports['CRIEUR_DEMO_PHONE_PORT']}"
     if httpx.get(api + "/healthz").status_code != 200:
         village.stop()
         raise RuntimeError(f"village unhealthy:\n{output.read_text()[-3000:]}")
