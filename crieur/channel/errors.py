@@ -29,3 +29,14 @@ class Permanent(DeliveryError):
 
 class RecipientGone(Permanent):
     """The recipient no longer exists at the sink (FCM UNREGISTERED): forget it."""
+
+
+class Deferred(DeliveryError):
+    """Not now, on purpose (SMS quiet hours): the job comes back after `delay_s`.
+
+    Not a failure: no backoff, the sink is not paused, nothing is reported.
+    """
+
+    def __init__(self, reason: str, delay_s: float) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
