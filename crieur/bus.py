@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from schemas.streams import BUCKETS, STREAMS, Bucket
+from schemas.streams import BUCKETS, CONFIG_VERSION_KEY, STREAMS, Bucket
 
 log = structlog.get_logger("crieur.bus")
 
@@ -28,6 +29,11 @@ async def _log_reconnected() -> None:
     log.info("nats_reconnected")
 
 
+# An ordered consumer (every subscription that follows a stream or a bucket) is recreated
+# when two heartbeats in a row are missed: 1 s means it resumes within about 2 to 4 s
+# once nats-server is back after a restart. nats-py's default of 5 s made it 10 to 20 s.
+IDLE_HEARTBEAT_S = 1.0
+
 # nats-py gives up after 60 reconnect attempts by default; a village sign or a channel
 # must keep trying for as long as the server is away, however long that is, including
 # when it starts before the server does.
@@ -35,6 +41,10 @@ RECONNECT_FOREVER: dict[str, Any] = {
     "max_reconnect_attempts": -1,
     "reconnect_time_wait": 1,
     "connect_timeout": 5,
+    # A connection that died without a word (a cable, a NAT) is noticed in about 20 s
+    # instead of the default 4 minutes.
+    "ping_interval": 10,
+    "max_outstanding_pings": 2,
     "error_cb": _log_error,
     "disconnected_cb": _log_disconnected,
     "reconnected_cb": _log_reconnected,
@@ -51,27 +61,60 @@ TRY_ONCE: dict[str, Any] = {
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create or update one stream; safe to call at every start."""
+    """Create the stream, or bring an older one to `config`; never downgrade a newer one.
+
+    Safe to call at every start. The definition's version is its `crieur_config` metadata
+    (schemas.streams): a stream configured by a newer build (a higher version) is left as
+    it is, and so is one at the same version (it was configured on purpose).
+    """
+    name = config.name or ""
     try:
-        await js.add_stream(config=config)
-    except BadRequestError:
-        # Same name, other settings (an older release): bring it to the current definition.
-        await js.update_stream(config=config)
+        info = await js.stream_info(name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config=config)
+            log.info("stream_created", stream=name, config_version=config_version(config))
+            return
+        except BadRequestError:
+            info = await js.stream_info(name)  # another service created it meanwhile
+    ours, theirs = config_version(config), config_version(info.config)
+    if theirs >= ours:
+        if theirs > ours:
+            log.info("stream_newer_config_kept", stream=name, ours=ours, theirs=theirs)
+        return
+    # An older definition: update only what our definition says, keep the rest as it is.
+    await js.update_stream(config=config)
+    log.info("stream_updated", stream=name, from_version=theirs, to_version=ours)
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create or update every stream; safe to call from every service at every start."""
-    for config in STREAMS:
+def config_version(config: StreamConfig) -> int:
+    """The version of a stream definition (0: written before definitions had one)."""
+    value = (config.metadata or {}).get(CONFIG_VERSION_KEY, "0")
+    return int(value) if value.isdigit() else 0
+
+
+async def ensure_streams(js: JetStreamContext, streams: Iterable[StreamConfig] = STREAMS) -> None:
+    """Ensure `streams` (a service passes the ones it owns or writes to)."""
+    for config in streams:
         await ensure_stream(js, config)
 
 
 async def ensure_bucket(js: JetStreamContext, bucket: Bucket) -> KeyValue:
+    """Create the bucket, or open it as it is (an existing bucket is never reconfigured)."""
+    try:
+        return await js.key_value(bucket.name)
+    except BucketNotFoundError:
+        pass
     try:
         return await js.create_key_value(config=bucket.config())
     except BadRequestError:
         return await js.key_value(bucket.name)
 
 
-async def ensure_all(js: JetStreamContext) -> dict[str, KeyValue]:
-    await ensure_streams(js)
-    return {b.name: await ensure_bucket(js, b) for b in BUCKETS}
+async def ensure_all(
+    js: JetStreamContext,
+    streams: Iterable[StreamConfig] = STREAMS,
+    buckets: Iterable[Bucket] = BUCKETS,
+) -> dict[str, KeyValue]:
+    await ensure_streams(js, streams)
+    return {b.name: await ensure_bucket(js, b) for b in buckets}

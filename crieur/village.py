@@ -1,55 +1,81 @@
 """`make run`: the whole village on one machine.
 
-Starts a real nats-server (unless CRIEUR_NATS_URL names one), registers the demo commune
-(Lavoncourt, 70299) and a staff token for it, starts every service, prints where to go,
-and on Ctrl-C stops everything it started: services first (they drain), then the server.
+Starts a real nats-server (unless CRIEUR_NATS_URL names one), runs the setup steps (the
+demo commune and its staff token), starts every service of `SERVICES`, prints where to
+go, and restarts a service that dies (with a backoff) while the others keep serving. On
+Ctrl-C it stops everything it started: services first (they drain), then the server.
+This module imports no service: services are named by module, and run as processes.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import structlog
 
+from crieur import log as logging_setup
 from crieur.nats_server import NatsServer
 from crieur.process import die_with_parent
+from crieur.settings import CommonSettings
 
-DEMO_INSEE = "70299"
-DEMO_NAME = "Lavoncourt"
-DEMO_STAFF = "Secrétariat de mairie (démo)"
+log = structlog.get_logger("crieur.village")
 
-# (module, port variable, default port): every service the village runs.
-SERVICES = (
-    ("services.notices", "CRIEUR_HTTP_PORT", 8080),
-    ("services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081),
+# A service that dies is started again after 1 s, then 2, 4... up to 30 s while it keeps
+# dying; once it has stayed up this long, the next death starts from 1 s again.
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 30.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the village. A new channel joins it by adding a line to `SERVICES`."""
+
+    name: str
+    module: str
+    port_var: str
+    default_port: int
+    health_path: str = "/healthz"
+    # What the start-up message calls its page, if it has one worth opening.
+    label: str = ""
+    # Started instead of `python -m module` (a stand-in of a provider, for instance).
+    command: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        return list(self.command) if self.command else [sys.executable, "-m", self.module]
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
+    Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),
+)
+
+# Run once, in order, before the services start; the last JSON line each prints is kept
+# (the demo step prints the demo commune and its staff token).
+SETUP: tuple[tuple[str, ...], ...] = (
+    (sys.executable, "-m", "services.notices.demo"),
 )
 
 
-async def seed_demo(nats_url: str, data_dir: Path) -> str:
-    """Register the demo commune and return a staff token for it, the same one every run."""
-    from services.notices.store import NatsStore  # the demo data is the front door's
-
-    store = await NatsStore.connect(nats_url, name="crieur-village")
-    try:
-        if await store.commune(DEMO_INSEE) is None:
-            await store.add_commune(DEMO_INSEE, DEMO_NAME)
-        token_file = data_dir / "demo-staff-token"
-        if token_file.exists():
-            token = token_file.read_text().strip()
-            if await store.staff_for_token(token) is not None:
-                return token
-        _, token = await store.add_staff(DEMO_STAFF, (DEMO_INSEE,))
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-        return token
-    finally:
-        await store.close()
+def run_setup(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    said: dict[str, str] = {}
+    for argv in SETUP:
+        done = subprocess.run([*argv, str(data_dir)], env=env, stdout=subprocess.PIPE,
+                              check=False, timeout=120, preexec_fn=die_with_parent)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[1:])} failed with {done.returncode}")
+        lines = done.stdout.decode().strip().splitlines()
+        if lines:
+            said |= json.loads(lines[-1])
+    return said
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -66,7 +92,70 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
+def start(service: Service, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(service.argv(), env=env, start_new_session=True,
+                               preexec_fn=die_with_parent)
+    log.info("service_started", service=service.name, pid=process.pid)
+    return process
+
+
+@dataclass
+class Running:
+    """One service under the launcher's watch: its process and when to start it again."""
+
+    service: Service
+    process: subprocess.Popen[bytes]
+    started: float
+    backoff_s: float = FIRST_BACKOFF_S
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def check(self, env: dict[str, str], now: float) -> None:
+        """Restart a dead process once its backoff has passed; the others are untouched."""
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if now - self.started >= STABLE_AFTER_S:
+                self.backoff_s = FIRST_BACKOFF_S
+            self.restart_at = now + self.backoff_s
+            log.error("service_died", service=self.service.name, pid=self.process.pid,
+                      exit_code=code, restart_in_s=self.backoff_s)
+            self.backoff_s = min(self.backoff_s * 2, MAX_BACKOFF_S)
+        elif now >= self.restart_at:
+            self.restart_at = None
+            self.restarts += 1
+            self.process = start(self.service, env)
+            self.started = now
+            log.warning("service_restarted", service=self.service.name, pid=self.process.pid,
+                        restarts=self.restarts)
+
+
+def banner(urls: dict[str, str], demo: dict[str, str], nats_url: str, data_dir: Path) -> str:
+    notices, insee, token = urls["notices"], demo["insee"], demo["token"]
+    others = "".join(f"  {s.label:<15} {urls[s.name]}/\n" for s in SERVICES if s.label)
+    return f"""
+Crieur is running — the village of {demo['name']} ({insee}).
+
+  Notices API     {notices}/api/v1/communes/{insee}/notices
+  Atom feed       {notices}/api/v1/communes/{insee}/feed.atom
+  OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
+{others}  NATS            {nats_url}  (data in {data_dir})
+
+  Staff token     {token}
+
+Publish a notice:
+  curl -X POST {notices}/api/v1/communes/{insee}/notices \\
+    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+    -d '{{"category": "alerte", "title": "Route de Gray fermée", "body": "Chute d’arbre."}}'
+
+Ctrl-C stops everything.
+"""
+
+
 def main() -> int:
+    settings = CommonSettings()
+    logging_setup.configure(settings.log_level, settings.log_format)
     data_dir = Path(os.environ.get("CRIEUR_DATA_DIR", "var")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CRIEUR_DATA_DIR=str(data_dir))
@@ -74,7 +163,7 @@ def main() -> int:
     if not env.get("CRIEUR_NATS_URL"):
         server = NatsServer(data_dir / "nats", port=int(env.get("CRIEUR_NATS_PORT", "4222")))
         env["CRIEUR_NATS_URL"] = server.start()
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    running: list[Running] = []
     stopping = False
 
     def stop(*_: object) -> None:
@@ -85,56 +174,31 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
-        token = asyncio.run(seed_demo(env["CRIEUR_NATS_URL"], data_dir))
+        demo = run_setup(env, data_dir)
         urls = {}
-        for module, port_var, default in SERVICES:
-            port = int(env.get(port_var, default))
-            env[port_var] = str(port)
-            process = subprocess.Popen(
-                [sys.executable, "-m", module], env=env,
-                start_new_session=True, preexec_fn=die_with_parent,
-            )
-            processes.append((module, process))
-            urls[module] = f"http://127.0.0.1:{port}"
-        for module, process in processes:
-            wait_healthy(urls[module] + "/healthz", process)
-        notices, panel = urls["services.notices"], urls["services.panel"]
-        print(
-            f"""
-Crieur is running — the village of {DEMO_NAME} ({DEMO_INSEE}).
-
-  Notices API     {notices}/api/v1/communes/{DEMO_INSEE}/notices
-  Atom feed       {notices}/api/v1/communes/{DEMO_INSEE}/feed.atom
-  OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
-  LED sign        {panel}/
-  NATS            {env['CRIEUR_NATS_URL']}  (data in {data_dir})
-
-  Staff token     {token}
-
-Publish a notice:
-  curl -X POST {notices}/api/v1/communes/{DEMO_INSEE}/notices \\
-    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
-    -d '{{"category": "alerte", "title": "Route de Gray fermée", "body": "Chute d’arbre."}}'
-
-Ctrl-C stops everything.
-""",
-            flush=True,
-        )
+        for service in SERVICES:
+            port = int(env.get(service.port_var, service.default_port))
+            env[service.port_var] = str(port)
+            running.append(Running(service, start(service, env), time.monotonic()))
+            urls[service.name] = f"http://127.0.0.1:{port}"
+        # A service that cannot even start is misconfigured: say so and stop, rather than
+        # restarting it forever.
+        for r in running:
+            wait_healthy(urls[r.service.name] + r.service.health_path, r.process)
+        print(banner(urls, demo, env["CRIEUR_NATS_URL"], data_dir), flush=True)
         while not stopping:
-            for module, process in processes:
-                if process.poll() is not None:
-                    print(f"{module} exited with {process.returncode}; stopping the village",
-                          file=sys.stderr, flush=True)
-                    stopping, code = True, 1
+            for r in running:
+                r.check(env, time.monotonic())
             time.sleep(0.2)
     except Exception as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        for _, process in processes:
+        processes = [r.process for r in running]
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-        for _, process in processes:
+        for process in processes:
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:

@@ -6,11 +6,10 @@ provider webhooks are answered by the channel that owns them.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from schemas.deliveries import Channel
+from schemas.versions import BUS_MODEL
 
 # Path prefix -> the channel that answers it. Longest prefix wins.
 CHANNEL_ROUTES: dict[str, Channel] = {
@@ -32,9 +31,9 @@ def channel_for(path: str) -> Channel | None:
 
 
 class ChannelHttpRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
-    schema_version: Literal[1] = 1
+    schema_version: int = Field(default=1, ge=1)
     method: str
     path: str
     query: str = ""
@@ -44,9 +43,9 @@ class ChannelHttpRequest(BaseModel):
 
 
 class ChannelHttpReply(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
-    schema_version: Literal[1] = 1
+    schema_version: int = Field(default=1, ge=1)
     status: int = Field(ge=100, le=599)
     headers: dict[str, str] = Field(default_factory=dict)
     body: str = ""

@@ -3,7 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
+
+from schemas.versions import BUS_MODEL
 
 # INSEE code of a commune: five characters, digits except Corsica's 2A/2B prefix.
 Insee = Annotated[
@@ -16,7 +18,7 @@ Insee = Annotated[
 class CommuneSettings(BaseModel):
     """Per-commune options; each channel adds its own as it lands."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
     website: str | None = Field(default=None, max_length=300)
 
@@ -24,8 +26,9 @@ class CommuneSettings(BaseModel):
 class Commune(BaseModel):
     """A commune registered in Crieur (bucket `communes`, key = INSEE code)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
+    schema_version: int = Field(default=1, ge=1)
     insee: Insee
     name: str = Field(min_length=1, max_length=100)
     settings: CommuneSettings = CommuneSettings()

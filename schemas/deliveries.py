@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from schemas.commune import Insee
 from schemas.notice import ParisDatetime
+from schemas.versions import BUS_MODEL
 
 
 class Channel(StrEnum):
@@ -31,9 +31,9 @@ class DeliveryOutcome(StrEnum):
 class DeliveryReport(BaseModel):
     """One thing a channel did with one notice version."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
-    schema_version: Literal[1] = 1
+    schema_version: int = Field(default=1, ge=1)
     channel: Channel
     commune: Insee
     notice_id: str

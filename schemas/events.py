@@ -5,11 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from schemas.notice import Notice, ParisDatetime
+from schemas.versions import BUS_MODEL, check_version
 
-# Bumped on any change a consumer must know about; consumers refuse versions they do not know.
+# The newest version of the notice events this build writes and reads. Bumped only on a
+# breaking change (a new field is not one: readers ignore what they do not know); readers
+# skip, with a dead letter, the events of a version above theirs.
 SCHEMA_VERSION = 1
 
 
@@ -20,9 +23,9 @@ class EventKind(StrEnum):
 
 
 class _NoticeEventBase(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BUS_MODEL
 
-    schema_version: Literal[1] = 1  # SCHEMA_VERSION
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
     occurred_at: ParisDatetime
     notice: Notice = Field(description="The whole notice after this event")
 
@@ -58,12 +61,10 @@ _EVENT_ADAPTER: TypeAdapter[NoticeEvent] = TypeAdapter(NoticeEvent)
 
 
 def parse_notice_event(data: bytes | str) -> NoticeEvent:
-    """Parse an event from the bus; raises pydantic.ValidationError on anything else."""
-    return _EVENT_ADAPTER.validate_json(data)
+    """Parse an event from the bus, ignoring fields this build does not know.
 
-
-EVENT_TYPES: dict[EventKind, type[_NoticeEventBase]] = {
-    EventKind.PUBLISHED: NoticePublished,
-    EventKind.CORRECTED: NoticeCorrected,
-    EventKind.WITHDRAWN: NoticeWithdrawn,
-}
+    Raises schemas.versions.NewerSchemaVersion for an event of a newer contract, and
+    pydantic.ValidationError for anything that is not an event.
+    """
+    check_version(data, SCHEMA_VERSION, "notice event")
+    return _EVENT_ADAPTER.validate_json(data, extra="ignore")

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from schemas.commune import Insee
+from schemas.versions import BUS_MODEL
 
 # Every date a resident or a member of staff sees is French local time.
 PARIS = ZoneInfo("Europe/Paris")
@@ -149,9 +150,14 @@ class NoticePatch(BaseModel):
 
 
 class Notice(_Window):
-    """A notice as stored and carried by every event (a full snapshot, never a diff)."""
+    """A notice as stored and carried by every event (a full snapshot, never a diff).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Read tolerantly (fields a newer writer added are ignored); its links and attachments
+    are strict models shared with staff input, so bus readers validate with extra="ignore"
+    (`schemas.versions.read_message`, `parse_notice_event`), which reaches them too.
+    """
+
+    model_config = BUS_MODEL
 
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$")]
     commune: Insee

@@ -1,7 +1,8 @@
 """JetStream streams and KV buckets: the definitions, in one place.
 
-Every service ensures, at start-up and idempotently, the ones it needs (`crieur.bus.ensure`);
-in production a provisioning step with its own NATS user does it instead.
+Every service ensures, at start-up and idempotently, the ones it owns and the shared ones it
+writes to (`crieur.bus.ensure_all`), never one it only reads; in production a provisioning
+step with its own NATS user does it instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from schemas import subjects
 
 DAY = 24 * 3600.0
 
+# A stream's definition carries its version in its metadata: bump it with any change of
+# settings, so an older build never brings a stream back to its own, older definition.
+CONFIG_VERSION_KEY = "crieur_config"
+
+
+def _version(n: int) -> dict[str, str]:
+    return {CONFIG_VERSION_KEY: str(n)}
+
+
 # Stream names, typed as plain str (StreamConfig.name is Optional).
 NOTICES_STREAM = "NOTICES"
 DELIVERIES_STREAM = "DELIVERIES"
@@ -27,6 +37,7 @@ DEADLETTERS_STREAM = "DEADLETTERS"
 
 NOTICES = StreamConfig(
     name=NOTICES_STREAM,
+    metadata=_version(1),
     description="Every event of every notice; the last message of a subject is its current state",
     subjects=[subjects.NOTICES],
     storage=StorageType.FILE,
@@ -41,6 +52,7 @@ NOTICES = StreamConfig(
 
 DELIVERIES = StreamConfig(
     name=DELIVERIES_STREAM,
+    metadata=_version(1),
     description="What each channel did with each notice (sent, failed, shown...)",
     subjects=[subjects.DELIVERIES],
     storage=StorageType.FILE,
@@ -51,6 +63,7 @@ DELIVERIES = StreamConfig(
 
 DEADLETTERS = StreamConfig(
     name=DEADLETTERS_STREAM,
+    metadata=_version(1),
     description="Messages a service could not handle, with the reason (schemas.deadletters)",
     subjects=[subjects.DEADLETTERS],
     storage=StorageType.FILE,

@@ -31,6 +31,11 @@ class RecipientGone(Permanent):
     """The recipient no longer exists at the sink (FCM UNREGISTERED): forget it."""
 
 
+class Unsubscribed(Permanent):
+    """The recipient left (unsubscribed, deleted) before the job's turn: reported as
+    `dropped`, not as a failure, and `on_permanent` is not called."""
+
+
 class Deferred(DeliveryError):
     """Not now, on purpose (SMS quiet hours): the job comes back after `delay_s`.
 

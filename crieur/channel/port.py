@@ -15,7 +15,8 @@ Life of one notice event in a channel:
 3. `send` returns a short target for DELIVERIES (never an address: e.g. the first 12
    characters of the recipient id), or raises `crieur.channel.errors.Transient` (retried
    with backoff, Retry-After honoured, then a dead letter), `Permanent` or `RecipientGone`
-   (no retry: the kit reports `bounced` and calls `on_permanent`).
+   (no retry: the kit reports `bounced` and calls `on_permanent`), or `Unsubscribed`
+   (the recipient left meanwhile: reported `dropped`).
    Any other exception is taken as transient (a bug must not lose a delivery).
 """
 
@@ -78,7 +79,7 @@ class ChannelPort(Protocol[DraftT]):
 
         Returns a short target for DELIVERIES, never an address. Raises Transient,
         Permanent or RecipientGone (crieur.channel.errors). A recipient who is no longer
-        subscribed: raise Permanent("unsubscribed") (reported, not retried).
+        subscribed: raise Unsubscribed (reported `dropped`, not retried, no on_permanent).
         """
         ...
 

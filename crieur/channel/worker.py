@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
-from crieur.channel.errors import Deferred, Permanent, Transient
+from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
 from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import ChannelPort, Edition
@@ -56,6 +56,7 @@ class _Batch:
     # Jobs to queue because the notice moved on (publication of a new version, follow-ups).
     more: list[Job] = field(default_factory=list)
     sent: list[Job] = field(default_factory=list)
+    after: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class Drafts:
@@ -144,6 +145,8 @@ class Worker:
                    for _ in range(max(1, min(self.port.concurrency, todo.qsize())))]
         if senders:
             await asyncio.gather(*senders)
+        if batch.after:
+            await asyncio.gather(*batch.after)
         # The notice moved on while these were going out: those recipients need the
         # correction or withdrawal too, which a fan-out reading the sent records a moment
         # earlier could not know.
@@ -202,6 +205,12 @@ class Worker:
             await item.msg.nak(delay=held.delay_s)
             item.done = True
             return
+        except Unsubscribed as error:
+            self._count("dropped")
+            await self.reports.report(job, DeliveryOutcome.DROPPED, self.now(),
+                                      target=job.recipient[:12], detail=error.reason)
+            await self._ack(item)
+            return
         except Permanent as error:
             self._failures_in_a_row = 0
             self._count("bounced")
@@ -219,12 +228,24 @@ class Worker:
             return
         self._failures_in_a_row = 0
         self._count("sent")
-        if not await self.sent.record(job, target, self.now):
-            log.warning("sent_twice", notice_id=job.notice_id, version=job.version,
-                        recipient=job.recipient[:12])
-        await self.reports.report(job, DeliveryOutcome.SENT, self.now(), target=target)
-        batch.sent.append(job)
-        await self._ack(item)
+        # Record, report and ack in the background: the sink's slot takes the next job now
+        # (NATS round trips would otherwise add to every send).
+        batch.after.append(asyncio.create_task(self._after_sent(item, target, batch)))
+
+    async def _after_sent(self, item: _Item, target: str, batch: _Batch) -> None:
+        job = item.job
+        try:
+            if not await self.sent.record(job, target, self.now):
+                log.warning("sent_twice", notice_id=job.notice_id, version=job.version,
+                            recipient=job.recipient[:12])
+            await self.reports.report(job, DeliveryOutcome.SENT, self.now(), target=target)
+            batch.sent.append(job)
+            await self._ack(item)
+        except Exception as error:
+            # NATS away for longer than the publishes wait: the job comes back after
+            # ack_wait; its sent record (if stored) stops a second send.
+            log.error("sent_record_failed", error=repr(error)[:300], notice_id=job.notice_id)
+            item.done = True
 
     async def _retry_later(self, item: _Item, error: Exception) -> None:
         retry_after = error.retry_after if isinstance(error, Transient) else None

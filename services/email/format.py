@@ -118,6 +118,9 @@ class EmailDraft:
     html: str
     message_id: str  # "<...{rid}@domain>" with "{rid}" left in
     boundary: str
+    # What the email is about, so a sender can check the recipient still follows it.
+    commune: str = ""
+    category: str = ""
 
     def personalise(self, recipient_id: str, address: str, unsubscribe_url: str = "",
                     manage_url: str = "") -> bytes:
@@ -194,6 +197,8 @@ def build_notice(kind: EventKind, notice: Notice, commune_name: str, *, from_add
         html=_ENV.get_template(f"{stem}.html").render(context),
         message_id=f"<{notice.id}.{notice.version}.{kind.value}.{{rid}}@{_domain(from_address)}>",
         boundary=boundary,
+        commune=notice.commune,
+        category=notice.category.value,
     )
 
 

@@ -50,6 +50,9 @@ class EmailSettings(ChannelSettings):
     # Subscription requests allowed per client address, and per email address, per hour.
     email_rate_per_client: int = Field(default=20, ge=1)
     email_rate_per_address: int = Field(default=3, ge=1)
+    # The kit's name for this channel (work queue jobs.<name>.*, durable consumers, sent
+    # records): two instances sharing one NATS (staging, tests) each set their own.
+    email_channel_name: str = Field(default="email", pattern=r"^[a-z][a-z0-9-]{0,30}$")
     # /healthz of the email service (its routes for residents go through the front door).
     email_http_host: str = "127.0.0.1"
     email_http_port: int = Field(default=8082, ge=0, le=65535)

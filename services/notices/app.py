@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crieur.tasks import Supervisor
 from services.notices import errors, scheduler
 from services.notices.api import Context, channel_router, not_found_json, router
 from services.notices.settings import NoticesSettings
@@ -83,16 +84,17 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         await ctx.store.follow_notices()
         await ctx.store.follow_buckets()
         app.state.context = ctx
-        schedule = asyncio.create_task(
-            scheduler.run(ctx.store, ctx.clock, settings.schedule_interval_s)
-        )
+        tasks = Supervisor("notices")
+        app.state.tasks = tasks
+        # If the scheduler died, scheduled notices would stop going out while /healthz said
+        # ok: it is restarted, and /healthz says 503 until it is.
+        tasks.start("scheduler", lambda: scheduler.run(ctx.store, ctx.clock,
+                                                       settings.schedule_interval_s))
         log.info("notices_ready", url=f"http://{settings.http_host}:{settings.http_port}")
         try:
             yield
         finally:
-            schedule.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await schedule
+            await tasks.stop()
             if store is not None:
                 await store.close()
 
@@ -122,8 +124,12 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         # 503 while NATS is away: a load balancer sends staff to another front door.
-        if request.app.state.context.store.nc.is_connected:
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "nats_disconnected"}, status_code=503)
+        if not request.app.state.context.store.nc.is_connected:
+            return JSONResponse({"status": "nats_disconnected"}, status_code=503)
+        tasks: Supervisor = request.app.state.tasks
+        if not tasks.healthy:
+            return JSONResponse({"status": "task_failing", "tasks": sorted(tasks.failing)},
+                                status_code=503)
+        return JSONResponse({"status": "ok"})
 
     return app

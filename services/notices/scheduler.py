@@ -14,7 +14,8 @@ from datetime import datetime
 import structlog
 
 from services.notices import lifecycle
-from services.notices.store import ConcurrentChange, NatsStore
+from services.notices.notices import ConcurrentChange
+from services.notices.store import NatsStore
 
 log = structlog.get_logger("crieur.notices.scheduler")
 

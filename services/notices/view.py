@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from schemas import Category, Notice, NoticeEvent, NoticeState
+from schemas import Category, Notice, NoticeEvent
 
 
 class NoticeView:
@@ -37,8 +37,3 @@ class NoticeView:
 
     def count(self) -> int:
         return sum(len(n) for n in self._by_commune.values())
-
-
-def is_public(notice: Notice) -> bool:
-    """Scheduled notices are the mairie's business until they go out."""
-    return notice.state is not NoticeState.SCHEDULED

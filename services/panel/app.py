@@ -19,13 +19,17 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
 
 from crieur.bus import ensure_streams
+from crieur.communes import CommuneDirectory
+from crieur.tasks import Supervisor
 from schemas import subjects
-from schemas.commune import Commune
 from schemas.deliveries import Channel, DeliveryReport
-from schemas.streams import COMMUNES, DELIVERIES_STREAM, NOTICES_STREAM
+from schemas.streams import DEADLETTERS, DELIVERIES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
 from services.panel.handlers import NoticeFeed, make_broker, register
@@ -37,6 +41,9 @@ from services.panel.showing import DeliveryTracker, Reporter, Show, Sign, Thrott
 log = structlog.get_logger("crieur.panel")
 
 SNAPSHOT = "playlist.json"
+
+# The streams the sign writes to, and so ensures; it only reads NOTICES.
+WRITES = (DELIVERIES, DEADLETTERS)
 
 
 def _utcnow() -> datetime:
@@ -70,7 +77,9 @@ class Panel:
                          slide_seconds=settings.panel_slide_seconds,
                          scroll_speed=settings.panel_scroll_speed)
         self.commune_name = ""
-        self._tasks: list[asyncio.Task[None]] = []
+        # None until the registry was asked; False: CRIEUR_PANEL_COMMUNE is not registered.
+        self.commune_registered: bool | None = None
+        self.tasks = Supervisor("panel")
         self._saved_generation = -1
         self._bus_ready = False
 
@@ -97,21 +106,16 @@ class Panel:
 
     async def start(self) -> None:
         self.restore()
-        self._tasks = [
-            asyncio.create_task(self.show.run(), name="panel-show"),
-            asyncio.create_task(self.reporter.run(), name="panel-reporter"),
-            asyncio.create_task(self.watch(), name="panel-watch"),
-            asyncio.create_task(self.connect(), name="panel-connect"),
-        ]
+        # Each is restarted if it fails: a dark sign for one bad frame is not an option.
+        self.tasks.start("show", self.show.run)
+        self.tasks.start("reporter", self.reporter.run)
+        self.tasks.start("watch", self.watch)
+        self.tasks.start("connect", self.connect)
         log.info("panel_started", commune=self.commune, size=self.settings.panel_size,
                  url=f"http://{self.settings.panel_http_host}:{self.settings.panel_http_port}")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.tasks.stop()
         # What the sign showed up to now is worth a report, if NATS can take it quickly.
         for report in self.tracker.flush(self.sign.clock()):
             self.reporter.submit(report)
@@ -129,7 +133,10 @@ class Panel:
         while True:
             try:
                 await self.broker.connect()
-                await ensure_streams(self.broker.connection.jetstream())
+                js = self.broker.connection.jetstream()
+                await ensure_streams(js, WRITES)
+                # NOTICES is the front door's: the sign waits for it rather than create it.
+                await js.stream_info(NOTICES_STREAM)
                 await self.broker.start()
                 break
             except asyncio.CancelledError:
@@ -147,10 +154,26 @@ class Panel:
         if not info.state.subjects:
             # Nothing on the stream for this commune: the replay is complete as it is.
             self.feed.mark_synced()
-        with contextlib.suppress(Exception):  # the name is a nicety; the sign works without
-            entry = await (await js.key_value(COMMUNES.name)).get(self.commune)
-            self.commune_name = Commune.model_validate_json(entry.value or b"").name
-            self.sign.touch()
+        await self.check_commune(js)
+
+    async def check_commune(self, js: JetStreamContext) -> None:
+        """Say at once if the commune is not registered: no notice will ever come for it."""
+        try:
+            commune = await (await CommuneDirectory.open(js)).get(self.commune)
+        except BucketNotFoundError:
+            commune = None  # no front door has run yet: nothing is registered
+        except Exception as error:  # the name is a nicety; the sign works without
+            log.warning("panel_commune_lookup_failed", commune=self.commune,
+                        error=repr(error)[:200])
+            return
+        self.commune_registered = commune is not None
+        if commune is None:
+            log.warning("panel_commune_unregistered", commune=self.commune,
+                        hint="CRIEUR_PANEL_COMMUNE names no registered commune: check the "
+                             "code, or register it (crieur commune add)")
+            return
+        self.commune_name = commune.name
+        self.sign.touch()
 
     async def publish_report(self, report: DeliveryReport, msg_id: str) -> None:
         if not self.connected:
@@ -179,7 +202,11 @@ class Panel:
                          notices=[n["id"] for n in doc["notices"]], blank=doc["blank"],
                          synced=doc["synced"], connected=doc["connected"])
             if self.playlist.generation != self._saved_generation:
-                await asyncio.to_thread(self.save)
+                # Taken here, on the event loop, then written by a thread: the thread never
+                # reads the playlist while an event changes it.
+                generation, data = self.playlist.generation, self.playlist.dump()
+                await asyncio.to_thread(self.write_snapshot, data)
+                self._saved_generation = generation
             await self.sign.wait_change(within=1.0)
 
     # -- the sign's memory ------------------------------------------------------------
@@ -199,19 +226,23 @@ class Panel:
         log.info("playlist_restored", commune=self.commune, notices=len(self.playlist.known()))
 
     def save(self) -> None:
+        """Save the playlist now (on the event loop: at shutdown)."""
         generation = self.playlist.generation
+        self.write_snapshot(self.playlist.dump())
+        self._saved_generation = generation
+
+    def write_snapshot(self, data: Any) -> None:
         directory = self.snapshot_path.parent
         directory.mkdir(parents=True, exist_ok=True)
         # Temp file + rename: a power cut mid-write leaves the old snapshot, not half a file.
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".playlist-", suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(self.playlist.dump(), out, ensure_ascii=False)
+                json.dump(data, out, ensure_ascii=False)
             os.replace(tmp, self.snapshot_path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._saved_generation = generation
 
 
 def create_app(settings: PanelSettings, panel: Panel | None = None) -> FastAPI:
@@ -232,9 +263,16 @@ def create_app(settings: PanelSettings, panel: Panel | None = None) -> FastAPI:
     app.include_router(web.router(sign.web, sign.current))
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, Any]:
-        # 200 even without NATS: the sign is up and showing its last playlist.
-        return {"status": "ok" if sign.connected else "nats_disconnected",
-                "synced": sign.feed.synced.is_set()}
+    async def healthz() -> JSONResponse:
+        # 200 even without NATS: the sign is up and showing its last playlist. 503 while
+        # one of its tasks (the display loop...) failed and waits to be started again.
+        body = {"status": "ok" if sign.connected else "nats_disconnected",
+                "synced": sign.feed.synced.is_set(),
+                "commune_registered": sign.commune_registered,
+                "tasks_failing": sorted(sign.tasks.failing)}
+        if not sign.tasks.healthy:
+            body["status"] = "task_failing"
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     return app

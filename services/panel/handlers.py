@@ -18,13 +18,17 @@ from faststream.nats.annotations import NatsMessage
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
-from crieur.bus import RECONNECT_FOREVER
+from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER
+from crieur.deadletter import dead_letter
 from schemas import subjects
 from schemas.events import parse_notice_event
 from schemas.streams import NOTICES_STREAM
+from schemas.versions import NewerSchemaVersion
 from services.panel.playlist import Playlist
 
 log = structlog.get_logger("crieur.panel.handlers")
+
+SERVICE = "panel"
 
 
 class NoticeFeed:
@@ -39,16 +43,21 @@ class NoticeFeed:
         self._replayed: set[str] = set()
         self.skipped = 0
 
-    def receive(self, data: bytes, subject: str = "", pending: int | None = None) -> None:
-        """One message from NOTICES; `pending` is how many more the consumer has for us."""
+    def receive(self, data: bytes, subject: str = "", pending: int | None = None) -> str | None:
+        """One message from NOTICES; `pending` is how many more the consumer has for us.
+
+        Returns why the message was skipped (it then deserves a dead letter), else None.
+        """
+        skipped = None
         try:
             event = parse_notice_event(data)
-        except ValidationError as error:
-            # Not JSON, not an event, or a schema_version this sign does not know: skip it.
-            # Crashing would leave the village square dark for one bad message.
+        except (ValidationError, NewerSchemaVersion) as error:
+            # Not JSON, not an event, or a newer schema_version than this sign reads: skip
+            # it. Crashing would leave the village square dark for one bad message.
             self.skipped += 1
-            log.error("notice_event_unreadable", subject=subject, commune=self.playlist.commune,
-                      error=str(error)[:300])
+            skipped = str(error)
+            log.error("notice_event_skipped", subject=subject, commune=self.playlist.commune,
+                      newer_version=isinstance(error, NewerSchemaVersion), error=skipped[:300])
         else:
             notice = event.notice
             bound = log.bind(notice_id=notice.id, commune=notice.commune)
@@ -61,6 +70,7 @@ class NoticeFeed:
                     self.on_change()
         if pending == 0:
             self.mark_synced()
+        return skipped
 
     def mark_synced(self) -> None:
         if self.synced.is_set():
@@ -81,6 +91,13 @@ def _pending(msg: NatsMessage) -> int | None:
         return None
 
 
+def _sequence(msg: NatsMessage) -> int | None:
+    try:
+        return int(msg.raw_message.metadata.sequence.stream)
+    except Exception:
+        return None
+
+
 def make_broker(nats_url: str) -> NatsBroker:
     # FastStream's own "Received/Processed" lines go to DEBUG: `notice_event_applied` says
     # the same at INFO, with the notice and the commune bound.
@@ -89,7 +106,7 @@ def make_broker(nats_url: str) -> NatsBroker:
 
 
 def register(broker: NatsBroker, feed: NoticeFeed) -> None:
-    """Subscribe the feed to the commune's notices."""
+    """Subscribe the feed to the commune's notices; what it skips becomes a dead letter."""
 
     @broker.subscriber(
         subjects.commune_notices(feed.playlist.commune),
@@ -101,7 +118,19 @@ def register(broker: NatsBroker, feed: NoticeFeed) -> None:
         # An ordered consumer has AckPolicy.NONE on the server: acking would be a wasted
         # round trip, and redelivery is the ordered consumer's job (it resets on a gap).
         ack_policy=AckPolicy.MANUAL,
+        # Missing two heartbeats recreates the consumer: back within seconds of a restart.
+        idle_heartbeat=IDLE_HEARTBEAT_S,
         title="panel-notices",
     )
     async def on_notice_event(msg: NatsMessage) -> None:
-        feed.receive(msg.body, msg.raw_message.subject, _pending(msg))
+        raw = msg.raw_message
+        reason = feed.receive(msg.body, raw.subject, _pending(msg))
+        sequence = _sequence(msg)
+        if reason is None or sequence is None:
+            return
+        try:
+            await dead_letter(broker.connection.jetstream(), service=SERVICE,
+                              subject=raw.subject, data=msg.body, reason=reason,
+                              stream_sequence=sequence)
+        except Exception as error:  # NATS away: the log line of receive() still says it
+            log.warning("dead_letter_failed", subject=raw.subject, error=repr(error)[:200])

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -260,21 +261,27 @@ class Show:
     async def play(self, notice: Notice) -> float:
         """Show one notice for one slide; returns the seconds it was on screen."""
         slide = slide_for(notice)
-        frames = list(render.frames(slide, self.spec, step=1))
+        # Frames are rendered one at a time as they are shown: a long title on a big sign
+        # would hold tens of MB and block the loop if they were all made up front.
+        frames = render.frames(slide, self.spec, step=1)
+        first = next(frames)
+        second = next(frames, None)
         started = self.monotonic()
         self.on_air = slide
         self._blank_shown = False
         bound = log.bind(notice_id=notice.id, commune=notice.commune)
-        bound.debug("slide_on_air", version=notice.version, frames=len(frames))
+        bound.debug("slide_on_air", version=notice.version, scrolls=second is not None)
         try:
-            if len(frames) == 1:
-                await self._put(frames[0], slide)
+            if second is None:
+                await self._put(first, slide)
                 await self._hold(notice, started + self.slide_seconds)
             else:
                 # Scroll through at least once, and again until the slide's time is up.
+                one_pass: Iterable[Image.Image] = itertools.chain((first, second), frames)
                 while self.monotonic() - started < self.slide_seconds:
-                    if not await self._scroll(notice, frames, slide):
+                    if not await self._scroll(notice, one_pass, slide):
                         break
+                    one_pass = render.frames(slide, self.spec, step=1)
         finally:
             seconds = max(0.0, self.monotonic() - started)
             self.tracker.add(notice, seconds, self.sign.clock())
@@ -291,7 +298,7 @@ class Show:
             if not self._still_on(notice):
                 return
 
-    async def _scroll(self, notice: Notice, frames: list[Image.Image],
+    async def _scroll(self, notice: Notice, frames: Iterable[Image.Image],
                       slide: render.Slide) -> bool:
         """One pass of the scrolling text; False if the notice went meanwhile."""
         generation = self.sign.playlist.generation

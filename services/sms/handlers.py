@@ -20,7 +20,7 @@ from datetime import datetime
 import structlog
 from nats.js.kv import KeyValue
 
-from crieur.channel.errors import Deferred, Permanent
+from crieur.channel.errors import Deferred, Permanent, Unsubscribed
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import Edition
 from schemas.deliveries import Channel
@@ -102,7 +102,7 @@ class SmsChannel:
         found = await self.registry.get(job.recipient)
         subscriber: Subscriber | None = found[0] if found else None
         if subscriber is None or not subscriber.confirmed:
-            raise Permanent("unsubscribed")
+            raise Unsubscribed("unsubscribed")
         if subscriber.invalid:
             raise Permanent(INVALID_NUMBER)
         await self._pacer.wait()

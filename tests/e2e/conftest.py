@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -87,3 +89,14 @@ def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
     v = start_village(tmp_path_factory.mktemp("village"))
     yield v
     v.stop()
+
+
+def launcher_events(village: Village, event: str) -> list[dict[str, Any]]:
+    """The launcher's own JSON log lines named `event`, oldest first."""
+    found = []
+    for line in village.output.read_text().splitlines():
+        if line.startswith("{") and f'"{event}"' in line:
+            record = json.loads(line)
+            if record.get("event") == event:
+                found.append(record)
+    return found

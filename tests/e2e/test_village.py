@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import nats
 import pytest
 
 from tests.conftest import read_subject
-from tests.e2e.conftest import Village, start_village
+from tests.e2e.conftest import Village, launcher_events, start_village
 
 pytestmark = pytest.mark.e2e
 
@@ -154,3 +156,48 @@ def test_with_crieur_nats_url_the_village_uses_that_server_and_starts_none(
         assert created.status_code == 201
     finally:
         assert village.stop() == 0
+
+
+def test_a_service_that_dies_is_restarted_and_the_others_keep_serving(tmp_path: Path) -> None:
+    village = start_village(tmp_path / "var")
+    try:
+        [panel] = [e for e in launcher_events(village, "service_started")
+                   if e["service"] == "panel"]
+        os.kill(panel["pid"], signal.SIGKILL)
+        answers: list[int] = []
+        deadline = time.monotonic() + 60
+        back = False
+        while time.monotonic() < deadline and not back:
+            # The front door answers all along, the sign being dead or not.
+            answers.append(httpx.get(village.api + NOTICES, timeout=5).status_code)
+            restarted = launcher_events(village, "service_restarted")
+            if restarted:
+                try:
+                    back = httpx.get(village.panel + "/healthz", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+        assert back, "the sign was not restarted"
+        assert set(answers) == {200} and len(answers) > 1
+        [died] = launcher_events(village, "service_died")
+        assert died["service"] == "panel" and died["pid"] == panel["pid"]
+        assert died["restart_in_s"] > 0
+        [restarted] = launcher_events(village, "service_restarted")
+        assert restarted["service"] == "panel" and restarted["pid"] != panel["pid"]
+        created = httpx.post(village.api + NOTICES, headers=village.auth,
+                             json={"category": "information", "title": "Après la panne",
+                                   "body": "Le panneau est revenu."})
+        assert created.status_code == 201
+        assert process_alive(village.process.pid)
+    finally:
+        assert village.stop() == 0, "Ctrl-C still stops everything"
+    assert not listening(int(village.panel.rsplit(":", 1)[1]))
+    assert not listening(int(village.api.rsplit(":", 1)[1]))
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

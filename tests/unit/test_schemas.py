@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas import (
+    SCHEMA_VERSION,
     Notice,
     NoticeDraft,
+    NoticePatch,
     NoticePublished,
     NoticeState,
     NoticeWithdrawn,
@@ -17,6 +20,7 @@ from schemas import (
 )
 from schemas.channels import channel_for
 from schemas.export import JSON_DIR, rendered
+from schemas.versions import NewerSchemaVersion
 
 
 def notice(**changes: object) -> Notice:
@@ -47,12 +51,40 @@ def test_insee_codes_refused(insee: str) -> None:
         notice(commune=insee)
 
 
-def test_models_are_frozen_and_refuse_unknown_fields() -> None:
+def test_bus_models_are_frozen_and_ignore_fields_they_do_not_know() -> None:
     n = notice()
     with pytest.raises(ValidationError):
         n.title = "autre"  # type: ignore[misc]
-    with pytest.raises(ValidationError):
-        notice(colour="red")
+    assert notice(colour="red") == n
+
+
+@pytest.mark.parametrize("model", [NoticeDraft, NoticePatch])
+def test_what_staff_send_is_strict_down_to_links(model: type[BaseModel]) -> None:
+    draft = {"category": "travaux", "title": "T", "body": "B"}
+    with pytest.raises(ValidationError, match="colour"):
+        model.model_validate(draft | {"colour": "red"})
+    link = {"url": "https://mairie.example/a.pdf", "lable": "typo"}
+    with pytest.raises(ValidationError, match="lable"):
+        model.model_validate(draft | {"links": [link]})
+
+
+def test_an_event_read_from_the_bus_ignores_new_fields_down_to_links() -> None:
+    event = NoticePublished(occurred_at=notice().updated_at, notice=notice()).model_dump(
+        mode="json")
+    event["notice"]["links"] = [{"url": "https://mairie.example/a.pdf", "lang": "fr"}]
+    event["trace"] = "x"
+    parsed = parse_notice_event(json.dumps(event))
+    assert str(parsed.notice.links[0].url) == "https://mairie.example/a.pdf"
+
+
+def test_an_event_of_a_newer_breaking_version_is_refused_by_name() -> None:
+    event = NoticePublished(occurred_at=notice().updated_at, notice=notice()).model_dump(
+        mode="json") | {"schema_version": SCHEMA_VERSION + 1}
+    with pytest.raises(NewerSchemaVersion, match="upgraded"):
+        parse_notice_event(json.dumps(event))
+    # A newer version is refused even when its shape has changed beyond recognition.
+    with pytest.raises(NewerSchemaVersion):
+        parse_notice_event(json.dumps({"schema_version": SCHEMA_VERSION + 1, "v2": True}))
 
 
 def test_a_naive_time_is_paris_time_and_serialised_with_its_offset() -> None:
@@ -67,7 +99,7 @@ def test_an_event_round_trips_and_a_foreign_version_is_refused() -> None:
     parsed = parse_notice_event(event.model_dump_json())
     assert parsed == event and parsed.msg_id == "0123456789abcdef:1:published"
     wire = event.model_dump_json().replace('"schema_version":1', '"schema_version":2')
-    with pytest.raises(ValidationError):
+    with pytest.raises(NewerSchemaVersion):
         parse_notice_event(wire)
     with pytest.raises(ValidationError):
         parse_notice_event(b"not json")

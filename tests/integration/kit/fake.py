@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crieur.channel.errors import Permanent, Transient
+from crieur.channel.errors import Permanent, Transient, Unsubscribed
 from crieur.channel.port import Edition
 from schemas.deliveries import Channel
 from schemas.jobs import Job
@@ -44,6 +44,7 @@ class FakeChannel:
     transient: dict[str, int] = field(default_factory=dict)
     retry_after: float | None = None
     permanent: set[str] = field(default_factory=set)
+    unsubscribed: set[str] = field(default_factory=set)
     slow: dict[str, float] = field(default_factory=dict)
     sent: list[Sent] = field(default_factory=list)
     attempts: dict[str, list[float]] = field(default_factory=dict)
@@ -68,6 +69,8 @@ class FakeChannel:
         if self.transient.get(job.recipient, 0) > 0:
             self.transient[job.recipient] -= 1
             raise Transient("451 try later", retry_after=self.retry_after)
+        if job.recipient in self.unsubscribed:
+            raise Unsubscribed("unsubscribed")
         if job.recipient in self.permanent:
             raise Permanent("550 no such user")
         self.sent.append(Sent(job.key, job.recipient, job.notice_id, job.version, job.kind,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from faststream.nats import TestNatsBroker
@@ -80,3 +81,30 @@ def test_an_event_of_another_commune_is_ignored() -> None:
     feed, changes = setup()
     feed.receive(published(notice("ailleurs", commune="21231")).model_dump_json().encode())
     assert feed.playlist.known() == [] and changes == []
+
+
+async def test_an_older_sign_applies_an_event_with_fields_it_does_not_know() -> None:
+    feed, changes = setup()
+    broker = make_broker("nats://127.0.0.1:1")
+    register(broker, feed)
+    event = published(notice("route000")).model_dump(mode="json")
+    # What a newer front door might add: a field on the event, the notice and a link.
+    event["trace_id"] = "abc"
+    event["notice"]["audience"] = "riverains"
+    event["notice"]["links"] = [{"url": "https://mairie.example/arrete.pdf", "label": "Arrêté",
+                                 "lang": "fr"}]
+    async with TestNatsBroker(broker) as test:
+        await test.publish(event, subjects.notice(COMMUNE, "route000"), stream="NOTICES")
+    assert feed.skipped == 0
+    assert [n.id for n in feed.playlist.items(NOON)] == ["route000"]
+    assert feed.playlist.get("route000").links[0].label == "Arrêté"  # type: ignore[union-attr]
+    assert changes == [1]
+
+
+def test_a_newer_breaking_version_is_skipped_with_its_reason() -> None:
+    feed, changes = setup()
+    future = published(notice("route000")).model_dump(mode="json") | {"schema_version": 2}
+    reason = feed.receive(json.dumps(future).encode(), "notices.70299.route000", pending=0)
+    assert reason is not None and "schema_version 2" in reason
+    assert feed.skipped == 1 and feed.playlist.known() == [] and changes == []
+    assert feed.receive(published(notice("route000")).model_dump_json().encode()) is None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 from PIL import Image
 
 from schemas import Category
 from schemas.deliveries import DeliveryOutcome, DeliveryReport
+from services.panel import render
 from services.panel.playlist import Playlist
 from services.panel.render import PanelSpec, Slide
 from services.panel.showing import DeliveryTracker, Reporter, Show, Sign
@@ -81,3 +83,32 @@ async def test_the_show_cycles_and_drops_a_withdrawn_notice_at_once() -> None:
     assert "route000" not in driver.slides[seen + 1:]
     [report] = [r for r in sent if r.notice_id == "route000"]
     assert report.duration_s is not None and report.duration_s > 0
+
+
+async def test_a_scrolling_slide_is_rendered_as_it_is_shown(monkeypatch: Any) -> None:
+    made = 0
+    real = render.frames
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[Image.Image]:
+        nonlocal made
+        for frame in real(*args, **kwargs):
+            made += 1
+            yield frame
+
+    monkeypatch.setattr(render, "frames", counted)
+    made_when_shown: list[int] = []
+
+    class Counting(Recorder):
+        async def show(self, frame: Image.Image, slide: Slide | None) -> None:
+            made_when_shown.append(made)
+
+    playlist = Playlist(COMMUNE)
+    sign = Sign(playlist, Clock(NOON))
+    show = Show(sign, PanelSpec(), [Counting()], DeliveryTracker(COMMUNE, "panneau", 300),
+                Reporter(lambda r, m: asyncio.sleep(0)), slide_seconds=0.01, scroll_speed=5000)
+    long = notice("long0000", Category.TRAVAUX, title="Route " * 20)
+    playlist.apply(published(long))
+    await show.play(long)
+    assert len(made_when_shown) > 100, "a long title scrolls through many frames"
+    # Each frame was made just before it was shown (one ahead at most), not all at once.
+    assert all(made <= shown + 2 for shown, made in enumerate(made_when_shown, start=1))
