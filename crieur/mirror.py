@@ -66,7 +66,12 @@ class BucketMirror(Generic[M]):
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
             idle_heartbeat=IDLE_HEARTBEAT_S,
         )
-        await asyncio.wait_for(self._loaded.wait(), wait_s)
+        try:
+            await asyncio.wait_for(self._loaded.wait(), wait_s)
+        except TimeoutError:
+            # Entries that expired between the count and the replay never come: go on with
+            # what came; the consumer keeps following the bucket.
+            log.warning("bucket_load_incomplete", bucket=self._name, loaded=len(self.values))
 
     async def _on_entry(self, msg: Msg) -> None:
         # nats-py runs this callback in its own task: what it raises would only be logged

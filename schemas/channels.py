@@ -6,6 +6,8 @@ provider webhooks are answered by the channel that owns them.
 
 from __future__ import annotations
 
+import base64
+
 from pydantic import BaseModel, Field
 
 from schemas.deliveries import Channel
@@ -30,7 +32,20 @@ def channel_for(path: str) -> Channel | None:
     return None
 
 
+def _decoded(b64: str) -> bytes:
+    """Strict base64: a malformed body is an error (binascii.Error), not silently dropped."""
+    return base64.b64decode(b64, validate=True)
+
+
 class ChannelHttpRequest(BaseModel):
+    """One HTTP request for a channel, as the front door received it.
+
+    `body_b64` holds the exact bytes (a provider's webhook signature is computed over them);
+    `body` the same decoded as UTF-8 for convenience (undecodable bytes replaced). Header
+    names are lower case; repeated headers are joined with ", " (RFC 9110, 5.3); hop-by-hop
+    headers and staff credentials (Authorization, Cookie) are not passed on.
+    """
+
     model_config = BUS_MODEL
 
     schema_version: int = Field(default=1, ge=1)
@@ -39,13 +54,25 @@ class ChannelHttpRequest(BaseModel):
     query: str = ""
     headers: dict[str, str] = Field(default_factory=dict)
     body: str = ""
+    # Added without a version bump: a front door that predates it sends only `body`.
+    body_b64: str = ""
     client_ip: str = ""
+
+    def body_bytes(self) -> bytes:
+        """The exact body bytes (from `body` if the sender predates `body_b64`)."""
+        return _decoded(self.body_b64) if self.body_b64 else self.body.encode()
 
 
 class ChannelHttpReply(BaseModel):
+    """A channel's answer; `body_b64`, when set, is the exact body and wins over `body`."""
+
     model_config = BUS_MODEL
 
     schema_version: int = Field(default=1, ge=1)
     status: int = Field(ge=100, le=599)
     headers: dict[str, str] = Field(default_factory=dict)
     body: str = ""
+    body_b64: str = ""
+
+    def body_bytes(self) -> bytes:
+        return _decoded(self.body_b64) if self.body_b64 else self.body.encode()

@@ -1,5 +1,6 @@
 """The commune registry's record: who may publish, and where notices belong."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -8,9 +9,12 @@ from pydantic import BaseModel, Field, StringConstraints
 from schemas.versions import BUS_MODEL
 
 # INSEE code of a commune: five characters, digits except Corsica's 2A/2B prefix.
+INSEE_PATTERN = r"^(?:\d{5}|2[AB]\d{3})$"
+INSEE_RE = re.compile(INSEE_PATTERN)
+
 Insee = Annotated[
     str,
-    StringConstraints(pattern=r"^(?:\d{5}|2[AB]\d{3})$"),
+    StringConstraints(pattern=INSEE_PATTERN),
     Field(description="INSEE code of the commune, e.g. 70299 or 2A004", examples=["70299"]),
 ]
 

@@ -1,6 +1,6 @@
 """Writes the JSON Schema of every bus message into schemas/json/ (`make schemas`).
 
-Consumers in other languages read these; tests/unit/test_schemas_export.py fails when
+Consumers in other languages read these; tests/unit/test_schemas.py fails when
 a model changed and the files were not exported again.
 """
 

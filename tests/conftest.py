@@ -1,17 +1,14 @@
-"""Fixtures shared by every test: a real nats-server for the session, and helpers."""
+"""Fixtures shared by every test: a real nats-server for the session, chromium.
+
+Helpers that tests import live in tests/helpers.py, not here."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
-import nats.errors
 import pytest
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 
 from crieur.nats_server import NatsServer
 
@@ -45,26 +42,3 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     return chromium_path()
-
-
-async def read_subject(js: JetStreamContext, subject: str, wait_s: float = 1.0) -> list[Msg]:
-    """Every message JetStream holds on `subject`, oldest first ([] if none arrives)."""
-    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
-    found = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=wait_s)
-            except nats.errors.TimeoutError:
-                break
-            found.append(msg)
-            if msg.metadata.num_pending == 0:
-                break
-    finally:
-        await sub.unsubscribe()
-    return found
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Callable
@@ -25,15 +26,15 @@ from schemas import (
     NoticeWithdrawn,
     subjects,
 )
-from schemas.channels import CHANNEL_ROUTES, ChannelHttpReply, ChannelHttpRequest
+from schemas.channels import CHANNEL_ROUTES, ChannelHttpReply, ChannelHttpRequest, channel_for
+from schemas.commune import INSEE_RE
+from schemas.versions import read_message
 from services.notices import errors, lifecycle
 from services.notices.atom import commune_feed
 from services.notices.cap import notice_to_cap
 from services.notices.errors import ApiError
 from services.notices.settings import NoticesSettings
 from services.notices.store import ConcurrentChange, NatsStore, StaffMember
-
-INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 
 
 @dataclass
@@ -286,22 +287,39 @@ async def cap_alert(c: Ctx, insee: str, notice_id: str) -> CapResponse:
 
 # -- channel routes: answered by the channel that owns them, over NATS request-reply ----------
 
-FORWARDED_HEADERS = ("content-type", "user-agent", "accept-language")
+# Not passed on: hop-by-hop headers (RFC 9110, 7.6.1), what the front door recomputes, and
+# staff credentials, which never leave the front door.
+NOT_FORWARDED = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+    "upgrade", "host", "content-length", "authorization", "cookie", "proxy-authorization",
+})
+# Not given back from a channel's reply: the server sets them for the body it sends.
+NOT_RETURNED = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+def forwarded_headers(request: Request) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.headers.raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name not in NOT_FORWARDED:
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 async def forward_to_channel(request: Request) -> Response:
     """Hand the request to its channel; the front door keeps none of the channel's data."""
     c = ctx(request)
-    channel = next(ch for prefix, ch in CHANNEL_ROUTES.items()
-                   if request.url.path == prefix or request.url.path.startswith(prefix + "/"))
-    headers = {k: v for k, v in request.headers.items()
-               if k in FORWARDED_HEADERS or k.startswith("x-")}
+    channel = channel_for(request.url.path)
+    if channel is None:  # only routes of CHANNEL_ROUTES lead here
+        raise ApiError(errors.NOT_FOUND)
+    body = await request.body()
     message = ChannelHttpRequest(
         method=request.method,
         path=request.url.path,
-        query=request.url.query,
-        headers=headers,
-        body=(await request.body()).decode("utf-8", errors="replace"),
+        query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers=forwarded_headers(request),
+        body=body.decode("utf-8", errors="replace"),
+        body_b64=base64.b64encode(body).decode("ascii"),
         client_ip=request.client.host if request.client else "",
     )
     try:
@@ -313,19 +331,33 @@ async def forward_to_channel(request: Request) -> Response:
         raise ApiError(errors.CHANNEL_UNAVAILABLE, channel=channel) from error
     except NatsTimeoutError as error:
         raise ApiError(errors.CHANNEL_TIMEOUT, channel=channel) from error
-    reply = ChannelHttpReply.model_validate_json(reply_msg.data)
-    return Response(reply.body, status_code=reply.status, headers=reply.headers)
+    try:
+        reply = read_message(ChannelHttpReply, reply_msg.data)
+        content = reply.body_bytes()
+    except ValueError as error:  # not JSON, not a reply, a newer version, bad base64
+        structlog.get_logger("crieur.notices.channels").error(
+            "channel_reply_unreadable", channel=channel, error=str(error)[:300])
+        raise ApiError(errors.CHANNEL_BAD_REPLY, channel=channel) from error
+    headers = {k: v for k, v in reply.headers.items() if k.lower() not in NOT_RETURNED}
+    return Response(content, status_code=reply.status, headers=headers)
+
+
+REST_PARAMETER = {"name": "rest", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": "The rest of the path, as the channel defines it"}
 
 
 def channel_router() -> APIRouter:
     forwarded = APIRouter()
     for prefix, channel in CHANNEL_ROUTES.items():
         for path in (prefix, prefix + "/{rest:path}"):
+            # The endpoint reads the raw request, so FastAPI does not see {rest}: declare it.
+            extra = {"parameters": [REST_PARAMETER]} if "{rest:path}" in path else None
             for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
                 slug = re.sub(r"[^a-z]+", "_", f"{method} {path}".lower()).strip("_")
                 forwarded.add_api_route(
                     path, forward_to_channel, methods=[method], operation_id=slug,
                     summary=f"Answered by the {channel} channel", tags=[f"channel: {channel}"],
+                    openapi_extra=extra,
                 )
     return forwarded
 

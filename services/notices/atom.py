@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 
 from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice
+from services.notices.xmltext import xml_text
 
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-
-# XML 1.0 cannot carry most C0 controls even escaped; a pasted text may contain some.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _text(value: str) -> str:
-    """Text safe for XML 1.0: invalid characters dropped, line ends normalised as a parser would."""
-    return _XML_INVALID.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-
 
 def atom_time(value: datetime) -> str:
     """An RFC 3339 date-time in Paris local time, whole seconds."""
@@ -46,7 +37,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     """Append an Atom element with optional text and attributes."""
     element = ET.SubElement(parent, tag, attrs)
     if text is not None:
-        element.text = _text(text)
+        element.text = xml_text(text)
     return element
 
 
@@ -92,10 +83,11 @@ def commune_feed(
         notice_page = f"{page}/notices/{notice.id}"
         _sub(entry, "link", rel="alternate", type="text/html", href=notice_page)
         for link in notice.links:
-            attrs = {"title": _text(link.label)} if link.label else {}
+            attrs = {"title": xml_text(link.label)} if link.label else {}
             _sub(entry, "link", rel="related", href=str(link.url), **attrs)
         for attachment in notice.attachments:
-            attrs = {"title": _text(attachment.name), "type": attachment.media_type}
+            attrs = {"title": xml_text(attachment.name),
+                     "type": xml_text(attachment.media_type)}
             if attachment.size is not None:
                 attrs["length"] = str(attachment.size)
             _sub(entry, "link", rel="enclosure", href=str(attachment.url), **attrs)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice, NoticeState
+from services.notices.xmltext import xml_text
 
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 
@@ -51,15 +51,6 @@ CAP_MAPPING: dict[Category, CapProfile] = {
     Category.ALERTE: CapProfile("Safety", "Immediate", "Severe", "Likely"),
 }
 
-# XML 1.0 cannot carry most C0 controls even escaped; a pasted text may contain some.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _text(value: str) -> str:
-    """Text safe for XML 1.0: invalid characters dropped, line ends normalised as a parser would."""
-    return _XML_INVALID.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-
-
 def cap_time(value: datetime) -> str:
     """A CAP 1.2 dateTime: Paris local time, whole seconds, numeric offset, never "Z"."""
     local = (value.replace(tzinfo=PARIS) if value.tzinfo is None else value).astimezone(PARIS)
@@ -89,7 +80,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     """Append a CAP element (namespaced) with optional text."""
     element = ET.SubElement(parent, f"{{{CAP_NAMESPACE}}}{tag}")
     if text is not None:
-        element.text = _text(text)
+        element.text = xml_text(text)
     return element
 
 

@@ -1,8 +1,8 @@
 """`crieur`: the operator's and the staff's work from a shell.
 
 Operator commands (commune, staff) talk to NATS directly (CRIEUR_NATS_URL); staff commands
-(publish, correct, withdraw, notices) go through the HTTP API with a staff token, exactly
-like a script of the mairie's would (CRIEUR_API_URL, CRIEUR_TOKEN).
+(publish, correct, withdraw) go through the HTTP API with a staff token, exactly like a
+script of the mairie's would (CRIEUR_API_URL, CRIEUR_TOKEN).
 """
 
 from __future__ import annotations

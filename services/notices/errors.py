@@ -46,6 +46,9 @@ CHANNEL_UNAVAILABLE = ErrorKind(
     "channel_unavailable", 503, "the {channel} channel is not running; try again later"
 )
 CHANNEL_TIMEOUT = ErrorKind("channel_timeout", 504, "the {channel} channel did not answer in time")
+CHANNEL_BAD_REPLY = ErrorKind(
+    "channel_bad_reply", 502, "the {channel} channel gave an answer the front door cannot read"
+)
 BUS_UNAVAILABLE = ErrorKind(
     "bus_unavailable", 503, "the notice store is unreachable right now; nothing was saved, retry"
 )

@@ -65,14 +65,16 @@ class NoticeLog:
             await self._feed.unsubscribe()
 
     async def _on_event(self, msg: Msg) -> None:
+        # nats-py runs this callback in its own task: whatever happens is handled here.
         seq = msg.metadata.sequence.stream
         try:
-            event = parse_notice_event(msg.data)
+            self.view.apply(seq, parse_notice_event(msg.data))
         except (ValidationError, NewerSchemaVersion) as error:
             # A newer front door's event, or a bad message: set aside, never fatal.
             await self._set_aside(msg, seq, error)
-        else:
-            self.view.apply(seq, event)
+        except Exception as error:
+            log.exception("notice_event_failed", subject=msg.subject, seq=seq)
+            await self._set_aside(msg, seq, error)
         if msg.metadata.num_pending == 0:
             self._ready.set()
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from crieur.nats_server import free_port
-from tests.conftest import repo_root
-from tests.e2e.conftest import Village
+from tests.e2e.helpers import Village
+from tests.helpers import repo_root
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",

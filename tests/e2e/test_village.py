@@ -17,8 +17,8 @@ import httpx
 import nats
 import pytest
 
-from tests.conftest import read_subject
-from tests.e2e.conftest import Village, launcher_events, start_village
+from tests.e2e.helpers import Village, launcher_events, start_village
+from tests.helpers import read_subject
 
 pytestmark = pytest.mark.e2e
 

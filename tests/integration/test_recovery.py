@@ -25,7 +25,7 @@ from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 from services.panel.app import Panel
 from tests.helpers import eventually
-from tests.integration.panel.conftest import Mairie, make_notice, on_sign, panel_settings
+from tests.integration.panel.helpers import Mairie, make_notice, on_sign, panel_settings
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from tests.conftest import repo_root
+from tests.helpers import repo_root
 
 
 def imported_modules(path: str) -> set[str]:
@@ -33,3 +33,15 @@ def test_the_village_runs_every_service_by_module_name() -> None:
     assert {"services.notices", "services.panel"} <= modules
     for service in SERVICES:
         assert (repo_root() / service.module.replace(".", "/") / "__main__.py").exists()
+
+
+def test_tests_import_helpers_never_other_test_modules_or_conftests() -> None:
+    # `pytest` run directly must collect as `python -m pytest` does: shared code lives in
+    # helpers modules, which both import the same way.
+    for path in sorted((repo_root() / "tests").rglob("*.py")):
+        relative = str(path.relative_to(repo_root()))
+        for module in imported_modules(relative):
+            last = module.split(".")[-1]
+            if module.startswith("tests."):
+                assert not last.startswith("test_") and last != "conftest", (
+                    f"{relative} imports {module}")

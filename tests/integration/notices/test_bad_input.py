@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.notices.conftest import FrontDoor, random_insee
+from tests.integration.notices.helpers import FrontDoor, random_insee
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from schemas import NoticeDraft, parse_notice_event
-from tests.conftest import read_subject
-from tests.integration.notices.conftest import FrontDoor, random_insee
+from schemas import NoticeDraft, NoticePatch, parse_notice_event
+from services.notices import lifecycle
+from services.notices.store import ConcurrentChange
+from tests.helpers import read_subject
+from tests.integration.notices.helpers import FrontDoor, random_insee
 
 pytestmark = pytest.mark.integration
 
@@ -154,18 +156,41 @@ async def test_alerts_come_first(front_door: FrontDoor) -> None:
 
 async def test_a_correction_based_on_a_stale_read_is_refused(front_door: FrontDoor) -> None:
     fd = front_door
+    created = (await fd.http.post(fd.notices_url(), json=ROAD_CLOSED, headers=fd.auth)).json()
+    read = fd.store.get(fd.insee, created["id"])
+    assert read is not None
+    read_seq, v1 = read
+    now = fd.clock()
+    # Two staff members read version 1; the first correction is stored...
+    first = lifecycle.correct(v1, NoticePatch(title="Version A"), author="A", now=now)
+    await fd.store.append(lifecycle.event_for(first, now), read_seq)
+    # ...the second, made from the same read, is refused instead of overwriting it.
+    second = lifecycle.correct(v1, NoticePatch(title="Version B"), author="B", now=now)
+    with pytest.raises(ConcurrentChange):
+        await fd.store.append(lifecycle.event_for(second, now), read_seq)
+    final = (await fd.http.get(f"{fd.notices_url()}/{created['id']}")).json()
+    assert (final["title"], final["version"]) == ("Version A", 2)
+    events = await read_subject(fd.store.js, f"notices.{fd.insee}.{created['id']}")
+    assert [parse_notice_event(m.data).notice.title for m in events] == [
+        ROAD_CLOSED["title"], "Version A"]
+
+
+async def test_two_corrections_at_once_never_lose_one(front_door: FrontDoor) -> None:
+    fd = front_door
     notice = (await fd.http.post(fd.notices_url(), json=ROAD_CLOSED, headers=fd.auth)).json()
     url = f"{fd.notices_url()}/{notice['id']}"
-    # Two staff members correct the same version at once: one wins, the other is told.
     results = await asyncio.gather(
         fd.http.patch(url, json={"title": "Version A"}, headers=fd.auth),
         fd.http.patch(url, json={"title": "Version B"}, headers=fd.auth),
     )
-    statuses = sorted(r.status_code for r in results)
-    assert statuses in ([200, 200], [200, 409])
+    # Either the second was refused (409), or it was made on top of the first: never two
+    # version 2s, one silently overwriting the other.
+    applied = sorted((r.json()["version"], r.json()["title"]) for r in results
+                     if r.status_code == 200)
+    assert sorted(r.status_code for r in results) in ([200, 200], [200, 409])
+    assert [v for v, _ in applied] == list(range(2, 2 + len(applied)))
     final = (await fd.http.get(url)).json()
-    winners = [r.json()["title"] for r in results if r.status_code == 200]
-    assert final["title"] == winners[-1] or final["title"] in winners
+    assert (final["version"], final["title"]) == applied[-1]
 
 
 async def test_unregistered_commune_is_refused(front_door: FrontDoor) -> None:

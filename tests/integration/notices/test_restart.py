@@ -13,7 +13,7 @@ from services.notices.api import Context
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
-from tests.integration.notices.conftest import Clock, FrontDoor
+from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,8 @@ import pytest
 
 from schemas import NoticePublished, subjects
 from schemas.deadletters import DeadLetter
-from tests.conftest import read_subject
-from tests.helpers import eventually
-from tests.integration.notices.conftest import FrontDoor, random_insee
+from tests.helpers import eventually, read_subject
+from tests.integration.notices.helpers import FrontDoor, random_insee
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from crieur.bus import ensure_all
 from schemas import Commune
 from services.panel.app import Panel
-from tests.integration.panel.conftest import Mairie, eventually, panel_settings
+from tests.integration.panel.helpers import Mairie, eventually, panel_settings
 
 pytestmark = pytest.mark.integration
 

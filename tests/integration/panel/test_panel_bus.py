@@ -11,7 +11,7 @@ from crieur.bus import ensure_streams
 from crieur.nats_server import NatsServer, free_port
 from schemas import Category
 from services.panel.app import Panel
-from tests.integration.panel.conftest import (
+from tests.integration.panel.helpers import (
     Mairie,
     eventually,
     make_notice,

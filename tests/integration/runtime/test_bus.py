@@ -19,8 +19,7 @@ from schemas import subjects
 from schemas.commune import Commune
 from schemas.deadletters import DeadLetter
 from schemas.streams import CONFIG_VERSION_KEY, DEADLETTERS, Bucket
-from tests.conftest import read_subject
-from tests.helpers import eventually
+from tests.helpers import eventually, read_subject
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from crieur.bus import ensure_streams
 from crieur.deadletter import dead_letter
 from schemas import subjects
 from schemas.deadletters import DeadLetter
-from tests.conftest import read_subject
+from tests.helpers import read_subject
 
 
 async def test_a_dead_letter_keeps_the_bytes_and_is_recorded_once(nats_url: str) -> None:

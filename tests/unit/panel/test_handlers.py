@@ -10,7 +10,7 @@ from faststream.nats import TestNatsBroker
 from schemas import Category, NoticeCorrected, subjects
 from services.panel.handlers import NoticeFeed, make_broker, register
 from services.panel.playlist import Playlist
-from tests.unit.panel.test_playlist import COMMUNE, NOON, notice, published, withdrawn
+from tests.unit.panel.helpers import COMMUNE, NOON, notice, published, withdrawn
 
 
 def setup() -> tuple[NoticeFeed, list[int]]:

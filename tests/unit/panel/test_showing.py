@@ -15,7 +15,7 @@ from services.panel import render
 from services.panel.playlist import Playlist
 from services.panel.render import PanelSpec, Slide
 from services.panel.showing import DeliveryTracker, Reporter, Show, Sign
-from tests.unit.panel.test_playlist import COMMUNE, NOON, Clock, notice, published, withdrawn
+from tests.unit.panel.helpers import COMMUNE, NOON, Clock, notice, published, withdrawn
 
 
 async def until(check: Callable[[], bool]) -> None:

@@ -1,0 +1,41 @@
+"""What the front door's integration tests share: a hand-moved clock, the FrontDoor handle."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from services.notices.store import NatsStore
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class FrontDoor:
+    http: httpx.AsyncClient
+    store: NatsStore
+    clock: Clock
+    insee: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def notices_url(self, insee: str | None = None) -> str:
+        return f"/api/v1/communes/{insee or self.insee}/notices"
+
+
+def random_insee() -> str:
+    return f"{random.randint(1000, 95999):05d}"
