@@ -56,6 +56,10 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
     Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),
+    # The SMS provider's stand-in (what it received: its page, var/standins/sms.jsonl).
+    Service("sms-standin", "crieur.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087,
+            label="SMS stand-in"),
+    Service("sms", "services.sms", "CRIEUR_SMS_HTTP_PORT", 8086),
 )
 
 # Run once, in order, before the services start; the last JSON line each prints is kept

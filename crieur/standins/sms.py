@@ -15,8 +15,10 @@ memory for `GET /_standin/received`. It can be told, over HTTP, to:
   "text": "STOP"}`, and, with `--receipts`, a delivery receipt for every SMS it accepts
   (to the request's `webUrl`, else `<webhook>/receipts`).
 
-Run: `python -m crieur.standins.sms --dir var/standins --port 8087 --webhook
-http://127.0.0.1:8080/webhooks/sms/<secret>`; in-process: `SmsStandin(dir).start()`.
+Run: `python -m crieur.standins.sms` (`make run` does: port CRIEUR_SMS_STANDIN_PORT, files
+under <CRIEUR_DATA_DIR>/standins, replies and receipts to the front door's webhooks with
+the secret `make run` keeps); in-process: `await SmsStandin(dir).start()`. `GET /` lists
+what it received.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import itertools
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -37,10 +41,11 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from crieur.nats_server import free_port
+from crieur.secretfile import kept_secret
 
 FILE = "sms.jsonl"
 _NUMBER = re.compile(r"^\+?[1-9]\d{7,14}$")
@@ -216,7 +221,17 @@ def build_app(state: SmsStandinState) -> Starlette:
                                    "date": datetime.now(UTC).isoformat()})
         return JSONResponse({"webhook_status": status})
 
+    async def page(request: Request) -> Response:
+        rows = "".join(
+            f"<li><b>{html.escape(str(r['body'].get('recipient', r['body'].get('receivers'))))}"
+            f"</b> : {html.escape(str(r['body'].get('content', r['body'].get('message'))))}</li>"
+            for r in reversed(state.received) if isinstance(r.get("body"), dict))
+        return HTMLResponse(f"<!doctype html><html lang=fr><meta charset=utf-8><title>SMS "
+                            f"reçus par le faux opérateur</title><h1>SMS reçus</h1>"
+                            f"<ul>{rows or '<li>Aucun pour l’instant.</li>'}</ul></html>")
+
     return Starlette(routes=[
+        Route("/", page, methods=["GET"]),
         Route("/v3/transactionalSMS/send", brevo_send, methods=["POST"]),
         Route("/1.0/auth/time", ovh_time, methods=["GET"]),
         Route("/1.0/sms/{service}/jobs", ovh_jobs, methods=["POST"]),
@@ -278,17 +293,30 @@ class SmsStandin:
                 await asyncio.wait_for(self._task, 5)
 
 
+def _default_webhook(data_dir: Path) -> str:
+    """The front door's SMS webhooks, as `make run` sets them up (same secret file)."""
+    secret = os.environ.get("CRIEUR_SMS_WEBHOOK_SECRET") or kept_secret(
+        data_dir / "sms-webhook-secret")
+    base = os.environ.get("CRIEUR_PUBLIC_URL") or (
+        f"http://127.0.0.1:{os.environ.get('CRIEUR_HTTP_PORT', '8080')}")
+    return f"{base.rstrip('/')}/webhooks/sms/{secret}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, default=Path("var/standins"))
+    data_dir = Path(os.environ.get("CRIEUR_DATA_DIR", "var"))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=data_dir / "standins")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8087)
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("CRIEUR_SMS_STANDIN_PORT", "8087")))
     parser.add_argument("--webhook", default=None,
-                        help="base URL of the SMS webhooks, /webhooks/sms/<secret>")
-    parser.add_argument("--receipts", action="store_true",
-                        help="post a delivery receipt for every SMS accepted")
+                        help="base URL of the SMS webhooks, /webhooks/sms/<secret> (default: "
+                             "the front door's, with make run's secret)")
+    parser.add_argument("--no-receipts", action="store_true",
+                        help="do not post a delivery receipt for every SMS accepted")
     args = parser.parse_args(argv)
-    state = SmsStandinState(args.dir, webhook=args.webhook, receipts=args.receipts)
+    state = SmsStandinState(args.dir, webhook=args.webhook or _default_webhook(data_dir),
+                            receipts=not args.no_receipts)
     uvicorn.run(build_app(state), host=args.host, port=args.port, log_config=None,
                 access_log=False)
     return 0

@@ -56,8 +56,8 @@ def make_provider(settings: SmsSettings) -> Provider | None:
         log.error("sms_channel_off", provider=str(settings.sms_provider), missing=missing,
                   hint="set these variables to turn the SMS channel on")
         return None
-    receipts = (f"{settings.public_url}{WEBHOOKS}/{settings.sms_webhook_secret}/receipts"
-                if settings.sms_webhook_secret else None)
+    secret = settings.webhook_secret()
+    receipts = f"{settings.public_url}{WEBHOOKS}/{secret}/receipts" if secret else None
     if settings.sms_provider is ProviderName.OVH:
         assert settings.sms_ovh_application_key and settings.sms_ovh_application_secret
         assert settings.sms_ovh_consumer_key and settings.sms_ovh_service_name
@@ -65,10 +65,10 @@ def make_provider(settings: SmsSettings) -> Provider | None:
                            application_secret=settings.sms_ovh_application_secret,
                            consumer_key=settings.sms_ovh_consumer_key,
                            service_name=settings.sms_ovh_service_name,
-                           sender=settings.sms_sender, base_url=settings.sms_api_url,
+                           sender=settings.sms_sender, base_url=settings.api_url(),
                            timeout_s=settings.sms_timeout_s)
     key = settings.sms_brevo_api_key or "standin"
-    return BrevoProvider(key, settings.sms_sender, base_url=settings.sms_api_url,
+    return BrevoProvider(key, settings.sms_sender, base_url=settings.api_url(),
                          timeout_s=settings.sms_timeout_s, web_url=receipts,
                          concurrency=settings.sms_concurrency)
 
@@ -107,7 +107,7 @@ class SmsService:
             clock=self.clock,
             per_client=RateLimiter(self.settings.sms_rate_per_client, 3600),
             per_number=RateLimiter(self.settings.sms_rate_per_number, 3600),
-            webhook_secret=self.settings.sms_webhook_secret,
+            webhook_secret=self.settings.webhook_secret(),
             code_ttl_s=self.settings.sms_code_ttl_s,
             code_attempts=self.settings.sms_code_attempts,
             transliterated=self.settings.sms_transliterate,

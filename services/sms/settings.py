@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from datetime import time
 from enum import StrEnum
 
 from pydantic import Field, field_validator
 
 from crieur.channel.settings import ChannelSettings
+from crieur.secretfile import kept_secret
 from schemas.notice import Category
+
+# Where `make run` keeps the generated webhook secret (read by the SMS stand-in too).
+WEBHOOK_SECRET_FILE = "sms-webhook-secret"
 
 
 class ProviderName(StrEnum):
@@ -84,6 +86,8 @@ class SmsSettings(ChannelSettings):
     # /healthz of the SMS service (its routes for residents go through the front door).
     sms_http_host: str = "127.0.0.1"
     sms_http_port: int = Field(default=8086, ge=0, le=65535)
+    # The stand-in's port (make run): its URL when CRIEUR_SMS_API_URL is unset.
+    sms_standin_port: int = Field(default=8087, ge=1, le=65535)
 
     @field_validator("public_url")
     @classmethod
@@ -104,19 +108,19 @@ class SmsSettings(ChannelSettings):
 
     def secret_key(self) -> str:
         """The configured key, else the one kept under the data dir (made once, mode 0600)."""
-        if self.sms_secret_key:
-            return self.sms_secret_key
-        path = self.data_dir / "sms-secret-key"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        try:
-            # O_EXCL: two SMS workers starting together agree on one key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as out:
-            out.write(key + "\n")
-        return key
+        return self.sms_secret_key or kept_secret(self.data_dir / "sms-secret-key", 48)
+
+    def webhook_secret(self) -> str | None:
+        """The webhooks' secret; with the stand-in (make run) one is made and kept if unset,
+        so the stand-in can post replies and receipts. A real provider needs it set."""
+        if self.sms_webhook_secret or self.sms_provider is not ProviderName.STANDIN:
+            return self.sms_webhook_secret
+        return kept_secret(self.data_dir / WEBHOOK_SECRET_FILE)
+
+    def api_url(self) -> str | None:
+        if self.sms_api_url or self.sms_provider is not ProviderName.STANDIN:
+            return self.sms_api_url
+        return f"http://127.0.0.1:{self.sms_standin_port}"
 
     def missing(self) -> list[str]:
         """The variables the chosen provider needs and lacks (the channel is then off)."""
@@ -127,6 +131,6 @@ class SmsSettings(ChannelSettings):
                 "CRIEUR_SMS_OVH_CONSUMER_KEY": self.sms_ovh_consumer_key,
                 "CRIEUR_SMS_OVH_SERVICE_NAME": self.sms_ovh_service_name},
             ProviderName.BREVO: {"CRIEUR_SMS_BREVO_API_KEY": self.sms_brevo_api_key},
-            ProviderName.STANDIN: {"CRIEUR_SMS_API_URL": self.sms_api_url},
+            ProviderName.STANDIN: {},
         }
         return [name for name, value in needed[self.sms_provider].items() if not value]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,7 @@ from crieur.bus import RECONNECT_FOREVER, ensure_all
 from crieur.standins.sms import SmsStandin
 from services.sms.app import SmsService
 from services.sms.settings import SmsSettings
-from tests.integration.sms.sms_helpers import Clock
-
-SECRET = "webhook-secret-0123456789"
+from tests.integration.sms.helpers import SECRET, Clock, StartSms
 
 FAST: dict[str, Any] = {
     "channel_ack_wait_s": 3.0, "channel_backoff_s": 0.1, "channel_backoff_max_s": 1.0,
@@ -40,9 +38,6 @@ async def standin(tmp_path: Path) -> AsyncIterator[SmsStandin]:
     server = await SmsStandin(tmp_path / "standins").start()
     yield server
     await server.stop()
-
-
-StartSms = Callable[..., Awaitable[SmsService]]
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ from schemas.notice import Category
 from services.sms.handlers import draft_for
 from services.sms.phones import recipient_id
 from services.sms.subscribers import Follow, Subscriber
-from tests.integration.sms.conftest import SECRET, StartSms
-from tests.integration.sms.sms_helpers import (
+from tests.integration.sms.helpers import (
+    SECRET,
     Clock,
     Mairie,
+    StartSms,
     call,
     make_notice,
     number,

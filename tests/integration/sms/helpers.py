@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,12 @@ from schemas.commune import Commune
 from schemas.deliveries import DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.notice import Category, Notice, NoticeState
-from tests.conftest import read_subject
+from services.sms.app import SmsService
+from tests.helpers import read_subject
+
+SECRET = "webhook-secret-0123456789"
+
+StartSms = Callable[..., Awaitable[SmsService]]
 
 
 def random_insee() -> str:
