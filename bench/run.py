@@ -69,6 +69,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             server.url, n, concurrency=pool)
         try:
             import aiosmtplib  # noqa: F401
+
             import crieur.standins.smtp  # noqa: F401
         except ImportError as error:
             result["notes"].append(f"SMTP parts not measured: {error}")

@@ -59,7 +59,7 @@ class CurrentNotices:
     async def _on_event(self, msg: Msg) -> None:
         try:
             notice = parse_notice_event(msg.data).notice
-        except ValidationError:
+        except ValueError:  # ValidationError, or NewerSchemaVersion
             return  # the fan-out sets unreadable events aside; here they change nothing
         self._remember(notice)
 
@@ -90,7 +90,7 @@ class CurrentNotices:
             return known[0] if known else None
         try:
             notice = parse_notice_event(raw.data or b"").notice
-        except ValidationError:
+        except ValueError:  # ValidationError, or NewerSchemaVersion
             log.error("notice_last_event_unreadable", notice_id=notice_id, commune=commune)
             return known[0] if known else None
         self._remember(notice)

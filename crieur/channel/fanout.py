@@ -18,7 +18,6 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import Header
-from pydantic import ValidationError
 
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
@@ -106,7 +105,7 @@ class Fanout:
         attempt = msg.metadata.num_delivered or 1
         try:
             event = parse_notice_event(msg.data)
-        except ValidationError as error:
+        except ValueError as error:  # ValidationError, or NewerSchemaVersion
             await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
                               data=msg.data, reason=f"not a notice event: {error}"[:2000],
                               headers=dict(msg.headers or {}), deliveries=attempt,

@@ -9,7 +9,8 @@ from collections import Counter, defaultdict
 from nats.aio.client import Client
 
 from schemas.deliveries import DeliveryOutcome
-from tests.integration.kit.conftest import (
+from tests.integration.kit.fake import FakeChannel
+from tests.integration.kit.helpers import (
     Mairie,
     StartKit,
     make_notice,
@@ -17,7 +18,6 @@ from tests.integration.kit.conftest import (
     reports,
     wait_for,
 )
-from tests.integration.kit.fake import FakeChannel
 
 
 async def test_a_correction_goes_only_to_those_who_got_the_notice(

@@ -47,7 +47,7 @@ async def start_sms(nc: Client, standin: SmsStandin, tmp_path: Path,
 
     async def start(clock: Clock | None = None, **settings: Any) -> SmsService:
         config = SmsSettings(nats_url="nats://unused", data_dir=tmp_path,
-                             sms_api_url=standin.url, **(FAST | settings))
+                             **(FAST | {"sms_api_url": standin.url} | settings))
         service = SmsService(config, nc, clock=clock or Clock(),
                              name=f"sms-{uuid.uuid4().hex[:8]}")
         await service.start()

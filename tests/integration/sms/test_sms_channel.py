@@ -276,3 +276,19 @@ async def test_preview_answers_encoding_parts_and_ucs2_characters(
                               {"text": "Tempête\u202f: l’école ferme"})
     assert body["text"] == "Tempete : l'école ferme" and body["encoding"] == "GSM-7"
     assert (await call(nc, "POST", "/api/v1/previews/sms", {"txt": "x"}))[0] == 422
+
+
+async def test_a_provider_without_credentials_leaves_the_channel_off(
+        nc: Client, standin: SmsStandin, start_sms: StartSms) -> None:
+    service = await start_sms(sms_provider="brevo", sms_api_url=None)
+    assert service.provider is None and service.runner is None
+    commune = random_insee()
+    await Mairie(nc).register(commune, "Lavoncourt")
+    status, body = await call(nc, "POST", "/api/v1/subscriptions/sms",
+                              {"phone": "06 12 34 56 78",
+                               "follows": [{"commune": commune, "categories": ["alerte"]}]})
+    assert (status, body["error"]["code"]) == (503, "channel_off")
+    # Staff can still see what an SMS would look like.
+    status, body = await call(nc, "POST", "/api/v1/previews/sms", {"text": "Route fermée"})
+    assert (status, body["encoding"], body["parts"]) == (200, "GSM-7", 1)
+    assert standin.sends() == []
