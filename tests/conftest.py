@@ -12,10 +12,6 @@ import pytest
 
 from crieur.nats_server import NatsServer
 
-# Kept importable from here for the kit's and the email channel's tests, written before
-# tests/helpers.py existed (merged together on the sms branch); new tests use tests.helpers.
-from tests.helpers import read_subject, repo_root  # noqa: F401
-
 CI = os.environ.get("CI") == "true"
 
 

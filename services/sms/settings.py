@@ -59,9 +59,10 @@ class SmsSettings(ChannelSettings):
     sms_transliterate: bool = True
     # Paris hours when only alerts go; other SMS wait for the end. Empty: never quiet.
     sms_quiet_hours: str = "21:00-08:00"
-    # A held SMS is looked at again at the latest after this long (the end of the quiet
-    # hours, a withdrawal and an expiry are checked each time).
-    sms_hold_recheck_s: float = Field(default=3600.0, gt=0)
+    # A held SMS waits until the quiet hours end, or at most this long before it is looked
+    # at again. Each look is a redelivery that counts in CRIEUR_CHANNEL_MAX_ATTEMPTS, so by
+    # default one wait until the end (a withdrawal or an expiry is caught then anyway).
+    sms_hold_recheck_s: float = Field(default=86400.0, gt=0)
     # Categories SMS carries in every commune (SMS costs money), and per commune, e.g.
     # CRIEUR_SMS_COMMUNE_CATEGORIES='{"70299": ["alerte", "travaux"]}'.
     sms_categories: tuple[Category, ...] = (Category.ALERTE,)

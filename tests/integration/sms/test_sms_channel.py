@@ -292,3 +292,31 @@ async def test_a_provider_without_credentials_leaves_the_channel_off(
     status, body = await call(nc, "POST", "/api/v1/previews/sms", {"text": "Route fermée"})
     assert (status, body["encoding"], body["parts"]) == (200, "GSM-7", 1)
     assert standin.sends() == []
+
+
+async def test_subscriptions_and_code_attempts_are_limited(
+        nc: Client, standin: SmsStandin, start_sms: StartSms) -> None:
+    await start_sms(sms_rate_per_number=2, sms_code_attempts=3, sms_rate_per_client=100)
+    commune = random_insee()
+    await Mairie(nc).register(commune, "Lavoncourt")
+    follows = [{"commune": commune, "categories": ["alerte"]}]
+    asked = [await call(nc, "POST", "/api/v1/subscriptions/sms",
+                        {"phone": "06 55 44 33 22", "follows": follows}) for _ in range(3)]
+    assert [status for status, _ in asked] == [202, 202, 429]
+    await wait_for(lambda: len(standin.sends()) == 2, what="two codes")
+    code = re.search(r"\b(\d{6})\b",  # type: ignore[union-attr]
+                     standin.sends()[-1]["body"]["content"]).group(1)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(3):
+        status, _ = await call(nc, "POST", "/api/v1/subscriptions/sms/confirm",
+                               {"phone": "0655443322", "code": wrong})
+        assert status == 400
+    # Three wrong codes: the right one no longer works; a new one must be asked for.
+    status, body = await call(nc, "POST", "/api/v1/subscriptions/sms/confirm",
+                              {"phone": "0655443322", "code": code})
+    assert (status, body["error"]["code"]) == (400, "invalid_code")
+    # A number that is no mobile: the field is named.
+    status, body = await call(nc, "POST", "/api/v1/subscriptions/sms",
+                              {"phone": "01 23 45 67 89", "follows": follows},
+                              client_ip="192.0.2.9")
+    assert status == 422 and body["error"]["fields"][0]["field"] == "phone"
