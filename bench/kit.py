@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import nats
 
-from crieur.bus import RECONNECT_FOREVER
+from crieur.bus import RECONNECT_FOREVER, ensure_streams
 from crieur.channel.port import Edition
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.settings import ChannelSettings
@@ -23,6 +23,7 @@ from schemas.deliveries import Channel
 from schemas.events import NoticePublished
 from schemas.jobs import Job
 from schemas.notice import Category, Notice, NoticeState
+from schemas.streams import NOTICES
 
 
 class NullSink:
@@ -74,6 +75,7 @@ async def publish(nc: nats.NATS, notice: Notice) -> None:
 async def kit_null_sink(url: str, n: int, concurrency: int) -> float:
     """Deliveries per second of the kit into a sink that costs nothing."""
     nc = await nats.connect(url, **RECONNECT_FOREVER)
+    await ensure_streams(nc.jetstream(), (NOTICES,))  # the front door's, which we play
     commune = "70299"
     port = NullSink(commune, n, concurrency)
     runner = ChannelRunner(port, ChannelSettings(), nc, name=f"bench-{uuid.uuid4().hex[:6]}")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, kit
+from bench.cpu import cpu_seconds
 from crieur.nats_server import NatsServer, free_port
 from crieur.process import die_with_parent
 
@@ -79,15 +80,20 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         smtp = start_smtp_standin(mail, smtp_port)
         try:
             message = baselines.sample_email()
+            before = (cpu_seconds(smtp.pid), time.process_time())
             result["raw_smtp_deliveries_per_s"] = await baselines.smtp_loop(
                 "127.0.0.1", smtp_port, pool, n, message)
+            result["raw_smtp_cpu_ms_per_msg_standin"] = (
+                (cpu_seconds(smtp.pid) - before[0]) / n * 1000)
+            result["raw_smtp_cpu_ms_per_msg_client"] = (time.process_time() - before[1]) / n * 1000
             result["raw_smtp_message_bytes"] = len(message)
             shutil.rmtree(mail)
             mail.mkdir()
             from bench import email_service
 
-            rate, detail = await email_service.measure(server.url, "127.0.0.1", smtp_port,
-                                                       mail, n, pool, work)
+            rate, detail = await email_service.measure(
+                server.url, "127.0.0.1", smtp_port, mail, n, pool, work,
+                pids={"standin": smtp.pid, "nats_server": _pid(server)})
             result |= detail
             if rate is not None:
                 result["email_deliveries_per_s"] = rate
@@ -126,6 +132,11 @@ def main() -> None:
     path = args.out / "email.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {path}")
+
+
+def _pid(server: NatsServer) -> int:
+    assert server.process is not None
+    return server.process.pid
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ JOBS_STREAM = "JOBS"
 
 JOBS = StreamConfig(
     name=JOBS_STREAM,
+    metadata=_version(1),
     description="Channel jobs, one per notice event and recipient (schemas.jobs); gone once done",
     subjects=[subjects.JOBS],
     # A job is removed when its worker acks it: the queue holds only what is left to do.

@@ -24,6 +24,7 @@ from schemas.commune import Commune
 from schemas.events import parse_notice_event
 from schemas.notice import Notice, NoticeState
 from schemas.streams import COMMUNES, NOTICES_STREAM
+from schemas.versions import NewerSchemaVersion, read_message
 
 log = structlog.get_logger("crieur.channel.current")
 
@@ -59,7 +60,7 @@ class CurrentNotices:
     async def _on_event(self, msg: Msg) -> None:
         try:
             notice = parse_notice_event(msg.data).notice
-        except ValueError:  # ValidationError, or NewerSchemaVersion
+        except (ValidationError, NewerSchemaVersion):
             return  # the fan-out sets unreadable events aside; here they change nothing
         self._remember(notice)
 
@@ -90,7 +91,7 @@ class CurrentNotices:
             return known[0] if known else None
         try:
             notice = parse_notice_event(raw.data or b"").notice
-        except ValueError:  # ValidationError, or NewerSchemaVersion
+        except (ValidationError, NewerSchemaVersion):
             log.error("notice_last_event_unreadable", notice_id=notice_id, commune=commune)
             return known[0] if known else None
         self._remember(notice)
@@ -105,8 +106,8 @@ class CurrentNotices:
         try:
             kv = await self._js.key_value(COMMUNES.name)
             entry = await kv.get(insee)
-            name = Commune.model_validate_json(entry.value or b"").name
-        except (nats.js.errors.NotFoundError, ValidationError):
+            name = read_message(Commune, entry.value or b"").name
+        except (nats.js.errors.NotFoundError, ValidationError, NewerSchemaVersion):
             log.warning("commune_name_unknown", commune=insee)
         self._communes[insee] = (name, time.monotonic())
         return name

@@ -18,6 +18,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import Header
+from pydantic import ValidationError
 
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
@@ -30,6 +31,7 @@ from schemas.events import EventKind, NoticeEvent, parse_notice_event
 from schemas.jobs import Job
 from schemas.notice import NoticeState
 from schemas.streams import JOBS_STREAM
+from schemas.versions import NewerSchemaVersion
 
 log = structlog.get_logger("crieur.channel.fanout")
 
@@ -105,7 +107,8 @@ class Fanout:
         attempt = msg.metadata.num_delivered or 1
         try:
             event = parse_notice_event(msg.data)
-        except ValueError as error:  # ValidationError, or NewerSchemaVersion
+        except (ValidationError, NewerSchemaVersion) as error:
+            # Not an event, or one of a newer contract (kept, to replay after an upgrade).
             await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
                               data=msg.data, reason=f"not a notice event: {error}"[:2000],
                               headers=dict(msg.headers or {}), deliveries=attempt,

@@ -20,7 +20,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from crieur.bus import ensure_bucket, ensure_stream, ensure_streams
+from crieur.bus import ensure_bucket, ensure_streams
 from crieur.channel.consumers import fanout_consumer, pull_loop, worker_consumer
 from crieur.channel.current import CurrentNotices
 from crieur.channel.fanout import Fanout
@@ -30,7 +30,14 @@ from crieur.channel.sent import SentRecords
 from crieur.channel.settings import ChannelSettings
 from crieur.channel.worker import Worker
 from schemas import subjects
-from schemas.streams import CHANNEL_STREAMS, COMMUNES, JOBS_STREAM, NOTICES_STREAM, SENT
+from schemas.streams import (
+    CHANNEL_STREAMS,
+    DEADLETTERS,
+    DELIVERIES,
+    JOBS_STREAM,
+    NOTICES_STREAM,
+    SENT,
+)
 
 log = structlog.get_logger("crieur.channel")
 
@@ -64,11 +71,9 @@ class ChannelRunner:
 
     async def ensure(self) -> None:
         """Streams and buckets the kit uses, created or brought up to date."""
-        await ensure_streams(self.js)
-        for config in CHANNEL_STREAMS:
-            await ensure_stream(self.js, config)
+        # Those the kit owns or writes to; NOTICES (only read) is the front door's.
+        await ensure_streams(self.js, (*CHANNEL_STREAMS, DELIVERIES, DEADLETTERS))
         await ensure_bucket(self.js, SENT)
-        await ensure_bucket(self.js, COMMUNES)
 
     async def start(self) -> None:
         while True:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import nats.errors
@@ -29,6 +28,10 @@ from schemas.streams import SENT
 
 log = structlog.get_logger("crieur.channel.sent")
 
+# A multi_last direct get names at most this many subjects (the server allows 1,024).
+_MULTI_LAST_MAX = 500
+KV_OP = "KV-Operation"
+
 # JetStream's error codes for "the subject already has a message" (expected sequence 0).
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 # A publish whose ack never comes (its server died with it) must not hang a worker.
@@ -44,8 +47,9 @@ async def publish_patiently(js: JetStreamContext, subject: str, payload: bytes,
     deadline = time.monotonic() + PUBLISH_PATIENCE_S
     while True:
         try:
-            future = await js.publish_async(subject, payload, headers=dict(headers))
-            await asyncio.wait_for(future, PUBLISH_TIMEOUT_S)
+            # Not publish_async: nats-py 2.16 never resolves its future when JetStream
+            # answers an error (wrong last sequence), it raises in its reply handler.
+            await js.publish(subject, payload, timeout=PUBLISH_TIMEOUT_S, headers=dict(headers))
             return
         except nats.js.errors.APIError:
             raise
@@ -69,6 +73,51 @@ class SentRecords:
     def key(self, job: Job) -> str:
         return f"{self._name}.{job.notice_id}.{job.version}.{job.kind}.{job.recipient}"
 
+    async def sent_among(self, jobs: list[Job]) -> set[str]:
+        """The keys of those `jobs` that were sent: one direct get for many keys at once
+        (JetStream's multi_last), so checking a batch of 256 costs one round trip."""
+        found: set[str] = set()
+        for start in range(0, len(jobs), _MULTI_LAST_MAX):
+            keys = [self.key(job) for job in jobs[start:start + _MULTI_LAST_MAX]]
+            try:
+                found |= await self._multi_last(keys)
+            except (TimeoutError, nats.errors.Error) as error:
+                log.warning("sent_multi_get_failed", error=repr(error)[:200])
+                checks = await asyncio.gather(*(self._exists(key) for key in keys))
+                found |= {key for key, sent in zip(keys, checks, strict=True) if sent}
+        return found
+
+    async def _multi_last(self, keys: list[str]) -> set[str]:
+        nc = self._js._nc  # nats-py has no API for a batched direct get yet
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        found: set[str] = set()
+        try:
+            request = {"multi_last": [self._prefix + key for key in keys], "batch": len(keys)}
+            await nc.publish(f"$JS.API.DIRECT.GET.{self._kv._stream}",
+                             json.dumps(request).encode(), reply=inbox)
+            while True:
+                msg = await sub.next_msg(timeout=5.0)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status in ("204", "404"):  # end of batch; no key found at all
+                    return found
+                if status is not None:
+                    raise nats.errors.Error(f"direct get: {status} "
+                                            f"{headers.get('Description', '')}")
+                if headers.get(KV_OP) in ("DEL", "PURGE"):
+                    continue
+                found.add(headers.get("Nats-Subject", "")[len(self._prefix):])
+        finally:
+            await sub.unsubscribe()
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._kv.get(key, validate_keys=False)
+        except nats.js.errors.KeyNotFoundError:
+            return False
+        return True
+
     async def was_sent(self, job: Job) -> bool:
         try:
             await self._kv.get(self.key(job), validate_keys=False)
@@ -76,9 +125,9 @@ class SentRecords:
             return False
         return True
 
-    async def record(self, job: Job, target: str, now: Callable[[], datetime]) -> bool:
+    async def record(self, job: Job, target: str, at: datetime) -> bool:
         """Record `job` as sent; False if it already was (a duplicate send happened)."""
-        value = json.dumps({"target": target, "at": now().astimezone(UTC).isoformat()})
+        value = json.dumps({"target": target, "at": at.astimezone(UTC).isoformat()})
         try:
             await publish_patiently(self._js, self._prefix + self.key(job), value.encode(),
                                     {Header.EXPECTED_LAST_SUBJECT_SEQUENCE: "0"})

@@ -38,6 +38,7 @@ from crieur.deadletter import dead_letter
 from schemas import subjects
 from schemas.deliveries import DeliveryOutcome
 from schemas.jobs import Job
+from schemas.versions import NewerSchemaVersion, read_message
 
 log = structlog.get_logger("crieur.channel.worker")
 
@@ -105,8 +106,8 @@ class Worker:
         for msg in msgs:
             attempt = msg.metadata.num_delivered or 1
             try:
-                job = Job.model_validate_json(msg.data)
-            except ValidationError as error:
+                job = read_message(Job, msg.data)
+            except (ValidationError, NewerSchemaVersion) as error:
                 await self._dead_letter(msg, attempt, f"not a job: {error}")
                 continue
             batch.items.append(_Item(msg, job, attempt))
@@ -126,10 +127,10 @@ class Worker:
         now = self.now()
         notices = {(i.job.commune, i.job.notice_id) for i in batch.items}
         current = {nid: await self.notices.get(commune, nid) for commune, nid in notices}
-        already = await asyncio.gather(*(self.sent.was_sent(i.job) for i in batch.items))
+        already = await self.sent.sent_among([i.job for i in batch.items])
         todo: asyncio.Queue[_Item] = asyncio.Queue()
-        for item, was_sent in zip(batch.items, already, strict=True):
-            if was_sent:
+        for item in batch.items:
+            if self.sent.key(item.job) in already:
                 # Sent before a crash or a lost ack: say so again (deduplicated) and ack.
                 self._count("duplicate")
                 await self.reports.report(item.job, DeliveryOutcome.SENT, now,
@@ -235,7 +236,7 @@ class Worker:
     async def _after_sent(self, item: _Item, target: str, batch: _Batch) -> None:
         job = item.job
         try:
-            if not await self.sent.record(job, target, self.now):
+            if not await self.sent.record(job, target, self.now()):
                 log.warning("sent_twice", notice_id=job.notice_id, version=job.version,
                             recipient=job.recipient[:12])
             await self.reports.report(job, DeliveryOutcome.SENT, self.now(), target=target)

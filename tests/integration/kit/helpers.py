@@ -14,7 +14,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from crieur.bus import RECONNECT_FOREVER
+from crieur.bus import RECONNECT_FOREVER, ensure_streams
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.settings import ChannelSettings
 from schemas import subjects
@@ -22,6 +22,7 @@ from schemas.deadletters import DeadLetter
 from schemas.deliveries import DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.notice import Category, Notice, NoticeState
+from schemas.streams import NOTICES
 from tests.helpers import read_subject
 from tests.integration.kit.fake import FakeChannel
 
@@ -95,9 +96,16 @@ FAST = {"channel_ack_wait_s": 3.0, "channel_backoff_s": 0.1, "channel_backoff_ma
         "channel_batch": 64, "channel_drain_s": 10.0}
 
 
+async def connect(url: str) -> Client:
+    """A connection as a service has it, with NOTICES there as the front door makes it."""
+    client = await nats.connect(url, **RECONNECT_FOREVER)
+    await ensure_streams(client.jetstream(), (NOTICES,))
+    return client
+
+
 @pytest.fixture
 async def nc(nats_url: str) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_url, **RECONNECT_FOREVER)
+    client = await connect(nats_url)
     yield client
     await client.close()
 

@@ -19,7 +19,6 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from crieur.bus import RECONNECT_FOREVER
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.settings import ChannelSettings
 from crieur.nats_server import NatsServer
@@ -31,6 +30,7 @@ from tests.integration.kit.helpers import (
     FAST,
     Mairie,
     StartKit,
+    connect,
     dead_letters,
     make_notice,
     random_insee,
@@ -48,7 +48,7 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]
 
 @pytest.fixture
 async def nc(own_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(own_server.url, **RECONNECT_FOREVER)
+    client = await connect(own_server.url)
     yield client
     await client.close()
 
@@ -145,7 +145,7 @@ async def test_nats_server_restarted_mid_fan_out_loses_nothing(tmp_path: Path) -
     server = NatsServer(tmp_path / "nats")
     server.start()
     try:
-        nc = await nats.connect(server.url, **RECONNECT_FOREVER)
+        nc = await connect(server.url)
         commune = random_insee()
         port = FakeChannel({commune: [f"r{i}" for i in range(600)]}, rate_per_s=200)
         runner = ChannelRunner(port, ChannelSettings(**FAST), nc, name="restart")
