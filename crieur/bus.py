@@ -65,7 +65,8 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
     Safe to call at every start. The definition's version is its `crieur_config` metadata
     (schemas.streams): a stream configured by a newer build (a higher version) is left as
-    it is, and so is one at the same version (it was configured on purpose).
+    it is, and so is one at the same version (it was configured on purpose). A definition
+    without a version counts as 0: created if missing, never used to update a stream.
     """
     name = config.name or ""
     try:

@@ -1,6 +1,6 @@
 """Fixtures shared by every test: a real nats-server for the session, chromium.
 
-Helpers that tests import live in tests/helpers.py, not here."""
+Helpers live in tests/helpers.py; the names tests imported from here still work."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 from crieur.nats_server import NatsServer
+
+# Re-exported: tests of other branches import these from here (a conftest is allowed).
+from tests.helpers import read_subject, repo_root
+
+__all__ = ["read_subject", "repo_root"]
 
 CI = os.environ.get("CI") == "true"
 

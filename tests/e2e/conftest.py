@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.helpers import Village, start_village
+from tests.e2e.helpers import Village, launcher_events, start_village
+
+# Re-exported for tests that import them from this conftest.
+__all__ = ["Village", "launcher_events", "start_village", "village"]
 
 
 @pytest.fixture(scope="module")

@@ -37,13 +37,18 @@ def test_the_village_runs_every_service_by_module_name() -> None:
         assert (path / "__main__.py").exists() or path.with_suffix(".py").exists(), service
 
 
-def test_tests_import_helpers_never_other_test_modules_or_conftests() -> None:
-    # `pytest` run directly must collect as `python -m pytest` does: shared code lives in
-    # helpers modules, which both import the same way.
+def test_tests_import_helpers_never_other_test_modules() -> None:
+    # Importing a test module runs its tests' module code twice and couples test files;
+    # shared code lives in helpers modules (or conftests).
     for path in sorted((repo_root() / "tests").rglob("*.py")):
         relative = str(path.relative_to(repo_root()))
         for module in imported_modules(relative):
             last = module.split(".")[-1]
             if module.startswith("tests."):
-                assert not last.startswith("test_") and last != "conftest", (
-                    f"{relative} imports {module}")
+                assert not last.startswith("test_"), f"{relative} imports {module}"
+
+
+def test_test_modules_have_unique_names() -> None:
+    # Test folders are not packages: two test files with one name cannot both be collected.
+    names = [p.name for p in (repo_root() / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

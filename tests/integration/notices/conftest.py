@@ -13,6 +13,9 @@ from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 from tests.integration.notices.helpers import Clock, FrontDoor, random_insee
 
+# Re-exported for tests that import them from this conftest.
+__all__ = ["Clock", "FrontDoor", "front_door", "random_insee"]
+
 
 @pytest.fixture
 async def front_door(nats_url: str) -> AsyncIterator[FrontDoor]:
@@ -27,5 +30,5 @@ async def front_door(nats_url: str) -> AsyncIterator[FrontDoor]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield FrontDoor(http, store, clock, insee, token)
+            yield FrontDoor(http, store, clock, insee, token, app)
     await store.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from fastapi import FastAPI
 
 from services.notices.store import NatsStore
 
@@ -28,6 +29,7 @@ class FrontDoor:
     clock: Clock
     insee: str
     token: str
+    app: FastAPI
 
     @property
     def auth(self) -> dict[str, str]:

@@ -8,7 +8,17 @@ import nats
 import pytest
 
 from crieur.bus import ensure_streams
-from tests.integration.panel.helpers import Mairie, random_insee
+from tests.integration.panel.helpers import (
+    Mairie,
+    eventually,
+    make_notice,
+    on_sign,
+    panel_settings,
+    random_insee,
+)
+
+# Re-exported for tests that import them from this conftest.
+__all__ = ["Mairie", "eventually", "make_notice", "on_sign", "panel_settings", "random_insee"]
 
 
 @pytest.fixture
