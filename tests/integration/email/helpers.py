@@ -115,5 +115,5 @@ async def front_door(nats_url: str) -> AsyncIterator[FrontDoor]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield FrontDoor(http, store, clock, insee, token)
+            yield FrontDoor(http, store, clock, insee, token, app)
     await store.close()
