@@ -8,8 +8,8 @@ import pytest
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.app import EmailService
-from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, text_of, wait_for
-from tests.integration.notices.helpers import FrontDoor
+from tests.integration.email.conftest import PUBLIC_URL, link_in, mails_to, text_of, wait_for
+from tests.integration.notices.conftest import FrontDoor
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,7 @@ from collections import Counter
 from nats.aio.client import Client
 
 from schemas.deliveries import DeliveryOutcome
-from tests.integration.kit.fake import FakeChannel
-from tests.integration.kit.helpers import (
+from tests.integration.kit.conftest import (
     Mairie,
     StartKit,
     dead_letters,
@@ -19,6 +18,7 @@ from tests.integration.kit.helpers import (
     reports,
     wait_for,
 )
+from tests.integration.kit.fake import FakeChannel
 
 
 async def test_each_recipient_gets_a_notice_once_and_it_is_built_once(

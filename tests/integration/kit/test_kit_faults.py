@@ -24,9 +24,8 @@ from crieur.channel.settings import ChannelSettings
 from crieur.nats_server import NatsServer
 from crieur.process import die_with_parent
 from schemas import subjects
-from tests.helpers import repo_root
-from tests.integration.kit.fake import FakeChannel
-from tests.integration.kit.helpers import (
+from tests.conftest import repo_root
+from tests.integration.kit.conftest import (
     FAST,
     Mairie,
     StartKit,
@@ -36,6 +35,7 @@ from tests.integration.kit.helpers import (
     random_insee,
     wait_for,
 )
+from tests.integration.kit.fake import FakeChannel
 
 
 @pytest.fixture(scope="module")

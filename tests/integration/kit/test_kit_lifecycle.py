@@ -9,8 +9,7 @@ from collections import Counter, defaultdict
 from nats.aio.client import Client
 
 from schemas.deliveries import DeliveryOutcome
-from tests.integration.kit.fake import FakeChannel
-from tests.integration.kit.helpers import (
+from tests.integration.kit.conftest import (
     Mairie,
     StartKit,
     make_notice,
@@ -18,6 +17,7 @@ from tests.integration.kit.helpers import (
     reports,
     wait_for,
 )
+from tests.integration.kit.fake import FakeChannel
 
 
 async def test_a_correction_goes_only_to_those_who_got_the_notice(
