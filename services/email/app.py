@@ -66,8 +66,16 @@ class EmailService:
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
-        self.nc = await nats.connect(self.settings.nats_url, name=f"crieur-{self.name}",
-                                     **RECONNECT_FOREVER)
+        delay = 1.0
+        while True:  # nats-py gives up on a first connection that fails: we do not
+            try:
+                self.nc = await nats.connect(self.settings.nats_url, name=f"crieur-{self.name}",
+                                             **RECONNECT_FOREVER)
+                break
+            except Exception as error:
+                log.warning("email_waiting_for_nats", error=repr(error)[:200], retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         js = self.nc.jetstream()
         while True:
             try:
@@ -146,6 +154,10 @@ def create_app(settings: EmailSettings, service: EmailService | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(email.start())
+        # A start that fails for good must say so (and /healthz stays 503).
+        starting.add_done_callback(
+            lambda t: t.cancelled() or t.exception() is None or log.error(
+                "email_start_failed", error=repr(t.exception())[:300]))
         try:
             yield
         finally:

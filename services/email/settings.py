@@ -7,7 +7,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from crieur.channel.settings import ChannelSettings
 
@@ -68,6 +68,13 @@ class EmailSettings(ChannelSettings):
         from services.email.format import check_address
 
         return check_address(value)
+
+    @model_validator(mode="after")
+    def _login_is_whole(self) -> EmailSettings:
+        # Refused at start-up rather than at the first email.
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("CRIEUR_SMTP_USERNAME and CRIEUR_SMTP_PASSWORD go together")
+        return self
 
     def secret_key(self) -> str:
         """The configured key, else the one kept under the data dir (made once, mode 0600)."""
