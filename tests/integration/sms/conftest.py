@@ -45,11 +45,12 @@ async def start_sms(nc: Client, standin: SmsStandin, tmp_path: Path,
                     ) -> AsyncIterator[StartSms]:
     services: list[SmsService] = []
 
-    async def start(clock: Clock | None = None, **settings: Any) -> SmsService:
+    async def start(clock: Clock | None = None, name: str | None = None,
+                    **settings: Any) -> SmsService:
         config = SmsSettings(nats_url="nats://unused", data_dir=tmp_path,
                              **(FAST | {"sms_api_url": standin.url} | settings))
         service = SmsService(config, nc, clock=clock or Clock(),
-                             name=f"sms-{uuid.uuid4().hex[:8]}")
+                             name=name or f"sms-{uuid.uuid4().hex[:8]}")
         await service.start()
         services.append(service)
         return service

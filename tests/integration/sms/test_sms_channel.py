@@ -320,3 +320,27 @@ async def test_subscriptions_and_code_attempts_are_limited(
                               {"phone": "01 23 45 67 89", "follows": follows},
                               client_ip="192.0.2.9")
     assert status == 422 and body["error"]["fields"][0]["field"] == "phone"
+
+
+async def test_a_held_sms_survives_a_restart_of_the_service(
+        nc: Client, standin: SmsStandin, start_sms: StartSms) -> None:
+    night = Clock(datetime(2026, 12, 1, 22, 30, tzinfo=PARIS))
+    commune = random_insee()
+    name = f"sms-restart-{commune}"
+    options = {"sms_quiet_hours": "21:00-08:00", "sms_hold_recheck_s": 0.3,
+               "sms_commune_categories": {commune: ["travaux"]}}
+    first = await start_sms(night, name=name, **options)
+    await seed(first, commune, 2, first=6000, categories=(Category.TRAVAUX,))
+    await Mairie(nc).publish(make_notice(commune, category=Category.TRAVAUX,
+                                         title="Route fermée", body="Demain."))
+    assert first.runner is not None and first.runner.worker is not None
+    worker = first.runner.worker
+    await wait_for(lambda: worker.counts.get("deferred", 0) >= 2, what="held")
+    await first.stop()  # the held jobs stay in JetStream, not in the process
+    assert standin.sends() == []
+    morning = Clock(datetime(2026, 12, 2, 8, 0, 5, tzinfo=PARIS))
+    await start_sms(morning, name=name, **options)
+    await wait_for(lambda: len(standin.sends()) >= 2, what="the held SMS after a restart")
+    await asyncio.sleep(1.0)
+    assert len(standin.sends()) == 2
+    assert all("Route fermée" in r["body"]["content"] for r in standin.sends())
