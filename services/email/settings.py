@@ -50,6 +50,14 @@ class EmailSettings(ChannelSettings):
     # Subscription requests allowed per client address, and per email address, per hour.
     email_rate_per_client: int = Field(default=20, ge=1)
     email_rate_per_address: int = Field(default=3, ge=1)
+    # Addresses of reverse proxies in front of the front door (comma-separated): behind
+    # them, the client is read from X-Forwarded-For, else every resident would share
+    # the proxy's rate limit.
+    email_trusted_proxies: str = ""
+
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.email_trusted_proxies.split(",") if p.strip())
     # The kit's name for this channel (work queue jobs.<name>.*, durable consumers, sent
     # records): two instances sharing one NATS (staging, tests) each set their own.
     email_channel_name: str = Field(default="email", pattern=r"^[a-z][a-z0-9-]{0,30}$")

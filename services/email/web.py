@@ -60,6 +60,7 @@ class Web:
     clock: Callable[[], datetime]
     per_client: RateLimiter
     per_address: RateLimiter
+    trusted_proxies: frozenset[str] = frozenset()
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def router(self) -> Router:
@@ -81,7 +82,7 @@ class Web:
     # -- subscribe and confirm --------------------------------------------------------
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
-        _limit(self.per_client, "client:" + request.client)
+        _limit(self.per_client, "client:" + request.client_behind(self.trusted_proxies))
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:
@@ -108,7 +109,12 @@ class Web:
         def create(current: Subscriber | None) -> Subscriber | None:
             # An unknown address is kept unconfirmed (it gets nothing until confirmed);
             # a known one is left as it is: only its owner's click changes what it follows.
-            return Subscriber(email=address, created_at=now) if current is None else None
+            if current is None:
+                return Subscriber(email=address, created_at=now)
+            if not current.confirmed:
+                # A new link: the sweep of unconfirmed addresses counts from now.
+                return current.model_copy(update={"created_at": now})
+            return None
 
         await self.registry.change(rid, create)
         follows = [f.model_dump(mode="json") for f in body.follows]

@@ -46,8 +46,8 @@ class Village:
 
 def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Village:
     ports = {"CRIEUR_NATS_PORT": free_port(), "CRIEUR_HTTP_PORT": free_port(),
-             "CRIEUR_PANEL_HTTP_PORT": free_port()}
-    ports |= {"CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
+             "CRIEUR_PANEL_HTTP_PORT": free_port(),
+             "CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
     ports |= {"CRIEUR_SMS_HTTP_PORT": free_port(), "CRIEUR_SMS_STANDIN_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
     env |= {k: str(v) for k, v in ports.items()}

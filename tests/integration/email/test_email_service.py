@@ -16,8 +16,8 @@ from crieur.nats_server import NatsServer, free_port
 from crieur.standins.smtp import SmtpStandin
 from schemas.streams import NOTICES
 from services.email.app import EmailService
-from tests.conftest import repo_root
-from tests.integration.email.conftest import email_settings
+from tests.helpers import repo_root
+from tests.integration.email.helpers import email_settings
 
 pytestmark = pytest.mark.integration
 
