@@ -4,8 +4,9 @@
 - OVHcloud (what the `ovh` SDK calls): `GET /1.0/auth/time`, `POST /1.0/sms/<service>/jobs`
   (signed headers required) -> `{"ids": [n], "validReceivers": [...], ...}`.
 
-Every request is recorded as it arrived, one JSON line in `<dir>/sms.jsonl`, and kept in
-memory for `GET /_standin/received`. It can be told, over HTTP, to:
+Every send request is recorded as it arrived, with the status it was answered (`status`),
+one JSON line in `<dir>/sms.jsonl`, and kept in memory for `GET /_standin/received`.
+It can be told, over HTTP, to:
 
 - fail: `POST /_standin/fail {"status": 503, "times": 5}` or `{"status": 429,
   "seconds": 3, "retry_after": 1}` or `{"delay_s": 30}` (a silent provider, for timeouts);
@@ -78,19 +79,26 @@ class SmsStandinState:
     # The number each accepted message went to, for receipts.
     sent_to: dict[str, str] = field(default_factory=dict)
 
-    def record(self, request: Request, body: bytes) -> dict[str, Any]:
+    def arrived(self, request: Request, body: bytes) -> dict[str, Any]:
+        """Kept in memory at once, in the order requests arrive."""
         try:
             parsed: Any = json.loads(body) if body else None
         except ValueError:
             parsed = body.decode(errors="replace")
         entry = {"at": datetime.now(UTC).isoformat(), "method": request.method,
                  "path": request.url.path, "query": request.url.query,
-                 "headers": dict(request.headers), "body": parsed}
+                 "headers": dict(request.headers), "body": parsed,
+                 # What it answered (None: the client left first): the demo phone shows
+                 # only what was accepted.
+                 "status": None}
         self.received.append(entry)
+        return entry
+
+    def answered(self, entry: dict[str, Any], status: int | None) -> None:
+        entry["status"] = status
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / FILE).open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return entry
 
     async def failing(self) -> Response | None:
         failure = self.failure
@@ -128,9 +136,22 @@ async def _post(url: str, body: dict[str, Any]) -> int:
 
 
 def build_app(state: SmsStandinState) -> Starlette:
-    async def brevo_send(request: Request) -> Response:
-        body = await request.body()
-        state.record(request, body)
+    def recorded(handle: Any) -> Any:
+        """Every request kept as it arrived, with the status it got."""
+        async def endpoint(request: Request) -> Response:
+            body = await request.body()
+            entry = state.arrived(request, body)
+            status = None
+            try:
+                response: Response = await handle(request, body)
+                status = response.status_code
+                return response
+            finally:  # also when the client gave up and the answer is cancelled
+                state.answered(entry, status)
+        return endpoint
+
+    @recorded
+    async def brevo_send(request: Request, body: bytes) -> Response:
         if not request.headers.get("api-key"):
             return JSONResponse({"code": "unauthorized", "message": "Key not found"}, 401)
         if (fail := await state.failing()) is not None:
@@ -159,9 +180,8 @@ def build_app(state: SmsStandinState) -> Starlette:
     async def ovh_time(request: Request) -> Response:
         return JSONResponse(int(time.time()))
 
-    async def ovh_jobs(request: Request) -> Response:
-        body = await request.body()
-        state.record(request, body)
+    @recorded
+    async def ovh_jobs(request: Request, body: bytes) -> Response:
         if not all(request.headers.get(h) for h in
                    ("x-ovh-application", "x-ovh-consumer", "x-ovh-signature",
                     "x-ovh-timestamp")):

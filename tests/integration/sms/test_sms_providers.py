@@ -57,6 +57,10 @@ async def test_brevo_sends_records_and_fails_as_told(standin: SmsStandin, tmp_pa
         with pytest.raises(Permanent, match=INVALID_NUMBER):
             await provider.send("+33600000001", prepare_text("x"))
         assert (await provider.send(TO, prepare_text("encore"))).message_id
+        # Each request is kept with what it was answered (the demo phone shows the 2xx only).
+        statuses = [r["status"] for r in standin.sends()]
+        assert statuses[:3] == [201, 429, 503] and statuses[4:] == [400, 201]
+        assert statuses[3] in (None, 200)  # the one the client stopped waiting for
     finally:
         await provider.aclose()
 
