@@ -219,3 +219,14 @@ async def test_an_address_never_confirmed_is_forgotten_once_its_link_expired(
     assert await registry.sweep_unconfirmed(older_than=now + timedelta(seconds=1)) >= 1
     assert await registry.get(never) is None, "the address is gone from storage"
     assert await registry.get(later) is not None, "a confirmed subscriber stays"
+
+
+async def test_the_confirmation_is_tried_again_while_the_relay_says_later(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    await start_email()
+    mailbox.answer(451, times=1)
+    response = await front_door.http.post(URL, json=subscription(front_door, "patient@example.org"))
+    assert response.status_code == 202
+    await wait_for(lambda: mailbox.mailbox.refused == 1, what="the relay to refuse once")
+    await wait_for(lambda: len(mails_to(mailbox, "patient@example.org")) == 1, within_s=20,
+                   what="the confirmation, second try")
