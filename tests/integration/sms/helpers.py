@@ -67,6 +67,12 @@ class Mairie:
         await self._put(NoticePublished(occurred_at=datetime.now(UTC), notice=notice))
         return notice
 
+    async def correct(self, notice: Notice, **changes: Any) -> Notice:
+        new = notice.model_copy(update={"version": notice.version + 1,
+                                        "state": NoticeState.CORRECTED, **changes})
+        await self._put(NoticeCorrected(occurred_at=datetime.now(UTC), notice=new))
+        return new
+
     async def withdraw(self, notice: Notice) -> Notice:
         gone = notice.model_copy(update={"state": NoticeState.WITHDRAWN,
                                          "withdrawn_at": datetime.now(UTC)})

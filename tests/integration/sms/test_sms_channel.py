@@ -344,3 +344,25 @@ async def test_a_held_sms_survives_a_restart_of_the_service(
     await asyncio.sleep(1.0)
     assert len(standin.sends()) == 2
     assert all("Route fermée" in r["body"]["content"] for r in standin.sends())
+
+
+async def test_a_correction_goes_only_to_those_who_got_the_first_sms(
+        nc: Client, standin: SmsStandin, start_sms: StartSms) -> None:
+    service = await start_sms()
+    commune = random_insee()
+    mairie = Mairie(nc)
+    await mairie.register(commune, "Lavoncourt")
+    first = await seed(service, commune, 2, first=7000)
+    notice = await mairie.publish(make_notice(commune, title="Orage"))
+    await wait_for(lambda: len(standin.sends()) == 2, what="the first SMS")
+    # Someone subscribes after the first SMS went out: not in the correction's audience.
+    await seed(service, commune, 3, first=7000)
+    await mairie.correct(notice, title="Orage violent")
+    await wait_for(lambda: len(standin.sends()) >= 4, what="the correction")
+    await asyncio.sleep(1.5)
+    corrections = [r for r in standin.sends() if "RECTIFICATIF" in r["body"]["content"]]
+    assert len(standin.sends()) == 4
+    assert sorted("+" + r["body"]["recipient"] for r in corrections) == sorted(first)
+    assert {r["body"]["content"] for r in corrections} == {
+        "Lavoncourt - Alerte - RECTIFICATIF : Orage violent\n"
+        "Vents à 120 km/h attendus cette nuit.\nSTOP au 36180"}
