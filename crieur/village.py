@@ -69,6 +69,10 @@ SERVICES: tuple[Service, ...] = (
             when="CRIEUR_FCM_STANDIN"),
     Service("push", "services.push", "CRIEUR_PUSH_HTTP_PORT", 8084),
     Service("phone", "crieur.standins.phone", "CRIEUR_DEMO_PHONE_PORT", 8082, label="Demo phone"),
+        # The SMS provider's stand-in (what it received: its page, var/standins/sms.jsonl).
+    Service("sms-standin", "crieur.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087,
+            label="SMS stand-in"),
+    Service("sms", "services.sms", "CRIEUR_SMS_HTTP_PORT", 8086),
 )
 
 # Run once, in order, before the services start; the last JSON line each prints is kept

@@ -19,6 +19,8 @@ CHANNEL_ROUTES: dict[str, Channel] = {
     "/api/v1/subscriptions/email": Channel.EMAIL,
     "/api/v1/subscriptions/sms": Channel.SMS,
     "/webhooks/sms": Channel.SMS,
+    # Staff preview of an SMS (encoding, parts): the code that sends is the code that previews.
+    "/api/v1/previews/sms": Channel.SMS,
     "/webhooks/email": Channel.EMAIL,
 }
 

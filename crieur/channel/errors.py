@@ -34,3 +34,14 @@ class RecipientGone(Permanent):
 class Unsubscribed(Permanent):
     """The recipient left (unsubscribed, deleted) before the job's turn: reported as
     `dropped`, not as a failure, and `on_permanent` is not called."""
+
+
+class Deferred(DeliveryError):
+    """Not now, on purpose (SMS quiet hours): the job comes back after `delay_s`.
+
+    Not a failure: no backoff, the sink is not paused, nothing is reported.
+    """
+
+    def __init__(self, reason: str, delay_s: float) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s

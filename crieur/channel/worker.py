@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
-from crieur.channel.errors import Permanent, Transient, Unsubscribed
+from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
 from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import ChannelPort, Edition
@@ -206,6 +206,13 @@ class Worker:
                               commune_name=await self.notices.commune_name(job.commune))
             draft = await self.drafts.get(edition)
             target = await self.port.send(job, draft)
+        except Deferred as held:
+            # Held on purpose (quiet hours): back in the queue after the delay, so it
+            # survives a restart; the job is checked again (withdrawn, expired) then.
+            self._count("deferred")
+            await item.msg.nak(delay=held.delay_s)
+            item.done = True
+            return
         except Unsubscribed as error:
             self._count("dropped")
             await self.reports.report(job, DeliveryOutcome.DROPPED, self.now(),

@@ -51,6 +51,7 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
              "CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
     ports |= {"CRIEUR_FCM_STANDIN_PORT": free_port(), "CRIEUR_PUSH_HTTP_PORT": free_port(),
               "CRIEUR_DEMO_PHONE_PORT": free_port()}
+    ports |= {"CRIEUR_SMS_HTTP_PORT": free_port(), "CRIEUR_SMS_STANDIN_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"CRIEUR_DATA_DIR": str(data_dir), "CRIEUR_LOG_FORMAT": "json"}

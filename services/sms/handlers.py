@@ -1,0 +1,130 @@
+"""The SMS channel on the kit (ChannelPort): who gets a notice, its SMS, and sending it.
+
+- recipients: confirmed numbers following the commune and category, and only for the
+  categories SMS carries in that commune (alerts by default: SMS costs money);
+- prepare: the SMS of a notice event, built once (the same for every recipient);
+- send: quiet hours first (a non-alert raises Deferred: the kit puts the job back on the
+  queue until they end, and checks it again then: withdrawn or expired, it is dropped),
+  then the number read now (STOP wins), the provider's pace, the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from nats.js.kv import KeyValue
+
+from crieur.channel.errors import Deferred, Permanent, Unsubscribed
+from crieur.channel.pacing import Pacer
+from crieur.channel.port import Edition
+from schemas.deliveries import Channel
+from schemas.jobs import Job
+from schemas.notice import Category, Notice
+from services.sms import format as compose
+from services.sms import quiet
+from services.sms.sender import INVALID_NUMBER, Provider
+from services.sms.settings import SmsSettings
+from services.sms.subscribers import Registry, Subscriber
+
+log = structlog.get_logger("crieur.sms")
+
+
+def message_key(message_id: str) -> str:
+    """A provider's message id as a KV key."""
+    return re.sub(r"[^A-Za-z0-9_=-]", "_", message_id)[:200]
+
+
+@dataclass(frozen=True)
+class Draft:
+    sms: compose.Sms
+    alert: bool
+
+
+def notice_link(settings: SmsSettings, notice: Notice) -> str:
+    return settings.sms_notice_url.format(public_url=settings.public_url,
+                                          commune=notice.commune, id=notice.id)
+
+
+def draft_for(settings: SmsSettings, edition: Edition) -> Draft:
+    """The SMS of one edition (pure given the settings)."""
+    notice = edition.notice
+    sms = compose.compose_notice(
+        kind=edition.kind, commune_name=edition.commune_name, label=notice.label,
+        title=notice.title, body=notice.body, link=notice_link(settings, notice),
+        stop=compose.stop_mention(settings.sms_stop_number), max_parts=settings.sms_max_parts,
+        transliterated=settings.sms_transliterate)
+    return Draft(sms=sms, alert=notice.category is Category.ALERTE)
+
+
+class SmsChannel:
+    channel = Channel.SMS
+
+    def __init__(self, settings: SmsSettings, registry: Registry, provider: Provider,
+                 messages: KeyValue, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.provider = provider
+        self.messages = messages
+        self.clock = clock
+        self.concurrency = settings.sms_concurrency
+        # Paced here, after the quiet-hours check: a held job must not use a send slot.
+        self.rate_per_s: float | None = None
+        self._pacer = Pacer(settings.sms_rate)
+        self._hours = settings.quiet_hours()
+
+    async def recipients(self, notice: Notice) -> AsyncIterator[str]:
+        if notice.category not in self.settings.categories_for(notice.commune):
+            log.info("sms_category_not_carried", notice_id=notice.id, commune=notice.commune,
+                     category=str(notice.category))
+            return
+        try:
+            await asyncio.wait_for(self.registry.ready.wait(), 30)
+        except TimeoutError:
+            # Planning with a half-loaded index would skip people: fail, the kit retries.
+            raise RuntimeError("SMS subscribers not loaded yet") from None
+        for rid in self.registry.matching(notice.commune, str(notice.category)):
+            yield rid
+
+    async def prepare(self, edition: Edition) -> Draft:
+        return draft_for(self.settings, edition)
+
+    async def send(self, job: Job, draft: Draft) -> str:
+        if not draft.alert:
+            wait = quiet.seconds_left(self.clock(), self._hours)
+            if wait > 0:
+                raise Deferred("quiet hours", min(wait, self.settings.sms_hold_recheck_s))
+        found = await self.registry.get(job.recipient)
+        subscriber: Subscriber | None = found[0] if found else None
+        if subscriber is None or not subscriber.confirmed:
+            raise Unsubscribed("unsubscribed")
+        if subscriber.invalid:
+            raise Permanent(INVALID_NUMBER)
+        await self._pacer.wait()
+        accepted = await self.provider.send(subscriber.phone, draft.sms)
+        if accepted.message_id:
+            try:
+                await self.messages.put(message_key(accepted.message_id), json.dumps({
+                    "commune": job.commune, "notice_id": job.notice_id,
+                    "version": job.version, "kind": str(job.kind),
+                    "target": job.recipient[:12]}).encode())
+            except Exception as error:  # the SMS is sent: a lost receipt is no reason to resend
+                log.warning("sms_message_id_not_kept", error=repr(error)[:200])
+        return job.recipient[:12]
+
+    async def on_permanent(self, job: Job, error: Permanent) -> None:
+        if error.reason != INVALID_NUMBER:
+            return
+
+        def flag(current: Subscriber | None) -> Subscriber | None:
+            if current is None or current.invalid:
+                return None
+            return current.model_copy(update={"invalid": True})
+
+        await self.registry.change(job.recipient, flag)
+        log.warning("sms_number_flagged_invalid", recipient=job.recipient[:12])

@@ -1,0 +1,1 @@
+"""One module per SMS provider, each behind `services.sms.sender.Provider`."""

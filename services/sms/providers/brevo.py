@@ -1,0 +1,118 @@
+"""Brevo's transactional SMS API: `POST /v3/transactionalSMS/send`, `api-key` header, httpx.
+
+Also the stand-in's language (crieur.standins.sms speaks it for `make run` and tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+
+from crieur.channel.errors import Permanent, Transient
+from services.sms.format import Encoding, Sms
+from services.sms.sender import INVALID_NUMBER, Accepted, Receipt, Reply
+
+PATH = "/v3/transactionalSMS/send"
+# Brevo's webhook events for an SMS that reached the phone, or never will.
+DELIVERED = frozenset({"delivered", "accepted"})
+NOT_DELIVERED = frozenset({"hardbounce", "hard_bounce", "softbounce", "soft_bounce",
+                           "rejected", "blocked", "skip", "error"})
+
+
+def payload(to: str, sms: Sms, sender: str, web_url: str | None = None) -> dict[str, Any]:
+    """The request body (pure): Brevo wants the number with its country code, no '+'."""
+    body: dict[str, Any] = {
+        "sender": sender,
+        "recipient": to.removeprefix("+"),
+        "content": sms.text,
+        "type": "transactional",
+        "unicodeEnabled": sms.encoding is Encoding.UCS2,
+    }
+    if web_url:
+        body["webUrl"] = web_url
+    return body
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    try:
+        return max(0.0, float(headers.get("retry-after", "")))
+    except ValueError:
+        return None
+
+
+def outcome(status: int, headers: httpx.Headers, body: Any) -> Accepted:
+    """What an answer means (pure): Accepted, or Transient / Permanent raised."""
+    data = body if isinstance(body, dict) else {}
+    message = str(data.get("message", ""))[:200]
+    if 200 <= status < 300:
+        return Accepted(message_id=str(data.get("messageId", "")),
+                        parts=data.get("smsCount") if isinstance(data.get("smsCount"),
+                                                                   int) else None)
+    if status == 429 or status >= 500:
+        raise Transient(f"brevo {status}: {message}", retry_after=retry_after(headers))
+    if status in (401, 402, 403):
+        # Our key or our credit, not this number: nothing is lost, it is retried, then
+        # set aside as a dead letter for the operator.
+        raise Transient(f"brevo {status} (account): {message}", retry_after=retry_after(headers))
+    text = f"{data.get('code', '')} {message}".lower()
+    if status == 400 and any(word in text for word in ("recipient", "number", "phone",
+                                                        "mobile")):
+        raise Permanent(INVALID_NUMBER)
+    raise Permanent(f"brevo {status}: {message}")
+
+
+class BrevoProvider:
+    name: ClassVar[str] = "brevo"
+    base_url: ClassVar[str] = "https://api.brevo.com"
+
+    def __init__(self, api_key: str, sender: str, *, base_url: str | None = None,
+                 timeout_s: float = 15.0, web_url: str | None = None,
+                 concurrency: int = 4) -> None:
+        self._key = api_key
+        self._sender = sender
+        self._web_url = web_url
+        self._client = httpx.AsyncClient(
+            base_url=(base_url or self.base_url).rstrip("/"), timeout=timeout_s,
+            limits=httpx.Limits(max_connections=concurrency,
+                                max_keepalive_connections=concurrency))
+
+    async def send(self, to: str, sms: Sms) -> Accepted:
+        try:
+            answer = await self._client.post(
+                PATH, json=payload(to, sms, self._sender, self._web_url),
+                headers={"api-key": self._key, "accept": "application/json"})
+        except httpx.TimeoutException as error:
+            raise Transient(f"brevo timeout: {type(error).__name__}") from error
+        except httpx.TransportError as error:
+            raise Transient(f"brevo unreachable: {type(error).__name__}") from error
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        return outcome(answer.status_code, answer.headers, body)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def parse_receipt(body: Any) -> Receipt | None:
+    """A Brevo SMS webhook event (JSON: messageId, event or msg_status)."""
+    if not isinstance(body, dict) or "messageId" not in body:
+        return None
+    status = str(body.get("event") or body.get("msg_status") or body.get("status") or "")
+    if status.lower() in ("replied", "reply", "unsubscribed"):
+        return None
+    return Receipt(message_id=str(body["messageId"]), delivered=status.lower() in DELIVERED,
+                   status=status[:50])
+
+
+def parse_reply(body: Any) -> Reply | None:
+    """A Brevo reply event: the resident's number and text."""
+    if not isinstance(body, dict):
+        return None
+    text = body.get("reply") or body.get("text") or body.get("message")
+    sender = body.get("from") or body.get("to") or body.get("phone")
+    if not isinstance(text, str) or not isinstance(sender, str):
+        return None
+    return Reply(sender=sender, text=text)

@@ -1,0 +1,310 @@
+"""The SMS channel's HTTP routes, over the front door's request-reply (`channels.sms.http`).
+
+Residents: subscribe with a number and get a code by SMS, confirm it, ask to delete
+everything (also by code). No answer tells whether a number was known. Providers: the
+webhooks under /webhooks/sms/<secret>/ (replies such as STOP, delivery receipts); a call
+without the right secret gets 404 and changes nothing. Staff: the SMS preview.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
+from crieur.channel.ratelimit import RateLimiter
+from schemas.channels import ChannelHttpReply
+from services.sms import format as compose
+from services.sms.phones import BadNumber, code_hash, normalise, recipient_id
+from services.sms.sender import Receipt, read_receipt, read_reply
+from services.sms.subscribers import (
+    Follow,
+    PendingCode,
+    Purpose,
+    Registry,
+    Subscriber,
+    merge_follows,
+)
+
+log = structlog.get_logger("crieur.sms.web")
+
+PREFIX = "/api/v1/subscriptions/sms"
+WEBHOOKS = "/webhooks/sms"
+PREVIEW = "/api/v1/previews/sms"
+
+SENT_CODE = ("Si ce numéro peut recevoir nos SMS, un code vient de lui être envoyé : "
+             "saisissez-le pour confirmer.")
+BAD_CODE = "Code invalide ou expiré. Demandez un nouveau code."
+# "stop", "Stop ", "STOP SMS", "stôp", "ARRÊT": letters only, accents off, any case.
+_STOP = re.compile(r"^(STOP(SMS|ALL)?|ARRET|DESINSCRIPTION|DESABONNEMENT)$")
+
+
+def is_stop(text: str) -> bool:
+    letters = unicodedata.normalize("NFKD", text)
+    letters = "".join(c for c in letters if c.isalpha() and c.isascii()).upper()
+    return bool(_STOP.match(letters))
+
+
+class SubscribeRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phone: str = Field(min_length=4, max_length=40)
+    follows: tuple[Follow, ...] = Field(min_length=1, max_length=20)
+
+
+class PhoneRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phone: str = Field(min_length=4, max_length=40)
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phone: str = Field(min_length=4, max_length=40)
+    code: str = Field(min_length=1, max_length=20)
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str = Field(min_length=1, max_length=5000)
+    transliterate: bool = True
+
+
+# (number E.164, the SMS) -> sent by the provider now; may raise.
+SendNow = Callable[[str, compose.Sms], Awaitable[None]]
+CommuneName = Callable[[str], Awaitable[str | None]]
+# A receipt -> recorded on DELIVERIES (False: unknown message id).
+RecordReceipt = Callable[[Receipt], Awaitable[bool]]
+
+
+def _fields(error: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in error.errors()]
+
+
+def _limit(limiter: RateLimiter, key: str) -> None:
+    wait = limiter.hit(key)
+    if wait is not None:
+        raise HttpError(429, "rate_limited", "Trop de demandes ; réessayez plus tard.",
+                        headers={"retry-after": str(int(wait) + 1)})
+
+
+@dataclass
+class Web:
+    registry: Registry
+    key: str
+    commune_name: CommuneName
+    send_now: SendNow
+    record_receipt: RecordReceipt
+    clock: Callable[[], datetime]
+    per_client: RateLimiter
+    per_number: RateLimiter
+    webhook_secret: str | None
+    code_ttl_s: int = 900
+    code_attempts: int = 5
+    transliterated: bool = True
+    # None when the channel is off (no provider): residents get 503, previews still work.
+    enabled: bool = True
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def router(self) -> Router:
+        router = Router()
+        router.add("POST", PREFIX, self.subscribe)
+        router.add("POST", PREFIX + "/confirm", self.confirm)
+        router.add("POST", PREFIX + "/delete", self.delete)
+        for method in ("GET", "POST"):
+            router.add(method, WEBHOOKS + "/{secret}/inbound", self.inbound)
+            router.add(method, WEBHOOKS + "/{secret}/receipts", self.receipts)
+        router.add("POST", PREVIEW, self.preview)
+        return router
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
+
+    # -- residents ----------------------------------------------------------------------
+
+    def _on(self) -> None:
+        if not self.enabled:
+            raise HttpError(503, "channel_off", "Le service SMS n’est pas disponible.")
+
+    def _number(self, raw: str) -> str:
+        try:
+            return normalise(raw)
+        except BadNumber as error:
+            raise HttpError(422, "invalid_input", "Numéro de téléphone invalide.",
+                            fields=[{"field": "phone", "message": str(error)}]) from error
+
+    def _body(self, request: Request, model: type[BaseModel]) -> Any:
+        try:
+            return model.model_validate(request.json())
+        except ValidationError as error:
+            raise HttpError(422, "invalid_input", "Demande invalide.",
+                            fields=_fields(error)) from error
+
+    async def subscribe(self, request: Request) -> ChannelHttpReply:
+        self._on()
+        _limit(self.per_client, "client:" + request.client)
+        body: SubscribeRequest = self._body(request, SubscribeRequest)
+        number = self._number(body.phone)
+        names = []
+        for i, follow in enumerate(body.follows):
+            name = await self.commune_name(follow.commune)
+            if name is None:
+                raise HttpError(422, "invalid_input", "Commune inconnue.", fields=[
+                    {"field": f"follows.{i}.commune",
+                     "message": f"la commune {follow.commune} n’utilise pas ce service"}])
+            names.append(name)
+        rid = recipient_id(self.key, number)
+        _limit(self.per_number, "rid:" + rid)
+        await self._send_code(rid, number, Purpose.SUBSCRIBE, body.follows, names)
+        return json_reply(202, {"status": "pending", "message": SENT_CODE})
+
+    async def delete(self, request: Request) -> ChannelHttpReply:
+        """Delete all my data: a code by SMS first (only the phone's owner may)."""
+        self._on()
+        _limit(self.per_client, "client:" + request.client)
+        body: PhoneRequest = self._body(request, PhoneRequest)
+        number = self._number(body.phone)
+        rid = recipient_id(self.key, number)
+        _limit(self.per_number, "rid:" + rid)
+        if await self.registry.get(rid) is not None:
+            await self._send_code(rid, number, Purpose.DELETE, (), [])
+        # The same answer whether the number was known or not.
+        return json_reply(202, {"status": "pending", "message": SENT_CODE})
+
+    async def _send_code(self, rid: str, number: str, purpose: Purpose,
+                         follows: tuple[Follow, ...], names: list[str]) -> None:
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        now = self.clock()
+        pending = PendingCode(hash=code_hash(self.key, rid, code), purpose=purpose,
+                              follows=follows,
+                              expires_at=now + timedelta(seconds=self.code_ttl_s))
+
+        def put_code(current: Subscriber | None) -> Subscriber | None:
+            # An unknown number is kept unconfirmed (it gets nothing until confirmed); a
+            # known one keeps what it follows until its owner types the code.
+            base = current or Subscriber(phone=number, created_at=now)
+            return base.model_copy(update={"code": pending})
+
+        await self.registry.change(rid, put_code)
+        if purpose is Purpose.DELETE:
+            text = f"Crieur : code {code} pour effacer votre inscription aux SMS."
+            sms = compose.prepare_text(text, self.transliterated)
+        else:
+            sms = compose.compose_code(code, names, self.transliterated)
+        task = asyncio.create_task(self._deliver_code(rid, number, sms))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _deliver_code(self, rid: str, number: str, sms: compose.Sms) -> None:
+        try:
+            await self.send_now(number, sms)
+            log.info("sms_code_sent", recipient=rid[:12])
+        except Exception as error:
+            log.warning("sms_code_failed", recipient=rid[:12], error=str(error)[:200])
+
+    async def confirm(self, request: Request) -> ChannelHttpReply:
+        self._on()
+        _limit(self.per_client, "client:" + request.client)
+        body: ConfirmRequest = self._body(request, ConfirmRequest)
+        try:
+            number = normalise(body.phone)
+        except BadNumber:
+            raise HttpError(400, "invalid_code", BAD_CODE) from None
+        # Guessing is bounded by the code's attempts, and new codes by the number's limit.
+        rid = recipient_id(self.key, number)
+        now = self.clock()
+        expected = code_hash(self.key, rid, body.code.strip())
+        outcome: dict[str, Any] = {}
+
+        def check(current: Subscriber | None) -> Subscriber | None:
+            outcome.clear()
+            pending = current.code if current else None
+            if current is None or pending is None or pending.expires_at <= now:
+                return None
+            if not hmac.compare_digest(pending.hash, expected):
+                attempts = pending.attempts + 1
+                # Too many wrong codes: this one is void, a new one must be asked for.
+                code = (pending.model_copy(update={"attempts": attempts})
+                        if attempts < self.code_attempts else None)
+                return current.model_copy(update={"code": code})
+            outcome["purpose"] = pending.purpose
+            return current.model_copy(update={
+                "code": None, "confirmed": True, "confirmed_at": current.confirmed_at or now,
+                "follows": merge_follows(current.follows, pending.follows)})
+
+        await self.registry.change(rid, check)
+        purpose = outcome.get("purpose")
+        if purpose is None:
+            raise HttpError(400, "invalid_code", BAD_CODE)
+        if purpose is Purpose.DELETE:
+            await self.registry.forget(rid)
+            log.info("sms_subscriber_deleted", recipient=rid[:12], how="code")
+            return json_reply(200, {"status": "deleted",
+                                    "message": "Votre numéro et votre inscription sont effacés."})
+        log.info("sms_subscription_confirmed", recipient=rid[:12])
+        return json_reply(200, {"status": "confirmed",
+                                "message": "C’est confirmé : vous recevrez les avis par SMS. "
+                                           "Répondez STOP à tout moment pour arrêter."})
+
+    # -- providers ----------------------------------------------------------------------
+
+    def _webhook(self, request: Request) -> tuple[dict[str, str], Any]:
+        given = request.params.get("secret", "")
+        if not self.webhook_secret or not hmac.compare_digest(
+                given.encode(), self.webhook_secret.encode()):
+            # As if the route did not exist: nothing tells a prober it is close.
+            raise HttpError(404, "not_found", "Cette adresse n’existe pas.")
+        query = dict(parse_qsl(request.raw.query, keep_blank_values=True))
+        body: Any = None
+        if request.raw.body:
+            try:
+                body = request.json()
+            except HttpError:
+                body = dict(parse_qsl(request.raw.body, keep_blank_values=True))
+        return query, body
+
+    async def inbound(self, request: Request) -> ChannelHttpReply:
+        query, body = self._webhook(request)
+        reply = read_reply(query, body)
+        if reply is None:
+            raise HttpError(422, "invalid_input", "Réponse illisible.")
+        if not is_stop(reply.text):
+            log.info("sms_reply_ignored", length=len(reply.text))
+            return json_reply(200, {"status": "ignored"})
+        try:
+            number = normalise(reply.sender)
+        except BadNumber:
+            return json_reply(200, {"status": "ignored"})
+        rid = recipient_id(self.key, number)
+        await self.registry.forget(rid)
+        log.info("sms_subscriber_deleted", recipient=rid[:12], how="stop")
+        return json_reply(200, {"status": "unsubscribed"})
+
+    async def receipts(self, request: Request) -> ChannelHttpReply:
+        query, body = self._webhook(request)
+        receipt = read_receipt(query, body)
+        if receipt is None:
+            raise HttpError(422, "invalid_input", "Accusé de réception illisible.")
+        known = await self.record_receipt(receipt)
+        return json_reply(200, {"status": "recorded" if known else "unknown"})
+
+    # -- staff ----------------------------------------------------------------------------
+
+    async def preview(self, request: Request) -> ChannelHttpReply:
+        body: PreviewRequest = self._body(request, PreviewRequest)
+        return json_reply(200, compose.prepare_text(body.text, body.transliterate).preview())
