@@ -11,6 +11,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from crieur.settings import CommonSettings
 from schemas.streams import BUCKETS, CONFIG_VERSION_KEY, STREAMS, Bucket
 
 log = structlog.get_logger("crieur.bus")
@@ -60,6 +61,15 @@ TRY_ONCE: dict[str, Any] = {
 }
 
 
+class NotProvisionedError(RuntimeError):
+    """A stream or bucket is missing and this service may not create it (production)."""
+
+
+def ensuring() -> bool:
+    """False when streams and buckets are `crieur provision`'s alone (CRIEUR_ENSURE_STREAMS)."""
+    return CommonSettings().ensure_streams
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream, or bring an older one to `config`; never downgrade a newer one.
 
@@ -72,6 +82,9 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         info = await js.stream_info(name)
     except NotFoundError:
+        if not ensuring():
+            raise NotProvisionedError(
+                f"stream {name} does not exist: run `crieur provision`") from None
         try:
             await js.add_stream(config=config)
             log.info("stream_created", stream=name, config_version=config_version(config))
@@ -79,6 +92,12 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         except BadRequestError:
             info = await js.stream_info(name)  # another service created it meanwhile
     ours, theirs = config_version(config), config_version(info.config)
+    if not ensuring():
+        # Production: the provisioning step owns the definition; say when it lags behind.
+        if theirs < ours:
+            log.warning("stream_older_config", stream=name, ours=ours, theirs=theirs,
+                        hint="run `crieur provision`")
+        return
     if theirs >= ours:
         if theirs > ours:
             log.info("stream_newer_config_kept", stream=name, ours=ours, theirs=theirs)
@@ -105,7 +124,9 @@ async def ensure_bucket(js: JetStreamContext, bucket: Bucket) -> KeyValue:
     try:
         return await js.key_value(bucket.name)
     except BucketNotFoundError:
-        pass
+        if not ensuring():
+            raise NotProvisionedError(
+                f"bucket {bucket.name} does not exist: run `crieur provision`") from None
     try:
         return await js.create_key_value(config=bucket.config())
     except BadRequestError:

@@ -14,3 +14,6 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "auto"
     data_dir: Path = Path("var")
+    # False in production: streams and buckets are made by `crieur provision` alone, and a
+    # service only checks that what it needs exists (deploy/README.md).
+    ensure_streams: bool = True

@@ -19,6 +19,7 @@ import httpx
 import nats.errors
 from pydantic import ValidationError
 
+from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
 from services.notices.store import NatsStore
@@ -190,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     api_args(wd)
     wd.add_argument("--id", required=True)
     wd.set_defaults(run=withdraw)
+
+    provisioning.add_parser(sub)
     return p
 
 
