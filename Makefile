@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv run test test-unit test-integration test-e2e lint schemas clean
+.PHONY: venv run test test-unit test-integration test-e2e lint schemas bench clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ lint: venv
 # Re-export the JSON Schemas of the events into schemas/json/ (a test fails when stale).
 schemas: venv
 	$(PY) -m schemas.export
+
+# Not part of `make test`: one notice to 10,000 email subscribers against raw baselines
+# measured in the same run; prints a table and writes var/bench/email.json.
+bench: venv
+	$(PY) -m bench
 
 clean:
 	rm -rf var .pytest_cache

@@ -24,6 +24,8 @@ class DeliveryOutcome(StrEnum):
     BOUNCED = "bounced"
     DELIVERED = "delivered"
     SHOWN = "shown"
+    # Not sent on purpose: the notice was withdrawn, expired or superseded before its turn.
+    DROPPED = "dropped"
 
 
 class DeliveryReport(BaseModel):

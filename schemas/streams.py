@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from schemas import subjects
 
@@ -76,6 +82,8 @@ class Bucket:
     description: str
     ttl: float = 0.0
     history: int = 1
+    # Reads answered by any replica without a leader round trip (hot-path lookups).
+    direct: bool = False
 
     def config(self) -> KeyValueConfig:
         return KeyValueConfig(
@@ -84,6 +92,7 @@ class Bucket:
             ttl=self.ttl or None,
             history=self.history,
             storage=StorageType.FILE,
+            direct=self.direct or None,
         )
 
 
@@ -93,3 +102,38 @@ IDEMPOTENCY = Bucket("idempotency", "HTTP Idempotency-Key -> notice id, kept 24 
 SCHEDULE = Bucket("schedule", "Notices waiting for their publish_at, key = notice id")
 
 BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE)
+
+
+# The channel kit's own: a work queue of one job per recipient, and what was sent.
+# They are ensured by the kit (crieur.channel), not by every service.
+JOBS_STREAM = "JOBS"
+
+JOBS = StreamConfig(
+    name=JOBS_STREAM,
+    metadata=_version(1),
+    description="Channel jobs, one per notice event and recipient (schemas.jobs); gone once done",
+    subjects=[subjects.JOBS],
+    # A job is removed when its worker acks it: the queue holds only what is left to do.
+    retention=RetentionPolicy.WORK_QUEUE,
+    # Jobs survive a nats-server restart (file, not memory).
+    storage=StorageType.FILE,
+    # A job nobody took in a week is moot (the notice has long gone out by other channels).
+    max_age=7 * DAY,
+    # A fan-out that crashed is redone within minutes; its jobs' Nats-Msg-Id (Job.key) then
+    # match and are stored once. Beyond the window the sent records still stop a resend.
+    duplicate_window=3600.0,
+    # Never drop a queued job to make room: refuse the new one (the fan-out retries).
+    discard=DiscardPolicy.NEW,
+)
+
+CHANNEL_STREAMS: tuple[StreamConfig, ...] = (JOBS,)
+
+# One record per job the sink accepted, key `<channel>.<notice_id>.<version>.<kind>.<recipient>`:
+# checked before each send, and read to find who got a notice (corrections, withdrawals).
+SENT = Bucket(
+    "sent",
+    "What each channel sent: one key per job the sink accepted",
+    # As long as a notice may still be corrected or withdrawn in practice.
+    ttl=400 * DAY,
+    direct=True,
+)

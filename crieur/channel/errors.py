@@ -29,3 +29,8 @@ class Permanent(DeliveryError):
 
 class RecipientGone(Permanent):
     """The recipient no longer exists at the sink (FCM UNREGISTERED): forget it."""
+
+
+class Unsubscribed(Permanent):
+    """The recipient left (unsubscribed, deleted) before the job's turn: reported as
+    `dropped`, not as a failure, and `on_permanent` is not called."""

@@ -1,0 +1,180 @@
+"""The fan-out: each NOTICES event becomes one job per recipient on `jobs.<name>.<commune>`.
+
+Jobs are published asynchronously in windows (never 100,000 futures at once), each with
+`Nats-Msg-Id = Job.key`, and the event is acked only once every job is stored: a planner
+killed midway plans again from the start and JetStream keeps each job once. An event that
+cannot be read is a dead letter, and the next event goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import Header
+from pydantic import ValidationError
+
+from crieur.channel import policy
+from crieur.channel.current import CurrentNotices
+from crieur.channel.port import RECIPIENT_ID, ChannelPort
+from crieur.channel.sent import PUBLISH_TIMEOUT_S, SentRecords
+from crieur.channel.settings import ChannelSettings
+from crieur.deadletter import dead_letter
+from schemas import subjects
+from schemas.events import EventKind, NoticeEvent, parse_notice_event
+from schemas.jobs import Job
+from schemas.notice import NoticeState
+from schemas.streams import JOBS_STREAM
+from schemas.versions import NewerSchemaVersion
+
+log = structlog.get_logger("crieur.channel.fanout")
+
+
+class JobTemplate:
+    """Serialises the jobs of one event cheaply: the JSON is the same but for the recipient."""
+
+    def __init__(self, job: Job) -> None:
+        marker = "\x00recipient\x00"
+        text = job.model_copy(update={"recipient": marker}).model_dump_json()
+        self._before, self._after = text.split(json.dumps(marker), 1)
+        self._key = job.key[: -len(job.recipient)]
+
+    def render(self, recipient: str) -> tuple[bytes, str]:
+        # RECIPIENT_ID characters need no JSON escaping.
+        return f'{self._before}"{recipient}"{self._after}'.encode(), self._key + recipient
+
+
+async def publish_jobs(js: JetStreamContext, subject: str,
+                       jobs: Iterable[tuple[bytes, str]] | AsyncIterator[tuple[bytes, str]],
+                       window: int, on_window: Callable[[], Any] | None = None) -> int:
+    """Publish (payload, msg id) pairs in windows; returns how many; raises if one failed."""
+    pending: list[asyncio.Future[Any]] = []
+    count = 0
+
+    async def settle() -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_TIMEOUT_S)
+        finally:
+            for future in pending:
+                if not future.done():
+                    future.cancel()
+            pending.clear()
+        if on_window is not None:
+            await on_window()
+
+    async def each() -> AsyncIterator[tuple[bytes, str]]:
+        if isinstance(jobs, AsyncIterator):
+            async for item in jobs:
+                yield item
+        else:
+            for item in jobs:
+                yield item
+
+    async for payload, msg_id in each():
+        pending.append(await js.publish_async(subject, payload, stream=JOBS_STREAM,
+                                              headers={Header.MSG_ID: msg_id}))
+        count += 1
+        if len(pending) >= window:
+            await settle()
+    if pending:
+        await settle()
+    return count
+
+
+class Fanout:
+    def __init__(self, port: ChannelPort[Any], settings: ChannelSettings, js: JetStreamContext,
+                 name: str, sent: SentRecords, notices: CurrentNotices,
+                 now: Callable[[], datetime]) -> None:
+        self.port = port
+        self.settings = settings
+        self.js = js
+        self.name = name
+        self.sent = sent
+        self.notices = notices
+        self.now = now
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await self.handle_one(msg)
+
+    async def handle_one(self, msg: Msg) -> None:
+        attempt = msg.metadata.num_delivered or 1
+        try:
+            event = parse_notice_event(msg.data)
+        except (ValidationError, NewerSchemaVersion) as error:
+            # Not an event, or one of a newer contract (kept, to replay after an upgrade).
+            await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
+                              data=msg.data, reason=f"not a notice event: {error}"[:2000],
+                              headers=dict(msg.headers or {}), deliveries=attempt,
+                              stream_sequence=msg.metadata.sequence.stream)
+            await msg.ack()
+            return
+        bound = log.bind(notice_id=event.notice.id, commune=event.notice.commune,
+                         kind=event.kind, version=event.notice.version)
+        # Planning 100,000 jobs takes longer than ack_wait: say we are on it meanwhile.
+        keepalive = asyncio.create_task(keep_in_progress(lambda: [msg],
+                                                         self.settings.channel_ack_wait_s))
+        try:
+            count = await self.plan(event)
+        except Exception as error:
+            keepalive.cancel()
+            if attempt >= self.settings.channel_max_attempts:
+                await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
+                                  data=msg.data, reason=f"planning failed: {error!r}"[:2000],
+                                  deliveries=attempt,
+                                  stream_sequence=msg.metadata.sequence.stream)
+                await msg.ack()
+                return
+            delay = policy.backoff_delay(attempt, self.settings.channel_backoff_s,
+                                         self.settings.channel_backoff_max_s)
+            bound.warning("fanout_failed", error=repr(error)[:300], attempt=attempt,
+                          retry_in_s=delay)
+            await msg.nak(delay=delay)
+            return
+        finally:
+            keepalive.cancel()
+        await msg.ack()
+        bound.info("fanout_planned", jobs=count, attempt=attempt)
+
+    async def plan(self, event: NoticeEvent) -> int:
+        notice = event.notice
+        current = await self.notices.get(notice.commune, notice.id)
+        if event.kind is not EventKind.WITHDRAWN and current is not None and (
+                current.state is NoticeState.WITHDRAWN or policy.expired(current, self.now())):
+            return 0  # nobody needs it any more; the worker would drop every job
+        template = JobTemplate(Job(channel=self.port.channel, commune=notice.commune,
+                                   notice_id=notice.id, version=notice.version,
+                                   kind=event.kind, recipient="x"))
+        subject = subjects.jobs(self.name, notice.commune)
+
+        async def rendered() -> AsyncIterator[tuple[bytes, str]]:
+            if policy.audience(event.kind) is policy.Audience.SUBSCRIBERS:
+                async for recipient in self.port.recipients(notice):
+                    if RECIPIENT_ID.match(recipient):
+                        yield template.render(recipient)
+                    else:
+                        log.error("recipient_id_invalid", channel=self.name, length=len(recipient))
+            else:
+                for recipient in await self.sent.recipients(notice.id, event.kind,
+                                                            notice.version):
+                    yield template.render(recipient)
+
+        return await publish_jobs(self.js, subject, rendered(),
+                                  self.settings.channel_fanout_window)
+
+
+async def keep_in_progress(msgs: Callable[[], list[Msg]], ack_wait_s: float) -> None:
+    """Tell JetStream, every ack_wait/3, that these messages are being worked on."""
+    while True:
+        await asyncio.sleep(ack_wait_s / 3)
+        for msg in msgs():
+            try:
+                await msg.in_progress()
+            except Exception as error:  # an ack already sent, a connection away: keep going
+                log.debug("in_progress_failed", error=repr(error))

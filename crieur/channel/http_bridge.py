@@ -1,0 +1,153 @@
+"""A channel's HTTP routes, answered over the front door's request-reply (`channels.<ch>.http`).
+
+The front door forwards each request (schemas.channels.ChannelHttpRequest) and returns our
+ChannelHttpReply as is. `Router` matches method + path pattern (`/x/{token}`) to a handler;
+`serve` answers on the channel's subject in a queue group, so several processes share it.
+A request that cannot be read gets a 400, an unknown path a 404, a wrong method a 405;
+a handler that crashes gets a 500 and a log line, and the next request is answered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
+
+from schemas import subjects
+from schemas.channels import ChannelHttpReply, ChannelHttpRequest
+
+log = structlog.get_logger("crieur.channel.http")
+
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One forwarded request, with the path parameters its route captured."""
+
+    raw: ChannelHttpRequest
+    params: dict[str, str]
+
+    @property
+    def method(self) -> str:
+        return self.raw.method
+
+    @property
+    def client(self) -> str:
+        return self.raw.client_ip
+
+    def header(self, name: str) -> str:
+        return self.raw.headers.get(name.lower(), "")
+
+    def json(self) -> Any:
+        """The body as JSON; raises HttpError(400) if it is not."""
+        try:
+            return json.loads(self.raw.body or "null")
+        except ValueError as error:
+            raise HttpError(400, "invalid_json", "Le corps de la requête n’est pas du JSON "
+                            "valide.") from error
+
+    def form(self) -> dict[str, list[str]]:
+        """An HTML form post (application/x-www-form-urlencoded)."""
+        return parse_qs(self.raw.body, keep_blank_values=True)
+
+
+Handler = Callable[[Request], Awaitable[ChannelHttpReply]]
+
+
+class HttpError(Exception):
+    """Raised by a handler: becomes a JSON error reply in the front door's error shape."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 fields: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields = fields or []
+        self.headers = headers or {}
+
+    def reply(self) -> ChannelHttpReply:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields:
+            error["fields"] = self.fields
+        return json_reply(self.status, {"error": error}, self.headers)
+
+
+def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> ChannelHttpReply:
+    return ChannelHttpReply(status=status, headers={"content-type": JSON, **(headers or {})},
+                            body=json.dumps(body, ensure_ascii=False))
+
+
+def html_reply(status: int, body: str, headers: dict[str, str] | None = None) -> ChannelHttpReply:
+    return ChannelHttpReply(status=status, body=body, headers={
+        "content-type": HTML, "cache-control": "no-store", "referrer-policy": "no-referrer",
+        # The pages carry a personal token in their URL: never framed, never leaked onwards.
+        "x-frame-options": "DENY", **(headers or {})})
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", pattern)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)"
+                    for i, p in enumerate(parts))
+    return re.compile(f"^{regex}$")
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        self._routes.append((method.upper(), _compile(pattern), handler))
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(method, pattern, handler)
+            return handler
+        return register
+
+    async def dispatch(self, raw: ChannelHttpRequest) -> ChannelHttpReply:
+        allowed = []
+        for method, regex, handler in self._routes:
+            found = regex.match(raw.path)
+            if found is None:
+                continue
+            if method != raw.method.upper():
+                allowed.append(method)
+                continue
+            try:
+                return await handler(Request(raw, found.groupdict()))
+            except HttpError as error:
+                return error.reply()
+            except Exception:
+                log.exception("channel_http_handler_failed", method=raw.method,
+                              route=regex.pattern)
+                return HttpError(500, "internal", "Erreur interne ; réessayez plus tard.").reply()
+        if allowed:
+            return HttpError(405, "method_not_allowed", "Méthode non autorisée.",
+                             headers={"allow": ", ".join(sorted(set(allowed)))}).reply()
+        return HttpError(404, "not_found", "Cette adresse n’existe pas.").reply()
+
+    async def answer(self, msg: Msg) -> None:
+        try:
+            raw = ChannelHttpRequest.model_validate_json(msg.data)
+        except ValidationError:
+            reply = HttpError(400, "bad_request", "Requête illisible.").reply()
+        else:
+            reply = await self.dispatch(raw)
+        if msg.reply:
+            await msg.respond(reply.model_dump_json().encode())
+
+    async def serve(self, nc: Client, channel: str) -> Subscription:
+        """Answer `channels.<channel>.http` until the subscription is drained."""
+        return await nc.subscribe(subjects.channel_http(channel), queue=f"{channel}-http",
+                                  cb=self.answer)

@@ -1,0 +1,27 @@
+"""The kit's settings (CRIEUR_CHANNEL_*): every channel service's settings extend this class."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from crieur.settings import CommonSettings
+
+
+class ChannelSettings(CommonSettings):
+    """How a channel's worker pulls, retries and gives up; the defaults suit a village."""
+
+    # Jobs per pull request: large enough that NATS round trips vanish behind the sends.
+    channel_batch: int = Field(default=256, ge=1, le=10_000)
+    # A job not acked (nor marked in progress) within this time is redelivered.
+    channel_ack_wait_s: float = Field(default=30.0, gt=1.0)
+    # Attempts of one job (transient failures) before it becomes a dead letter.
+    channel_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Exponential backoff between attempts: base * 2**(attempt-1), capped.
+    channel_backoff_s: float = Field(default=2.0, gt=0)
+    channel_backoff_max_s: float = Field(default=300.0, gt=0)
+    # Jobs published at once by the fan-out before waiting for their acks (memory bound).
+    channel_fanout_window: int = Field(default=1000, ge=1, le=100_000)
+    # Jobs handed out at once to all the workers of a channel (JetStream max_ack_pending).
+    channel_max_ack_pending: int = Field(default=2000, ge=1)
+    # On SIGTERM, how long in-flight sends may take to finish before the process goes.
+    channel_drain_s: float = Field(default=20.0, gt=0)

@@ -1,0 +1,298 @@
+"""The worker: pulls jobs in batches, sends those still worth sending, once, and reports.
+
+For each batch: unreadable jobs become dead letters; the notices are read as they stand
+(withdrawn, expired, superseded jobs are dropped and reported); jobs with a sent record
+are not sent again; the rest are sent `port.concurrency` at a time, paced to
+`port.rate_per_s`, each checked once more against the live notice right before it goes.
+A sent job is recorded (sent records), reported, then acked. A transient failure naks the
+job with backoff (Retry-After honoured) and pauses the whole sink for that long; after
+`channel_max_attempts` it is a dead letter and a `failed` report. A permanent one is a
+`bounced` report and `port.on_permanent`. Jobs fetched but not started when the worker
+stops are handed back at once (nak), so a graceful stop sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from crieur.channel import policy
+from crieur.channel.current import CurrentNotices
+from crieur.channel.errors import Permanent, Transient, Unsubscribed
+from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
+from crieur.channel.pacing import Pacer
+from crieur.channel.port import ChannelPort, Edition
+from crieur.channel.reports import Reports
+from crieur.channel.sent import SentRecords
+from crieur.channel.settings import ChannelSettings
+from crieur.deadletter import dead_letter
+from schemas import subjects
+from schemas.deliveries import DeliveryOutcome
+from schemas.jobs import Job
+from schemas.versions import NewerSchemaVersion, read_message
+
+log = structlog.get_logger("crieur.channel.worker")
+
+
+@dataclass
+class _Item:
+    msg: Msg
+    job: Job
+    attempt: int
+    done: bool = False
+
+
+@dataclass
+class _Batch:
+    items: list[_Item] = field(default_factory=list)
+    # Jobs to queue because the notice moved on (publication of a new version, follow-ups).
+    more: list[Job] = field(default_factory=list)
+    sent: list[Job] = field(default_factory=list)
+    after: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Drafts:
+    """`port.prepare` once per edition; the last few editions are kept."""
+
+    def __init__(self, port: ChannelPort[Any], keep: int = 32) -> None:
+        self._port = port
+        self._keep = keep
+        self._drafts: dict[str, asyncio.Future[Any]] = {}
+
+    async def get(self, edition: Edition) -> Any:
+        future = self._drafts.get(edition.key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = asyncio.ensure_future(self._port.prepare(edition))
+            self._drafts[edition.key] = future
+            while len(self._drafts) > self._keep:
+                del self._drafts[next(iter(self._drafts))]
+        return await asyncio.shield(future)
+
+
+class Worker:
+    def __init__(self, port: ChannelPort[Any], settings: ChannelSettings, js: JetStreamContext,
+                 name: str, sent: SentRecords, reports: Reports, notices: CurrentNotices,
+                 now: Callable[[], datetime], stopping: asyncio.Event) -> None:
+        self.port = port
+        self.settings = settings
+        self.js = js
+        self.name = name
+        self.sent = sent
+        self.reports = reports
+        self.notices = notices
+        self.now = now
+        self.stopping = stopping
+        self.drafts = Drafts(port)
+        self.pacer = Pacer(port.rate_per_s)
+        # The sink is failing: no send before this (monotonic) time.
+        self._paused_until = 0.0
+        self._failures_in_a_row = 0
+        self.counts: dict[str, int] = {}
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        batch = _Batch()
+        for msg in msgs:
+            attempt = msg.metadata.num_delivered or 1
+            try:
+                job = read_message(Job, msg.data)
+            except (ValidationError, NewerSchemaVersion) as error:
+                await self._dead_letter(msg, attempt, f"not a job: {error}")
+                continue
+            batch.items.append(_Item(msg, job, attempt))
+        if not batch.items:
+            return
+        keepalive = asyncio.create_task(keep_in_progress(
+            lambda: [i.msg for i in batch.items if not i.done],
+            self.settings.channel_ack_wait_s))
+        try:
+            await self._handle_batch(batch)
+        finally:
+            keepalive.cancel()
+        if batch.more:
+            await self._queue(batch.more)
+
+    async def _handle_batch(self, batch: _Batch) -> None:
+        now = self.now()
+        notices = {(i.job.commune, i.job.notice_id) for i in batch.items}
+        current = {nid: await self.notices.get(commune, nid) for commune, nid in notices}
+        already = await self.sent.sent_among([i.job for i in batch.items])
+        todo: asyncio.Queue[_Item] = asyncio.Queue()
+        for item in batch.items:
+            if self.sent.key(item.job) in already:
+                # Sent before a crash or a lost ack: say so again (deduplicated) and ack.
+                self._count("duplicate")
+                await self.reports.report(item.job, DeliveryOutcome.SENT, now,
+                                          detail="already sent")
+                await self._ack(item)
+                continue
+            verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
+            if verdict.action is policy.Action.DROP:
+                await self._drop(item, verdict, batch)
+                continue
+            todo.put_nowait(item)
+        senders = [asyncio.create_task(self._sender(todo, batch))
+                   for _ in range(max(1, min(self.port.concurrency, todo.qsize())))]
+        if senders:
+            await asyncio.gather(*senders)
+        if batch.after:
+            await asyncio.gather(*batch.after)
+        # The notice moved on while these were going out: those recipients need the
+        # correction or withdrawal too, which a fan-out reading the sent records a moment
+        # earlier could not know.
+        fresh = {nid: await self.notices.get(commune, nid, fresh=True)
+                 for commune, nid in {(j.commune, j.notice_id) for j in batch.sent}}
+        for job in batch.sent:
+            extra = policy.follow_up(job, fresh[job.notice_id])
+            if extra is not None:
+                batch.more.append(extra)
+
+    async def _sender(self, todo: asyncio.Queue[_Item], batch: _Batch) -> None:
+        while not todo.empty():
+            item = todo.get_nowait()
+            if self.stopping.is_set():
+                # Graceful stop: not started, so hand it back for another worker now.
+                await item.msg.nak()
+                item.done = True
+                continue
+            await self._wait_for_sink()
+            await self.pacer.wait()
+            # The last word: a withdrawal seen a moment ago stops this job.
+            verdict = policy.verdict(item.job, self.notices.peek(item.job.notice_id),
+                                     self.now())
+            if verdict.action is policy.Action.DROP:
+                await self._drop(item, verdict, batch)
+                continue
+            try:
+                await self._send(item, batch)
+            except Exception as error:
+                # NATS away for longer than the publishes wait: the job comes back after
+                # ack_wait; its sent record (if stored) stops a second send.
+                log.error("job_handling_failed", error=repr(error)[:300],
+                          notice_id=item.job.notice_id)
+                item.done = True
+
+    async def _wait_for_sink(self) -> None:
+        while (wait := self._paused_until - time.monotonic()) > 0 and not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.stopping.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def _send(self, item: _Item, batch: _Batch) -> None:
+        job = item.job
+        notice = self.notices.peek(job.notice_id)
+        assert notice is not None  # verdict() sends only known notices
+        try:
+            edition = Edition(kind=job.kind, notice=notice,
+                              commune_name=await self.notices.commune_name(job.commune))
+            draft = await self.drafts.get(edition)
+            target = await self.port.send(job, draft)
+        except Unsubscribed as error:
+            self._count("dropped")
+            await self.reports.report(job, DeliveryOutcome.DROPPED, self.now(),
+                                      target=job.recipient[:12], detail=error.reason)
+            await self._ack(item)
+            return
+        except Permanent as error:
+            self._failures_in_a_row = 0
+            self._count("bounced")
+            await self.reports.report(job, DeliveryOutcome.BOUNCED, self.now(),
+                                      target=job.recipient[:12], detail=error.reason)
+            try:
+                await self.port.on_permanent(job, error)
+            except Exception as hook_error:
+                log.error("on_permanent_failed", error=repr(hook_error)[:300],
+                          notice_id=job.notice_id)
+            await self._ack(item)
+            return
+        except Exception as error:
+            await self._retry_later(item, error)
+            return
+        self._failures_in_a_row = 0
+        self._count("sent")
+        # Record, report and ack in the background: the sink's slot takes the next job now
+        # (NATS round trips would otherwise add to every send).
+        batch.after.append(asyncio.create_task(self._after_sent(item, target, batch)))
+
+    async def _after_sent(self, item: _Item, target: str, batch: _Batch) -> None:
+        job = item.job
+        try:
+            if not await self.sent.record(job, target, self.now()):
+                log.warning("sent_twice", notice_id=job.notice_id, version=job.version,
+                            recipient=job.recipient[:12])
+            await self.reports.report(job, DeliveryOutcome.SENT, self.now(), target=target)
+            batch.sent.append(job)
+            await self._ack(item)
+        except Exception as error:
+            # NATS away for longer than the publishes wait: the job comes back after
+            # ack_wait; its sent record (if stored) stops a second send.
+            log.error("sent_record_failed", error=repr(error)[:300], notice_id=job.notice_id)
+            item.done = True
+
+    async def _retry_later(self, item: _Item, error: Exception) -> None:
+        retry_after = error.retry_after if isinstance(error, Transient) else None
+        reason = error.reason if isinstance(error, Transient) else f"unexpected: {error!r}"
+        self._failures_in_a_row += 1
+        # The whole sink waits, not just this job: N jobs must not hammer a sink that is down.
+        pause = policy.backoff_delay(self._failures_in_a_row, self.settings.channel_backoff_s,
+                                     self.settings.channel_backoff_max_s, retry_after)
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        bound = log.bind(notice_id=item.job.notice_id, commune=item.job.commune,
+                         attempt=item.attempt, reason=reason[:300])
+        if item.attempt >= self.settings.channel_max_attempts:
+            self._count("failed")
+            await self.reports.report(item.job, DeliveryOutcome.FAILED, self.now(),
+                                      target=item.job.recipient[:12],
+                                      detail=f"gave up after {item.attempt} attempts: {reason}")
+            await self._dead_letter(item.msg, item.attempt,
+                                    f"gave up after {item.attempt} attempts: {reason}")
+            item.done = True
+            return
+        delay = policy.backoff_delay(item.attempt, self.settings.channel_backoff_s,
+                                     self.settings.channel_backoff_max_s, retry_after,
+                                     jitter=0.2)
+        self._count("retried")
+        bound.warning("send_failed_retry", retry_in_s=round(delay, 2))
+        await item.msg.nak(delay=delay)
+        item.done = True
+
+    async def _drop(self, item: _Item, verdict: policy.Verdict, batch: _Batch) -> None:
+        self._count("dropped")
+        await self.reports.report(item.job, DeliveryOutcome.DROPPED, self.now(),
+                                  target=item.job.recipient[:12], detail=verdict.reason)
+        if verdict.instead is not None:
+            # Queued before the ack: a crash in between queues it again, deduplicated.
+            await self._queue([verdict.instead])
+        await self._ack(item)
+
+    async def _queue(self, jobs: list[Job]) -> None:
+        by_subject: dict[str, list[tuple[bytes, str]]] = {}
+        for job in jobs:
+            payload, key = JobTemplate(job).render(job.recipient)
+            by_subject.setdefault(subjects.jobs(self.name, job.commune), []).append(
+                (payload, key))
+        for subject, items in by_subject.items():
+            await publish_jobs(self.js, subject, items, self.settings.channel_fanout_window)
+
+    async def _ack(self, item: _Item) -> None:
+        await item.msg.ack()
+        item.done = True
+
+    async def _dead_letter(self, msg: Msg, attempt: int, reason: str) -> None:
+        await dead_letter(self.js, service=f"{self.name}-worker", subject=msg.subject,
+                          data=msg.data, reason=reason[:2000], headers=dict(msg.headers or {}),
+                          deliveries=attempt, stream_sequence=msg.metadata.sequence.stream)
+        await msg.ack()
+

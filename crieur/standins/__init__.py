@@ -1,0 +1,1 @@
+"""Stand-ins of real sinks (an SMTP server...) for `make run` and tests: real protocols."""

@@ -1,0 +1,1 @@
+"""The email channel: confirmed subscriptions, one email per notice, one-click unsubscribe."""

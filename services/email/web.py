@@ -1,0 +1,317 @@
+"""The resident's side: subscribe, confirm, unsubscribe, manage, delete (over the front door).
+
+Every page is French, large and plain, with one obvious button. No answer tells whether
+an address was known: a subscription gets the same 202 whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
+from crieur.channel.ratelimit import RateLimiter
+from schemas.channels import ChannelHttpReply
+from schemas.notice import CATEGORY_LABELS, Category
+from services.email.format import BadAddress, normalise_address
+from services.email.links import PREFIX, BadLink, Links
+from services.email.subscribers import Follow, Registry, Subscriber, merge_follows
+
+log = structlog.get_logger("crieur.email.web")
+
+_PAGES = Environment(loader=PackageLoader("services.email", "templates"),
+                     autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                     trim_blocks=True, lstrip_blocks=True)
+
+ACCEPTED = ("Si cette adresse peut recevoir nos courriels, un message vient de lui être "
+            "envoyé : ouvrez-le et cliquez sur le bouton pour confirmer.")
+
+
+class SubscribeRequest(BaseModel):
+    """POST /api/v1/subscriptions/email: strict, like all HTTP input."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320)
+    follows: tuple[Follow, ...] = Field(min_length=1, max_length=50)
+
+
+# (address, confirm url, commune names) -> sends the confirmation email; may raise.
+SendConfirmation = Callable[[str, str, list[str]], Awaitable[None]]
+# INSEE code -> the commune's name, or None if it is not registered.
+CommuneName = Callable[[str], Awaitable[str | None]]
+
+
+@dataclass
+class Web:
+    registry: Registry
+    links: Links
+    commune_name: CommuneName
+    send_confirmation: SendConfirmation
+    clock: Callable[[], datetime]
+    per_client: RateLimiter
+    per_address: RateLimiter
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def router(self) -> Router:
+        router = Router()
+        router.add("POST", PREFIX, self.subscribe)
+        router.add("GET", PREFIX + "/confirm/{token}", self.confirm)
+        router.add("GET", PREFIX + "/unsubscribe/{token}", self.unsubscribe_page)
+        router.add("POST", PREFIX + "/unsubscribe/{token}", self.unsubscribe)
+        router.add("GET", PREFIX + "/manage/{token}", self.manage_page)
+        router.add("POST", PREFIX + "/manage/{token}", self.manage)
+        router.add("POST", PREFIX + "/manage/{token}/delete", self.delete)
+        return router
+
+    async def drain(self) -> None:
+        """Wait for confirmation emails still being sent (graceful stop)."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
+
+    # -- subscribe and confirm --------------------------------------------------------
+
+    async def subscribe(self, request: Request) -> ChannelHttpReply:
+        _limit(self.per_client, "client:" + request.client)
+        try:
+            body = SubscribeRequest.model_validate(request.json())
+        except ValidationError as error:
+            raise HttpError(422, "invalid_input", "Demande d’inscription invalide.",
+                            fields=_fields(error)) from error
+        try:
+            address = normalise_address(body.email)
+        except BadAddress as error:
+            raise HttpError(422, "invalid_input", "Adresse électronique invalide.", fields=[
+                {"field": "email", "message": "adresse électronique invalide"}]) from error
+        names = []
+        for i, follow in enumerate(body.follows):
+            name = await self.commune_name(follow.commune)
+            if name is None:
+                raise HttpError(422, "invalid_input", "Commune inconnue.", fields=[
+                    {"field": f"follows.{i}.commune",
+                     "message": f"la commune {follow.commune} n’utilise pas ce service"}])
+            names.append(f"{name} ({follow.commune})")
+        rid = self.links.recipient_id(address)
+        # Per address, keyed by the hash: the limiter never holds an address.
+        _limit(self.per_address, "rid:" + rid)
+        now = self.clock()
+
+        def create(current: Subscriber | None) -> Subscriber | None:
+            # An unknown address is kept unconfirmed (it gets nothing until confirmed);
+            # a known one is left as it is: only its owner's click changes what it follows.
+            return Subscriber(email=address, created_at=now) if current is None else None
+
+        await self.registry.change(rid, create)
+        follows = [f.model_dump(mode="json") for f in body.follows]
+        task = asyncio.create_task(self._confirm_mail(address, rid, follows, names))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return json_reply(202, {"status": "pending", "message": ACCEPTED})
+
+    async def _confirm_mail(self, address: str, rid: str, follows: list[dict[str, Any]],
+                            names: list[str]) -> None:
+        try:
+            await self.send_confirmation(address, self.links.confirm_url(rid, follows), names)
+            log.info("confirmation_sent", recipient=rid[:12])
+        except Exception as error:
+            log.warning("confirmation_failed", recipient=rid[:12], error=str(error)[:200])
+
+    async def confirm(self, request: Request) -> ChannelHttpReply:
+        try:
+            rid, raw_follows = self.links.read_confirm(request.params["token"])
+            follows = tuple(Follow.model_validate(f) for f in raw_follows)
+        except BadLink as error:
+            expired = str(error) == "expired"
+            return _page(400, "Ce lien n’est plus valable",
+                         ["Ce lien de confirmation a expiré." if expired
+                          else "Ce lien de confirmation n’est pas valable.",
+                          "Inscrivez-vous à nouveau pour recevoir un nouveau lien."])
+        except ValidationError:
+            return _page(400, "Ce lien n’est plus valable",
+                         ["Ce lien de confirmation n’est pas valable."])
+        now = self.clock()
+
+        def confirm(current: Subscriber | None) -> Subscriber | None:
+            if current is None:
+                return None
+            return current.model_copy(update={
+                "confirmed": True, "confirmed_at": current.confirmed_at or now,
+                "follows": merge_follows(current.follows, follows)})
+
+        if await self.registry.change(rid, confirm) is None:
+            return _page(404, "Inscription introuvable", [
+                "Cette inscription a été effacée entre-temps.",
+                "Inscrivez-vous à nouveau si vous souhaitez recevoir les avis."])
+        log.info("subscription_confirmed", recipient=rid[:12])
+        names = [await self._name(f.commune) for f in follows]
+        return _page(200, "C’est confirmé", [
+            f"Vous recevrez par courriel les avis de : {', '.join(names)}.",
+            "Chaque courriel contient un lien pour vous désabonner."])
+
+    # -- unsubscribe --------------------------------------------------------------------
+
+    def _rid(self, read: Callable[[str], str], token: str) -> str:
+        try:
+            return read(token)
+        except BadLink as error:
+            raise _PageError(_page(400, "Ce lien n’est pas valable", [
+                "Ce lien n’est pas valable. Utilisez le lien du dernier courriel reçu."
+            ])) from error
+
+    async def unsubscribe_page(self, request: Request) -> ChannelHttpReply:
+        try:
+            rid = self._rid(self.links.read_unsubscribe, request.params["token"])
+        except _PageError as page:
+            return page.reply
+        found = await self.registry.get(rid)
+        if found is None:
+            return _page(200, "Vous êtes désabonné", [
+                "Vous ne recevez plus d’avis par courriel à cette adresse."])
+        return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
+                       masked=mask(found[0].email),
+                       action=self.links.unsubscribe_url(rid),
+                       manage_url=self.links.manage_url(rid))
+
+    async def unsubscribe(self, request: Request) -> ChannelHttpReply:
+        """The page's button and RFC 8058 one-click (body `List-Unsubscribe=One-Click`)."""
+        try:
+            rid = self._rid(self.links.read_unsubscribe, request.params["token"])
+        except _PageError as page:
+            return page.reply
+        await self.registry.forget(rid)
+        log.info("unsubscribed", recipient=rid[:12],
+                 one_click="List-Unsubscribe=One-Click" in request.raw.body)
+        return _page(200, "Vous êtes désabonné", [
+            "Vous ne recevrez plus d’avis de la mairie par courriel.",
+            "Votre adresse a été effacée."])
+
+    # -- manage and delete ----------------------------------------------------------------
+
+    async def manage_page(self, request: Request) -> ChannelHttpReply:
+        try:
+            rid = self._rid(self.links.read_manage, request.params["token"])
+        except _PageError as page:
+            return page.reply
+        found = await self.registry.get(rid)
+        if found is None:
+            return _gone()
+        return await self._manage_form(rid, found[0], 200)
+
+    async def manage(self, request: Request) -> ChannelHttpReply:
+        try:
+            rid = self._rid(self.links.read_manage, request.params["token"])
+        except _PageError as page:
+            return page.reply
+        form = request.form()
+        chosen: dict[str, set[Category]] = {}
+        found = await self.registry.get(rid)
+        if found is None:
+            return _gone()
+        for key, values in form.items():
+            if not key.startswith("c."):
+                continue
+            commune = key[2:]
+            try:
+                cats = {Category(v) for v in values}
+            except ValueError:
+                return await self._manage_form(rid, found[0], 422, "Choix invalide.")
+            chosen[commune] = cats
+        # A commune shown with every box unticked is a commune no longer followed.
+        known = {f.commune for f in found[0].follows}
+        if not set(chosen) <= known:
+            return await self._manage_form(rid, found[0], 422, "Choix invalide.")
+        new = (form.get("new_commune") or [""])[0].strip()
+        if new:
+            if await self.commune_name(new) is None:
+                return await self._manage_form(
+                    rid, found[0], 422,
+                    f"La commune « {new} » est inconnue : vérifiez le code à 5 chiffres.")
+            chosen.setdefault(new, set()).update(Category)
+        follows = tuple(Follow(commune=c, categories=tuple(sorted(cats)))
+                        for c, cats in sorted(chosen.items()) if cats)
+
+        def apply(current: Subscriber | None) -> Subscriber | None:
+            return None if current is None else current.model_copy(update={"follows": follows})
+
+        saved = await self.registry.change(rid, apply)
+        if saved is None:
+            return _gone()
+        log.info("subscription_changed", recipient=rid[:12], communes=len(follows))
+        return await self._manage_form(rid, saved, 200, saved=True)
+
+    async def delete(self, request: Request) -> ChannelHttpReply:
+        try:
+            rid = self._rid(self.links.read_manage, request.params["token"])
+        except _PageError as page:
+            return page.reply
+        await self.registry.forget(rid)
+        log.info("subscriber_deleted", recipient=rid[:12])
+        return _page(200, "Vos données sont effacées", [
+            "Votre adresse et vos choix ont été effacés.",
+            "Vous ne recevrez plus d’avis par courriel."])
+
+    async def _manage_form(self, rid: str, subscriber: Subscriber, status: int,
+                           error: str = "", saved: bool = False) -> ChannelHttpReply:
+        follows = [{"commune": f.commune, "name": f"{await self._name(f.commune)}",
+                    "categories": [c.value for c in f.categories]} for f in subscriber.follows]
+        url = self.links.manage_url(rid)
+        return _render(status, "manage.html", heading="Mes avis par courriel",
+                       masked=mask(subscriber.email), follows=follows,
+                       categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
+                       action=url, delete_action=url + "/delete", error=error, saved=saved)
+
+    async def _name(self, insee: str) -> str:
+        name = await self.commune_name(insee)
+        return f"{name} ({insee})" if name else insee
+
+
+class _PageError(Exception):
+    def __init__(self, reply: ChannelHttpReply) -> None:
+        super().__init__("page")
+        self.reply = reply
+
+
+def mask(address: str) -> str:
+    """`j•••@example.org`: enough for its owner to recognise, not enough to harvest."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def _limit(limiter: RateLimiter, key: str) -> None:
+    wait = limiter.hit(key)
+    if wait is not None:
+        seconds = max(1, int(wait + 0.999))
+        raise HttpError(429, "too_many_requests",
+                        "Trop de demandes : réessayez un peu plus tard.",
+                        headers={"retry-after": str(seconds)})
+
+
+def _fields(error: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in error.errors()]
+
+
+def _render(status: int, template: str, **context: Any) -> ChannelHttpReply:
+    return html_reply(status, _PAGES.get_template(template).render(**context))
+
+
+def _page(status: int, heading: str, lines: list[str]) -> ChannelHttpReply:
+    return _render(status, "page.html", heading=heading, lines=lines)
+
+
+def _gone() -> ChannelHttpReply:
+    return _page(404, "Aucune inscription", [
+        "Cette adresse ne reçoit pas d’avis par courriel (ou ses données ont été effacées)."])
+
+
+def new_nonce() -> str:
+    return hashlib.sha256(secrets.token_bytes(16)).hexdigest()[:16]

@@ -1,0 +1,176 @@
+"""The SMTP pool against the real SMTP stand-in: delivery, 4xx and 5xx, outages, auth, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from crieur.channel.errors import Transient
+from crieur.nats_server import free_port
+from crieur.standins.smtp import FAULTS_FILE, SmtpStandin, messages
+from services.email.sender import Bounced, SmtpConfig, SmtpPool
+from services.email.settings import SmtpTls
+
+pytestmark = pytest.mark.integration
+
+FROM = "avis@crieur.example.org"
+
+
+def message(to: str, n: int = 0) -> bytes:
+    return (f"From: {FROM}\r\nTo: {to}\r\nSubject: essai {n}\r\nMessage-ID: <m{n}@x>\r\n\r\n"
+            f"Bonjour {n}\r\n").encode()
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[SmtpStandin]:
+    server = SmtpStandin(tmp_path / "mail").start()
+    yield server
+    server.stop()
+
+
+def pool_for(server: SmtpStandin, size: int = 2, **kwargs: object) -> SmtpPool:
+    return SmtpPool(SmtpConfig(host=server.host, port=server.port, pool=size, timeout_s=5,
+                               **kwargs))  # type: ignore[arg-type]
+
+
+async def test_messages_are_kept_as_files_through_persistent_connections(
+        standin: SmtpStandin) -> None:
+    pool = pool_for(standin, size=2)
+    try:
+        await asyncio.gather(*(pool.send(FROM, f"r{n}@example.org", message(f"r{n}@example.org", n))
+                               for n in range(30)))
+    finally:
+        await pool.close()
+    kept = standin.messages()
+    assert len(kept) == 30
+    first = email.message_from_bytes(kept[0].read_bytes(), policy=policy.default)
+    assert first["Return-Path"] == f"<{FROM}>"
+    assert first["Delivered-To"].startswith("r")
+    assert sorted(email.message_from_bytes(p.read_bytes())["Subject"] for p in kept) == sorted(
+        f"essai {n}" for n in range(30))
+
+
+async def test_a_5xx_for_one_address_is_permanent_and_the_others_go(standin: SmtpStandin) -> None:
+    standin.answer(550, address="gone@example.org")
+    pool = pool_for(standin)
+    try:
+        with pytest.raises(Bounced) as refused:
+            await pool.send(FROM, "gone@example.org", message("gone@example.org"))
+        assert refused.value.code == 550
+        assert "gone@" not in refused.value.reason, "the reason never carries the address"
+        await pool.send(FROM, "here@example.org", message("here@example.org"))
+    finally:
+        await pool.close()
+    assert [email.message_from_bytes(p.read_bytes())["To"] for p in standin.messages()] == [
+        "here@example.org"]
+
+
+async def test_a_4xx_for_a_while_is_transient_then_it_goes(standin: SmtpStandin) -> None:
+    standin.answer(451, seconds=0.5)
+    pool = pool_for(standin)
+    try:
+        with pytest.raises(Transient) as later:
+            await pool.send(FROM, "a@example.org", message("a@example.org"))
+        assert later.value.reason.startswith("smtp 451")
+        await asyncio.sleep(0.6)
+        await pool.send(FROM, "a@example.org", message("a@example.org"))
+    finally:
+        await pool.close()
+    assert len(standin.messages()) == 1
+
+
+async def test_a_server_that_is_away_is_transient_and_the_pool_recovers(tmp_path: Path) -> None:
+    port = free_port()
+    pool = SmtpPool(SmtpConfig(host="127.0.0.1", port=port, pool=1, timeout_s=2))
+    with pytest.raises(Transient):
+        await pool.send(FROM, "a@example.org", message("a@example.org"))
+    server = SmtpStandin(tmp_path / "mail", port=port).start()
+    try:
+        await pool.send(FROM, "a@example.org", message("a@example.org"))
+        server.stop()  # the relay goes away under a connection the pool holds
+        with pytest.raises(Transient):
+            await pool.send(FROM, "b@example.org", message("b@example.org"))
+        server = SmtpStandin(tmp_path / "mail", port=port).start()
+        await pool.send(FROM, "c@example.org", message("c@example.org"))
+    finally:
+        await pool.close()
+        server.stop()
+    assert len(messages(tmp_path / "mail")) == 2
+
+
+async def test_authentication(tmp_path: Path) -> None:
+    server = SmtpStandin(tmp_path / "mail", username="crieur", password="s3cret").start()
+    try:
+        good = pool_for(server, username="crieur", password="s3cret")
+        await good.send(FROM, "a@example.org", message("a@example.org"))
+        await good.close()
+        bad = pool_for(server, username="crieur", password="wrong")
+        with pytest.raises(Transient):  # our login: never the resident's bounce
+            await bad.send(FROM, "a@example.org", message("a@example.org"))
+        await bad.close()
+    finally:
+        server.stop()
+    assert len(server.messages()) == 1
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("mode", [SmtpTls.STARTTLS, SmtpTls.TLS])
+async def test_tls_modes(tmp_path: Path, certificate: tuple[str, str], mode: SmtpTls) -> None:
+    cert, key = certificate
+    server = SmtpStandin(tmp_path / "mail", tls=mode.value, certfile=cert, keyfile=key,
+                         username="crieur", password="s3cret").start()
+    try:
+        pool = pool_for(server, tls=mode, ca_file=cert, username="crieur", password="s3cret")
+        await pool.send(FROM, "a@example.org", message("a@example.org"))
+        await pool.close()
+        untrusted = pool_for(server, tls=mode)  # the system CAs do not know this certificate
+        with pytest.raises(Transient):
+            await untrusted.send(FROM, "b@example.org", message("b@example.org"))
+        await untrusted.close()
+    finally:
+        server.stop()
+    assert len(server.messages()) == 1
+
+
+@pytest.fixture
+def standin_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    port, mail = free_port(), tmp_path / "mail"
+    process = subprocess.Popen([sys.executable, "-m", "crieur.standins.smtp", "--dir", str(mail),
+                                "--port", str(port)], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    assert b"SMTP stand-in on" in process.stdout.readline()
+    yield port, mail
+    process.terminate()
+    assert process.wait(10) == 0, "the stand-in stops cleanly on SIGTERM"
+
+
+async def test_the_standin_as_a_process_obeys_a_faults_file(
+        standin_process: tuple[int, Path]) -> None:
+    port, mail = standin_process
+    pool = SmtpPool(SmtpConfig(host="127.0.0.1", port=port, pool=1, timeout_s=5))
+    try:
+        await pool.send(FROM, "a@example.org", message("a@example.org"))
+        (mail / FAULTS_FILE).write_text(json.dumps([{"code": 550, "address": "b@example.org"}]))
+        with pytest.raises(Bounced):
+            await pool.send(FROM, "b@example.org", message("b@example.org"))
+        await pool.send(FROM, "c@example.org", message("c@example.org"))
+    finally:
+        await pool.close()
+    assert len(messages(mail)) == 2

@@ -1,0 +1,198 @@
+"""A resident subscribes, confirms, changes their mind and leaves, through the front door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crieur.standins.smtp import SmtpStandin
+from services.email.app import EmailService
+from tests.integration.email.conftest import PUBLIC_URL, link_in, mails_to, text_of, wait_for
+from tests.integration.notices.conftest import FrontDoor
+
+pytestmark = pytest.mark.integration
+
+URL = "/api/v1/subscriptions/email"
+
+
+def subscription(door: FrontDoor, address: str, *categories: str) -> dict[str, Any]:
+    return {"email": address,
+            "follows": [{"commune": door.insee, "categories": list(categories or ["alerte"])}]}
+
+
+async def subscribe_and_confirm(door: FrontDoor, mailbox: SmtpStandin, address: str,
+                                *categories: str) -> None:
+    before = len(mails_to(mailbox, address))
+    response = await door.http.post(URL, json=subscription(door, address, *categories))
+    assert response.status_code == 202
+    await wait_for(lambda: len(mails_to(mailbox, address)) > before, what="confirmation")
+    confirm = link_in(mails_to(mailbox, address)[-1], "confirm")
+    page = await door.http.get(confirm)
+    assert page.status_code == 200, page.text
+
+
+async def test_subscribe_then_confirm_by_the_link_in_the_email(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    response = await front_door.http.post(
+        URL, json=subscription(front_door, "Jean.Dupont@Example.org", "alerte", "travaux"),
+        headers={"X-Forwarded-For": "203.0.113.7"})
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    await wait_for(lambda: len(mails_to(mailbox, "jean.dupont@example.org")) == 1,
+                   what="the confirmation email")
+    [mail] = mails_to(mailbox, "jean.dupont@example.org")
+    assert mail["Subject"] == "Confirmez votre inscription aux avis de votre mairie"
+    assert f"pour : Lavoncourt ({front_door.insee})." in text_of(mail)
+
+    rid = service.links.recipient_id("jean.dupont@example.org")
+    assert service.registry is not None
+    found = await service.registry.get(rid)
+    assert found is not None and not found[0].confirmed, "nothing is sent before confirmation"
+    assert service.registry.matching(front_door.insee, "alerte") == []
+
+    page = await front_door.http.get(link_in(mail, "confirm"))
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "C’est confirmé" in page.text and '<html lang="fr">' in page.text
+    found = await service.registry.get(rid)
+    assert found is not None and found[0].confirmed
+    assert [(f.commune, [c.value for c in f.categories]) for f in found[0].follows] == [
+        (front_door.insee, ["alerte", "travaux"])]
+    await wait_for(lambda: service.registry is not None and
+                   service.registry.matching(front_door.insee, "travaux") == [rid],
+                   what="the index to follow the bucket")
+
+
+async def test_subscribing_twice_makes_one_subscription_and_reveals_nothing(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    await subscribe_and_confirm(front_door, mailbox, "marie@example.org")
+    again = await front_door.http.post(URL, json=subscription(front_door, "MARIE@example.org",
+                                                              "travaux"))
+    stranger = await front_door.http.post(URL, json=subscription(front_door,
+                                                                 "stranger@example.org"))
+    assert (again.status_code, again.json()) == (stranger.status_code, stranger.json())
+    assert service.registry is not None
+    rid = service.links.recipient_id("marie@example.org")
+    keys = [k for k in await service.registry.kv.keys() if k == rid]
+    assert keys == [rid]
+    # The second request changes nothing until its own link is clicked.
+    await wait_for(lambda: len(mails_to(mailbox, "marie@example.org")) == 2, what="2nd mail")
+    found = await service.registry.get(rid)
+    assert found is not None
+    assert [c.value for c in found[0].follows[0].categories] == ["alerte"]
+    await front_door.http.get(link_in(mails_to(mailbox, "marie@example.org")[-1], "confirm"))
+    found = await service.registry.get(rid)
+    assert found is not None
+    assert [c.value for c in found[0].follows[0].categories] == ["alerte", "travaux"]
+
+
+async def test_bad_input_gets_a_clear_4xx(front_door: FrontDoor, start_email: Any) -> None:
+    await start_email()
+    cases = [
+        ({"email": "not-an-address", "follows": [{"commune": front_door.insee,
+                                                  "categories": ["alerte"]}]}, 422, "email"),
+        ({"email": "a@example.org", "follows": [{"commune": "99999",
+                                                 "categories": ["alerte"]}]}, 422,
+         "follows.0.commune"),
+        ({"email": "a@example.org", "follows": [{"commune": front_door.insee,
+                                                 "categories": ["fete"]}]}, 422,
+         "follows.0.categories.0"),
+        ({"email": "a@example.org", "follows": []}, 422, "follows"),
+        ({"email": "a@example.org", "follows": [{"commune": front_door.insee,
+                                                 "categories": ["alerte"]}], "admin": True},
+         422, "admin"),
+    ]
+    for body, status, field in cases:
+        response = await front_door.http.post(URL, json=body)
+        assert response.status_code == status, (body, response.text)
+        assert field in [f["field"] for f in response.json()["error"]["fields"]], response.text
+    response = await front_door.http.post(URL, content=b"{not json",
+                                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert (await front_door.http.get(URL + "/nowhere")).status_code == 404
+    assert (await front_door.http.put(URL)).status_code == 405
+    assert (await front_door.http.get(URL + "/unsubscribe/forged.token")).status_code == 400
+    assert (await front_door.http.get(URL + "/confirm/forged.token")).status_code == 400
+
+
+async def test_rate_limited_per_email_and_per_client(front_door: FrontDoor,
+                                                     start_email: Any) -> None:
+    await start_email(email_rate_per_address=2, email_rate_per_client=5)
+    codes = [(await front_door.http.post(URL, json=subscription(front_door,
+                                                                "busy@example.org"))).status_code
+             for _ in range(3)]
+    assert codes == [202, 202, 429]
+    limited = await front_door.http.post(URL, json=subscription(front_door, "Busy@example.org"))
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    more = [(await front_door.http.post(URL, json=subscription(
+        front_door, f"other{i}@example.org"))).status_code for i in range(3)]
+    # 5 per client: 3 + 1 above, so the 2nd of these is the 6th request from this client.
+    assert more == [202, 429, 429]
+
+
+async def test_unsubscribe_from_the_browser_and_by_one_click(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    assert service.registry is not None
+    for address in ("paul@example.org", "lucie@example.org"):
+        await subscribe_and_confirm(front_door, mailbox, address)
+    paul = service.links.recipient_id("paul@example.org")
+    lucie = service.links.recipient_id("lucie@example.org")
+    paul_link = service.links.unsubscribe_url(paul).removeprefix(PUBLIC_URL)
+    lucie_link = service.links.unsubscribe_url(lucie).removeprefix(PUBLIC_URL)
+
+    page = await front_door.http.get(paul_link)
+    assert page.status_code == 200
+    assert "p•••@example.org" in page.text and "paul@example.org" not in page.text
+    assert '<form method="post"' in page.text and "Ne plus recevoir les avis</button>" in page.text
+    assert await service.registry.get(paul) is not None, "a GET changes nothing"
+    done = await front_door.http.post(paul_link, data={})
+    assert done.status_code == 200 and "Vous êtes désabonné" in done.text
+    assert await service.registry.get(paul) is None, "the address is gone from storage"
+
+    # RFC 8058: the mail client POSTs this body to the List-Unsubscribe URL.
+    one_click = await front_door.http.post(
+        lucie_link, content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert one_click.status_code == 200
+    assert await service.registry.get(lucie) is None
+    await wait_for(lambda: service.registry is not None and
+                   service.registry.matching(front_door.insee, "alerte") == [],
+                   what="the index to drop them")
+
+
+async def test_manage_communes_and_categories_then_delete_everything(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    assert service.registry is not None
+    await subscribe_and_confirm(front_door, mailbox, "rose@example.org", "alerte")
+    rid = service.links.recipient_id("rose@example.org")
+    link = link_in(mails_to(mailbox, "rose@example.org")[-1], "confirm")  # any mail will do
+    assert link
+    manage = service.links.manage_url(rid).removeprefix(PUBLIC_URL)
+    page = await front_door.http.get(manage)
+    assert page.status_code == 200
+    assert f"Lavoncourt ({front_door.insee})" in page.text
+    assert 'value="alerte" checked' in page.text and 'value="travaux">' in page.text
+    other = await front_door.store.add_commune("70001", "Autreville")
+    assert other.insee == "70001"
+    changed = await front_door.http.post(manage, data={
+        f"c.{front_door.insee}": ["travaux", "evenement"], "new_commune": "70001"})
+    assert changed.status_code == 200 and "C’est enregistré" in changed.text
+    found = await service.registry.get(rid)
+    assert found is not None
+    assert [(f.commune, [c.value for c in f.categories]) for f in found[0].follows] == [
+        (front_door.insee, ["evenement", "travaux"]),
+        ("70001", ["alerte", "evenement", "information", "travaux"])]
+    unknown = await front_door.http.post(manage, data={"new_commune": "12"})
+    assert unknown.status_code == 422 and "inconnue" in unknown.text
+
+    deleted = await front_door.http.post(manage + "/delete")
+    assert deleted.status_code == 200 and "Vos données sont effacées" in deleted.text
+    assert await service.registry.get(rid) is None
+    assert rid not in await service.registry.kv.keys()
+    assert (await front_door.http.get(manage)).status_code == 404

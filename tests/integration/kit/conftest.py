@@ -1,0 +1,132 @@
+"""The channel kit on a real nats-server, driven by a fake channel (tests/integration/kit/fake.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from crieur.bus import RECONNECT_FOREVER, ensure_streams
+from crieur.channel.runner import ChannelRunner
+from crieur.channel.settings import ChannelSettings
+from schemas import subjects
+from schemas.deadletters import DeadLetter
+from schemas.deliveries import DeliveryReport
+from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
+from schemas.notice import Category, Notice, NoticeState
+from schemas.streams import NOTICES
+from tests.conftest import read_subject
+from tests.integration.kit.fake import FakeChannel
+
+pytestmark = pytest.mark.integration
+
+
+def random_insee() -> str:
+    return f"{random.randint(1000, 95999):05d}"
+
+
+def make_notice(commune: str, **fields: Any) -> Notice:
+    now = datetime.now(UTC)
+    data: dict[str, Any] = {
+        "id": uuid.uuid4().hex[:16], "commune": commune, "category": Category.ALERTE,
+        "title": "Tempête", "body": "Restez chez vous.", "author": "Mairie", "version": 1,
+        "state": NoticeState.PUBLISHED, "created_at": now - timedelta(minutes=1),
+        "updated_at": now, "published_at": now,
+    }
+    return Notice.model_validate(data | fields)
+
+
+@dataclass
+class Mairie:
+    """Publishes on NOTICES the way the front door does."""
+
+    nc: Client
+
+    async def _put(self, event: NoticePublished | NoticeCorrected | NoticeWithdrawn) -> None:
+        await self.nc.jetstream().publish(
+            subjects.notice(event.notice.commune, event.notice.id),
+            event.model_dump_json().encode(), stream="NOTICES",
+            headers={"Nats-Msg-Id": event.msg_id})
+
+    async def publish(self, notice: Notice) -> Notice:
+        await self._put(NoticePublished(occurred_at=datetime.now(UTC), notice=notice))
+        return notice
+
+    async def correct(self, notice: Notice, **changes: Any) -> Notice:
+        new = notice.model_copy(update={"version": notice.version + 1,
+                                        "state": NoticeState.CORRECTED, **changes})
+        await self._put(NoticeCorrected(occurred_at=datetime.now(UTC), notice=new))
+        return new
+
+    async def withdraw(self, notice: Notice) -> Notice:
+        gone = notice.model_copy(update={"state": NoticeState.WITHDRAWN,
+                                         "withdrawn_at": datetime.now(UTC)})
+        await self._put(NoticeWithdrawn(occurred_at=datetime.now(UTC), notice=gone))
+        return gone
+
+
+async def wait_for(condition: Callable[[], bool], within_s: float = 30.0,
+                   what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def reports(nc: Client, channel: str, commune: str) -> list[DeliveryReport]:
+    found = await read_subject(nc.jetstream(), subjects.delivery(channel, commune), wait_s=0.5)
+    return [DeliveryReport.model_validate_json(m.data) for m in found]
+
+
+async def dead_letters(nc: Client, service: str) -> list[DeadLetter]:
+    found = await read_subject(nc.jetstream(), subjects.dead_letter(service), wait_s=0.5)
+    return [DeadLetter.model_validate_json(m.data) for m in found]
+
+
+FAST = {"channel_ack_wait_s": 3.0, "channel_backoff_s": 0.1, "channel_backoff_max_s": 2.0,
+        "channel_batch": 64, "channel_drain_s": 10.0}
+
+
+async def connect(url: str) -> Client:
+    """A connection as a service has it, with NOTICES there as the front door makes it."""
+    client = await nats.connect(url, **RECONNECT_FOREVER)
+    await ensure_streams(client.jetstream(), (NOTICES,))
+    return client
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    client = await connect(nats_url)
+    yield client
+    await client.close()
+
+
+StartKit = Callable[..., Awaitable[ChannelRunner]]
+
+
+@pytest.fixture
+async def start_kit(nc: Client) -> AsyncIterator[StartKit]:
+    """Starts a ChannelRunner for a fake channel under a name of its own; drains at the end."""
+    runners: list[tuple[ChannelRunner, asyncio.Task[None]]] = []
+
+    async def start(port: FakeChannel, **settings: Any) -> ChannelRunner:
+        runner = ChannelRunner(port, ChannelSettings(**(FAST | settings)), nc,
+                               name=f"kit-{uuid.uuid4().hex[:8]}")
+        task = asyncio.create_task(runner.run())
+        await asyncio.wait_for(runner.ready.wait(), 20)
+        runners.append((runner, task))
+        return runner
+
+    yield start
+    for runner, task in runners:
+        runner.stop()
+        await asyncio.wait_for(task, 30)

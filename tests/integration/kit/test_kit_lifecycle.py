@@ -1,0 +1,121 @@
+"""Corrections go to those who got the notice; a withdrawal stops what is not sent yet."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+
+from nats.aio.client import Client
+
+from schemas.deliveries import DeliveryOutcome
+from tests.integration.kit.conftest import (
+    Mairie,
+    StartKit,
+    make_notice,
+    random_insee,
+    reports,
+    wait_for,
+)
+from tests.integration.kit.fake import FakeChannel
+
+
+async def test_a_correction_goes_only_to_those_who_got_the_notice(
+        nc: Client, start_kit: StartKit) -> None:
+    commune = random_insee()
+    first = [f"r{i}" for i in range(20)]
+    port = FakeChannel({commune: list(first)})
+    await start_kit(port)
+    mairie = Mairie(nc)
+    notice = await mairie.publish(make_notice(commune))
+    await wait_for(lambda: len(port.sent) == 20, what="20 sends")
+    port.recipients_by_commune[commune].append("newcomer")  # subscribed after it went out
+
+    v2 = await mairie.correct(notice, title="Tempête : vents à 130 km/h")
+    await wait_for(lambda: len(port.sent) == 40, what="20 corrections")
+    await asyncio.sleep(0.5)
+    corrections = [s for s in port.sent if s.kind == "corrected"]
+    assert sorted(s.recipient for s in corrections) == sorted(first)
+    assert {s.version for s in corrections} == {2}
+    assert port.prepared.count(f"{v2.id}:2:corrected") == 1
+
+
+async def test_a_correction_during_the_fan_out_reaches_everyone_once(
+        nc: Client, start_kit: StartKit) -> None:
+    commune = random_insee()
+    everyone = [f"r{i}" for i in range(200)]
+    port = FakeChannel({commune: everyone}, rate_per_s=100, concurrency=2)
+    await start_kit(port)
+    mairie = Mairie(nc)
+    notice = await mairie.publish(make_notice(commune))
+    await wait_for(lambda: len(port.sent) >= 30, what="30 sends")
+    await mairie.correct(notice, body="Restez chez vous jusqu'à demain.")
+
+    got: dict[str, list[tuple[int, str]]] = defaultdict(list)
+
+    def settled() -> bool:
+        got.clear()
+        for s in port.sent:
+            got[s.recipient].append((s.version, s.kind))
+        # each has v2, either as a first publication or as a correction after v1
+        return len(got) == 200 and all((2, "published") in g or (2, "corrected") in g
+                                       for g in got.values())
+
+    await wait_for(settled, within_s=60, what="everyone has version 2")
+    await asyncio.sleep(1.0)
+    settled()
+    for recipient, seen in got.items():
+        assert seen in ([(1, "published"), (2, "corrected")], [(2, "published")]), (
+            recipient, seen)
+    assert any(seen == [(2, "published")] for seen in got.values())
+
+
+async def test_a_withdrawal_during_the_fan_out_stops_the_rest(
+        nc: Client, start_kit: StartKit) -> None:
+    commune = random_insee()
+    everyone = [f"r{i}" for i in range(400)]
+    port = FakeChannel({commune: everyone}, rate_per_s=100, concurrency=2)
+    await start_kit(port)
+    mairie = Mairie(nc)
+    notice = await mairie.publish(make_notice(commune))
+    await wait_for(lambda: len(port.sent) >= 40, what="40 sends")
+    await mairie.withdraw(notice)
+    withdrawn_at = time.monotonic()
+
+    def published() -> list[str]:
+        return [s.recipient for s in port.sent if s.kind == "published"]
+
+    def withdrawals() -> list[str]:
+        return [s.recipient for s in port.sent if s.kind == "withdrawn"]
+
+    await wait_for(lambda: len(withdrawals()) > 0 and sorted(withdrawals()) == sorted(published()),
+                   within_s=30, what="a withdrawal to each who got it")
+    # Sends already under way when it was seen may finish; nothing starts afterwards.
+    late = [s for s in port.sent if s.kind == "published" and s.at > withdrawn_at + 0.3]
+    assert late == []
+    assert len(published()) < 200
+    assert Counter(withdrawals()) == Counter(published())  # once each
+
+    async def dropped() -> int:
+        return sum(1 for r in await reports(nc, "sms", commune)
+                   if r.notice_id == notice.id and r.outcome is DeliveryOutcome.DROPPED)
+
+    deadline = time.monotonic() + 30
+    while await dropped() < 400 - len(published()):
+        assert time.monotonic() < deadline, "every job not sent is reported dropped"
+        await asyncio.sleep(0.3)
+
+
+async def test_an_expired_notice_is_not_sent(nc: Client, start_kit: StartKit) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    commune = random_insee()
+    port = FakeChannel({commune: ["a", "b"]})
+    await start_kit(port)
+    now = datetime.now(UTC)
+    notice = await Mairie(nc).publish(make_notice(
+        commune, starts_at=now - timedelta(hours=2), ends_at=now - timedelta(hours=1)))
+    live = await Mairie(nc).publish(make_notice(commune))
+    await wait_for(lambda: len(port.sent) == 2, what="the live notice")
+    await asyncio.sleep(0.5)
+    assert {s.notice_id for s in port.sent} == {live.id} and notice.id != live.id
