@@ -17,6 +17,15 @@ from schemas.streams import BUCKETS, CONFIG_VERSION_KEY, STREAMS, Bucket
 log = structlog.get_logger("crieur.bus")
 
 
+def servers(url: str) -> list[str]:
+    """CRIEUR_NATS_URL as nats-py's server list: several URLs, comma-separated, for a cluster.
+
+    Each URL carries its credentials: nats-py connects to the servers a cluster announces
+    without any, so a service must be given every node to reconnect to another one.
+    """
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def _log_error(error: Exception) -> None:
     # nats-py's default prints a traceback per failed attempt; one line says as much.
     log.warning("nats_error", error=repr(error))

@@ -26,7 +26,7 @@ from nats.js.errors import NotFoundError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import schemas
-from crieur.bus import TRY_ONCE, config_version
+from crieur.bus import TRY_ONCE, config_version, servers
 from crieur.settings import CommonSettings
 from schemas.streams import Bucket
 
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> int:
     url = CommonSettings().nats_url
     replicas = args.replicas or ProvisionSettings().nats_replicas
     try:
-        nc = await nats.connect(url, name="crieur-provision", **TRY_ONCE)
+        nc = await nats.connect(servers(url), name="crieur-provision", **TRY_ONCE)
     except (OSError, nats.errors.Error) as error:
         print(f"error: cannot reach NATS ({error}) (CRIEUR_NATS_URL)", file=sys.stderr)
         return 3

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket
+from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
 from schemas.commune import Commune
@@ -66,7 +66,7 @@ class EmailService:
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
-        self.nc = await nats.connect(self.settings.nats_url, name=f"crieur-{self.name}",
+        self.nc = await nats.connect(servers(self.settings.nats_url), name=f"crieur-{self.name}",
                                      **RECONNECT_FOREVER)
         js = self.nc.jetstream()
         while True:
