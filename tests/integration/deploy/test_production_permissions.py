@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -346,15 +345,3 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
     assert conn.errors == []
     assert production.violations(channel) == already
 
-
-def test_the_production_config_is_valid_as_shipped(production: ConfiguredServer) -> None:
-    """`nats-server -t` accepts the files of deploy/nats/ with a production environment."""
-    import subprocess
-
-    from crieur.nats_server import binary
-
-    for config in ("nats-server.conf",):
-        done = subprocess.run([binary(), "-c", str(DEPLOY / "nats" / config), "-t"],
-                              env=production.env() | dict(os.environ), capture_output=True,
-                              text=True, check=False, timeout=30)
-        assert done.returncode == 0, done.stderr + done.stdout
