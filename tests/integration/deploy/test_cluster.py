@@ -21,10 +21,9 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.js.api import KeyValueConfig, StorageType
 
 from crieur.nats_server import free_port
-from crieur.provision import definitions
+from crieur.provision import definitions, provision_bucket
 from crieur.standins.smtp import SmtpStandin
 from schemas import subjects
 from schemas.notice import Category
@@ -224,12 +223,11 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
     killed: ConfiguredServer | None = None
     try:
         # The email channel's own bucket is defined in services/email, outside schemas/:
-        # made by the provision user, as an operator would until it moves to schemas/.
+        # provisioned from that definition by the provision user, as deploy/README.md says.
         nc = await cluster.connect("provision")
         try:
-            await nc.jetstream().create_key_value(config=KeyValueConfig(
-                bucket=SUBSCRIBERS.name, description=SUBSCRIBERS.description,
-                storage=StorageType.FILE, replicas=3))
+            said = await provision_bucket(nc.jetstream(), SUBSCRIBERS, 3)
+            assert said == f"bucket {SUBSCRIBERS.name}: created (replicas 3)"
         finally:
             await nc.close()
         nc = await cluster.connect("operator")
