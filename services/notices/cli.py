@@ -19,6 +19,7 @@ import httpx
 import nats.errors
 from pydantic import ValidationError
 
+from crieur import dead_letters
 from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
@@ -193,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
     wd.set_defaults(run=withdraw)
 
     provisioning.add_parser(sub)
+    dead_letters.add_parser(sub)
     return p
 
 
