@@ -216,7 +216,7 @@ async def test_front_door_loses_nothing_acknowledged_when_a_node_dies(
 
 async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
                                                            tmp_path: Path) -> None:
-    """The village with the email channel: one alert to N subscribers, a node killed midway."""
+    """The village (front door, sign, email): one alert to N subscribers, a node killed midway."""
     n = 300
     mailbox = SmtpStandin(tmp_path / "mail").start()
     running: list[Process] = []
@@ -241,7 +241,8 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
         finally:
             await nc.close()
 
-        api_port, email_port = free_port(), free_port()
+        api_port, email_port, panel_port = free_port(), free_port(), free_port()
+        sign = f"http://127.0.0.1:{panel_port}"
         api = f"http://127.0.0.1:{api_port}"
         running.append(start_service(
             "services.notices",
@@ -259,6 +260,12 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
                 "CRIEUR_CHANNEL_BACKOFF_S": "0.5", "CRIEUR_CHANNEL_BACKOFF_MAX_S": "2",
                 "CRIEUR_CHANNEL_MAX_ATTEMPTS": "50"},
             tmp_path / "email.log", f"http://127.0.0.1:{email_port}/healthz"))
+        running.append(start_service(
+            "services.panel",
+            cluster.env("panel", tmp_path) | {
+                "CRIEUR_PANEL_HTTP_PORT": str(panel_port), "CRIEUR_PANEL_COMMUNE": COMMUNE,
+                "CRIEUR_PANEL_BLANK_HOURS": ""},
+            tmp_path / "panel.log", sign + "/healthz"))
         token = staff_token(cluster, tmp_path)
         async with httpx.AsyncClient(timeout=30) as http:
             answer = await http.post(
@@ -267,6 +274,7 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
                 json={"category": "alerte", "title": "Tempête : restez chez vous",
                       "body": "Vents à 120 km/h attendus cette nuit."})
             assert answer.status_code == 201, answer.text
+            alert_id = answer.json()["id"]
 
         await eventually(lambda: len(mailbox.messages()) >= n // 5, "the fan-out under way")
         killed = await leader_of(cluster, "JOBS")
@@ -282,6 +290,12 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
 
         await eventually(lambda: set(recipients()) >= set(addresses),
                          "every subscriber got the alert", within=240)
+        async with httpx.AsyncClient(timeout=10) as http:
+            async def on_sign() -> bool:
+                playlist = (await http.get(sign + "/playlist")).json()
+                return alert_id in [n["id"] for n in playlist["notices"]]
+
+            await eventually(on_sign, "the sign shows the alert after the node loss")
         got = recipients()
         assert sent_when_killed < n, "the node was not killed midway"
         assert set(got) == set(addresses)
