@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from email.message import EmailMessage
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
@@ -40,18 +39,6 @@ async def nats_publish_and_fetch(url: str, n: int) -> dict[str, float]:
     await nc.close()
     return {"nats_publish_async_msg_per_s": n / publish_s,
             "nats_pull_fetch_ack_msg_per_s": n / fetch_s}
-
-
-def sample_email(size: int = 3000) -> bytes:
-    """A multipart message about the size of a notice email, built once."""
-    msg = EmailMessage()
-    msg["From"] = "Mairie de Lavoncourt <mairie@crieur.localhost>"
-    msg["To"] = "resident@example.org"
-    msg["Subject"] = "Alerte : Tempête, restez chez vous"
-    body = ("Vents à 120 km/h attendus cette nuit. " * (size // 80))[: size // 2]
-    msg.set_content(body)
-    msg.add_alternative(f"<html><body><p>{body}</p></body></html>", subtype="html")
-    return msg.as_bytes()
 
 
 async def smtp_loop(host: str, port: int, pool: int, n: int, message: bytes) -> float:

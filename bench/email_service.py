@@ -22,14 +22,15 @@ import httpx
 import nats
 
 from bench.cpu import cpu_seconds
-from bench.kit import bench_notice, publish
+from bench.kit import publish
 from crieur.bus import ensure_bucket
 from crieur.nats_server import free_port
 from crieur.process import die_with_parent
 from schemas.commune import Commune
-from schemas.notice import Category
+from schemas.events import EventKind
+from schemas.notice import Category, Notice
 from schemas.streams import COMMUNES
-from services.email.format import normalise_address
+from services.email.format import build_notice, normalise_address
 from services.email.links import Links
 from services.email.subscribers import Follow, Registry, add_confirmed
 
@@ -57,6 +58,18 @@ async def seed(url: str, n: int) -> None:
     await nc.close()
 
 
+def real_email(notice: Notice) -> bytes:
+    """The bench notice's email exactly as the service builds it for one subscriber, so the
+    raw aiosmtplib loop carries the same bytes per message as the pipeline."""
+    links = Links(SECRET, PUBLIC_URL, 3600)
+    address = normalise_address("habitant0@example.org")
+    rid = links.recipient_id(address)
+    draft = build_notice(EventKind.PUBLISHED, notice, "Lavoncourt",
+                         from_address="avis@crieur.localhost", public_url=PUBLIC_URL,
+                         now=datetime.now(UTC))
+    return draft.personalise(rid, address, links.unsubscribe_url(rid), links.manage_url(rid))
+
+
 def _start_service(env: dict[str, str], log_file: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "services.email"], env=env,
                             stdout=log_file, stderr=subprocess.STDOUT,
@@ -69,7 +82,8 @@ def count_mail(directory: Path) -> int:
 
 
 async def measure(url: str, smtp_host: str, smtp_port: int, mail: Path, n: int, pool: int,
-                  work: Path, pids: dict[str, int]) -> tuple[float | None, dict[str, Any]]:
+                  work: Path, pids: dict[str, int],
+                  notice: Notice) -> tuple[float | None, dict[str, Any]]:
     started = time.perf_counter()
     await seed(url, n)
     detail: dict[str, Any] = {"seed_s": time.perf_counter() - started}
@@ -101,7 +115,7 @@ async def measure(url: str, smtp_host: str, smtp_port: int, mail: Path, n: int, 
         pids = pids | {"email_service": proc.pid}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         start = time.perf_counter()
-        await publish(nc, bench_notice(COMMUNE))
+        await publish(nc, notice)
         await nc.close()
         deadline = time.monotonic() + max(600.0, n / 10)
         while (got := count_mail(mail)) < n:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import nats
+from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_streams
 from crieur.channel.port import Edition
@@ -65,15 +66,16 @@ def bench_notice(commune: str) -> Notice:
                   updated_at=now, published_at=now)
 
 
-async def publish(nc: nats.NATS, notice: Notice) -> None:
+async def publish(nc: Client, notice: Notice) -> None:
     event = NoticePublished(occurred_at=datetime.now(UTC), notice=notice)
     await nc.jetstream().publish(subjects.notice(notice.commune, notice.id),
                                  event.model_dump_json().encode(), stream="NOTICES",
                                  headers={"Nats-Msg-Id": event.msg_id})
 
 
-async def kit_null_sink(url: str, n: int, concurrency: int) -> float:
-    """Deliveries per second of the kit into a sink that costs nothing."""
+async def kit_null_sink(url: str, n: int, concurrency: int) -> tuple[float, float]:
+    """Deliveries per second of the kit into a sink that costs nothing, and the CPU
+    milliseconds this process spent per delivery (fan-out and worker together)."""
     nc = await nats.connect(url, **RECONNECT_FOREVER)
     await ensure_streams(nc.jetstream(), (NOTICES,))  # the front door's, which we play
     commune = "70299"
@@ -81,11 +83,12 @@ async def kit_null_sink(url: str, n: int, concurrency: int) -> float:
     runner = ChannelRunner(port, ChannelSettings(), nc, name=f"bench-{uuid.uuid4().hex[:6]}")
     task = asyncio.create_task(runner.run())
     await runner.ready.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await publish(nc, bench_notice(commune))
     await asyncio.wait_for(port.done.wait(), 600)
     elapsed = time.perf_counter() - start
+    cpu_ms = (time.process_time() - cpu) / n * 1000
     runner.stop()
     await task
     await nc.close()
-    return n / elapsed
+    return n / elapsed, cpu_ms

@@ -59,59 +59,85 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     n, pool = args.subscribers, args.pool
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(), "subscribers": n, "smtp_pool": pool,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        # The machine may be shared: its load says how far to trust the absolute figures
+        # (the ratios compare runs made under the same load).
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_start": os.getloadavg()},
         "notes": [],
     }
     server = NatsServer(work / "nats")
     server.start()
     try:
         result |= await baselines.nats_publish_and_fetch(server.url, max(n, 10_000))
-        result["kit_null_sink_deliveries_per_s"] = await kit.kit_null_sink(
+        (result["kit_null_sink_deliveries_per_s"],
+         result["kit_null_sink_cpu_ms_per_delivery"]) = await kit.kit_null_sink(
             server.url, n, concurrency=pool)
-        try:
-            import aiosmtplib  # noqa: F401
-
-            import crieur.standins.smtp  # noqa: F401
-        except ImportError as error:
-            result["notes"].append(f"SMTP parts not measured: {error}")
-            return result
         mail = work / "mail"
         smtp_port = free_port()
         smtp = start_smtp_standin(mail, smtp_port)
         try:
-            message = baselines.sample_email()
-            before = (cpu_seconds(smtp.pid), time.process_time())
-            result["raw_smtp_deliveries_per_s"] = await baselines.smtp_loop(
-                "127.0.0.1", smtp_port, pool, n, message)
-            result["raw_smtp_cpu_ms_per_msg_standin"] = (
-                (cpu_seconds(smtp.pid) - before[0]) / n * 1000)
-            result["raw_smtp_cpu_ms_per_msg_client"] = (time.process_time() - before[1]) / n * 1000
-            result["raw_smtp_message_bytes"] = len(message)
-            shutil.rmtree(mail)
-            mail.mkdir()
-            from bench import email_service
-
-            rate, detail = await email_service.measure(
-                server.url, "127.0.0.1", smtp_port, mail, n, pool, work,
-                pids={"standin": smtp.pid, "nats_server": _pid(server)})
-            result |= detail
-            if rate is not None:
-                result["email_deliveries_per_s"] = rate
-                result["email_to_raw_smtp_ratio"] = rate / result["raw_smtp_deliveries_per_s"]
+            await email_part(result, server, smtp, smtp_port, mail, n, pool, work)
         finally:
             smtp.terminate()
             smtp.wait(10)
     finally:
         server.stop()
+    result["machine"]["load_average_at_end"] = os.getloadavg()
     return result
 
 
+def empty(directory: Path) -> None:
+    """The stand-in's mailbox emptied between runs, so each run counts its own messages."""
+    shutil.rmtree(directory)
+    directory.mkdir()
+
+
+async def raw_smtp(result: dict[str, Any], smtp: subprocess.Popen[bytes], port: int,
+                   mail: Path, n: int, pool: int, message: bytes, label: str) -> float:
+    before = (cpu_seconds(smtp.pid), time.process_time())
+    rate = await baselines.smtp_loop("127.0.0.1", port, pool, n, message)
+    result[f"raw_smtp_{label}_deliveries_per_s"] = rate
+    result[f"raw_smtp_{label}_cpu_ms_per_msg_standin"] = (
+        (cpu_seconds(smtp.pid) - before[0]) / n * 1000)
+    result[f"raw_smtp_{label}_cpu_ms_per_msg_client"] = (
+        (time.process_time() - before[1]) / n * 1000)
+    empty(mail)
+    return rate
+
+
+async def email_part(result: dict[str, Any], server: NatsServer,
+                     smtp: subprocess.Popen[bytes], smtp_port: int, mail: Path, n: int,
+                     pool: int, work: Path) -> None:
+    """Raw aiosmtplib, the email service, raw again: the machine is shared, so the raw
+    rate the pipeline is held to is the mean of one run just before and one just after."""
+    from bench import email_service
+
+    notice = kit.bench_notice(email_service.COMMUNE)
+    message = email_service.real_email(notice)
+    result["email_message_bytes"] = len(message)
+    before = await raw_smtp(result, smtp, smtp_port, mail, n, pool, message, "before")
+    rate, detail = await email_service.measure(
+        server.url, "127.0.0.1", smtp_port, mail, n, pool, work,
+        pids={"standin": smtp.pid, "nats_server": _pid(server)}, notice=notice)
+    result |= detail
+    empty(mail)
+    after = await raw_smtp(result, smtp, smtp_port, mail, n, pool, message, "after")
+    raw = (before + after) / 2
+    result["raw_smtp_deliveries_per_s"] = raw
+    if rate is not None:
+        result["email_deliveries_per_s"] = rate
+        result["email_to_raw_smtp_ratio"] = rate / raw
+        result["ratio_target"] = 0.8
+        result["ratio_target_met"] = rate / raw >= 0.8
+
+
 def table(result: dict[str, Any]) -> str:
-    rows = [(k, v) for k, v in result.items() if isinstance(v, float | int)
-            and not isinstance(v, bool)]
+    rows = [(k, v) for k, v in result.items() if isinstance(v, float | int)]
     width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v:>12,.2f}" if isinstance(v, float)
+    lines = [f"{k.ljust(width)}  {v!s:>12}" if isinstance(v, bool)
+             else f"{k.ljust(width)}  {v:>12,.2f}" if isinstance(v, float)
              else f"{k.ljust(width)}  {v:>12,}" for k, v in rows]
+    lines.append(f"{'machine'.ljust(width)}  {result['machine']}")
     lines += [f"note: {note}" for note in result["notes"]]
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,8 @@ class Service:
     label: str = ""
     # Started instead of `python -m module` (a stand-in of a provider, for instance).
     command: tuple[str, ...] = ()
+    # Not started when this variable is set: a real provider is configured instead.
+    unless_set: str = ""
 
     def argv(self) -> list[str]:
         return list(self.command) if self.command else [sys.executable, "-m", self.module]
@@ -56,6 +59,10 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
     Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),
+    # The SMTP stand-in keeps every email under <data dir>/mail; no HTTP: ready once it listens.
+    Service("smtp", "crieur.standins.smtp", "CRIEUR_SMTP_PORT", 2525, health_path="",
+            unless_set="CRIEUR_SMTP_HOST"),
+    Service("email", "services.email", "CRIEUR_EMAIL_HTTP_PORT", 8082),
 )
 
 # Run once, in order, before the services start; the last JSON line each prints is kept
@@ -90,6 +97,20 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """For a service without HTTP (the SMTP stand-in): ready once its port accepts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"port {port}: exited with {process.returncode} before ready")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"port {port} not listening after {timeout}s")
 
 
 def start(service: Service, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -131,6 +152,12 @@ class Running:
                         restarts=self.restarts)
 
 
+def mail_line(urls: dict[str, str], data_dir: Path) -> str:
+    if "smtp" in urls:
+        return f"every email kept in {data_dir / 'mail'} (SMTP stand-in on {urls['smtp'][7:]})"
+    return f"sent through {os.environ.get('CRIEUR_SMTP_HOST')} (CRIEUR_SMTP_HOST)"
+
+
 def banner(urls: dict[str, str], demo: dict[str, str], nats_url: str, data_dir: Path) -> str:
     notices, insee, token = urls["notices"], demo["insee"], demo["token"]
     others = "".join(f"  {s.label:<15} {urls[s.name]}/\n" for s in SERVICES if s.label)
@@ -141,6 +168,7 @@ Crieur is running — the village of {demo['name']} ({insee}).
   Atom feed       {notices}/api/v1/communes/{insee}/feed.atom
   OpenAPI         {notices}/openapi.json  (docs: {notices}/docs)
 {others}  NATS            {nats_url}  (data in {data_dir})
+  Email           {mail_line(urls, data_dir)}
 
   Staff token     {token}
 
@@ -148,6 +176,11 @@ Publish a notice:
   curl -X POST {notices}/api/v1/communes/{insee}/notices \\
     -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
     -d '{{"category": "alerte", "title": "Route de Gray fermée", "body": "Chute d’arbre."}}'
+
+Follow it by email (the confirmation to click, then the notices, go where Email says):
+  curl -X POST {notices}/api/v1/subscriptions/email -H 'Content-Type: application/json' \\
+    -d '{{"email": "habitant@example.org",
+         "follows": [{{"commune": "{insee}", "categories": ["alerte"]}}]}}'
 
 Ctrl-C stops everything.
 """
@@ -177,6 +210,8 @@ def main() -> int:
         demo = run_setup(env, data_dir)
         urls = {}
         for service in SERVICES:
+            if service.unless_set and env.get(service.unless_set):
+                continue
             port = int(env.get(service.port_var, service.default_port))
             env[service.port_var] = str(port)
             running.append(Running(service, start(service, env), time.monotonic()))
@@ -184,6 +219,9 @@ def main() -> int:
         # A service that cannot even start is misconfigured: say so and stop, rather than
         # restarting it forever.
         for r in running:
+            if not r.service.health_path:
+                wait_listening(int(env[r.service.port_var]), r.process)
+                continue
             wait_healthy(urls[r.service.name] + r.service.health_path, r.process)
         print(banner(urls, demo, env["CRIEUR_NATS_URL"], data_dir), flush=True)
         while not stopping:

@@ -88,11 +88,12 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
                 continue
             idle = 0
             await handle(msgs)
-        except (nats.errors.Error, OSError) as error:
+        except Exception as error:
             if stopping.is_set():
                 break
-            # Consumer or stream gone (a server restarted empty), or the server away:
-            # ask again from scratch shortly.
+            # Consumer or stream gone (a server restarted empty), the server away, or a
+            # batch that could not be finished (its jobs come back after ack_wait): never
+            # let the loop die, ask again shortly.
             bound.warning("pull_failed", error=repr(error)[:300])
             if sub is not None and isinstance(error, nats.js.errors.NotFoundError):
                 try:

@@ -161,27 +161,30 @@ class Worker:
     async def _sender(self, todo: asyncio.Queue[_Item], batch: _Batch) -> None:
         while not todo.empty():
             item = todo.get_nowait()
-            if self.stopping.is_set():
-                # Graceful stop: not started, so hand it back for another worker now.
-                await item.msg.nak()
-                item.done = True
-                continue
-            await self._wait_for_sink()
-            await self.pacer.wait()
-            # The last word: a withdrawal seen a moment ago stops this job.
-            verdict = policy.verdict(item.job, self.notices.peek(item.job.notice_id),
-                                     self.now())
-            if verdict.action is policy.Action.DROP:
-                await self._drop(item, verdict, batch)
-                continue
             try:
-                await self._send(item, batch)
+                await self._take(item, batch)
             except Exception as error:
                 # NATS away for longer than the publishes wait: the job comes back after
                 # ack_wait; its sent record (if stored) stops a second send.
                 log.error("job_handling_failed", error=repr(error)[:300],
                           notice_id=item.job.notice_id)
                 item.done = True
+
+    async def _take(self, item: _Item, batch: _Batch) -> None:
+        if not self.stopping.is_set():
+            await self._wait_for_sink()
+            await self.pacer.wait()
+        if self.stopping.is_set():
+            # Graceful stop: not started, so hand it back for another worker now.
+            await item.msg.nak()
+            item.done = True
+            return
+        # The last word: a withdrawal seen a moment ago stops this job.
+        verdict = policy.verdict(item.job, self.notices.peek(item.job.notice_id), self.now())
+        if verdict.action is policy.Action.DROP:
+            await self._drop(item, verdict, batch)
+            return
+        await self._send(item, batch)
 
     async def _wait_for_sink(self) -> None:
         while (wait := self._paused_until - time.monotonic()) > 0 and not self.stopping.is_set():

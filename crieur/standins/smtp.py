@@ -246,9 +246,12 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", required=True, help="where messages are kept")
+    # Defaults from the village's variables, so `make run` starts it as `python -m ...`.
+    data_dir = os.environ.get("CRIEUR_DATA_DIR", "var")
+    parser.add_argument("--dir", default=str(Path(data_dir) / "mail"),
+                        help="where messages are kept (default <CRIEUR_DATA_DIR>/mail)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=2525)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CRIEUR_SMTP_PORT", 2525)))
     parser.add_argument("--username")
     parser.add_argument("--password")
     parser.add_argument("--tls", choices=("none", "starttls", "tls"), default="none")

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import structlog
 
-from crieur.channel.errors import Permanent
+from crieur.channel.errors import Permanent, Unsubscribed
 from crieur.channel.port import Edition
 from schemas.deliveries import Channel
 from schemas.events import EventKind
@@ -62,7 +62,8 @@ class EmailPort:
         subscriber = found[0] if found else None
         refusal = _refusal(job, subscriber, draft.category)
         if refusal:
-            raise Permanent(refusal)
+            # Reported `dropped` by the kit: the resident left or changed their mind.
+            raise Unsubscribed(refusal)
         assert subscriber is not None
         rid = job.recipient
         try:

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
 
 PREFIX = "/api/v1/subscriptions/email"
 
@@ -26,8 +26,10 @@ class Links:
         self.public_url = public_url.rstrip("/")
         self.confirm_max_age_s = confirm_max_age_s
         self._confirm = URLSafeTimedSerializer(secret_key, salt="crieur-email-confirm")
-        self._unsubscribe = URLSafeSerializer(secret_key, salt="crieur-email-unsubscribe")
-        self._manage = URLSafeSerializer(secret_key, salt="crieur-email-manage")
+        # Two links per email sent: a bare signature of the id (no JSON, no zlib) is ~10x
+        # cheaper than a serializer's token, and the id is already URL-safe hex.
+        self._unsubscribe = Signer(secret_key, salt="crieur-email-unsubscribe")
+        self._manage = Signer(secret_key, salt="crieur-email-manage")
 
     def recipient_id(self, normalised_address: str) -> str:
         """Keyed hash of the address: stable, so subscribing twice makes one subscription,
@@ -45,10 +47,10 @@ class Links:
         return f"{self.public_url}{PREFIX}/confirm/{token}"
 
     def unsubscribe_url(self, rid: str) -> str:
-        return f"{self.public_url}{PREFIX}/unsubscribe/{self._unsubscribe.dumps(rid)}"
+        return f"{self.public_url}{PREFIX}/unsubscribe/{self._unsubscribe.sign(rid).decode()}"
 
     def manage_url(self, rid: str) -> str:
-        return f"{self.public_url}{PREFIX}/manage/{self._manage.dumps(rid)}"
+        return f"{self.public_url}{PREFIX}/manage/{self._manage.sign(rid).decode()}"
 
     # -- reading --------------------------------------------------------------------
 
@@ -71,11 +73,8 @@ class Links:
         return self._read(self._manage, token)
 
     @staticmethod
-    def _read(serializer: URLSafeSerializer, token: str) -> str:
+    def _read(signer: Signer, token: str) -> str:
         try:
-            rid = serializer.loads(token)
-        except BadSignature as error:
+            return signer.unsign(token).decode("ascii")
+        except (BadSignature, UnicodeError) as error:
             raise BadLink("bad signature") from error
-        if not isinstance(rid, str):
-            raise BadLink("bad payload")
-        return rid

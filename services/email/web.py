@@ -143,9 +143,11 @@ class Web:
         def confirm(current: Subscriber | None) -> Subscriber | None:
             if current is None:
                 return None
+            # The click came from this mailbox: it works, whatever it bounced before.
             return current.model_copy(update={
                 "confirmed": True, "confirmed_at": current.confirmed_at or now,
-                "follows": merge_follows(current.follows, follows)})
+                "follows": merge_follows(current.follows, follows),
+                "bounces": 0, "suspended": False})
 
         if await self.registry.change(rid, confirm) is None:
             return _page(404, "Inscription introuvable", [

@@ -46,7 +46,8 @@ class Village:
 
 def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Village:
     ports = {"CRIEUR_NATS_PORT": free_port(), "CRIEUR_HTTP_PORT": free_port(),
-             "CRIEUR_PANEL_HTTP_PORT": free_port()}
+             "CRIEUR_PANEL_HTTP_PORT": free_port(),
+             "CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"CRIEUR_DATA_DIR": str(data_dir), "CRIEUR_LOG_FORMAT": "json"}

@@ -314,3 +314,55 @@ async def test_a_worker_killed_mid_fan_out_and_restarted_delivers_everything(
     logged = log.read_text()
     assert '"email_stopped"' in logged, "SIGTERM drains and stops cleanly"
     assert "@example.org" not in logged, "no address in the logs"
+
+
+async def test_an_unsubscribe_wins_over_a_job_already_queued(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    # Paced, so most jobs are still queued when two residents leave.
+    service: EmailService = await start_email(smtp_rate_per_s=10, smtp_pool=1)
+    registry = service.registry
+    assert registry is not None
+    addresses = [address(n, "queued") for n in range(40)]
+    rids = await seed(registry, addresses, front_door.insee)
+    await wait_for(lambda: len(registry.matching(front_door.insee, "alerte")) == 40,
+                   what="index")
+    notice = await publish(front_door)
+    await wait_for(lambda: len(received(mailbox, notice["id"])) >= 3, what="3 emails")
+    # Jobs are planned in recipient id order: the last two are far from their turn.
+    leaving = [a for _, a in sorted(zip(rids, addresses, strict=True))][-2:]
+    assert not {m["To"] for m in received(mailbox, notice["id"])} & set(leaving)
+    for a in leaving:
+        link = LINKS.unsubscribe_url(rids[addresses.index(a)]).removeprefix(PUBLIC_URL)
+        assert (await front_door.http.post(link, content=b"List-Unsubscribe=One-Click")
+                ).status_code == 200
+    await wait_for(lambda: len(received(mailbox, notice["id"])) >= 38, within_s=60,
+                   what="the others")
+    await asyncio.sleep(0.5)
+    assert sorted(m["To"] for m in received(mailbox, notice["id"])) == sorted(
+        a for a in addresses if a not in leaving)
+    reports = await email_reports(front_door, notice["id"])
+    dropped = {r.target: r.detail for r in reports if r.outcome == DeliveryOutcome.DROPPED}
+    assert dropped == {rids[addresses.index(a)][:12]: "unsubscribed" for a in leaving}
+
+
+async def test_a_suspended_address_that_confirms_again_is_back(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    registry = service.registry
+    assert registry is not None
+    [rid] = await seed(registry, ["back@example.org"], front_door.insee)
+    found = await registry.get(rid)
+    assert found is not None
+    await registry.put(rid, found[0].model_copy(update={"bounces": 3, "suspended": True}))
+    await wait_for(lambda: rid not in registry.matching(front_door.insee, "alerte"),
+                   what="suspension seen")
+    response = await front_door.http.post("/api/v1/subscriptions/email", json={
+        "email": "back@example.org",
+        "follows": [{"commune": front_door.insee, "categories": ["alerte"]}]})
+    assert response.status_code == 202
+    await wait_for(lambda: len(mailbox.messages()) == 1, what="confirmation")
+    link = LINKS.confirm_url(rid, []).removeprefix(PUBLIC_URL)  # what its email links to
+    assert (await front_door.http.get(link)).status_code == 200
+    found = await registry.get(rid)
+    assert found is not None and (found[0].bounces, found[0].suspended) == (0, False)
+    await wait_for(lambda: rid in registry.matching(front_door.insee, "alerte"), what="back")

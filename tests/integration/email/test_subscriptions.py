@@ -185,9 +185,9 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert changed.status_code == 200 and "C’est enregistré" in changed.text
     found = await service.registry.get(rid)
     assert found is not None
-    assert [(f.commune, [c.value for c in f.categories]) for f in found[0].follows] == [
-        (front_door.insee, ["evenement", "travaux"]),
-        ("70001", ["alerte", "evenement", "information", "travaux"])]
+    assert {f.commune: [c.value for c in f.categories] for f in found[0].follows} == {
+        front_door.insee: ["evenement", "travaux"],
+        "70001": ["alerte", "evenement", "information", "travaux"]}
     unknown = await front_door.http.post(manage, data={"new_commune": "12"})
     assert unknown.status_code == 422 and "inconnue" in unknown.text
 
