@@ -60,6 +60,10 @@ RECONNECT_FOREVER: dict[str, Any] = {
     "reconnected_cb": _log_reconnected,
 }
 
+# Read once, at start: a process keeps one NATS identity for its whole life.
+INBOX_PREFIX = CommonSettings().nats_inbox_prefix
+RECONNECT_FOREVER["inbox_prefix"] = INBOX_PREFIX
+
 # A command run by hand fails fast and says so, rather than waiting for a server.
 TRY_ONCE: dict[str, Any] = {
     # For nats-py 0 means forever; 1 means one retry, then NoServersError.
@@ -67,6 +71,7 @@ TRY_ONCE: dict[str, Any] = {
     "allow_reconnect": False,
     "connect_timeout": 3,
     "error_cb": _log_error,
+    "inbox_prefix": INBOX_PREFIX,
 }
 
 

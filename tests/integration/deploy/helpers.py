@@ -22,6 +22,11 @@ DEPLOY = repo_root() / "deploy"
 USERS = ("provision", "operator", "notices", "panel", "email", "push", "sms")
 
 
+def inbox(user: str) -> str:
+    """The reply prefix each user may read, and only it (deploy/nats/auth.conf)."""
+    return f"_INBOX_{user}"
+
+
 def password(user: str) -> str:
     return f"test-{user}-secret"
 
@@ -132,6 +137,7 @@ def service_env(server: ConfiguredServer, user: str, data_dir: Path) -> dict[str
     return env | {
         "CRIEUR_NATS_URL": server.url(user),
         "CRIEUR_ENSURE_STREAMS": "false",
+        "CRIEUR_NATS_INBOX_PREFIX": inbox(user),
         # ssl.create_default_context(), which nats-py uses for tls://, trusts this CA.
         "SSL_CERT_FILE": str(server.pki.ca_file),
         "CRIEUR_DATA_DIR": str(data_dir),

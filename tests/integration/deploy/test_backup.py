@@ -16,6 +16,7 @@ from tests.integration.deploy.helpers import (
     ConfiguredServer,
     Pki,
     crieur,
+    inbox,
     service_env,
 )
 
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 async def connect(server: ConfiguredServer, user: str) -> nats.NATS:
     tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
-    return await nats.connect(server.url(user), tls=tls, max_reconnect_attempts=1)
+    return await nats.connect(server.url(user), tls=tls, max_reconnect_attempts=1,
+                              inbox_prefix=inbox(user))
 
 
 def backup_sh(*args: str) -> subprocess.CompletedProcess[str]:

@@ -37,6 +37,7 @@ from tests.integration.deploy.helpers import (
     Pki,
     Process,
     crieur,
+    inbox,
     password,
     service_env,
     start_service,
@@ -88,7 +89,8 @@ class Cluster:
     async def connect(self, user: str) -> nats.NATS:
         tls = ssl.create_default_context(cafile=str(self.pki.ca_file))
         return await nats.connect([n.url(user) for n in self.nodes], tls=tls,
-                                  max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+                                  max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                  inbox_prefix=inbox(user))
 
 
 @pytest.fixture(scope="module")

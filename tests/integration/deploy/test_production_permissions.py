@@ -33,6 +33,7 @@ from tests.integration.deploy.helpers import (
     Pki,
     Process,
     crieur,
+    inbox,
     password,
     service_env,
     start_service,
@@ -77,7 +78,8 @@ async def _channel_buckets(server: ConfiguredServer) -> None:
     operator creates them as the provision user, as done here.
     """
     tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
-    nc = await nats.connect(server.url("provision"), tls=tls, max_reconnect_attempts=1)
+    nc = await nats.connect(server.url("provision"), tls=tls, max_reconnect_attempts=1,
+                            inbox_prefix=inbox("provision"))
     try:
         js = nc.jetstream()
         for names in CHANNEL_BUCKETS.values():
@@ -101,7 +103,8 @@ class Connection:
 
         tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
         self.nc = await nats.connect(server.url(user), tls=tls, error_cb=on_error,
-                                     max_reconnect_attempts=1, connect_timeout=5)
+                                     max_reconnect_attempts=1, connect_timeout=5,
+                                     inbox_prefix=inbox(user))
         return self.nc
 
     def refused(self, what: str) -> bool:
@@ -265,6 +268,10 @@ async def test_a_channel_stays_in_its_own_lane(production: ConfiguredServer, con
     await _refused(conn, f"{other}-fanout")
     await nc.subscribe(subjects.channel_http(other))
     await _refused(conn, subjects.channel_http(other))
+    # Nor read the replies meant for the front door or another channel.
+    for prefix in ("_INBOX", inbox("notices"), inbox(other)):
+        await nc.subscribe(f"{prefix}.>")
+        await _refused(conn, f"{prefix}.>")
 
 
 async def test_anonymous_and_plain_text_clients_are_refused(

@@ -70,6 +70,9 @@ def test_compose_starts_provisioning_first_and_every_service_with_its_own_user()
         assert service["depends_on"]["provision"]["condition"] == (
             "service_completed_successfully")
         assert service["environment"]["CRIEUR_ENSURE_STREAMS"] == "false"
+        # The only replies its NATS user may read (deploy/nats/auth.conf).
+        assert service["environment"]["CRIEUR_NATS_INBOX_PREFIX"] == f"_INBOX_{name}"
+        assert f'"_INBOX_{name}.>"' in (DEPLOY / "nats" / "auth.conf").read_text()
         assert service["env_file"] == [f"env/{name}.env"]
         example = (DEPLOY / "env" / f"{name}.env.example").read_text()
         assert f"CRIEUR_NATS_URL=tls://{name}:" in example
@@ -141,7 +144,13 @@ def test_units_run_each_service_as_its_own_user_after_provisioning() -> None:
     unit.read(DEPLOY / "systemd" / "crieur@.service")
     assert unit["Service"]["ExecStart"] == "/opt/crieur/bin/python -m services.%i"
     assert "crieur-provision.service" in unit["Unit"]["After"]
-    assert "CRIEUR_ENSURE_STREAMS=false" in unit["Service"]["Environment"]
+    # Environment= may repeat (configparser keeps only the last): read every line.
+    environment = " ".join(
+        line.removeprefix("Environment=")
+        for line in (DEPLOY / "systemd" / "crieur@.service").read_text().splitlines()
+        if line.startswith("Environment="))
+    assert "CRIEUR_ENSURE_STREAMS=false" in environment
+    assert "CRIEUR_NATS_INBOX_PREFIX=_INBOX_%i" in environment
     nats = configparser.ConfigParser(strict=False, interpolation=None)
     nats.read(DEPLOY / "systemd" / "crieur-nats.service")
     assert nats["Service"]["ExecStart"].endswith("-c /etc/crieur/nats/nats-server.conf")
