@@ -23,6 +23,7 @@ from schemas.notice import (
     NoticeDraft,
     NoticePatch,
     NoticeState,
+    SentVersion,
 )
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "NoticePublished",
     "NoticeState",
     "NoticeWithdrawn",
+    "SentVersion",
     "parse_notice_event",
 ]

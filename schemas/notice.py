@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -27,18 +29,66 @@ from schemas.versions import BUS_MODEL
 PARIS = ZoneInfo("Europe/Paris")
 
 
+def _fixed(local: datetime) -> datetime:
+    """Paris time with its offset fixed: two times in the hour that happens twice compare right.
+
+    (Python compares two datetimes of one ZoneInfo by their wall clock, ignoring the offset.)
+    """
+    return local.replace(tzinfo=timezone(local.utcoffset() or timedelta(0)), fold=0)
+
+
 def _as_paris(value: datetime) -> datetime:
     # A naive time typed by a secretary means local time in the village, not UTC.
     if value.tzinfo is None:
-        return value.replace(tzinfo=PARIS)
-    return value.astimezone(PARIS)
+        return _fixed(value.replace(tzinfo=PARIS))
+    return _fixed(value.astimezone(PARIS))
+
+
+_serialize_paris = PlainSerializer(
+    lambda v: v.astimezone(PARIS).isoformat(), return_type=str, when_used="json"
+)
+
+def _offset_in_seconds(value: Any) -> Any:
+    # Notices stored before dates were checked may carry Paris's pre-1911 offset (+00:09:21),
+    # which pydantic's parser refuses; Python's reads it, so such a notice stays readable.
+    if isinstance(value, str) and value.count(":") == 4:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 ParisDatetime = Annotated[
-    datetime,
-    AfterValidator(_as_paris),
-    PlainSerializer(lambda v: v.astimezone(PARIS).isoformat(), return_type=str, when_used="json"),
+    datetime, BeforeValidator(_offset_in_seconds), AfterValidator(_as_paris), _serialize_paris
 ]
+
+# The years a date given by staff may fall in. A typo (1026 for 2026) is refused at the door:
+# before 1911 Paris time had an offset in seconds that no reader accepts, and near year 1 or
+# 9999 the conversion to Paris time overflows.
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+
+def _staff_time(value: datetime) -> datetime:
+    """A date from staff input, in Paris time; the rule for clock changes is in README.md."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
+    if value.tzinfo is not None:
+        return _fixed(value.astimezone(PARIS))
+    earlier, later = value.replace(tzinfo=PARIS, fold=0), value.replace(tzinfo=PARIS, fold=1)
+    if earlier.utcoffset() == later.utcoffset():
+        return _fixed(earlier)
+    shown = value.isoformat(timespec="minutes")
+    if earlier.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != value:
+        # The hour skipped when clocks go forward (last Sunday of March, 02:00 -> 03:00).
+        raise ValueError(f"{shown} does not exist in Paris time (the clocks go forward that "
+                         "night): give a time outside the skipped hour")
+    # The hour that happens twice when clocks go back (last Sunday of October).
+    raise ValueError(f"{shown} happens twice in Paris time (the clocks go back that night): "
+                     "add the offset, +02:00 for the first time or +01:00 for the second")
+
+
+StaffDatetime = Annotated[datetime, AfterValidator(_staff_time), _serialize_paris]
 
 
 class Category(StrEnum):
@@ -70,6 +120,28 @@ def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+# Characters no output can carry: lone surrogates (not even encodable as UTF-8), the C0
+# controls that XML 1.0 forbids even escaped, and the two non-characters.
+_UNCARRIABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _carriable(value: str) -> str:
+    found = _UNCARRIABLE.search(value)
+    if found is not None:
+        raise ValueError(f"contains a character that cannot be shown (U+{ord(found[0]):04X})")
+    return value
+
+
+def _visible(value: str) -> str:
+    # Letters, digits, punctuation or symbols: zero-width spaces and the like alone show nothing.
+    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in value):
+        raise ValueError("must contain visible text")
+    return value
+
+
+# Stored notices are read as they were written (a bus reader is tolerant); what staff send is
+# checked further (Staff* types and *Input models below), so a rule added at the door never
+# makes an already stored notice unreadable.
 Title = Annotated[
     str,
     BeforeValidator(_strip),
@@ -82,6 +154,33 @@ Body = Annotated[
     StringConstraints(min_length=1, max_length=5000),
     Field(description="Full text, at most 5,000 characters"),
 ]
+StaffTitle = Annotated[Title, AfterValidator(_carriable), AfterValidator(_visible)]
+StaffBody = Annotated[Body, AfterValidator(_carriable), AfterValidator(_visible)]
+
+# A media type as RFC 6838 spells it (type/subtype, optional parameters): it goes into Atom,
+# CAP and email headers as is.
+_TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[^\"\\\x00-\x1f\x7f]*\"))*"
+)
+
+
+def _media_type(value: str) -> str:
+    if not _MEDIA_TYPE.fullmatch(value):
+        raise ValueError("must be a media type such as application/pdf or image/png")
+    return value
+
+
+# A media type as RFC 6838 spells it (type/subtype, optional parameters): it goes into Atom,
+# CAP and email headers as is.
+MediaType = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    AfterValidator(_media_type),
+    Field(description="Media type, e.g. application/pdf", examples=["application/pdf"]),
+]
+# Ten gigabytes: anything larger is a typo, not a decree on the mairie's website.
+MAX_ATTACHMENT_SIZE = 10_000_000_000
 
 
 class Link(BaseModel):
@@ -100,6 +199,32 @@ class Attachment(BaseModel):
     url: HttpUrl
     media_type: str = Field(default="application/octet-stream", max_length=100)
     size: int | None = Field(default=None, ge=0)
+
+
+class LinkInput(Link):
+    """A link as staff give it."""
+
+    label: Annotated[str, AfterValidator(_carriable)] = Field(default="", max_length=120)
+
+
+class AttachmentInput(Attachment):
+    """An attachment as staff give it: a name that shows, a real media type, a sane size."""
+
+    name: Annotated[
+        str, BeforeValidator(_strip), AfterValidator(_carriable), AfterValidator(_visible)
+    ] = Field(min_length=1, max_length=200)
+    media_type: MediaType = "application/octet-stream"
+    size: int | None = Field(default=None, ge=0, le=MAX_ATTACHMENT_SIZE,
+                             description="Size in bytes")
+
+
+class SentVersion(BaseModel):
+    """A version of a notice that went out to the channels (CAP references each one)."""
+
+    model_config = BUS_MODEL
+
+    version: int = Field(ge=1)
+    sent_at: ParisDatetime
 
 
 class _Window(BaseModel):
@@ -121,17 +246,27 @@ class NoticeDraft(_Window):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: Category
-    title: Title
-    body: Body
-    publish_at: ParisDatetime | None = Field(
+    title: StaffTitle
+    body: StaffBody
+    publish_at: StaffDatetime | None = Field(
         default=None, description="When the channels send it; at once if absent"
     )
-    starts_at: ParisDatetime | None = Field(
+    starts_at: StaffDatetime | None = Field(
         default=None, description="Start of validity (shown on the sign, listed as current)"
     )
-    ends_at: ParisDatetime | None = Field(default=None, description="End of validity")
-    links: tuple[Link, ...] = Field(default=(), max_length=10)
-    attachments: tuple[Attachment, ...] = Field(default=(), max_length=10)
+    ends_at: StaffDatetime | None = Field(default=None, description="End of validity")
+    links: tuple[LinkInput, ...] = Field(default=(), max_length=10)
+    attachments: tuple[AttachmentInput, ...] = Field(default=(), max_length=10)
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_publication(
+        cls, ends_at: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        publish_at = info.data.get("publish_at")
+        if publish_at is not None and ends_at is not None and ends_at <= publish_at:
+            raise ValueError("ends_at must be after publish_at: the notice would end unseen")
+        return ends_at
 
 
 class NoticePatch(BaseModel):
@@ -140,13 +275,13 @@ class NoticePatch(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: Category | None = None
-    title: Title | None = None
-    body: Body | None = None
-    publish_at: ParisDatetime | None = None
-    starts_at: ParisDatetime | None = None
-    ends_at: ParisDatetime | None = None
-    links: tuple[Link, ...] | None = Field(default=None, max_length=10)
-    attachments: tuple[Attachment, ...] | None = Field(default=None, max_length=10)
+    title: StaffTitle | None = None
+    body: StaffBody | None = None
+    publish_at: StaffDatetime | None = None
+    starts_at: StaffDatetime | None = None
+    ends_at: StaffDatetime | None = None
+    links: tuple[LinkInput, ...] | None = Field(default=None, max_length=10)
+    attachments: tuple[AttachmentInput, ...] | None = Field(default=None, max_length=10)
 
 
 class Notice(_Window):
@@ -176,6 +311,12 @@ class Notice(_Window):
     updated_at: ParisDatetime
     published_at: ParisDatetime | None = None
     withdrawn_at: ParisDatetime | None = None
+    sent_versions: tuple[SentVersion, ...] = Field(
+        default=(),
+        description="Every version that went out, oldest first: the first is what CAP calls "
+        "the Alert, the others its Updates (empty while scheduled, or for a notice stored "
+        "before this field existed)",
+    )
 
     def is_current(self, now: datetime) -> bool:
         """Within its validity window and not withdrawn: shown on the sign, listed as current."""

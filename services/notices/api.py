@@ -6,16 +6,16 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
+from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas import (
     Commune,
@@ -30,11 +30,19 @@ from schemas.channels import CHANNEL_ROUTES, ChannelHttpReply, ChannelHttpReques
 from schemas.commune import INSEE_RE
 from schemas.versions import read_message
 from services.notices import errors, lifecycle
-from services.notices.atom import commune_feed
-from services.notices.cap import notice_to_cap
+from services.notices.atom import Paging, commune_feed
+from services.notices.caching import RenderCache, Rendered, answer, not_modified
+from services.notices.cap import NotSent, notice_to_cap
 from services.notices.errors import ApiError
 from services.notices.settings import NoticesSettings
 from services.notices.store import ConcurrentChange, NatsStore, StaffMember
+
+# What lifecycle.new_notice_id makes; anything else cannot be a notice (and must not reach
+# NATS as a subject token: `*`, `>` or a space would be a wildcard or an invalid subject).
+NOTICE_ID_RE = re.compile(r"^[a-z0-9]{8,32}$")
+
+# Paging of lists and feeds.
+DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET = 50, 200, 100_000
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Context:
     store: NatsStore
     settings: NoticesSettings
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    cache: RenderCache = field(default_factory=RenderCache)
 
 
 def ctx(request: Request) -> Context:
@@ -59,6 +68,12 @@ class NoticeList(BaseModel):
 
     commune: Commune
     notices: list[Notice]
+    total: int = Field(description="How many notices are current, on every page")
+    next: str | None = Field(default=None, description="The next page, if there is one")
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Notices per page")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Notices to skip")]
 
 
 async def staff_member(
@@ -101,10 +116,17 @@ def shown(notice: Notice, now: datetime) -> Notice:
     return notice.model_copy(update={"state": notice.state_at(now)})
 
 
+def on_stream(c: Context, insee: str, notice_id: str) -> tuple[int, Notice] | None:
+    """The notice as the stream has it; an id that cannot exist is simply not found."""
+    if not NOTICE_ID_RE.match(notice_id):
+        return None
+    return c.store.get(insee, notice_id)
+
+
 async def find(c: Context, insee: str, notice_id: str) -> tuple[int, Notice]:
     """The notice and the stream sequence it was read at (0: scheduled, not on the stream yet)."""
     structlog.contextvars.bind_contextvars(notice_id=notice_id)
-    found = c.store.get(insee, notice_id)
+    found = on_stream(c, insee, notice_id)
     if found is not None:
         return found
     scheduled = await stored(c, insee, notice_id)
@@ -115,6 +137,8 @@ async def find(c: Context, insee: str, notice_id: str) -> tuple[int, Notice]:
 
 async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
     """The notice if it is on the stream or in the schedule, else None."""
+    if not NOTICE_ID_RE.match(notice_id):
+        return None
     found = c.store.get(insee, notice_id)
     if found is not None:
         return found[1]
@@ -122,37 +146,84 @@ async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
     return scheduled if scheduled is not None and scheduled.commune == insee else None
 
 
-async def save(c: Context, notice: Notice, read_seq: int, now: datetime) -> Notice:
+def notice_etag(notice: Notice, now: datetime) -> str:
+    """`"<version>"`; a state that changes without a new version is told apart by a suffix."""
+    state = notice.state_at(now)
+    if state in (NoticeState.SCHEDULED, NoticeState.EXPIRED):
+        return f'"{notice.version}-{state.value}"'
+    return f'"{notice.version}"'
+
+
+def check_if_match(if_match: str | None, notice: Notice) -> None:
+    """RFC 9110 If-Match: refuse (412) a change made from a version that is no longer current."""
+    if if_match is None:
+        return
+    tags = {t.strip() for t in if_match.split(",")}
+    if "*" in tags:
+        return
+    # The version is what a correction is made from; a derived state (expired) does not count.
+    versions = {t.removeprefix("W/").strip('"').split("-")[0] for t in tags}
+    if str(notice.version) not in versions:
+        raise ApiError(errors.NOTICE_MOVED_ON)
+
+
+IfMatch = Annotated[str | None, Header(description='The ETag read, e.g. "3": 412 if it moved on')]
+
+
+def notice_response(response: Response, notice: Notice, now: datetime) -> Notice:
+    response.headers["ETag"] = notice_etag(notice, now)
+    return shown(notice, now)
+
+
+# A write that timed out reached the server, whose answer did not come back: it may be stored.
+UNCONFIRMED = (NatsTimeoutError, TimeoutError)
+
+
+async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
+               was_scheduled: bool = False) -> Notice:
     """Store a new or corrected notice: on the stream, or in the schedule until its time."""
     try:
         if notice.state is NoticeState.SCHEDULED:
-            if notice.publish_at is not None and notice.publish_at <= now:
-                event = lifecycle.publish_due(notice, now)
-                await c.store.append(event, read_seq)
-                await c.store.unschedule(notice.id)
-                return event.notice
             await c.store.schedule(notice)
             return notice
         await c.store.append(lifecycle.event_for(notice, now), read_seq)
-        return notice
     except ConcurrentChange as error:
         raise ApiError(errors.NOTICE_CHANGED) from error
+    except UNCONFIRMED as error:
+        raise ApiError(errors.BUS_TIMEOUT) from error
+    if was_scheduled:
+        await c.store.unschedule(notice.id)
+    return notice
+
+
+def invalid(error: ValidationError | lifecycle.InvalidTimes) -> ApiError:
+    """A 422 naming each field, for errors found past the request's own validation."""
+    if isinstance(error, lifecycle.InvalidTimes):
+        fields = [{"field": error.field, "message": error.message}]
+    else:
+        fields = errors.field_errors(error.errors())
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return ApiError(errors.INVALID, message=message, fields=fields)
 
 
 router = APIRouter(prefix="/api/v1")
 
 
 @router.get("/communes", summary="Communes registered in Crieur")
-async def list_communes(c: Ctx) -> list[Commune]:
-    return await c.store.communes()
+async def list_communes(c: Ctx, request: Request) -> Response:
+    communes = await c.store.communes()
+    body = b"[" + b",".join(x.model_dump_json().encode() for x in communes) + b"]"
+    latest = max((x.created_at for x in communes), default=None)
+    return answer(request, Rendered(body, "application/json", latest))
 
 
-@router.get("/communes/{insee}", summary="One commune")
-async def get_commune(c: Ctx, insee: str) -> Commune:
+@router.get("/communes/{insee}", summary="One commune", response_model=Commune)
+async def get_commune(c: Ctx, request: Request, insee: str) -> Response:
     commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
     if commune is None:
         raise ApiError(errors.COMMUNE_NOT_FOUND)
-    return commune
+    return answer(request, Rendered(commune.model_dump_json().encode(), "application/json",
+                                    commune.created_at))
 
 
 @router.post("/communes/{insee}/notices", status_code=201, summary="Publish (or schedule) a notice")
@@ -174,49 +245,64 @@ async def publish_notice(
             notice_id = held["notice_id"]
             if (known := await stored(c, insee, notice_id)) is not None:
                 response.headers["Idempotent-Replayed"] = "true"
-                return shown(known, now)
+                return notice_response(response, known, now)
             # The first attempt has not stored it (still in flight, or it crashed): go on
             # with its id; Nats-Msg-Id and the expected sequence keep it to one notice.
     structlog.contextvars.bind_contextvars(notice_id=notice_id)
-    notice = lifecycle.create(draft, notice_id=notice_id, commune=insee, author=member.name,
-                              now=now)
+    try:
+        notice = lifecycle.create(draft, notice_id=notice_id, commune=insee,
+                                  author=member.name, now=now)
+    except lifecycle.InvalidTimes as error:
+        raise invalid(error) from error
     try:
         notice = await save(c, notice, 0, now)
-    except ApiError:
+    except ApiError as error:
         # A retry with the same key that lost the race: answer with what the first stored.
-        if not idempotency_key or (first := c.store.get(insee, notice_id)) is None:
+        lost_race = error.kind is errors.NOTICE_CHANGED and idempotency_key
+        if not lost_race or (first := c.store.get(insee, notice_id)) is None:
             raise
         notice = first[1]
     structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)
-    return shown(notice, now)
+    return notice_response(response, notice, now)
 
 
-@router.patch("/communes/{insee}/notices/{notice_id}", summary="Correct a notice (new version)")
+@router.patch("/communes/{insee}/notices/{notice_id}", summary="Correct a notice (new version)",
+              responses={412: {"description": "If-Match names a version that moved on"}})
 async def correct_notice(
-    c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch
+    c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
+    if_match: IfMatch = None,
 ) -> Notice:
     await staff_commune(c, insee, member)
     now = c.clock()
     seq, notice = await find(c, insee, notice_id)
+    check_if_match(if_match, notice)
     try:
         corrected = lifecycle.correct(notice, patch, author=member.name, now=now)
+    except lifecycle.InvalidTimes as error:
+        raise invalid(error) from error
     except lifecycle.LifecycleError as error:
         kind = errors.NOTICE_WITHDRAWN if notice.state is NoticeState.WITHDRAWN else errors.INVALID
         raise ApiError(kind, message=str(error)) from error
     except ValidationError as error:
-        fields = errors.field_errors(error.errors())
-        message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        raise ApiError(errors.INVALID, message=message, fields=fields) from error
-    saved = await save(c, corrected, seq, now)
-    structlog.get_logger().info("notice_corrected", version=saved.version)
-    return shown(saved, now)
+        raise invalid(error) from error
+    if corrected is notice:
+        # Nothing changed: no new version, nothing sent.
+        return notice_response(response, notice, now)
+    saved = await save(c, corrected, seq, now, was_scheduled=notice.state is NoticeState.SCHEDULED)
+    structlog.get_logger().info("notice_corrected", version=saved.version, state=saved.state)
+    return notice_response(response, saved, now)
 
 
-@router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice")
-async def withdraw_notice(c: Ctx, member: Staff, insee: str, notice_id: str) -> Notice:
+@router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice",
+             responses={412: {"description": "If-Match names a version that moved on"}})
+async def withdraw_notice(
+    c: Ctx, member: Staff, insee: str, notice_id: str, response: Response,
+    if_match: IfMatch = None,
+) -> Notice:
     await staff_commune(c, insee, member)
     now = c.clock()
     seq, notice = await find(c, insee, notice_id)
+    check_if_match(if_match, notice)
     try:
         event: NoticeWithdrawn = lifecycle.withdraw(notice, author=member.name, now=now)
     except lifecycle.LifecycleError as error:
@@ -226,63 +312,132 @@ async def withdraw_notice(c: Ctx, member: Staff, insee: str, notice_id: str) -> 
         await c.store.append(event, seq)
     except ConcurrentChange as error:
         raise ApiError(errors.NOTICE_CHANGED) from error
+    except UNCONFIRMED as error:
+        raise ApiError(errors.BUS_TIMEOUT) from error
     if seq == 0:
         await c.store.unschedule(notice_id)
     structlog.get_logger().info("notice_withdrawn", version=notice.version)
-    return shown(event.notice, now)
+    return notice_response(response, event.notice, now)
 
 
-@router.get("/communes/{insee}/notices", summary="The commune's current notices (public)")
-async def list_notices(c: Ctx, insee: str) -> NoticeList:
+def page_url(request: Request, limit: int, offset: int) -> str:
+    """This route's URL at another page, as the client reached it (behind CRIEUR_PUBLIC_URL)."""
+    base = ctx(request).settings.public_url.rstrip("/")
+    return f"{base}{request.url.path}?{urlencode({'limit': limit, 'offset': offset})}"
+
+
+@router.get("/communes/{insee}/notices", summary="The commune's current notices (public), paged",
+            response_model=NoticeList)
+async def list_notices(
+    c: Ctx, request: Request, insee: str, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Response:
     commune = await registered_commune(c, insee)
     now = c.clock()
-    return NoticeList(commune=commune, notices=c.store.view.current(insee, now))
+
+    async def render() -> tuple[Rendered, datetime | None]:
+        current = c.store.view.current(insee, now)
+        more = offset + limit < len(current)
+        page = NoticeList(
+            commune=commune, total=len(current),
+            notices=[shown(n, now) for n in current[offset:offset + limit]],
+            next=page_url(request, limit, offset + limit) if more else None,
+        )
+        headers = {"Link": f'<{page.next}>; rel="next"'} if page.next else {}
+        changed = c.store.view.changed_at(insee, now) or commune.created_at
+        rendered = Rendered(page.model_dump_json().encode(), "application/json", changed,
+                            headers=headers)
+        return rendered, c.store.view.next_change(insee, now)
+
+    rendered = await c.cache.get(("notices", insee, commune, limit, offset),
+                                 c.store.view.stamp(insee), now, render)
+    return answer(request, rendered)
 
 
 @router.get("/communes/{insee}/notices/{notice_id}",
-            summary="One notice (public once published; with a staff token, scheduled too)")
+            summary="One notice (public once published; with a staff token, scheduled too)",
+            response_model=Notice)
 async def get_notice(
-    c: Ctx, insee: str, notice_id: str, authorization: Annotated[str | None, Header()] = None
-) -> Notice:
+    c: Ctx, request: Request, insee: str, notice_id: str,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
     await registered_commune(c, insee)
-    found = c.store.get(insee, notice_id)
-    if found is not None:
-        return shown(found[1], c.clock())
-    if authorization is not None:
+    now = c.clock()
+    found = on_stream(c, insee, notice_id)
+    notice = found[1] if found is not None else None
+    if notice is None and authorization is not None:
         # Staff may read back what they scheduled; residents see it once it is out.
         await staff_commune(c, insee, await staff_member(c, authorization))
-        scheduled = await stored(c, insee, notice_id)
-        if scheduled is not None:
-            return shown(scheduled, c.clock())
-    raise ApiError(errors.NOTICE_NOT_FOUND)
+        notice = await stored(c, insee, notice_id)
+    if notice is None:
+        raise ApiError(errors.NOTICE_NOT_FOUND)
+    etag = notice_etag(notice, now)
+    # Expiry changes what is shown without a new version: it counts as a modification.
+    modified = notice.updated_at
+    if notice.state_at(now) is NoticeState.EXPIRED and notice.ends_at is not None:
+        modified = max(modified, notice.ends_at)
+    if not_modified(request, etag, modified):
+        return Response(status_code=304, headers={"ETag": etag})
+    body = shown(notice, now).model_dump_json().encode()
+    return answer(request, Rendered(body, "application/json", modified, etag=etag,
+                                    etag_per_encoding=False))
+
+
+ATOM = "application/atom+xml; charset=utf-8"
+CAP = "application/cap+xml; charset=utf-8"
 
 
 class AtomResponse(Response):
-    media_type = "application/atom+xml; charset=utf-8"
+    media_type = ATOM
 
 
 class CapResponse(Response):
-    media_type = "application/cap+xml; charset=utf-8"
+    media_type = CAP
 
 
 @router.get("/communes/{insee}/feed.atom", response_class=AtomResponse,
-            summary="The commune's current notices as an Atom feed")
-async def atom_feed(c: Ctx, insee: str) -> AtomResponse:
+            summary="The commune's current and recently withdrawn notices as an Atom feed, paged")
+async def atom_feed(
+    c: Ctx, request: Request, insee: str, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Response:
     commune = await registered_commune(c, insee)
     now = c.clock()
-    feed = commune_feed(insee, commune.name, c.store.view.current(insee, now), now,
-                        c.settings.public_url)
-    return AtomResponse(feed)
+
+    async def render() -> tuple[Rendered, datetime | None]:
+        view = c.store.view
+        entries = view.in_feed(insee, now)
+        last_offset = max(0, (len(entries) - 1) // limit * limit)
+        paging = Paging(
+            current=page_url(request, limit, offset),
+            first=page_url(request, limit, 0),
+            last=page_url(request, limit, last_offset),
+            previous=page_url(request, limit, max(0, offset - limit)) if offset > 0 else None,
+            next=page_url(request, limit, offset + limit) if offset + limit < len(entries)
+            else None,
+        )
+        changed = view.changed_at(insee, now)
+        feed = commune_feed(insee, commune.name, entries[offset:offset + limit], now,
+                            c.settings.public_url, updated=changed or commune.created_at,
+                            paging=paging)
+        return Rendered(feed, ATOM, changed or commune.created_at), view.next_change(insee, now)
+
+    rendered = await c.cache.get(("atom", insee, commune, limit, offset),
+                                 c.store.view.stamp(insee), now, render)
+    return answer(request, rendered)
 
 
 @router.get("/communes/{insee}/notices/{notice_id}/cap.xml", response_class=CapResponse,
             summary="One notice as a CAP 1.2 alert (Alert, Update or Cancel)")
-async def cap_alert(c: Ctx, insee: str, notice_id: str) -> CapResponse:
+async def cap_alert(c: Ctx, request: Request, insee: str, notice_id: str) -> Response:
     commune = await registered_commune(c, insee)
-    found = c.store.get(insee, notice_id)
+    found = on_stream(c, insee, notice_id)
     if found is None:
         raise ApiError(errors.NOTICE_NOT_FOUND)
-    return CapResponse(notice_to_cap(found[1], commune.name, c.settings.public_url))
+    notice = found[1]
+    try:
+        document = notice_to_cap(notice, commune.name, c.settings.public_url)
+    except NotSent as error:
+        raise ApiError(errors.NOTICE_NOT_SENT) from error
+    return answer(request, Rendered(document, CAP, notice.updated_at))
 
 
 # -- channel routes: answered by the channel that owns them, over NATS request-reply ----------
@@ -360,7 +515,3 @@ def channel_router() -> APIRouter:
                     openapi_extra=extra,
                 )
     return forwarded
-
-
-def not_found_json(_: Request, __: Any) -> JSONResponse:
-    return JSONResponse(errors.error_body(errors.NOT_FOUND.code, errors.NOT_FOUND.message), 404)

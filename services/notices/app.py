@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import nats.errors
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crieur.tasks import Supervisor
 from services.notices import errors, scheduler
-from services.notices.api import Context, channel_router, not_found_json, router
+from services.notices.api import Context, channel_router, router
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 
@@ -71,6 +73,37 @@ class BodyLimit:
         await JSONResponse(body, status_code=kind.status)(scope, receive, send)
 
 
+class RequestLog:
+    """Logs every request once it is answered: method, path, status, time. Never a token.
+
+    The query string is left out (a resident's link may carry one some day) and headers
+    are not logged at all; the log context is fresh for every request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        structlog.contextvars.clear_contextvars()
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            log.info("http_request", method=scope["method"], path=scope["path"], status=status,
+                     ms=round((time.perf_counter() - started) * 1000, 1))
+
+
 def create_app(settings: NoticesSettings, context: Context | None = None) -> FastAPI:
     """The ASGI app; with no context given, it connects to NATS in its lifespan."""
 
@@ -105,19 +138,18 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def fresh_log_context(request: Request, call_next: Any) -> Any:
-        structlog.contextvars.clear_contextvars()
-        return await call_next(request)
+    # Answers the routes did not compress themselves (cached answers come gzipped already).
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(RequestLog)
 
     app.add_exception_handler(errors.ApiError, errors.on_api_error)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
-    # A JetStream publish needs the server's ack: without it the notice is not stored, and
-    # the caller is told to retry (with its Idempotency-Key) rather than shown a 500.
+    # A JetStream publish needs the server's ack: without it the notice may or may not be
+    # stored, and the caller is told how to retry rather than shown a 500.
     for bus_error in (nats.errors.Error, asyncio.TimeoutError):
         app.add_exception_handler(bus_error, errors.on_bus_error)
-    app.add_exception_handler(404, not_found_json)
+    app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
+    app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(channel_router())
 

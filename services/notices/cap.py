@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice, NoticeState
+from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice, NoticeState, SentVersion
 from services.notices.xmltext import xml_text
 
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -61,19 +61,37 @@ def cap_time(value: datetime) -> str:
     return text
 
 
-def _msg_type(notice: Notice) -> MsgType:
+class NotSent(ValueError):
+    """The notice never went out (scheduled, or withdrawn before its time): no CAP message."""
+
+
+def sent_versions(notice: Notice) -> tuple[SentVersion, ...]:
+    """Every version that went out, oldest first."""
+    if notice.sent_versions:
+        return notice.sent_versions
+    if notice.published_at is None:
+        return ()
+    # A notice stored before versions sent were recorded: its first version was the Alert.
+    first = SentVersion(version=1, sent_at=notice.published_at)
+    if notice.version == 1:
+        return (first,)
+    return (first, SentVersion(version=notice.version, sent_at=notice.updated_at))
+
+
+def _msg_type(notice: Notice, sent: tuple[SentVersion, ...]) -> MsgType:
     """CAP msgType for the notice's current life stage; refuses what is not a CAP message."""
     if notice.state is NoticeState.SCHEDULED:
-        raise ValueError(f"notice {notice.id} is scheduled: not sent yet, so not a CAP message")
-    if notice.published_at is None:
-        # Every Update and Cancel references the original Alert by its send time.
-        raise ValueError(f"notice {notice.id} has no published_at: it was never sent")
+        raise NotSent(f"notice {notice.id} is scheduled: not sent yet, so not a CAP message")
+    if not sent:
+        raise NotSent(f"notice {notice.id} was never sent")
     if notice.state is NoticeState.WITHDRAWN:
         return "Cancel"
-    if notice.state is NoticeState.CORRECTED and notice.version == 1:
-        raise ValueError(f"notice {notice.id} is corrected but still at version 1")
+    if sent[-1].version != notice.version:
+        raise ValueError(f"notice {notice.id} is at version {notice.version}, "
+                         f"but version {sent[-1].version} is the last sent")
     # A stored "expired" state is treated like the version it expired at: expiry is in <expires>.
-    return "Update" if notice.version > 1 else "Alert"
+    # The first version anyone saw is the Alert, whatever its number (corrected while scheduled).
+    return "Alert" if len(sent) == 1 else "Update"
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
@@ -86,19 +104,20 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
 
 def notice_to_cap(notice: Notice, commune_name: str, public_url: str) -> bytes:
     """The notice's current stage as a CAP 1.2 <alert> document (UTF-8, with XML declaration)."""
-    msg_type = _msg_type(notice)
-    assert notice.published_at is not None  # checked by _msg_type
+    versions = sent_versions(notice)
+    msg_type = _msg_type(notice, versions)
+    assert notice.published_at is not None  # a sent notice has one
     profile = CAP_MAPPING[notice.category]
     base = f"crieur-{notice.commune}-{notice.id}"
     sender = f"mairie-{notice.commune}@crieur"
 
-    if msg_type == "Alert":
-        identifier, sent = f"{base}-v{notice.version}", notice.published_at
-    elif msg_type == "Update":
-        identifier, sent = f"{base}-v{notice.version}", notice.updated_at
-    else:
+    if msg_type == "Cancel":
         identifier = f"{base}-v{notice.version}-cancel"
         sent = notice.withdrawn_at or notice.updated_at
+        earlier = versions
+    else:
+        identifier, sent = f"{base}-v{notice.version}", versions[-1].sent_at
+        earlier = versions[:-1]
 
     # Children are appended in the exact sequence the CAP 1.2 schema requires.
     alert = ET.Element(f"{{{CAP_NAMESPACE}}}alert")
@@ -108,11 +127,10 @@ def notice_to_cap(notice: Notice, commune_name: str, public_url: str) -> bytes:
     _sub(alert, "status", "Actual")
     _sub(alert, "msgType", msg_type)
     _sub(alert, "scope", "Public")
-    if msg_type != "Alert":
-        # Only the original Alert is referenced: a notice snapshot does not carry the send
-        # times of its intermediate versions, and a reference without its `sent` is invalid.
-        original = f"{sender},{base}-v1,{cap_time(notice.published_at)}"
-        _sub(alert, "references", original)
+    if earlier:
+        # Every message sent before this one, oldest first (CAP: sender,identifier,sent).
+        _sub(alert, "references", " ".join(
+            f"{sender},{base}-v{v.version},{cap_time(v.sent_at)}" for v in earlier))
 
     info = _sub(alert, "info")
     _sub(info, "language", "fr-FR")
@@ -128,7 +146,8 @@ def notice_to_cap(notice: Notice, commune_name: str, public_url: str) -> bytes:
     _sub(info, "headline", notice.title)
     _sub(info, "description", notice.body)
     site = public_url.rstrip("/")
-    _sub(info, "web", f"{site}/communes/{notice.commune}/notices/{notice.id}")
+    # The notice as served today (the public pages come later; the link then moves there).
+    _sub(info, "web", f"{site}/api/v1/communes/{notice.commune}/notices/{notice.id}")
     for attachment in notice.attachments:
         resource = _sub(info, "resource")
         _sub(resource, "resourceDesc", attachment.name)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import mimetypes
 import os
+import re
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +32,17 @@ from services.notices.store import NatsStore
 StoreCommand = Callable[[NatsStore, argparse.Namespace], Awaitable[int]]
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
+INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
+# A retried request (network cut, bus busy) is sent again this many times in all.
+ATTEMPTS = 4
+
+
+def insee(value: str) -> str:
+    """argparse type: a malformed code is a usage error naming it, not a traceback."""
+    if not INSEE_RE.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an INSEE code (five characters: 70299, 2A004)")
+    return value
 
 
 async def with_store(command: StoreCommand, args: argparse.Namespace) -> int:
@@ -54,8 +69,24 @@ async def commune_add(store: NatsStore, args: argparse.Namespace) -> int:
     if existing is not None and existing.name == args.name:
         print(f"commune {existing.insee} {existing.name} already registered")
         return 0
+    if existing is not None:
+        # Renaming is its own command: a typo in a code must not rename another commune.
+        print(f"error: commune {existing.insee} exists, named {existing.name!r}; to rename it: "
+              f"crieur commune rename {existing.insee} {args.name!r}", file=sys.stderr)
+        return 1
     commune = await store.add_commune(args.insee, args.name)
     print(f"commune {commune.insee} {commune.name} registered")
+    return 0
+
+
+async def commune_rename(store: NatsStore, args: argparse.Namespace) -> int:
+    existing = await store.commune(args.insee)
+    if existing is None:
+        print(f"error: commune {args.insee} is not registered (crieur commune add)",
+              file=sys.stderr)
+        return 1
+    commune = await store.add_commune(args.insee, args.name)
+    print(f"commune {commune.insee} renamed from {existing.name} to {commune.name}")
     return 0
 
 
@@ -104,6 +135,26 @@ def _api(args: argparse.Namespace) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
+def _send(api: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Send, and send again on a network error or a 503: every request is safe to repeat.
+
+    A publication carries an Idempotency-Key, a correction repeated changes nothing more and
+    a withdrawal repeated is refused (409): what was stored before its answer was lost is
+    not applied twice.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            response = api.request(method, url, **kwargs)
+        except httpx.TransportError:
+            if attempt == ATTEMPTS:
+                raise
+        else:
+            if response.status_code != 503 or attempt == ATTEMPTS:
+                return response
+        time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
 def _show(response: httpx.Response) -> int:
     try:
         body: Any = response.json()
@@ -113,28 +164,62 @@ def _show(response: httpx.Response) -> int:
     return 0 if response.is_success else 1
 
 
+def _url_and_text(value: str) -> tuple[str, str]:
+    """`URL` or `URL text`: URLs hold no space, so the first space ends it."""
+    url, _, text = value.strip().partition(" ")
+    return url, text.strip()
+
+
+def link(value: str) -> dict[str, str]:
+    url, label = _url_and_text(value)
+    return {"url": url, "label": label} if label else {"url": url}
+
+
+def attachment(value: str) -> dict[str, str]:
+    url, name = _url_and_text(value)
+    media_type = mimetypes.guess_type(url.split("?")[0])[0] or "application/octet-stream"
+    return {"url": url, "name": name or url.rstrip("/").rsplit("/", 1)[-1] or url,
+            "media_type": media_type}
+
+
 def _notice_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields = {k: getattr(args, k) for k in
               ("category", "title", "body", "publish_at", "starts_at", "ends_at")}
+    fields["links"] = args.link
+    fields["attachments"] = args.attachment
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def idempotency_key(commune: str, fields: dict[str, Any]) -> str:
+    """The same command run again (within 24 h) is the same publication, not a second one."""
+    canonical = json.dumps([commune, fields], sort_keys=True, ensure_ascii=False)
+    return "crieur-cli-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
 async def publish(args: argparse.Namespace) -> int:
-    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    fields = _notice_fields(args)
+    key = args.idempotency_key or idempotency_key(args.commune, fields)
     with _api(args) as api:
-        return _show(api.post(f"/api/v1/communes/{args.commune}/notices",
-                              json=_notice_fields(args), headers=headers))
+        response = _send(api, "POST", f"/api/v1/communes/{args.commune}/notices",
+                         json=fields, headers={"Idempotency-Key": key})
+    if response.headers.get("idempotent-replayed") == "true":
+        print("note: this notice was already published (the same command within 24 h); "
+              "nothing new was sent. To publish it again: --idempotency-key <new key>",
+              file=sys.stderr)
+    return _show(response)
 
 
 async def correct(args: argparse.Namespace) -> int:
+    # Repeating a correction is harmless: fields already at their value make no new version.
     with _api(args) as api:
-        return _show(api.patch(f"/api/v1/communes/{args.commune}/notices/{args.id}",
-                               json=_notice_fields(args)))
+        return _show(_send(api, "PATCH", f"/api/v1/communes/{args.commune}/notices/{args.id}",
+                           json=_notice_fields(args)))
 
 
 async def withdraw(args: argparse.Namespace) -> int:
     with _api(args) as api:
-        return _show(api.post(f"/api/v1/communes/{args.commune}/notices/{args.id}/withdraw"))
+        return _show(_send(api, "POST",
+                           f"/api/v1/communes/{args.commune}/notices/{args.id}/withdraw"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -142,18 +227,22 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(required=True, metavar="command")
 
-    commune = sub.add_parser("commune", help="register and list communes").add_subparsers(
+    commune = sub.add_parser("commune", help="register, rename and list communes").add_subparsers(
         required=True, metavar="action")
     c_add = commune.add_parser("add", help="register a commune: commune add 70299 Lavoncourt")
-    c_add.add_argument("insee")
+    c_add.add_argument("insee", type=insee)
     c_add.add_argument("name")
     c_add.set_defaults(run=commune_add, store=True)
+    c_rename = commune.add_parser("rename", help="rename a registered commune")
+    c_rename.add_argument("insee", type=insee)
+    c_rename.add_argument("name")
+    c_rename.set_defaults(run=commune_rename, store=True)
     commune.add_parser("list", help="list communes").set_defaults(run=commune_list, store=True)
 
     staff = sub.add_parser("staff", help="staff tokens").add_subparsers(
         required=True, metavar="action")
     s_add = staff.add_parser("add", help="create a staff token (printed once)")
-    s_add.add_argument("--commune", action="append", required=True,
+    s_add.add_argument("--commune", action="append", required=True, type=insee,
                        help="INSEE code; repeat for several communes")
     s_add.add_argument("--name", required=True)
     s_add.set_defaults(run=staff_add, store=True)
@@ -163,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
     s_revoke.set_defaults(run=staff_revoke, store=True)
 
     def api_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--commune", required=True, help="INSEE code")
+        sp.add_argument("--commune", required=True, type=insee, help="INSEE code")
         sp.add_argument("--token", help="staff token (default: $CRIEUR_TOKEN)")
         sp.add_argument("--api-url", help=f"default: $CRIEUR_API_URL or {DEFAULT_API_URL}")
 
@@ -175,11 +264,19 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--publish-at", help="ISO date-time, Europe/Paris if no offset")
         sp.add_argument("--starts-at")
         sp.add_argument("--ends-at")
+        sp.add_argument("--link", action="append", type=link, metavar="'URL [label]'",
+                        help="a link, with an optional label after a space; repeatable")
+        sp.add_argument("--attachment", action="append", type=attachment,
+                        metavar="'URL [name]'",
+                        help="a document (PDF, image...), with an optional name after a "
+                        "space; repeatable")
 
     pub = sub.add_parser("publish", help="publish a notice through the API")
     api_args(pub)
     notice_args(pub, required=True)
-    pub.add_argument("--idempotency-key", help="retrying with the same key publishes once")
+    pub.add_argument("--idempotency-key",
+                     help="retrying with the same key publishes once (default: derived from "
+                     "the notice, so the same command run again publishes once)")
     pub.set_defaults(run=publish)
 
     cor = sub.add_parser("correct", help="correct a notice (new version)")

@@ -16,11 +16,31 @@ from schemas import (
     NoticePublished,
     NoticeState,
     NoticeWithdrawn,
+    SentVersion,
 )
 
 
 class LifecycleError(Exception):
     """A step that the notice's state does not allow (e.g. correcting a withdrawn notice)."""
+
+
+class InvalidTimes(LifecycleError):
+    """A date that makes no sense at this moment (a notice that would end before it is seen)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+        self.message = message
+
+
+def _check_times(notice: Notice, now: datetime, given: set[str]) -> None:
+    """Refuse a notice that would end before anyone sees it; only dates just given are checked."""
+    if "ends_at" in given and notice.ends_at is not None and notice.ends_at <= now:
+        raise InvalidTimes("ends_at", "ends_at is in the past: to end a notice now, withdraw it")
+    if (notice.state is NoticeState.SCHEDULED and notice.publish_at is not None
+            and notice.ends_at is not None and notice.ends_at <= notice.publish_at):
+        raise InvalidTimes("ends_at", "ends_at must be after publish_at: the notice would end "
+                           "unseen")
 
 
 def new_notice_id() -> str:
@@ -33,7 +53,7 @@ def create(
 ) -> Notice:
     """The notice a draft becomes: scheduled if `publish_at` is in the future, else published."""
     scheduled = draft.publish_at is not None and draft.publish_at > now
-    return Notice(
+    notice = Notice(
         id=notice_id,
         commune=commune,
         author=author,
@@ -42,36 +62,66 @@ def create(
         created_at=now,
         updated_at=now,
         published_at=None if scheduled else now,
+        sent_versions=() if scheduled else (SentVersion(version=1, sent_at=now),),
         **draft.model_dump(),
     )
+    _check_times(notice, now, set(draft.model_fields_set))
+    return notice
+
+
+def _sent_now(notice: Notice, now: datetime) -> Notice:
+    """A scheduled notice (at whatever version it has reached) goes out: its first send."""
+    return notice.model_copy(update={
+        "state": NoticeState.PUBLISHED, "published_at": now,
+        "sent_versions": (SentVersion(version=notice.version, sent_at=now),),
+    })
 
 
 def publish_due(notice: Notice, now: datetime) -> NoticePublished:
     """A scheduled notice whose time has come goes out."""
     if notice.state is not NoticeState.SCHEDULED:
         raise LifecycleError(f"notice {notice.id} is {notice.state}, not scheduled")
-    published = notice.model_copy(update={"state": NoticeState.PUBLISHED, "published_at": now})
-    return NoticePublished(occurred_at=now, notice=published)
+    return NoticePublished(occurred_at=now, notice=_sent_now(notice, now))
+
+
+# What a correction may not change, and what it does not count as a change.
+_BOOKKEEPING = ("version", "state", "updated_at", "author")
 
 
 def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime) -> Notice:
-    """A new version with the patch applied; validated again as a whole."""
+    """A new version with the patch applied, validated again as a whole.
+
+    Returns `notice` itself when the patch changes nothing (no new version). A scheduled
+    notice whose `publish_at` is set to null or to a time already passed goes out now.
+    """
     if notice.state is NoticeState.WITHDRAWN:
         raise LifecycleError("a withdrawn notice cannot be corrected")
-    changes = patch.model_dump(exclude_unset=True)
+    current = notice.model_dump()
+    changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items()
+               if current[k] != v}
+    if not changes:
+        return notice
     if "publish_at" in changes and notice.state is not NoticeState.SCHEDULED:
-        raise LifecycleError("publish_at cannot change: the notice is already published")
+        raise InvalidTimes("publish_at", "publish_at cannot change: the notice is already "
+                           "published")
     state = notice.state
     if state is NoticeState.PUBLISHED:
         state = NoticeState.CORRECTED
-    data = notice.model_dump() | changes | {
+    data = current | changes | {
         "version": notice.version + 1,
         "state": state,
         "updated_at": now,
         "author": author,
     }
     # Validating the whole notice again catches a window made inverted by the patch.
-    return Notice.model_validate(data)
+    corrected = Notice.model_validate(data)
+    _check_times(corrected, now, set(changes))
+    if corrected.state is NoticeState.SCHEDULED:
+        if corrected.publish_at is None or corrected.publish_at <= now:
+            return _sent_now(corrected, now)
+        return corrected
+    sent = (*notice.sent_versions, SentVersion(version=corrected.version, sent_at=now))
+    return corrected.model_copy(update={"sent_versions": sent})
 
 
 def withdraw(notice: Notice, *, author: str, now: datetime) -> NoticeWithdrawn:
@@ -85,7 +135,12 @@ def withdraw(notice: Notice, *, author: str, now: datetime) -> NoticeWithdrawn:
 
 
 def event_for(notice: Notice, now: datetime) -> NoticePublished | NoticeCorrected:
-    """The event that announces a (re)written notice that is not scheduled."""
-    if notice.version == 1:
+    """The event that announces a (re)written notice that is not scheduled.
+
+    The first version sent is a publication (CAP Alert) whatever its number: a notice
+    corrected while scheduled is seen first at version 2 or more.
+    """
+    first_send = len(notice.sent_versions) == 1 if notice.sent_versions else notice.version == 1
+    if first_send:
         return NoticePublished(occurred_at=now, notice=notice)
     return NoticeCorrected(occurred_at=now, notice=notice)

@@ -6,13 +6,16 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import nats.errors
 import pytest
 
 from crieur.nats_server import NatsServer
+from schemas import NoticeEvent
 from services.notices.api import Context
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +61,33 @@ async def test_publishing_during_an_outage_is_503_and_works_after(tmp_path: Path
     finally:
         await store.close()
         server.stop()
+
+
+async def test_a_publish_whose_confirmation_is_lost_says_so_and_a_retry_makes_one_notice(
+    front_door: FrontDoor,
+) -> None:
+    fd = front_door
+    real_append = fd.store.append
+    lost = True
+
+    async def append_then_lose_the_ack(event: NoticeEvent, expected_last_seq: int) -> int:
+        # The server stores the event; its acknowledgement never reaches the front door.
+        seq = await real_append(event, expected_last_seq)
+        if lost:
+            raise nats.errors.TimeoutError
+        return seq
+
+    fd.store.append = append_then_lose_the_ack  # type: ignore[method-assign]
+    headers = fd.auth | {"Idempotency-Key": "coupure-eau-1"}
+    first = await fd.http.post(fd.notices_url(), json=DRAFT, headers=headers)
+    assert first.status_code == 503, first.text
+    error = first.json()["error"]
+    assert error["code"] == "bus_timeout"
+    assert "may have been saved" in error["message"] and "Idempotency-Key" in error["message"]
+    assert first.headers["retry-after"]
+
+    lost = False
+    retry = await fd.http.post(fd.notices_url(), json=DRAFT, headers=headers)
+    assert retry.status_code == 201, retry.text
+    listed = (await fd.http.get(fd.notices_url())).json()["notices"]
+    assert [n["id"] for n in listed] == [retry.json()["id"]], "stored once, not twice"

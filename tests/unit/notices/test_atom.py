@@ -64,7 +64,7 @@ def test_feed_links() -> None:
     links = {link.get("rel"): link.get("href") for link in root.findall("a:link", NS)}
     assert links == {
         "self": f"{PUBLIC_URL}/api/v1/communes/70279/feed.atom",
-        "alternate": f"{PUBLIC_URL}/communes/70279",
+        "alternate": f"{PUBLIC_URL}/api/v1/communes/70279/notices",
     }
     slashed = ET.fromstring(commune_feed("70279", "Gray", [], NOW, PUBLIC_URL + "/"))
     self_link = slashed.find("a:link[@rel='self']", NS)
@@ -80,9 +80,9 @@ def test_entries_keep_the_given_order() -> None:
         for e in entries(feed_of([mid, old, new]))
     ]
     assert hrefs == [
-        f"{PUBLIC_URL}/communes/70279/notices/cccccccc03",
-        f"{PUBLIC_URL}/communes/70279/notices/aaaaaaaa01",
-        f"{PUBLIC_URL}/communes/70279/notices/bbbbbbbb02",
+        f"{PUBLIC_URL}/api/v1/communes/70279/notices/cccccccc03",
+        f"{PUBLIC_URL}/api/v1/communes/70279/notices/aaaaaaaa01",
+        f"{PUBLIC_URL}/api/v1/communes/70279/notices/bbbbbbbb02",
     ]
 
 
@@ -154,7 +154,7 @@ def test_entry_fields() -> None:
     assert content.get("type") == "text"
     assert content.text == "Place de la mairie, à 21h.\nBuvette."
     links = {link.get("rel"): link for link in entry.findall("a:link", NS)}
-    assert links["alternate"].get("href") == f"{PUBLIC_URL}/communes/70279/notices/n0tice0001"
+    assert links["alternate"].get("href") == f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001"
     assert links["related"].get("href") == "https://example.fr/plan?a=1&b=2"
     assert links["enclosure"].get("length") == "1000"
     assert links["enclosure"].get("type") == "application/pdf"

@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice, NoticeState
+from schemas.notice import (
+    CATEGORY_LABELS,
+    PARIS,
+    Category,
+    Notice,
+    NoticeDraft,
+    NoticeState,
+    SentVersion,
+)
 from services.notices.cap import CAP_MAPPING, CAP_NAMESPACE, CapProfile, notice_to_cap
 
 NS = {"cap": CAP_NAMESPACE}
@@ -50,6 +59,7 @@ def make_notice(**overrides: Any) -> Notice:
         "created_at": WINTER,
         "updated_at": WINTER,
         "published_at": WINTER,
+        "sent_versions": [SentVersion(version=1, sent_at=WINTER)],
     }
     fields.update(overrides)
     return Notice(**fields)
@@ -57,9 +67,11 @@ def make_notice(**overrides: Any) -> Notice:
 
 def corrected(notice: Notice, at: datetime) -> Notice:
     """The next version of a notice, as the service stores it after a correction."""
-    return notice.model_copy(
-        update={"version": notice.version + 1, "state": NoticeState.CORRECTED, "updated_at": at}
-    )
+    version = notice.version + 1
+    return notice.model_copy(update={
+        "version": version, "state": NoticeState.CORRECTED, "updated_at": at,
+        "sent_versions": (*notice.sent_versions, SentVersion(version=version, sent_at=at)),
+    })
 
 
 def withdrawn(notice: Notice, at: datetime) -> Notice:
@@ -153,7 +165,7 @@ def test_minimal_alert_fields() -> None:
     assert text(root, "cap:info/cap:description") == (
         "Travaux sur la chaussée.\nDéviation par le centre."
     )
-    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/communes/70279/notices/n0tice0001"
+    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001"
     assert text(root, "cap:info/cap:area/cap:areaDesc") == "Gray (70279)"
     # Without a validity window: effective from publication, no expiry, no attachments.
     assert text(root, "cap:info/cap:effective") == "2025-01-10T09:30:15+01:00"
@@ -163,7 +175,7 @@ def test_minimal_alert_fields() -> None:
 
 def test_trailing_slash_in_public_url_is_not_doubled() -> None:
     root = ET.fromstring(notice_to_cap(make_notice(), "Gray", PUBLIC_URL + "/"))
-    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/communes/70279/notices/n0tice0001"
+    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001"
 
 
 def test_life_cycle_alert_update_cancel() -> None:
@@ -172,6 +184,8 @@ def test_life_cycle_alert_update_cancel() -> None:
     v3 = corrected(v2, datetime(2025, 4, 1, 8, 0, tzinfo=PARIS))
     gone = withdrawn(v3, datetime(2025, 5, 1, 8, 0, tzinfo=PARIS))
     original = "mairie-70279@crieur,crieur-70279-n0tice0001-v1,2025-01-10T09:30:15+01:00"
+    second = "mairie-70279@crieur,crieur-70279-n0tice0001-v2,2025-03-01T08:00:00+01:00"
+    third = "mairie-70279@crieur,crieur-70279-n0tice0001-v3,2025-04-01T08:00:00+02:00"
 
     alert = render(v1)
     assert text(alert, "cap:msgType") == "Alert"
@@ -189,13 +203,14 @@ def test_life_cycle_alert_update_cancel() -> None:
     assert text(second_update, "cap:msgType") == "Update"
     assert text(second_update, "cap:identifier") == "crieur-70279-n0tice0001-v3"
     assert text(second_update, "cap:sent") == "2025-04-01T08:00:00+02:00"
-    assert text(second_update, "cap:references") == original
+    # Every earlier message is referenced, not only the Alert.
+    assert text(second_update, "cap:references") == f"{original} {second}"
 
     cancel = render(gone)
     assert text(cancel, "cap:msgType") == "Cancel"
     assert text(cancel, "cap:identifier") == "crieur-70279-n0tice0001-v3-cancel"
     assert text(cancel, "cap:sent") == "2025-05-01T08:00:00+02:00"
-    assert text(cancel, "cap:references") == original
+    assert text(cancel, "cap:references") == f"{original} {second} {third}"
 
     identifiers = [text(r, "cap:identifier") for r in (alert, update, second_update, cancel)]
     assert len(set(identifiers)) == len(identifiers)
@@ -216,8 +231,8 @@ def test_identifier_and_sender_have_no_space_or_comma() -> None:
         value = text(root, f"cap:{tag}")
         assert value and not re.search(r"[\s,<&]", value)
     references = text(root, "cap:references")
-    assert references is not None and len(references.split()) == 1
-    assert len(references.split(",")) == 3
+    assert references is not None and len(references.split()) == 2
+    assert all(len(r.split(",")) == 3 for r in references.split())
 
 
 @pytest.mark.parametrize(
@@ -264,7 +279,8 @@ def test_times_use_paris_offsets_without_fractions() -> None:
 
 def test_utc_input_is_shown_in_paris_time() -> None:
     moment = datetime(2025, 7, 1, 10, 0, tzinfo=UTC)
-    root = render(make_notice(published_at=moment, created_at=moment, updated_at=moment))
+    root = render(make_notice(published_at=moment, created_at=moment, updated_at=moment,
+                              sent_versions=[SentVersion(version=1, sent_at=moment)]))
     assert text(root, "cap:sent") == "2025-07-01T12:00:00+02:00"
 
 
@@ -284,6 +300,9 @@ def test_hostile_commune_name_round_trips() -> None:
 
 
 def test_control_characters_are_dropped() -> None:
+    # Staff input refuses them at the door; a notice stored before that rule still renders.
+    with pytest.raises(ValidationError, match="cannot be shown"):
+        NoticeDraft(category=Category.TRAVAUX, title="Coupure", body="Coupure\x07 d'eau")
     root = render(make_notice(body="Coupure\x07 d'eau\x0b demain\r\nà 8h"))
     assert text(root, "cap:info/cap:description") == "Coupure d'eau demain\nà 8h"
 
@@ -312,14 +331,37 @@ def test_scheduled_notice_is_not_a_cap_message() -> None:
 
 
 def test_withdrawn_before_publication_is_not_a_cap_message() -> None:
-    never_sent = make_notice(state=NoticeState.WITHDRAWN, published_at=None, withdrawn_at=SUMMER)
+    never_sent = make_notice(state=NoticeState.WITHDRAWN, published_at=None, withdrawn_at=SUMMER,
+                             sent_versions=[])
     with pytest.raises(ValueError, match="never sent"):
         notice_to_cap(never_sent, "Gray", PUBLIC_URL)
 
 
-def test_corrected_at_version_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="version 1"):
-        notice_to_cap(make_notice(state=NoticeState.CORRECTED), "Gray", PUBLIC_URL)
+def test_a_version_never_sent_is_refused() -> None:
+    unsent = make_notice().model_copy(update={"version": 2, "state": NoticeState.CORRECTED})
+    with pytest.raises(ValueError, match="version 1 is the last sent"):
+        notice_to_cap(unsent, "Gray", PUBLIC_URL)
+
+
+def test_a_notice_corrected_while_scheduled_is_first_sent_as_an_alert() -> None:
+    # Scheduled at v1, corrected to v2 before its time, then sent: nobody saw v1.
+    first_seen = make_notice(version=2, sent_versions=[SentVersion(version=2, sent_at=WINTER)])
+    root = render(first_seen)
+    assert text(root, "cap:msgType") == "Alert"
+    assert text(root, "cap:identifier") == "crieur-70279-n0tice0001-v2"
+    assert root.find("cap:references", NS) is None
+    update = render(corrected(first_seen, SUMMER))
+    assert text(update, "cap:references") == (
+        "mairie-70279@crieur,crieur-70279-n0tice0001-v2,2025-01-10T09:30:15+01:00")
+
+
+def test_a_notice_stored_before_sent_versions_existed_still_renders() -> None:
+    legacy = corrected(make_notice(sent_versions=[]), SUMMER).model_copy(
+        update={"sent_versions": ()})
+    root = render(legacy)
+    assert text(root, "cap:msgType") == "Update"
+    assert text(root, "cap:references") == (
+        "mairie-70279@crieur,crieur-70279-n0tice0001-v1,2025-01-10T09:30:15+01:00")
 
 
 @pytest.mark.parametrize(
