@@ -179,7 +179,7 @@ Publish a notice:
 
 Follow it by email (the confirmation to click, then the notices, go where Email says):
   curl -X POST {notices}/api/v1/subscriptions/email -H 'Content-Type: application/json' \\
-    -d '{{"email": "habitant@example.org",
+    -d '{{"email": "vous@example.org",
          "follows": [{{"commune": "{insee}", "categories": ["alerte"]}}]}}'
 
 Ctrl-C stops everything.

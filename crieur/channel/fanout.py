@@ -142,6 +142,10 @@ class Fanout:
         await msg.ack()
         bound.info("fanout_planned", jobs=count, attempt=attempt)
 
+    def _withdrawn(self, notice_id: str) -> bool:
+        current = self.notices.peek(notice_id)
+        return current is not None and current.state is NoticeState.WITHDRAWN
+
     async def plan(self, event: NoticeEvent) -> int:
         notice = event.notice
         current = await self.notices.get(notice.commune, notice.id)
@@ -155,11 +159,18 @@ class Fanout:
 
         async def rendered() -> AsyncIterator[tuple[bytes, str]]:
             if policy.audience(event.kind) is policy.Audience.SUBSCRIBERS:
+                planned = 0
                 async for recipient in self.port.recipients(notice):
                     if RECIPIENT_ID.match(recipient):
                         yield template.render(recipient)
                     else:
                         log.error("recipient_id_invalid", channel=self.name, length=len(recipient))
+                    planned += 1
+                    if planned % 1000 == 0 and self._withdrawn(notice.id):
+                        # Withdrawn while we plan: the rest would only be dropped one by one.
+                        log.info("fanout_stopped_withdrawn", notice_id=notice.id,
+                                 planned=planned)
+                        return
             else:
                 for recipient in await self.sent.recipients(notice.id, event.kind,
                                                             notice.version):

@@ -46,6 +46,20 @@ class Request:
     def client(self) -> str:
         return self.raw.client_ip
 
+    def client_behind(self, trusted_proxies: frozenset[str]) -> str:
+        """The client's address, through proxies we trust (X-Forwarded-For, right to left).
+
+        Without a trusted proxy in front, the header is anyone's to forge: it is ignored.
+        """
+        client = self.raw.client_ip
+        if client not in trusted_proxies:
+            return client
+        hops = [h.strip() for h in self.header("x-forwarded-for").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if hop not in trusted_proxies:
+                return hop
+        return client
+
     def header(self, name: str) -> str:
         return self.raw.headers.get(name.lower(), "")
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import signal
 import ssl
@@ -32,6 +33,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+# aiosmtpd logs every SMTP command at INFO, "RCPT TO:<address>" included: residents'
+# addresses stay out of the logs, even a stand-in's.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 FAULTS_FILE = ".faults.json"
 # Named, so aiosmtpd does not ask the resolver for this machine's name at every connection.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
@@ -39,6 +39,7 @@ from services.email.web import Web, new_nonce
 log = structlog.get_logger("crieur.email")
 
 HOUR = 3600.0
+SWEEP_EVERY_S = HOUR
 
 
 def _utcnow() -> datetime:
@@ -66,8 +67,17 @@ class EmailService:
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
-        self.nc = await nats.connect(servers(self.settings.nats_url), name=f"crieur-{self.name}",
-                                     **RECONNECT_FOREVER)
+        delay = 1.0
+        while True:  # nats-py gives up on a first connection that fails: we do not
+            try:
+                self.nc = await nats.connect(servers(self.settings.nats_url),
+                                             name=f"crieur-{self.name}",
+                                             **RECONNECT_FOREVER)
+                break
+            except Exception as error:
+                log.warning("email_waiting_for_nats", error=repr(error)[:200], retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         js = self.nc.jetstream()
         while True:
             try:
@@ -78,6 +88,7 @@ class EmailService:
                 log.warning("email_waiting_for_nats", error=repr(error)[:200])
                 await asyncio.sleep(1.0)
         self._tasks.append(asyncio.create_task(self.registry.watch(), name="email-subscribers"))
+        self._tasks.append(asyncio.create_task(self.sweep(), name="email-sweep"))
 
         async def commune_name(insee: str) -> str | None:
             try:
@@ -94,7 +105,8 @@ class EmailService:
             registry=self.registry, links=self.links, commune_name=commune_name,
             send_confirmation=self.send_confirmation, clock=self.clock,
             per_client=RateLimiter(self.settings.email_rate_per_client, HOUR),
-            per_address=RateLimiter(self.settings.email_rate_per_address, HOUR))
+            per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
+            trusted_proxies=self.settings.trusted_proxies)
         self._http = await self.web.router().serve(self.nc, Channel.EMAIL.value)
         port = EmailPort(self.settings, self.registry, self.links, self.pool, self.clock)
         self.runner = ChannelRunner(port, self.settings, self.nc, name=self.name)
@@ -105,6 +117,17 @@ class EmailService:
         log.info("email_started", smtp=f"{self.settings.smtp_host}:{self.settings.smtp_port}",
                  tls=self.settings.smtp_tls.value, pool=self.settings.smtp_pool,
                  subscribers=len(self.registry.index), public_url=self.settings.public_url)
+
+    async def sweep(self) -> None:
+        """Hourly: forget addresses whose confirmation link expired unused."""
+        assert self.registry is not None
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S)
+            try:
+                await self.registry.sweep_unconfirmed(self.clock() - timedelta(
+                    seconds=self.settings.email_confirm_max_age_s))
+            except Exception as error:  # NATS away: the next round does it
+                log.warning("unconfirmed_sweep_failed", error=repr(error)[:200])
 
     async def send_confirmation(self, address: str, confirm_url: str, communes: list[str]) -> None:
         message = build_confirmation(address=address, confirm_url=confirm_url, communes=communes,
@@ -146,6 +169,10 @@ def create_app(settings: EmailSettings, service: EmailService | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(email.start())
+        # A start that fails for good must say so (and /healthz stays 503).
+        starting.add_done_callback(
+            lambda t: t.cancelled() or t.exception() is None or log.error(
+                "email_start_failed", error=repr(t.exception())[:300]))
         try:
             yield
         finally:

@@ -7,7 +7,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from crieur.channel.settings import ChannelSettings
 
@@ -50,6 +50,14 @@ class EmailSettings(ChannelSettings):
     # Subscription requests allowed per client address, and per email address, per hour.
     email_rate_per_client: int = Field(default=20, ge=1)
     email_rate_per_address: int = Field(default=3, ge=1)
+    # Addresses of reverse proxies in front of the front door (comma-separated): behind
+    # them, the client is read from X-Forwarded-For, else every resident would share
+    # the proxy's rate limit.
+    email_trusted_proxies: str = ""
+
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.email_trusted_proxies.split(",") if p.strip())
     # The kit's name for this channel (work queue jobs.<name>.*, durable consumers, sent
     # records): two instances sharing one NATS (staging, tests) each set their own.
     email_channel_name: str = Field(default="email", pattern=r"^[a-z][a-z0-9-]{0,30}$")
@@ -68,6 +76,13 @@ class EmailSettings(ChannelSettings):
         from services.email.format import check_address
 
         return check_address(value)
+
+    @model_validator(mode="after")
+    def _login_is_whole(self) -> EmailSettings:
+        # Refused at start-up rather than at the first email.
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("CRIEUR_SMTP_USERNAME and CRIEUR_SMTP_PASSWORD go together")
+        return self
 
     def secret_key(self) -> str:
         """The configured key, else the one kept under the data dir (made once, mode 0600)."""

@@ -91,11 +91,17 @@ class SubscriberIndex:
         # Most residents follow the same few things: one shared set per distinct choice
         # keeps 100,000 subscribers in tens of MB.
         self._shared: dict[frozenset[Topic], frozenset[Topic]] = {}
+        # Addresses never confirmed, and since when: swept once their link has expired.
+        self.unconfirmed: dict[str, datetime] = {}
 
     def __len__(self) -> int:
         return len(self._topics)
 
     def put(self, rid: str, subscriber: Subscriber | None) -> None:
+        if subscriber is not None and not subscriber.confirmed:
+            self.unconfirmed[rid] = subscriber.created_at
+        else:
+            self.unconfirmed.pop(rid, None)
         topics: frozenset[Topic] = frozenset()
         if subscriber is not None and subscriber.active:
             topics = frozenset((f.commune, str(c)) for f in subscriber.follows
@@ -171,6 +177,22 @@ class Registry:
 
     def matching(self, commune: str, category: str) -> list[str]:
         return self.index.matching(commune, category)
+
+    async def sweep_unconfirmed(self, older_than: datetime) -> int:
+        """Purge addresses never confirmed since before `older_than` (their link is dead):
+        an address someone typed, maybe not its owner, is not kept for nothing."""
+        swept = 0
+        for rid, since in list(self.index.unconfirmed.items()):
+            if since >= older_than:
+                continue
+            found = await self.get(rid)
+            if found is None or found[0].confirmed or found[0].created_at >= older_than:
+                continue
+            await self.forget(rid)
+            swept += 1
+        if swept:
+            log.info("unconfirmed_swept", count=swept)
+        return swept
 
     async def watch(self) -> None:
         """Follow the bucket forever (start with every key, then each change)."""

@@ -7,7 +7,6 @@ an address was known: a subscription gets the same 202 whatever happened.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
 from crieur.channel.ratelimit import RateLimiter
 from schemas.channels import ChannelHttpReply
@@ -32,6 +32,7 @@ _PAGES = Environment(loader=PackageLoader("services.email", "templates"),
                      autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                      trim_blocks=True, lstrip_blocks=True)
 
+CONFIRM_RETRIES_S = (2.0, 10.0, 60.0)
 ACCEPTED = ("Si cette adresse peut recevoir nos courriels, un message vient de lui être "
             "envoyé : ouvrez-le et cliquez sur le bouton pour confirmer.")
 
@@ -60,6 +61,7 @@ class Web:
     clock: Callable[[], datetime]
     per_client: RateLimiter
     per_address: RateLimiter
+    trusted_proxies: frozenset[str] = frozenset()
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def router(self) -> Router:
@@ -76,12 +78,14 @@ class Web:
     async def drain(self) -> None:
         """Wait for confirmation emails still being sent (graceful stop)."""
         if self._background:
-            await asyncio.wait(self._background, timeout=10)
+            _, waiting = await asyncio.wait(self._background, timeout=10)
+            for task in waiting:  # a retry waiting on a relay that is away: give up
+                task.cancel()
 
     # -- subscribe and confirm --------------------------------------------------------
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
-        _limit(self.per_client, "client:" + request.client)
+        _limit(self.per_client, "client:" + request.client_behind(self.trusted_proxies))
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:
@@ -108,7 +112,12 @@ class Web:
         def create(current: Subscriber | None) -> Subscriber | None:
             # An unknown address is kept unconfirmed (it gets nothing until confirmed);
             # a known one is left as it is: only its owner's click changes what it follows.
-            return Subscriber(email=address, created_at=now) if current is None else None
+            if current is None:
+                return Subscriber(email=address, created_at=now)
+            if not current.confirmed:
+                # A new link: the sweep of unconfirmed addresses counts from now.
+                return current.model_copy(update={"created_at": now})
+            return None
 
         await self.registry.change(rid, create)
         follows = [f.model_dump(mode="json") for f in body.follows]
@@ -119,11 +128,23 @@ class Web:
 
     async def _confirm_mail(self, address: str, rid: str, follows: list[dict[str, Any]],
                             names: list[str]) -> None:
-        try:
-            await self.send_confirmation(address, self.links.confirm_url(rid, follows), names)
-            log.info("confirmation_sent", recipient=rid[:12])
-        except Exception as error:
-            log.warning("confirmation_failed", recipient=rid[:12], error=str(error)[:200])
+        url = self.links.confirm_url(rid, follows)
+        # The relay may be away for a moment: a few tries, then the resident asks again.
+        for wait in (*CONFIRM_RETRIES_S, None):
+            try:
+                await self.send_confirmation(address, url, names)
+                log.info("confirmation_sent", recipient=rid[:12])
+                return
+            except Permanent as error:
+                log.warning("confirmation_refused", recipient=rid[:12], reason=error.reason)
+                return
+            except Exception as error:
+                reason = error.reason if isinstance(error, Transient) else repr(error)[:200]
+                log.warning("confirmation_failed", recipient=rid[:12], reason=reason,
+                            retry_in_s=wait)
+                if wait is None:
+                    return
+                await asyncio.sleep(wait)
 
     async def confirm(self, request: Request) -> ChannelHttpReply:
         try:
@@ -316,4 +337,5 @@ def _gone() -> ChannelHttpReply:
 
 
 def new_nonce() -> str:
-    return hashlib.sha256(secrets.token_bytes(16)).hexdigest()[:16]
+    """Makes each confirmation's Message-ID unique."""
+    return secrets.token_hex(8)

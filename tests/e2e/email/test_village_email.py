@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from crieur.standins.smtp import messages
-from tests.e2e.conftest import Village
+from tests.e2e.helpers import Village
 
 pytestmark = pytest.mark.e2e
 
@@ -65,11 +65,12 @@ def test_the_village_runs_the_email_channel_and_keeps_mail_in_var_mail(village: 
     assert notice["From"].addresses[0].display_name == "Mairie de Lavoncourt"
     assert notice["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert (Path(village.data_dir) / "email-secret-key").stat().st_mode & 0o077 == 0
+    assert "habitant@example.org" not in village.output.read_text(), "no address in any log"
 
 
 def test_with_crieur_smtp_host_set_the_village_starts_no_stand_in(tmp_path: Path) -> None:
     from crieur.standins.smtp import SmtpStandin
-    from tests.e2e.conftest import start_village
+    from tests.e2e.helpers import start_village
 
     relay = SmtpStandin(tmp_path / "relay").start()  # "the mairie's relay"
     village = start_village(tmp_path / "village", {

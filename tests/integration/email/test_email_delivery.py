@@ -28,9 +28,9 @@ from schemas.deliveries import DeliveryOutcome, DeliveryReport
 from services.email.app import EmailService
 from services.email.links import Links
 from services.email.subscribers import Follow, Registry, Subscriber, add_confirmed, now
-from tests.conftest import read_subject, repo_root
-from tests.integration.email.conftest import PUBLIC_URL, SECRET, parse, text_of, wait_for
-from tests.integration.notices.conftest import FrontDoor
+from tests.helpers import read_subject, repo_root
+from tests.integration.email.helpers import PUBLIC_URL, SECRET, parse, text_of, wait_for
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 

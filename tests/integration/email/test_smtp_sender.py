@@ -19,7 +19,11 @@ from crieur.standins.smtp import FAULTS_FILE, SmtpStandin, messages
 from services.email.sender import Bounced, SmtpConfig, SmtpPool
 from services.email.settings import SmtpTls
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # The stand-in asks for a login over plain SMTP on purpose (the sender's auth path).
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
+]
 
 FROM = "avis@crieur.example.org"
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.app import EmailService
-from tests.integration.email.conftest import PUBLIC_URL, link_in, mails_to, text_of, wait_for
-from tests.integration.notices.conftest import FrontDoor
+from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, text_of, wait_for
+from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +197,36 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert await service.registry.get(rid) is None
     assert rid not in await service.registry.kv.keys()
     assert (await front_door.http.get(manage)).status_code == 404
+
+
+async def test_an_address_never_confirmed_is_forgotten_once_its_link_expired(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    registry = service.registry
+    assert registry is not None
+    for address in ("never@example.org", "later@example.org"):
+        response = await front_door.http.post(URL, json=subscription(front_door, address))
+        assert response.status_code == 202
+    never = service.links.recipient_id("never@example.org")
+    later = service.links.recipient_id("later@example.org")
+    await subscribe_and_confirm(front_door, mailbox, "later@example.org")
+    await wait_for(lambda: never in registry.index.unconfirmed and
+                   later not in registry.index.unconfirmed, what="the index")
+    now = service.clock()
+    await registry.sweep_unconfirmed(older_than=now - timedelta(days=7))
+    assert await registry.get(never) is not None, "its link is still valid"
+    # (The session's bucket may hold other tests' unconfirmed addresses: they go too.)
+    assert await registry.sweep_unconfirmed(older_than=now + timedelta(seconds=1)) >= 1
+    assert await registry.get(never) is None, "the address is gone from storage"
+    assert await registry.get(later) is not None, "a confirmed subscriber stays"
+
+
+async def test_the_confirmation_is_tried_again_while_the_relay_says_later(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    await start_email()
+    mailbox.answer(451, times=1)
+    response = await front_door.http.post(URL, json=subscription(front_door, "patient@example.org"))
+    assert response.status_code == 202
+    await wait_for(lambda: mailbox.mailbox.refused == 1, what="the relay to refuse once")
+    await wait_for(lambda: len(mails_to(mailbox, "patient@example.org")) == 1, within_s=20,
+                   what="the confirmation, second try")

@@ -119,3 +119,30 @@ async def test_an_expired_notice_is_not_sent(nc: Client, start_kit: StartKit) ->
     await wait_for(lambda: len(port.sent) == 2, what="the live notice")
     await asyncio.sleep(0.5)
     assert {s.notice_id for s in port.sent} == {live.id} and notice.id != live.id
+
+
+async def test_a_withdrawal_stops_the_planning_of_a_large_fan_out(
+        nc: Client, start_kit: StartKit) -> None:
+    commune = random_insee()
+    port = FakeChannel({commune: [f"r{i}" for i in range(30_000)]}, rate_per_s=50)
+    runner = await start_kit(port)
+    mairie = Mairie(nc)
+    notice = await mairie.publish(make_notice(commune))
+    await wait_for(lambda: len(port.sent) >= 1, what="the first send")
+    await mairie.withdraw(notice)
+    js = nc.jetstream()
+
+    async def left() -> int:
+        info = await js.consumer_info("JOBS", f"{runner.name}-worker")
+        return int(info.num_pending) + int(info.num_ack_pending)
+
+    deadline = time.monotonic() + 60
+    while await left() > 0 or not any(s.kind == "withdrawn" for s in port.sent):
+        assert time.monotonic() < deadline, "the queue did not empty"
+        await asyncio.sleep(0.2)
+    assert runner.worker is not None
+    planned = sum(runner.worker.counts.get(k, 0) for k in ("sent", "dropped", "duplicate"))
+    planned -= sum(1 for s in port.sent if s.kind == "withdrawn")
+    assert planned < 30_000, "planning went on after the withdrawal"
+    assert Counter(s.recipient for s in port.sent if s.kind == "withdrawn") == Counter(
+        s.recipient for s in port.sent if s.kind == "published")

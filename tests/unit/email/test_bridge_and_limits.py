@@ -63,3 +63,16 @@ def test_the_limiter_forgets_the_oldest_keys_beyond_its_bound() -> None:
         limiter.hit(f"k{n}")
     assert len(limiter._buckets) == 100
     assert limiter.hit("k999") is not None
+
+
+def test_the_client_is_read_through_trusted_proxies_only() -> None:
+    def client(peer: str, forwarded: str, trusted: set[str]) -> str:
+        raw = ChannelHttpRequest(method="POST", path="/", client_ip=peer,
+                                 headers={"x-forwarded-for": forwarded})
+        return Request(raw, {}).client_behind(frozenset(trusted))
+
+    assert client("203.0.113.5", "198.51.100.1", set()) == "203.0.113.5", "forged header ignored"
+    assert client("10.0.0.2", "198.51.100.1", {"10.0.0.2"}) == "198.51.100.1"
+    assert client("10.0.0.2", "6.6.6.6, 198.51.100.1, 10.0.0.3",
+                  {"10.0.0.2", "10.0.0.3"}) == "198.51.100.1", "a forged left part is not used"
+    assert client("10.0.0.2", "", {"10.0.0.2"}) == "10.0.0.2"

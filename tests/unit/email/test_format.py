@@ -201,3 +201,4 @@ def test_the_confirmation_email() -> None:
 def test_french_dates() -> None:
     assert french_date(datetime(2026, 12, 1, 7, 5, tzinfo=UTC)) == "mardi 1er décembre 2026 à 08 h 05"
     assert french_date(datetime(2026, 8, 15, 20, 0, tzinfo=UTC)) == "samedi 15 août 2026 à 22 h 00"
+
