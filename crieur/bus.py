@@ -11,9 +11,19 @@ from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from crieur.settings import CommonSettings
 from schemas.streams import BUCKETS, CONFIG_VERSION_KEY, STREAMS, Bucket
 
 log = structlog.get_logger("crieur.bus")
+
+
+def servers(url: str) -> list[str]:
+    """CRIEUR_NATS_URL as nats-py's server list: several URLs, comma-separated, for a cluster.
+
+    Each URL carries its credentials: nats-py connects to the servers a cluster announces
+    without any, so a service must be given every node to reconnect to another one.
+    """
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 async def _log_error(error: Exception) -> None:
@@ -50,6 +60,10 @@ RECONNECT_FOREVER: dict[str, Any] = {
     "reconnected_cb": _log_reconnected,
 }
 
+# Read once, at start: a process keeps one NATS identity for its whole life.
+INBOX_PREFIX = CommonSettings().nats_inbox_prefix
+RECONNECT_FOREVER["inbox_prefix"] = INBOX_PREFIX
+
 # A command run by hand fails fast and says so, rather than waiting for a server.
 TRY_ONCE: dict[str, Any] = {
     # For nats-py 0 means forever; 1 means one retry, then NoServersError.
@@ -57,7 +71,17 @@ TRY_ONCE: dict[str, Any] = {
     "allow_reconnect": False,
     "connect_timeout": 3,
     "error_cb": _log_error,
+    "inbox_prefix": INBOX_PREFIX,
 }
+
+
+class NotProvisionedError(RuntimeError):
+    """A stream or bucket is missing and this service may not create it (production)."""
+
+
+def ensuring() -> bool:
+    """False when streams and buckets are `crieur provision`'s alone (CRIEUR_ENSURE_STREAMS)."""
+    return CommonSettings().ensure_streams
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -72,6 +96,9 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         info = await js.stream_info(name)
     except NotFoundError:
+        if not ensuring():
+            raise NotProvisionedError(
+                f"stream {name} does not exist: run `crieur provision`") from None
         try:
             await js.add_stream(config=config)
             log.info("stream_created", stream=name, config_version=config_version(config))
@@ -79,6 +106,12 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         except BadRequestError:
             info = await js.stream_info(name)  # another service created it meanwhile
     ours, theirs = config_version(config), config_version(info.config)
+    if not ensuring():
+        # Production: the provisioning step owns the definition; say when it lags behind.
+        if theirs < ours:
+            log.warning("stream_older_config", stream=name, ours=ours, theirs=theirs,
+                        hint="run `crieur provision`")
+        return
     if theirs >= ours:
         if theirs > ours:
             log.info("stream_newer_config_kept", stream=name, ours=ours, theirs=theirs)
@@ -105,7 +138,9 @@ async def ensure_bucket(js: JetStreamContext, bucket: Bucket) -> KeyValue:
     try:
         return await js.key_value(bucket.name)
     except BucketNotFoundError:
-        pass
+        if not ensuring():
+            raise NotProvisionedError(
+                f"bucket {bucket.name} does not exist: run `crieur provision`") from None
     try:
         return await js.create_key_value(config=bucket.config())
     except BadRequestError:

@@ -20,6 +20,7 @@ from nats.js.api import (
 from schemas import subjects
 
 DAY = 24 * 3600.0
+GIB = 1024**3
 
 # A stream's definition carries its version in its metadata: bump it with any change of
 # settings, so an older build never brings a stream back to its own, older definition.
@@ -52,23 +53,30 @@ NOTICES = StreamConfig(
 
 DELIVERIES = StreamConfig(
     name=DELIVERIES_STREAM,
-    metadata=_version(1),
+    metadata=_version(2),
     description="What each channel did with each notice (sent, failed, shown...)",
     subjects=[subjects.DELIVERIES],
     storage=StorageType.FILE,
     max_age=90 * DAY,
+    # A ceiling on the disk whatever the village's size (about 20 million reports): the
+    # oldest reports go first, the reach of recent notices stays.
+    max_bytes=8 * GIB,
+    discard=DiscardPolicy.OLD,
     duplicate_window=120.0,
     allow_direct=True,
 )
 
 DEADLETTERS = StreamConfig(
     name=DEADLETTERS_STREAM,
-    metadata=_version(1),
+    metadata=_version(2),
     description="Messages a service could not handle, with the reason (schemas.deadletters)",
     subjects=[subjects.DEADLETTERS],
     storage=StorageType.FILE,
     # Long enough for an operator back from holidays to find and replay them.
     max_age=90 * DAY,
+    # A poison storm must not fill the disk; the oldest letters go first.
+    max_bytes=1 * GIB,
+    discard=DiscardPolicy.OLD,
     duplicate_window=DAY,
     allow_direct=True,
 )
@@ -110,7 +118,7 @@ JOBS_STREAM = "JOBS"
 
 JOBS = StreamConfig(
     name=JOBS_STREAM,
-    metadata=_version(1),
+    metadata=_version(2),
     description="Channel jobs, one per notice event and recipient (schemas.jobs); gone once done",
     subjects=[subjects.JOBS],
     # A job is removed when its worker acks it: the queue holds only what is left to do.
@@ -124,6 +132,8 @@ JOBS = StreamConfig(
     duplicate_window=3600.0,
     # Never drop a queued job to make room: refuse the new one (the fan-out retries).
     discard=DiscardPolicy.NEW,
+    # Room for millions of queued jobs (~500 bytes each); a full queue refuses, as above.
+    max_bytes=4 * GIB,
 )
 
 CHANNEL_STREAMS: tuple[StreamConfig, ...] = (JOBS,)

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket
+from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
 from schemas.commune import Commune
@@ -70,7 +70,8 @@ class EmailService:
         delay = 1.0
         while True:  # nats-py gives up on a first connection that fails: we do not
             try:
-                self.nc = await nats.connect(self.settings.nats_url, name=f"crieur-{self.name}",
+                self.nc = await nats.connect(servers(self.settings.nats_url),
+                                             name=f"crieur-{self.name}",
                                              **RECONNECT_FOREVER)
                 break
             except Exception as error:

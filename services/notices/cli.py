@@ -23,6 +23,8 @@ import httpx
 import nats.errors
 from pydantic import ValidationError
 
+from crieur import dead_letters
+from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
 from services.notices.store import NatsStore
@@ -287,6 +289,9 @@ def parser() -> argparse.ArgumentParser:
     api_args(wd)
     wd.add_argument("--id", required=True)
     wd.set_defaults(run=withdraw)
+
+    provisioning.add_parser(sub)
+    dead_letters.add_parser(sub)
     return p
 
 

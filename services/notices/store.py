@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
 
-from crieur.bus import RECONNECT_FOREVER, ensure_all
+from crieur.bus import RECONNECT_FOREVER, ensure_all, servers
 from schemas import Commune, Notice, NoticeEvent
 from schemas.streams import (
     COMMUNES,
@@ -56,7 +56,7 @@ class NatsStore:
     async def connect(
         cls, url: str, name: str = "crieur-notices", options: dict[str, Any] | None = None
     ) -> NatsStore:
-        nc = await nats.connect(url, name=name, **(options or RECONNECT_FOREVER))
+        nc = await nats.connect(servers(url), name=name, **(options or RECONNECT_FOREVER))
         js = nc.jetstream()
         return cls(nc, js, await ensure_all(js, OWNED_STREAMS, OWNED_BUCKETS))
 

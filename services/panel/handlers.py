@@ -18,7 +18,7 @@ from faststream.nats.annotations import NatsMessage
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
-from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER
+from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER, servers
 from crieur.deadletter import dead_letter
 from schemas import subjects
 from schemas.events import parse_notice_event
@@ -101,7 +101,7 @@ def _sequence(msg: NatsMessage) -> int | None:
 def make_broker(nats_url: str) -> NatsBroker:
     # FastStream's own "Received/Processed" lines go to DEBUG: `notice_event_applied` says
     # the same at INFO, with the notice and the commune bound.
-    return NatsBroker(nats_url, name="crieur-panel", log_level=logging.DEBUG,
+    return NatsBroker(servers(nats_url), name="crieur-panel", log_level=logging.DEBUG,
                       **RECONNECT_FOREVER)
 
 

@@ -1,0 +1,196 @@
+"""The production nats-server configuration of deploy/ started for real, with a test CA."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trustme
+
+from crieur.nats_server import binary, free_port
+from crieur.process import die_with_parent
+from tests.helpers import repo_root
+
+DEPLOY = repo_root() / "deploy"
+USERS = ("provision", "operator", "notices", "panel", "email", "push", "sms")
+
+
+def inbox(user: str) -> str:
+    """The reply prefix each user may read, and only it (deploy/nats/auth.conf)."""
+    return f"_INBOX_{user}"
+
+
+def password(user: str) -> str:
+    return f"test-{user}-secret"
+
+
+@dataclass
+class Pki:
+    """A CA made for the test, and the server's certificate for 127.0.0.1 and localhost."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> Pki:
+        folder.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        pki = cls(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+        ca.cert_pem.write_to_path(str(pki.ca_file))
+        cert.private_key_pem.write_to_path(str(pki.key_file))
+        for i, blob in enumerate(cert.cert_chain_pems):
+            blob.write_to_path(str(pki.cert_file), append=i > 0)
+        return pki
+
+
+@dataclass
+class ConfiguredServer:
+    """One nats-server started from a deploy/ configuration file, its settings from env."""
+
+    config: Path
+    store_dir: Path
+    pki: Pki
+    name: str = "crieur-test"
+    port: int = field(default_factory=free_port)
+    monitor_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.store_dir.parent / f"{self.name}.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env |= {
+            "NATS_SERVER_NAME": self.name,
+            "NATS_LISTEN": f"127.0.0.1:{self.port}",
+            "NATS_MONITOR": f"127.0.0.1:{self.monitor_port}",
+            "NATS_STORE_DIR": str(self.store_dir),
+            "NATS_TLS_CERT": str(self.pki.cert_file),
+            "NATS_TLS_KEY": str(self.pki.key_file),
+            "NATS_TLS_CA": str(self.pki.ca_file),
+        }
+        env |= {f"NATS_PASSWORD_{u.upper()}": password(u) for u in USERS}
+        return env | self.extra_env
+
+    def url(self, user: str) -> str:
+        return f"tls://{user}:{password(user)}@127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> ConfiguredServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [binary(), "-c", str(self.config), "-l", str(self.log_file)],
+            env=self.env(), start_new_session=True, preexec_fn=die_with_parent,
+        )
+        if wait:
+            self.wait_listening()
+        return self
+
+    def wait_listening(self, timeout: float = 30.0) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {self.log_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nats-server not listening: {self.log_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def violations(self, user: str | None = None) -> list[str]:
+        """The permission violations the server logged (of `user`, if given)."""
+        lines = [line for line in self.log_text().splitlines() if "Violation" in line]
+        return [line for line in lines if user is None or f'user:{user}"' in line]
+
+
+def service_env(server: ConfiguredServer, user: str, data_dir: Path) -> dict[str, str]:
+    """A service's environment in production: its own user, TLS against the test CA."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
+    return env | {
+        "CRIEUR_NATS_URL": server.url(user),
+        "CRIEUR_ENSURE_STREAMS": "false",
+        "CRIEUR_NATS_INBOX_PREFIX": inbox(user),
+        # ssl.create_default_context(), which nats-py uses for tls://, trusts this CA.
+        "SSL_CERT_FILE": str(server.pki.ca_file),
+        "CRIEUR_DATA_DIR": str(data_dir),
+        "CRIEUR_LOG_FORMAT": "json",
+    }
+
+
+@dataclass
+class Process:
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def start_process(argv: list[str], env: dict[str, str], log_file: Path) -> Process:
+    with log_file.open("ab") as out:
+        process = subprocess.Popen(argv, env=env, cwd=repo_root(), stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=die_with_parent)
+    return Process(process, log_file)
+
+
+def start_service(module: str, env: dict[str, str], log_file: Path, health_url: str,
+                  timeout: float = 90.0) -> Process:
+    """`python -m module`, waited for until `health_url` answers 200."""
+    started = start_process([sys.executable, "-m", module], env, log_file)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if started.process.poll() is not None:
+            raise RuntimeError(f"{module} exited: {started.output()[-3000:]}")
+        try:
+            if httpx.get(health_url, timeout=2).status_code == 200:
+                return started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    started.stop()
+    raise RuntimeError(f"{module} not healthy: {started.output()[-3000:]}")
+
+
+def crieur(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The `crieur` command, as an operator runs it."""
+    return subprocess.run([sys.executable, "-m", "services.notices.cli", *args], env=env,
+                          cwd=repo_root(), capture_output=True, text=True, timeout=120,
+                          check=False)

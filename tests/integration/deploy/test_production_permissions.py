@@ -1,0 +1,354 @@
+"""The production nats-server configuration (deploy/nats/), for real: TLS, one user a service.
+
+Each service's user does its job and is refused outside it (Permissions Violation). The
+front door and the sign run as processes, exactly as in production (their own users,
+CRIEUR_ENSURE_STREAMS=false, TLS against a CA the test made). The channels' users (email,
+push, sms) are driven through the NATS operations the channel kit and those services make
+on their branches (issue8/email, push, sms), since those services are not on this branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+
+from crieur.nats_server import free_port
+from crieur.provision import definitions
+from schemas import subjects
+from tests.helpers import eventually
+from tests.integration.deploy.helpers import (
+    DEPLOY,
+    ConfiguredServer,
+    Pki,
+    Process,
+    crieur,
+    inbox,
+    password,
+    service_env,
+    start_service,
+)
+
+pytestmark = pytest.mark.integration
+
+COMMUNE = "70299"
+CHANNELS = ("email", "push", "sms")
+# Each channel's own buckets, as its branch defines them (services/<channel>/).
+CHANNEL_BUCKETS = {"email": ("email_subscribers",), "push": ("devices",),
+                   "sms": ("sms_subscribers", "sms_messages")}
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServer]:
+    """The production config, provisioned by `crieur provision`, a commune and a token."""
+    tmp = tmp_path_factory.mktemp("production")
+    server = ConfiguredServer(DEPLOY / "nats" / "nats-server.conf", tmp / "jetstream",
+                              Pki.make(tmp / "pki"))
+    server.start()
+    try:
+        done = crieur(["provision"], service_env(server, "provision", tmp))
+        assert done.returncode == 0, done.stderr
+        server.extra_env["provision_output"] = done.stdout  # for the test that reads it
+        asyncio.run(_channel_buckets(server))
+        operator = service_env(server, "operator", tmp)
+        assert crieur(["commune", "add", COMMUNE, "Lavoncourt"], operator).returncode == 0
+        staff = crieur(["staff", "add", "--commune", COMMUNE, "--name", "Mairie"], operator)
+        assert staff.returncode == 0, staff.stderr
+        server.extra_env["staff_token"] = staff.stdout.strip()
+        yield server
+    finally:
+        server.stop()
+
+
+async def _channel_buckets(server: ConfiguredServer) -> None:
+    """The channels' own buckets, made by the provision user.
+
+    They are defined in services/<channel>/ on their branches, where `crieur provision`
+    (which reads schemas/) does not see them; until they move to schemas/streams.py an
+    operator creates them as the provision user, as done here.
+    """
+    tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
+    nc = await nats.connect(server.url("provision"), tls=tls, max_reconnect_attempts=1,
+                            inbox_prefix=inbox("provision"))
+    try:
+        js = nc.jetstream()
+        for names in CHANNEL_BUCKETS.values():
+            for name in names:
+                await js.create_key_value(config=KeyValueConfig(
+                    bucket=name, storage=StorageType.FILE))
+    finally:
+        await nc.close()
+
+
+class Connection:
+    """A client as one user, remembering every error the server sent it."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.nc: Client | None = None
+
+    async def connect(self, server: ConfiguredServer, user: str) -> Client:
+        async def on_error(error: Exception) -> None:
+            self.errors.append(str(error))
+
+        tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
+        self.nc = await nats.connect(server.url(user), tls=tls, error_cb=on_error,
+                                     max_reconnect_attempts=1, connect_timeout=5,
+                                     inbox_prefix=inbox(user))
+        return self.nc
+
+    def refused(self, what: str) -> bool:
+        return any("permissions violation" in e.lower() and what.lower() in e.lower()
+                   for e in self.errors)
+
+
+@pytest.fixture
+async def connect(production: ConfiguredServer) -> AsyncIterator[Any]:
+    opened: list[Connection] = []
+
+    async def open_as(user: str) -> tuple[Client, Connection]:
+        conn = Connection()
+        opened.append(conn)
+        return await conn.connect(production, user), conn
+
+    yield open_as
+    for conn in opened:
+        if conn.nc is not None and not conn.nc.is_closed:
+            await conn.nc.close()
+
+
+async def test_provisioning_creates_every_stream_and_bucket_of_schemas(
+        production: ConfiguredServer, connect: Any, tmp_path: Path) -> None:
+    said = production.extra_env["provision_output"]
+    found = definitions()
+    assert {"NOTICES", "DELIVERIES", "DEADLETTERS"} <= {s.name for s in found.streams}
+    nc, _ = await connect("operator")
+    js = nc.jetstream()
+    for stream in found.streams:
+        assert f"stream {stream.name}: created" in said
+        info = await js.stream_info(stream.name or "")
+        assert info.config.subjects == stream.subjects
+        assert info.config.storage == StorageType.FILE
+    for bucket in found.buckets:
+        assert f"bucket {bucket.name}: created" in said
+        assert (await js.stream_info(f"KV_{bucket.name}")).config.num_replicas == 1
+    # Run again: nothing to do, and it says so.
+    again = crieur(["provision"], service_env(production, "provision", tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "created" not in again.stdout and "updated" not in again.stdout
+    assert again.stdout.count("up to date") == len(found.streams)
+
+
+async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
+        production: ConfiguredServer, connect: Any, tmp_path: Path) -> None:
+    http_port, panel_port = free_port(), free_port()
+    notices_env = service_env(production, "notices", tmp_path) | {
+        "CRIEUR_HTTP_PORT": str(http_port)}
+    panel_env = service_env(production, "panel", tmp_path) | {
+        "CRIEUR_PANEL_HTTP_PORT": str(panel_port), "CRIEUR_PANEL_COMMUNE": COMMUNE,
+        "CRIEUR_PANEL_REPORT_INTERVAL_S": "1", "CRIEUR_PANEL_BLANK_HOURS": ""}
+    api, sign = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{panel_port}"
+    running: list[Process] = []
+    already = {user: production.violations(user) for user in ("notices", "panel")}
+    try:
+        running.append(start_service("services.notices", notices_env,
+                                     tmp_path / "notices.log", api + "/healthz"))
+        running.append(start_service("services.panel", panel_env,
+                                     tmp_path / "panel.log", sign + "/healthz"))
+        token = production.extra_env["staff_token"]
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                f"{api}/api/v1/communes/{COMMUNE}/notices",
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "tempete-1"},
+                json={"category": "alerte", "title": "Tempête : restez chez vous",
+                      "body": "Vents à 120 km/h attendus cette nuit."})
+            assert answer.status_code == 201, answer.text
+            notice_id = answer.json()["id"]
+            listed = await http.get(f"{api}/api/v1/communes/{COMMUNE}/notices")
+            assert [n["id"] for n in listed.json()["notices"]] == [notice_id]
+
+            async def on_sign() -> bool:
+                playlist = (await http.get(sign + "/playlist")).json()
+                return notice_id in [n["id"] for n in playlist["notices"]]
+
+            await eventually(on_sign, "the sign shows the notice published by the front door")
+
+        nc, _ = await connect("operator")
+        js = nc.jetstream()
+
+        async def reported() -> bool:
+            try:
+                msg = await js.get_last_msg("DELIVERIES", subjects.delivery("panel", COMMUNE))
+            except nats.js.errors.NotFoundError:
+                return False
+            return json.loads(msg.data or b"{}").get("notice_id") == notice_id
+
+        await eventually(reported, "the sign reports what it showed on DELIVERIES")
+    finally:
+        for process in running:
+            process.stop()
+    for user in ("notices", "panel"):
+        assert production.violations(user) == already[user], production.violations(user)
+    for process in running:
+        assert "Permissions Violation" not in process.output()
+
+
+async def _refused(conn: Connection, what: str) -> None:
+    await eventually(lambda: conn.refused(what), f"the server refuses {what}", within=10)
+
+
+async def test_services_may_not_shape_streams(production: ConfiguredServer,
+                                              connect: Any) -> None:
+    operator, _ = await connect("operator")
+    before = await operator.jetstream().stream_info("NOTICES")
+    for user in ("notices", "panel", *CHANNELS, "operator"):
+        nc, conn = await connect(user)
+        js = nc.jetstream(timeout=1)
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.update_stream(config=before.config.evolve(max_age=60.0))
+        await _refused(conn, "$JS.API.STREAM.UPDATE.NOTICES")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.delete_stream("NOTICES")
+        await _refused(conn, "$JS.API.STREAM.DELETE.NOTICES")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.add_stream(name=f"ROGUE_{user}", subjects=[f"rogue.{user}"])
+        await _refused(conn, f"$JS.API.STREAM.CREATE.ROGUE_{user}")
+    after = await operator.jetstream().stream_info("NOTICES")
+    assert after.config.max_age == before.config.max_age
+    assert after.state.messages >= before.state.messages
+
+
+@pytest.mark.parametrize("user", ["panel", *CHANNELS, "provision"])
+async def test_only_the_front_door_publishes_notices(production: ConfiguredServer,
+                                                     connect: Any, user: str) -> None:
+    nc, conn = await connect(user)
+    subject = subjects.notice(COMMUNE, f"forged{user}")
+    with pytest.raises(nats.errors.TimeoutError):
+        await nc.jetstream().publish(subject, b'{"forged": true}', timeout=1)
+    await _refused(conn, subject)
+    operator, _ = await connect("operator")
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await operator.jetstream().get_last_msg("NOTICES", subject)
+
+
+@pytest.mark.parametrize("user", CHANNELS)
+async def test_a_channel_stays_in_its_own_lane(production: ConfiguredServer, connect: Any,
+                                               user: str) -> None:
+    other = next(c for c in CHANNELS if c != user)
+    nc, conn = await connect(user)
+    js = nc.jetstream(timeout=1)
+    forbidden = [
+        subjects.jobs(other, COMMUNE),            # another channel's work queue
+        subjects.delivery(other, COMMUNE),        # reporting for another channel
+        f"$KV.staff.{user}",                      # the staff tokens
+        f"$KV.sent.{other}.forged",               # another channel's sent records
+        f"$KV.{CHANNEL_BUCKETS[other][0]}.forged",  # another channel's residents
+    ]
+    for subject in forbidden:
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.publish(subject, b"{}", timeout=1)
+        await _refused(conn, subject)
+    # Residents' addresses and staff tokens cannot be read either.
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.get_msg("KV_staff", seq=1)
+    await _refused(conn, "$JS.API.STREAM.MSG.GET.KV_staff")
+    # Nor can it take another channel's consumer, or listen to its routes.
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.add_consumer("NOTICES", ConsumerConfig(durable_name=f"{other}-fanout"))
+    await _refused(conn, f"{other}-fanout")
+    await nc.subscribe(subjects.channel_http(other))
+    await _refused(conn, subjects.channel_http(other))
+    # Nor read the replies meant for the front door or another channel.
+    for prefix in ("_INBOX", inbox("notices"), inbox(other)):
+        await nc.subscribe(f"{prefix}.>")
+        await _refused(conn, f"{prefix}.>")
+
+
+async def test_anonymous_and_plain_text_clients_are_refused(
+        production: ConfiguredServer) -> None:
+    tls = ssl.create_default_context(cafile=str(production.pki.ca_file))
+    with pytest.raises((nats.errors.Error, OSError)):
+        await nats.connect(f"tls://127.0.0.1:{production.port}", tls=tls,
+                           max_reconnect_attempts=1, allow_reconnect=False, connect_timeout=3)
+    with pytest.raises((nats.errors.Error, OSError)):
+        await nats.connect(f"tls://notices:wrong@127.0.0.1:{production.port}", tls=tls,
+                           max_reconnect_attempts=1, allow_reconnect=False, connect_timeout=3)
+    # A client that does not speak TLS never gets in, even with the right password.
+    with pytest.raises((nats.errors.Error, OSError)):
+        await nats.connect(f"nats://notices:{password('notices')}@127.0.0.1:{production.port}",
+                           max_reconnect_attempts=1, allow_reconnect=False, connect_timeout=3)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, connect: Any,
+                                                channel: str) -> None:
+    """The NATS operations the channel kit (branch issue8) and the channel make, as its user."""
+    already = production.violations(channel)
+    front, _ = await connect("notices")
+    nc, conn = await connect(channel)
+    js = nc.jetstream()
+    # CurrentNotices: a core subscription to NOTICES, and direct reads of a notice's last event.
+    live = await nc.subscribe(subjects.NOTICES)
+    # The fan-out's durable consumer on NOTICES, as the kit declares it.
+    fanout = await js.pull_subscribe(
+        subjects.NOTICES, durable=f"{channel}-fanout", stream="NOTICES",
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT,
+                              ack_wait=30, max_deliver=-1, max_ack_pending=1))
+    subject = subjects.notice(COMMUNE, f"n{channel}")
+    await front.jetstream().publish(subject, b'{"event": "published"}')
+    assert (await live.next_msg(timeout=10)).subject == subject
+    [event] = await fanout.fetch(1, timeout=10)
+    await event.ack()
+    last = await js.get_last_msg("NOTICES", subject, direct=True)
+    assert last.data == b'{"event": "published"}'
+    # One job per recipient on its work queue, then its worker's durable consumer.
+    await js.publish(subjects.jobs(channel, COMMUNE), b'{"job": 1}',
+                     headers={"Nats-Msg-Id": f"job-{channel}"})
+    worker = await js.pull_subscribe(
+        subjects.jobs(channel, ">"), durable=f"{channel}-worker", stream="JOBS",
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1))
+    [job] = await worker.fetch(1, timeout=10)
+    await job.in_progress()
+    # Sent records (create, read back, watch), its own bucket, reports, dead letters.
+    sent = await js.key_value("sent")
+    await sent.create(f"{channel}.n1.1.published.r1", b"1")
+    assert (await sent.get(f"{channel}.n1.1.published.r1")).value == b"1"
+    watcher = await sent.watch(f"{channel}.n1.>", meta_only=True)
+    assert (await watcher.updates(timeout=10)).key == f"{channel}.n1.1.published.r1"
+    await watcher.stop()
+    for bucket in CHANNEL_BUCKETS[channel]:
+        kv = await js.key_value(bucket)
+        await kv.put("r1", b"{}")
+        assert (await kv.get("r1")).value == b"{}"
+        assert await kv.keys() == ["r1"]
+    communes = await js.key_value("communes")
+    assert json.loads((await communes.get(COMMUNE)).value or b"{}")["name"] == "Lavoncourt"
+    await js.publish(subjects.delivery(channel, COMMUNE), b'{"outcome": "sent"}')
+    await js.publish(subjects.dead_letter(f"{channel}-worker"), b'{"reason": "test"}')
+    await job.ack()
+    # Its HTTP routes: the front door's request, answered over request-reply.
+    routes = await nc.subscribe(subjects.channel_http(channel), queue=f"{channel}-http")
+    await nc.flush()
+
+    async def answer() -> None:
+        msg = await routes.next_msg(timeout=10)
+        await msg.respond(b'{"status": 202}')
+
+    answering = asyncio.create_task(answer())
+    reply = await front.request(subjects.channel_http(channel), b"{}", timeout=10)
+    await answering
+    assert reply.data == b'{"status": 202}'
+    await nc.flush()
+    assert conn.errors == []
+    assert production.violations(channel) == already
+

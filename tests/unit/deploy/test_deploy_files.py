@@ -1,0 +1,182 @@
+"""deploy/'s container and machine files, checked without a container engine.
+
+hadolint lints the Dockerfile; the compose file is validated against the compose
+specification's JSON Schema (check-jsonschema's copy) and read for what it starts;
+systemd-analyze verifies the units (with this checkout's venv in place of /opt/crieur).
+Every module they start exists here: the integration tests in tests/integration/deploy/
+start the same `python -m services.<name>` entry points with the production settings.
+"""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.helpers import repo_root
+
+DEPLOY = repo_root() / "deploy"
+BIN = Path(sys.executable).parent
+# On their own branches when this was written; present once merged.
+ELSEWHERE = {"services.push", "services.sms"}
+
+
+def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                          **kwargs)
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = YAML(typ="safe").load((DEPLOY / "compose.yaml").read_text())
+    return loaded
+
+
+def test_hadolint_passes_the_dockerfile() -> None:
+    done = run([str(BIN / "hadolint"), str(DEPLOY / "Dockerfile")])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dockerfile_copies_what_exists_and_runs_unprivileged() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for path in source.split():
+            assert (repo_root() / path).exists(), path
+    assert re.search(r"^USER 10001:10001$", text, re.M)
+    assert "CRIEUR_ENSURE_STREAMS=false" in text
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    done = run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+                str(DEPLOY / "compose.yaml")])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_starts_provisioning_first_and_every_service_with_its_own_user() -> None:
+    services = compose()["services"]
+    assert services["nats"]["command"] == ["-c", "/etc/crieur/nats/nats-server.conf"]
+    assert services["provision"]["command"] == ["services.notices.cli", "provision"]
+    for name, service in services.items():
+        if name in ("nats", "provision"):
+            continue
+        assert service["command"] == [f"services.{name}"]
+        assert service["depends_on"]["provision"]["condition"] == (
+            "service_completed_successfully")
+        assert service["environment"]["CRIEUR_ENSURE_STREAMS"] == "false"
+        # The only replies its NATS user may read (deploy/nats/auth.conf).
+        assert service["environment"]["CRIEUR_NATS_INBOX_PREFIX"] == f"_INBOX_{name}"
+        assert f'"_INBOX_{name}.>"' in (DEPLOY / "nats" / "auth.conf").read_text()
+        assert service["env_file"] == [f"env/{name}.env"]
+        example = (DEPLOY / "env" / f"{name}.env.example").read_text()
+        assert f"CRIEUR_NATS_URL=tls://{name}:" in example
+    for secret in compose()["secrets"].values():
+        assert secret["file"].startswith("./secrets/")
+
+
+def modules_started() -> set[str]:
+    found = {f"services.{name}" for name in compose()["services"]
+             if name not in ("nats", "provision")}
+    target = configparser.ConfigParser(strict=False)
+    target.read(DEPLOY / "systemd" / "crieur.target")
+    wants = target["Unit"]["Wants"].split()
+    found |= {"services." + w.removeprefix("crieur@").removesuffix(".service") for w in wants}
+    return found | {"services.notices.cli"}
+
+
+def test_every_module_they_start_exists() -> None:
+    missing = []
+    for module in sorted(modules_started()):
+        main = module if module.endswith(".cli") else module + ".__main__"
+        if importlib.util.find_spec(module.split(".")[0] + "." + module.split(".")[1]) is None:
+            if module in ELSEWHERE:
+                continue
+            missing.append(module)
+        elif importlib.util.find_spec(main) is None:
+            missing.append(main)
+    assert missing == []
+
+
+def test_the_crieur_command_has_the_provision_step() -> None:
+    done = run([sys.executable, "-m", "services.notices.cli", "provision", "--help"],
+               cwd=repo_root())
+    assert done.returncode == 0, done.stderr
+    assert "--replicas" in done.stdout
+
+
+def units_here(folder: Path) -> list[Path]:
+    """The units, with this checkout's venv where production has /opt/crieur."""
+    for unit in (DEPLOY / "systemd").iterdir():
+        text = unit.read_text().replace("/opt/crieur/bin/", f"{BIN}/")
+        (folder / unit.name).write_text(text)
+    return [folder / "crieur-nats.service", folder / "crieur-provision.service",
+            *(folder / f"crieur@{name}.service" for name in ("notices", "panel", "email")),
+            folder / "crieur.target"]
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    units = units_here(tmp_path)
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:
+        done = run([analyze, "verify", "--man=no", *map(str, units)])
+        # It exits 0 on unknown keys and bad values, and says so: any word is a failure.
+        assert done.returncode == 0 and done.stdout + done.stderr == "", (
+            done.stdout + done.stderr)
+        return
+    # No systemd here: read them at least, and check what they run exists.
+    for unit in (tmp_path / "crieur-nats.service", tmp_path / "crieur@.service",
+                 tmp_path / "crieur-provision.service"):
+        parsed = configparser.ConfigParser(strict=False, interpolation=None)
+        parsed.read(unit)
+        assert {"Unit", "Service", "Install"} <= set(parsed.sections())
+        command = parsed["Service"]["ExecStart"].split()[0]
+        assert Path(command).exists(), command
+
+
+def test_units_run_each_service_as_its_own_user_after_provisioning() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(DEPLOY / "systemd" / "crieur@.service")
+    assert unit["Service"]["ExecStart"] == "/opt/crieur/bin/python -m services.%i"
+    assert "crieur-provision.service" in unit["Unit"]["After"]
+    # Environment= may repeat (configparser keeps only the last): read every line.
+    environment = " ".join(
+        line.removeprefix("Environment=")
+        for line in (DEPLOY / "systemd" / "crieur@.service").read_text().splitlines()
+        if line.startswith("Environment="))
+    assert "CRIEUR_ENSURE_STREAMS=false" in environment
+    assert "CRIEUR_NATS_INBOX_PREFIX=_INBOX_%i" in environment
+    nats = configparser.ConfigParser(strict=False, interpolation=None)
+    nats.read(DEPLOY / "systemd" / "crieur-nats.service")
+    assert nats["Service"]["ExecStart"].endswith("-c /etc/crieur/nats/nats-server.conf")
+    assert (DEPLOY / "nats" / "nats-server.conf").exists()
+
+
+@pytest.mark.parametrize("config", ["nats-server.conf", "cluster.conf"])
+def test_nats_configs_parse_with_an_operators_environment(config: str, tmp_path: Path) -> None:
+    """`nats-server -t` on each config, with the variables of deploy/env/nats.env.example."""
+    import trustme
+
+    from crieur.nats_server import binary
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    cert = ca.issue_cert("nats")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+
+    env: dict[str, str] = {}
+    for line in (DEPLOY / "env" / "nats.env.example").read_text().splitlines():
+        line = line.removeprefix("# ") if line.startswith("# NATS_") else line
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    # The example's paths, pointed at files the test made.
+    env |= {"NATS_TLS_CERT": str(tmp_path / "server.pem"),
+            "NATS_TLS_KEY": str(tmp_path / "server.pem"), "NATS_TLS_CA": str(tmp_path / "ca.pem")}
+    done = run([binary(), "-c", str(DEPLOY / "nats" / config), "-t"], env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
