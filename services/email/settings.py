@@ -63,7 +63,7 @@ class EmailSettings(ChannelSettings):
     email_channel_name: str = Field(default="email", pattern=r"^[a-z][a-z0-9-]{0,30}$")
     # /healthz of the email service (its routes for residents go through the front door).
     email_http_host: str = "127.0.0.1"
-    email_http_port: int = Field(default=8082, ge=0, le=65535)
+    email_http_port: int = Field(default=8085, ge=0, le=65535)
 
     @field_validator("public_url")
     @classmethod

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket
+from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
 from crieur.channel.http_bridge import Router
 from crieur.channel.runner import ChannelRunner
 from crieur.communes import CommuneDirectory
@@ -60,7 +60,7 @@ class PushService:
         settings = self.settings
         while self.nc is None:
             try:
-                self.nc = await nats.connect(settings.nats_url, name="crieur-push",
+                self.nc = await nats.connect(servers(settings.nats_url), name="crieur-push",
                                              **RECONNECT_FOREVER)
             except Exception as error:  # NATS not up yet: a channel waits for it
                 log.warning("push_waiting_for_nats", error=repr(error)[:200])

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_stream
+from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_stream, servers
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.sent import publish_patiently
@@ -177,7 +177,7 @@ class _Server(uvicorn.Server):
 
 
 async def main(settings: SmsSettings) -> None:
-    nc = await nats.connect(settings.nats_url, **RECONNECT_FOREVER)
+    nc = await nats.connect(servers(settings.nats_url), **RECONNECT_FOREVER)
     service = SmsService(settings, nc)
     await service.start()
 
