@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from nats.js.errors import NoKeysError
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.app import EmailService
@@ -77,7 +78,7 @@ async def test_subscribing_twice_makes_one_subscription_and_reveals_nothing(
     assert (again.status_code, again.json()) == (stranger.status_code, stranger.json())
     assert service.registry is not None
     rid = service.links.recipient_id("marie@example.org")
-    keys = [k for k in await service.registry.kv.keys() if k == rid]
+    keys = [k for k in await stored_keys(service) if k == rid]
     assert keys == [rid]
     # The second request changes nothing until its own link is clicked.
     await wait_for(lambda: len(mails_to(mailbox, "marie@example.org")) == 2, what="2nd mail")
@@ -195,7 +196,7 @@ async def test_manage_communes_and_categories_then_delete_everything(
     deleted = await front_door.http.post(manage + "/delete")
     assert deleted.status_code == 200 and "Vos données sont effacées" in deleted.text
     assert await service.registry.get(rid) is None
-    assert rid not in await service.registry.kv.keys()
+    assert rid not in await stored_keys(service)
     assert (await front_door.http.get(manage)).status_code == 404
 
 
@@ -230,3 +231,12 @@ async def test_the_confirmation_is_tried_again_while_the_relay_says_later(
     await wait_for(lambda: mailbox.mailbox.refused == 1, what="the relay to refuse once")
     await wait_for(lambda: len(mails_to(mailbox, "patient@example.org")) == 1, within_s=20,
                    what="the confirmation, second try")
+
+
+async def stored_keys(service: EmailService) -> list[str]:
+    """Every key of the subscribers bucket; nats-py raises, not [], for an empty bucket."""
+    assert service.registry is not None
+    try:
+        return list(await service.registry.kv.keys())
+    except NoKeysError:
+        return []
