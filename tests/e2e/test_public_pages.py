@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from crieur.village import SERVICES
-from tests.e2e.helpers import Village
-from tests.e2e.test_panel_sign import CHROMIUM_ARGS
+from tests.e2e.helpers import CHROMIUM_ARGS, Village
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
