@@ -477,6 +477,13 @@ async def forward_to_channel(request: Request) -> Response:
         body_b64=base64.b64encode(body).decode("ascii"),
         client_ip=request.client.host if request.client else "",
     )
+    reply = await ask_channel(c, channel, message)
+    headers = {k: v for k, v in reply.headers.items() if k.lower() not in NOT_RETURNED}
+    return Response(reply.body_bytes(), status_code=reply.status, headers=headers)
+
+
+async def ask_channel(c: Context, channel: str, message: ChannelHttpRequest) -> ChannelHttpReply:
+    """A channel's answer to one HTTP request, over request-reply; ApiError if there is none."""
     try:
         reply_msg = await c.store.nc.request(
             subjects.channel_http(channel), message.model_dump_json().encode(),
@@ -488,13 +495,12 @@ async def forward_to_channel(request: Request) -> Response:
         raise ApiError(errors.CHANNEL_TIMEOUT, channel=channel) from error
     try:
         reply = read_message(ChannelHttpReply, reply_msg.data)
-        content = reply.body_bytes()
+        reply.body_bytes()  # a body that does not decode makes the reply unreadable too
     except ValueError as error:  # not JSON, not a reply, a newer version, bad base64
         structlog.get_logger("crieur.notices.channels").error(
             "channel_reply_unreadable", channel=channel, error=str(error)[:300])
         raise ApiError(errors.CHANNEL_BAD_REPLY, channel=channel) from error
-    headers = {k: v for k, v in reply.headers.items() if k.lower() not in NOT_RETURNED}
-    return Response(content, status_code=reply.status, headers=headers)
+    return reply
 
 
 REST_PARAMETER = {"name": "rest", "in": "path", "required": True, "schema": {"type": "string"},

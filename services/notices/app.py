@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crieur.tasks import Supervisor
 from services.notices import errors, scheduler
 from services.notices.api import Context, channel_router, router
+from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 
@@ -152,6 +153,8 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(channel_router())
+    # The residents' pages (HTML, in French); the catch-all under /communes/ goes last.
+    app.include_router(pages)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

@@ -96,7 +96,8 @@ def commune_feed(
     _sub(feed, "updated", atom_time(updated))
     self_href = paging.current if paging is not None else f"{api}/feed.atom"
     _sub(feed, "link", rel="self", type="application/atom+xml", href=self_href)
-    # Links go to what is served today: the JSON API (the public pages come later).
+    # The commune's public page first (what a reader opens), then the same list as JSON.
+    _sub(feed, "link", rel="alternate", type="text/html", href=f"{site}/communes/{commune_insee}")
     _sub(feed, "link", rel="alternate", type="application/json", href=f"{api}/notices")
     if paging is not None:
         _sub(feed, "link", rel="first", type="application/atom+xml", href=paging.first)
@@ -118,6 +119,9 @@ def commune_feed(
         _sub(_sub(entry, "author"), "name", author)
         _sub(entry, "category", term=notice.category.value, label=CATEGORY_LABELS[notice.category])
         notice_url = f"{api}/notices/{notice.id}"
+        # The notice's public page, the link emails and SMS carry too; then its JSON.
+        _sub(entry, "link", rel="alternate", type="text/html",
+             href=f"{site}/communes/{commune_insee}/notices/{notice.id}")
         _sub(entry, "link", rel="alternate", type="application/json", href=notice_url)
         if notice.published_at is not None:
             _sub(entry, "link", rel="related", type="application/cap+xml",

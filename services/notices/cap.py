@@ -146,8 +146,8 @@ def notice_to_cap(notice: Notice, commune_name: str, public_url: str) -> bytes:
     _sub(info, "headline", notice.title)
     _sub(info, "description", notice.body)
     site = public_url.rstrip("/")
-    # The notice as served today (the public pages come later; the link then moves there).
-    _sub(info, "web", f"{site}/api/v1/communes/{notice.commune}/notices/{notice.id}")
+    # The notice's public page: what a resident (or an aggregator's reader) opens.
+    _sub(info, "web", f"{site}/communes/{notice.commune}/notices/{notice.id}")
     for attachment in notice.attachments:
         resource = _sub(info, "resource")
         _sub(resource, "resourceDesc", attachment.name)

@@ -76,7 +76,7 @@ class SmsSettings(ChannelSettings):
     # <data_dir>/sms-secret-key, generated on first start.
     sms_secret_key: str | None = Field(default=None, min_length=32)
     # The link to the full notice when an SMS is cut.
-    sms_notice_url: str = "{public_url}/api/v1/communes/{commune}/notices/{id}"
+    sms_notice_url: str = "{public_url}/communes/{commune}/notices/{id}"
     public_url: str = "http://127.0.0.1:8080"
     # Confirmation codes: how long one is valid, and wrong tries before it is void.
     sms_code_ttl_s: int = Field(default=900, ge=60)

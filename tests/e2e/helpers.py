@@ -96,3 +96,9 @@ def launcher_events(village: Village, event: str) -> list[dict[str, Any]]:
             if record.get("event") == event:
                 found.append(record)
     return found
+
+
+# Debian's chromium, headless and quiet: nothing reaches the network but the village.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]

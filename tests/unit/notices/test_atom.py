@@ -61,14 +61,17 @@ def test_feed_parses_with_namespace_language_and_declaration() -> None:
 
 def test_feed_links() -> None:
     root = feed_of([])
-    links = {link.get("rel"): link.get("href") for link in root.findall("a:link", NS)}
+    links = {(link.get("rel"), link.get("type")): link.get("href")
+             for link in root.findall("a:link", NS)}
     assert links == {
-        "self": f"{PUBLIC_URL}/api/v1/communes/70279/feed.atom",
-        "alternate": f"{PUBLIC_URL}/api/v1/communes/70279/notices",
+        ("self", "application/atom+xml"): f"{PUBLIC_URL}/api/v1/communes/70279/feed.atom",
+        ("alternate", "text/html"): f"{PUBLIC_URL}/communes/70279",
+        ("alternate", "application/json"): f"{PUBLIC_URL}/api/v1/communes/70279/notices",
     }
     slashed = ET.fromstring(commune_feed("70279", "Gray", [], NOW, PUBLIC_URL + "/"))
     self_link = slashed.find("a:link[@rel='self']", NS)
-    assert self_link is not None and self_link.get("href") == links["self"]
+    assert self_link is not None
+    assert self_link.get("href") == links[("self", "application/atom+xml")]
 
 
 def test_entries_keep_the_given_order() -> None:
@@ -80,9 +83,9 @@ def test_entries_keep_the_given_order() -> None:
         for e in entries(feed_of([mid, old, new]))
     ]
     assert hrefs == [
-        f"{PUBLIC_URL}/api/v1/communes/70279/notices/cccccccc03",
-        f"{PUBLIC_URL}/api/v1/communes/70279/notices/aaaaaaaa01",
-        f"{PUBLIC_URL}/api/v1/communes/70279/notices/bbbbbbbb02",
+        f"{PUBLIC_URL}/communes/70279/notices/cccccccc03",
+        f"{PUBLIC_URL}/communes/70279/notices/aaaaaaaa01",
+        f"{PUBLIC_URL}/communes/70279/notices/bbbbbbbb02",
     ]
 
 
@@ -154,7 +157,12 @@ def test_entry_fields() -> None:
     assert content.get("type") == "text"
     assert content.text == "Place de la mairie, à 21h.\nBuvette."
     links = {link.get("rel"): link for link in entry.findall("a:link", NS)}
-    assert links["alternate"].get("href") == f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001"
+    alternates = {link.get("type"): link.get("href")
+                  for link in entry.findall("a:link[@rel='alternate']", NS)}
+    assert alternates == {
+        "text/html": f"{PUBLIC_URL}/communes/70279/notices/n0tice0001",
+        "application/json": f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001",
+    }
     assert links["related"].get("href") == "https://example.fr/plan?a=1&b=2"
     assert links["enclosure"].get("length") == "1000"
     assert links["enclosure"].get("type") == "application/pdf"

@@ -165,7 +165,7 @@ def test_minimal_alert_fields() -> None:
     assert text(root, "cap:info/cap:description") == (
         "Travaux sur la chaussée.\nDéviation par le centre."
     )
-    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001"
+    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/communes/70279/notices/n0tice0001"
     assert text(root, "cap:info/cap:area/cap:areaDesc") == "Gray (70279)"
     # Without a validity window: effective from publication, no expiry, no attachments.
     assert text(root, "cap:info/cap:effective") == "2025-01-10T09:30:15+01:00"
@@ -175,7 +175,7 @@ def test_minimal_alert_fields() -> None:
 
 def test_trailing_slash_in_public_url_is_not_doubled() -> None:
     root = ET.fromstring(notice_to_cap(make_notice(), "Gray", PUBLIC_URL + "/"))
-    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/api/v1/communes/70279/notices/n0tice0001"
+    assert text(root, "cap:info/cap:web") == f"{PUBLIC_URL}/communes/70279/notices/n0tice0001"
 
 
 def test_life_cycle_alert_update_cancel() -> None:

@@ -1,0 +1,384 @@
+"""The residents' public pages: a commune's notices, each notice, the poster, subscriptions.
+
+Plain server-rendered HTML (no JavaScript), so an old phone shows them. Subscriptions are
+HTML forms posted here and passed on to the channel that owns them (email, SMS) over the
+same request-reply the JSON API uses; this service keeps no address and logs none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import segno
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from schemas import Commune, Notice, NoticeState
+from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
+from schemas.commune import INSEE_RE
+from schemas.notice import CATEGORY_LABELS, PARIS, Category
+from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
+from services.notices.caching import Rendered, answer
+from services.notices.errors import ApiError
+
+HTML = "text/html; charset=utf-8"
+# Notices per page of the commune page: a village rarely has more current at once.
+PAGE_SIZE = 30
+MAX_PAGE = 1000
+# What a body shows in the list; the notice's own page has all of it.
+EXCERPT_CHARS = 280
+
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+          "septembre", "octobre", "novembre", "décembre")
+
+
+def french_date(moment: datetime) -> str:
+    """`1er décembre 2026 à 8 h 05`, in Paris time, as a French reader says it."""
+    local = moment.astimezone(PARIS)
+    day = "1er" if local.day == 1 else str(local.day)
+    # No-break spaces: `9 h 21` never splits across lines on a narrow phone.
+    return (f"{day}\u00a0{MONTHS[local.month - 1]} {local.year} à "
+            f"{local.hour}\u00a0h\u00a0{local.minute:02d}")
+
+
+def when(notice: Notice) -> str:
+    """When the notice was published and how long it holds, in one French sentence."""
+    parts = []
+    if notice.published_at is not None:
+        parts.append(f"Publié le {french_date(notice.published_at)}")
+    if notice.starts_at is not None and notice.ends_at is not None:
+        parts.append(f"valable du {french_date(notice.starts_at)} "
+                     f"au {french_date(notice.ends_at)}")
+    elif notice.starts_at is not None:
+        parts.append(f"valable à partir du {french_date(notice.starts_at)}")
+    elif notice.ends_at is not None:
+        parts.append(f"valable jusqu'au {french_date(notice.ends_at)}")
+    sentence = ", ".join(parts)
+    return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.") + " …"
+
+
+def human_size(size: int) -> str:
+    """A file size as French readers write it: `850 ko`, `1,2 Mo`."""
+    for unit, scale in (("Go", 10**9), ("Mo", 10**6), ("ko", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f}".replace(".", ",").replace(",0", "") + f" {unit}"
+    return f"{size} octets"
+
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    # Every notice text is staff input: escaped everywhere, whatever the file's name.
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters.update(date=french_date, when=when, excerpt=excerpt, size=human_size)
+
+ALL_CATEGORIES = [c.value for c in Category]
+CATEGORY_CHOICES = [(c.value, CATEGORY_LABELS[c]) for c in Category]
+# Defaults every template may rely on (StrictUndefined makes a missing one an error).
+PAGE_DEFAULTS: dict[str, Any] = {
+    "commune": None, "categories": CATEGORY_CHOICES, "all_categories": ALL_CATEGORIES,
+    "email": "", "email_error": "", "email_categories": None,
+    "phone": "", "sms_error": "", "sms_categories": None, "code_error": "",
+    "form": None,
+}
+
+
+def render(template: str, **values: Any) -> bytes:
+    return TEMPLATES.get_template(template).render(PAGE_DEFAULTS | values).encode()
+
+
+def html(template: str, status: int = 200, headers: dict[str, str] | None = None,
+         **values: Any) -> HTMLResponse:
+    return HTMLResponse(render(template, **values), status_code=status, headers=headers)
+
+
+def not_found(commune: Commune | None, message: str) -> HTMLResponse:
+    return html("not_found.html", status=404, commune=commune, message=message)
+
+
+NO_COMMUNE = ("Aucune commune ne porte ce code dans Crieur. Vérifiez l'adresse, "
+              "ou demandez-la à votre mairie.")
+NO_NOTICE = "Cet avis n'existe pas, ou il n'a pas encore été publié. Vérifiez l'adresse."
+
+
+async def public_commune(c: Context, insee: str) -> Commune | None:
+    return await c.store.commune(insee) if INSEE_RE.match(insee) else None
+
+
+def page_url(c: Context, insee: str) -> str:
+    return f"{c.settings.public_url.rstrip('/')}/communes/{insee}"
+
+
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/communes/{insee}", response_class=HTMLResponse)
+async def commune_page(request: Request, insee: str) -> Response:
+    c = ctx(request)
+    commune = await public_commune(c, insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    raw_page = request.query_params.get("page", "1")
+    page = int(raw_page) if raw_page.isdigit() else 0
+    if not 1 <= page <= MAX_PAGE:
+        return not_found(commune, "Cette page d'avis n'existe pas.")
+    now = c.clock()
+    view = c.store.view
+
+    async def rendering() -> tuple[Rendered, datetime | None]:
+        current = view.current(insee, now)
+        start = (page - 1) * PAGE_SIZE
+        shown = [n.model_copy(update={"state": n.state_at(now)})
+                 for n in current[start:start + PAGE_SIZE]]
+        body = render(
+            "commune.html", commune=commune, notices=shown, total=len(current),
+            alerts=sum(n.category is Category.ALERTE for n in current), page=page,
+            next_page=page + 1 if start + PAGE_SIZE < len(current) else None,
+        )
+        changed = view.changed_at(insee, now) or commune.created_at
+        return Rendered(body, HTML, changed), view.next_change(insee, now)
+
+    rendered = await c.cache.get(("page", insee, commune, page), view.stamp(insee), now,
+                                 rendering)
+    return answer(request, rendered)
+
+
+@pages.get("/communes/{insee}/notices/{notice_id}", response_class=HTMLResponse)
+async def notice_page(request: Request, insee: str, notice_id: str) -> Response:
+    c = ctx(request)
+    commune = await public_commune(c, insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    found = on_stream(c, insee, notice_id)
+    # A notice withdrawn before its time never went out: to residents it never existed.
+    if found is None or found[1].published_at is None:
+        return not_found(commune, NO_NOTICE)
+    notice = found[1]
+    now = c.clock()
+    state = notice.state_at(now)
+    modified = notice.updated_at
+    if state is NoticeState.EXPIRED and notice.ends_at is not None:
+        modified = max(modified, notice.ends_at)
+    body = render("notice.html", commune=commune, notice=notice, state=state.value)
+    return answer(request, Rendered(body, HTML, modified))
+
+
+@pages.get("/communes/{insee}/affiche", response_class=HTMLResponse)
+async def poster(request: Request, insee: str) -> Response:
+    c = ctx(request)
+    commune = await public_commune(c, insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    url = page_url(c, insee)
+
+    async def rendering() -> tuple[Rendered, datetime | None]:
+        # Error correction M: still reads with a drawing pin or a stain on the sheet.
+        qr = segno.make(url, error="m", micro=False)
+        svg = qr.svg_inline(scale=1, border=4, omitsize=True, dark="#000", light="#fff",
+                            title=f"Code QR vers {url}")
+        # role=img and a label so screen readers name the code instead of skipping it.
+        svg = svg.replace("<svg ", f'<svg role="img" aria-label="Code QR vers {url}" ', 1)
+        body = render("poster.html", commune=commune, qr_svg=svg, page_url=url)
+        return Rendered(body, HTML, commune.created_at), None
+
+    rendered = await c.cache.get(("affiche", insee, commune, url), 0, c.clock(), rendering)
+    return answer(request, rendered)
+
+
+# -- subscriptions: HTML forms passed on to the channel's own JSON API ------------------------
+
+async def form_fields(request: Request) -> dict[str, list[str]]:
+    body = await request.body()
+    return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True,
+                    max_num_fields=50)
+
+
+def first(form: dict[str, list[str]], name: str, limit: int = 320) -> str:
+    return (form.get(name) or [""])[0].strip()[:limit]
+
+
+def chosen(form: dict[str, list[str]]) -> list[str]:
+    return [x for x in ALL_CATEGORIES if x in form.get("categories", [])]
+
+
+async def ask(request: Request, path: str, payload: dict[str, Any]) -> ChannelHttpReply | None:
+    """POST `payload` to the channel's JSON route; None when the channel does not answer."""
+    c = ctx(request)
+    channel = channel_for(path)
+    if channel is None:  # a path of ours, not a channel's: a bug here
+        raise ValueError(f"no channel answers {path}")
+    body = json.dumps(payload).encode()
+    headers = forwarded_headers(request) | {"content-type": "application/json",
+                                            "accept": "application/json"}
+    message = ChannelHttpRequest(
+        method="POST", path=path, headers=headers, body=body.decode(),
+        client_ip=request.client.host if request.client else "",
+    )
+    try:
+        return await ask_channel(c, channel, message)
+    except ApiError:
+        return None
+
+
+def fields_of(reply: ChannelHttpReply) -> dict[str, Any]:
+    """The channel's JSON answer as a dict; empty if it is not a JSON object."""
+    try:
+        body = json.loads(reply.body_bytes())
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def fields_named(reply: ChannelHttpReply) -> set[str]:
+    """The fields a channel's JSON error names (our error format), e.g. {"email"}."""
+    try:
+        error = json.loads(reply.body_bytes())["error"]
+        return {str(f["field"]).split(".")[0] for f in error.get("fields") or ()}
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+def unavailable(commune: Commune, what: str) -> HTMLResponse:
+    return html("message.html", status=503, headers={"Retry-After": "300"}, commune=commune,
+                heading="Service momentanément indisponible",
+                lines=[f"L'abonnement {what} ne fonctionne pas pour le moment.",
+                       "Réessayez un peu plus tard. Rien n'a été enregistré."])
+
+
+def too_many(commune: Commune, reply: ChannelHttpReply) -> HTMLResponse:
+    retry = {k.lower(): v for k, v in reply.headers.items()}.get("retry-after", "600")
+    return html("message.html", status=429, headers={"Retry-After": retry}, commune=commune,
+                heading="Trop de demandes",
+                lines=["Trop de demandes ont été faites pour cette adresse ou ce numéro.",
+                       "Réessayez dans un moment."])
+
+
+def failed(commune: Commune) -> HTMLResponse:
+    return html("message.html", status=502, commune=commune, heading="Une erreur est survenue",
+                lines=["Votre demande n'a pas pu être enregistrée. Réessayez plus tard."])
+
+
+@pages.post("/communes/{insee}/abonnement/email", response_class=HTMLResponse)
+async def subscribe_email(request: Request, insee: str) -> Response:
+    commune = await public_commune(ctx(request), insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    form = await form_fields(request)
+    email, categories = first(form, "email"), chosen(form)
+    again: dict[str, Any] = {"commune": commune, "form": "email", "email": email,
+                             "email_categories": categories, "heading": "Abonnement par e-mail"}
+    if not email:
+        return html("message.html", 422, **again, lines=[],
+                    email_error="Écrivez votre adresse e-mail.")
+    if not categories:
+        return html("message.html", 422, **again, lines=[],
+                    email_error="Cochez au moins un type d'avis.")
+    reply = await ask(request, "/api/v1/subscriptions/email",
+                      {"email": email, "follows": [{"commune": insee, "categories": categories}]})
+    if reply is None:
+        return unavailable(commune, "par e-mail")
+    if 200 <= reply.status < 300:
+        return html("message.html", commune=commune, heading="Vérifiez vos e-mails",
+                    lines=["Un e-mail de confirmation vient de vous être envoyé.",
+                           "Ouvrez-le et cliquez sur le lien qu'il contient : vous recevrez "
+                           f"alors les avis de {commune.name}.",
+                           "Rien reçu dans quelques minutes ? Regardez dans le dossier des "
+                           "courriers indésirables (spam)."])
+    if reply.status == 429:
+        return too_many(commune, reply)
+    if reply.status in (400, 422):
+        message = ("Cette adresse e-mail ne semble pas valide. Vérifiez-la et réessayez."
+                   if "email" in fields_named(reply) or not fields_named(reply)
+                   else "Votre demande n'a pas pu être enregistrée. Vérifiez-la et réessayez.")
+        return html("message.html", 422, **again, lines=[], email_error=message)
+    return failed(commune)
+
+
+@pages.post("/communes/{insee}/abonnement/sms", response_class=HTMLResponse)
+async def subscribe_sms(request: Request, insee: str) -> Response:
+    commune = await public_commune(ctx(request), insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    form = await form_fields(request)
+    phone, categories = first(form, "phone", 40), chosen(form)
+    again: dict[str, Any] = {"commune": commune, "form": "sms", "phone": phone,
+                             "sms_categories": categories, "heading": "Abonnement par SMS"}
+    if not phone:
+        return html("message.html", 422, **again, lines=[],
+                    sms_error="Écrivez votre numéro de téléphone portable.")
+    if not categories:
+        return html("message.html", 422, **again, lines=[],
+                    sms_error="Cochez au moins un type d'avis.")
+    reply = await ask(request, "/api/v1/subscriptions/sms",
+                      {"phone": phone, "follows": [{"commune": insee, "categories": categories}]})
+    if reply is None:
+        return unavailable(commune, "par SMS")
+    if 200 <= reply.status < 300:
+        return html("message.html", commune=commune, form="sms_code", phone=phone,
+                    heading="Un code vous a été envoyé par SMS",
+                    lines=["Vous allez recevoir un SMS avec un code de 6 chiffres.",
+                           "Écrivez-le ci-dessous pour confirmer votre abonnement."])
+    if reply.status == 429:
+        return too_many(commune, reply)
+    if reply.status in (400, 422):
+        message = ("Ce numéro ne semble pas être un numéro de portable français. "
+                   "Vérifiez-le et réessayez (par exemple 06 12 34 56 78)."
+                   if "phone" in fields_named(reply) or not fields_named(reply)
+                   else "Votre demande n'a pas pu être enregistrée. Vérifiez-la et réessayez.")
+        return html("message.html", 422, **again, lines=[], sms_error=message)
+    return failed(commune)
+
+
+CODE_RE = re.compile(r"^\d{4,8}$")
+
+
+@pages.post("/communes/{insee}/abonnement/sms/confirmer", response_class=HTMLResponse)
+async def confirm_sms(request: Request, insee: str) -> Response:
+    commune = await public_commune(ctx(request), insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    form = await form_fields(request)
+    phone, code = first(form, "phone", 40), re.sub(r"\s", "", first(form, "code", 20))
+    again: dict[str, Any] = {"commune": commune, "form": "sms_code", "phone": phone,
+                             "heading": "Confirmer l'abonnement par SMS", "lines": []}
+    wrong = "Ce code n'est pas le bon, ou il a expiré. Vérifiez le SMS reçu."
+    if not phone:
+        return html("message.html", 422, **(again | {"form": "sms"}),
+                    sms_error="Écrivez votre numéro de téléphone portable.")
+    if not CODE_RE.match(code):
+        return html("message.html", 422, **again, code_error=wrong)
+    reply = await ask(request, "/api/v1/subscriptions/sms/confirm", {"phone": phone, "code": code})
+    if reply is None:
+        return unavailable(commune, "par SMS")
+    if 200 <= reply.status < 300:
+        if fields_of(reply).get("status") == "deleted":
+            return html("message.html", commune=commune, heading="C'est fait",
+                        lines=["Votre numéro a été effacé : vous ne recevrez plus de SMS."])
+        return html("message.html", commune=commune, heading="C'est fait",
+                    lines=[f"Vous recevrez désormais les avis de {commune.name} par SMS."])
+    if reply.status == 429:
+        return too_many(commune, reply)
+    if reply.status in (400, 422):
+        return html("message.html", 422, **again, code_error=wrong)
+    return failed(commune)
+
+
+@pages.get("/communes/{insee}/{rest:path}", response_class=HTMLResponse)
+async def unknown_page(request: Request, insee: str, rest: str) -> Response:
+    """Any other address under a commune: a French 404, not the API's JSON one."""
+    return not_found(await public_commune(ctx(request), insee), "Cette page n'existe pas.")
