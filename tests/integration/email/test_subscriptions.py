@@ -10,6 +10,7 @@ from nats.js.errors import NoKeysError
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.app import EmailService
+from services.email.format import normalise_address
 from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, text_of, wait_for
 from tests.integration.notices.helpers import FrontDoor
 
@@ -78,8 +79,10 @@ async def test_subscribing_twice_makes_one_subscription_and_reveals_nothing(
     assert (again.status_code, again.json()) == (stranger.status_code, stranger.json())
     assert service.registry is not None
     rid = service.links.recipient_id("marie@example.org")
-    keys = [k for k in await stored_keys(service) if k == rid]
-    assert keys == [rid]
+    # Both spellings are one key, so one record: the stored subscription is that one.
+    # (Read by key: listing a bucket other tests share races with their deletes.)
+    assert service.links.recipient_id(normalise_address("MARIE@example.org")) == rid
+    assert await service.registry.get(rid) is not None
     # The second request changes nothing until its own link is clicked.
     await wait_for(lambda: len(mails_to(mailbox, "marie@example.org")) == 2, what="2nd mail")
     found = await service.registry.get(rid)
