@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.js import JetStreamContext
 
+from crieur import metrics
 from schemas import subjects
 from schemas.deadletters import DeadLetter
 from schemas.streams import DEADLETTERS_STREAM
@@ -39,6 +40,7 @@ async def dead_letter(
     msg_id = {"Nats-Msg-Id": f"{service}:{subject}:{stream_sequence}"} if stream_sequence else {}
     await js.publish(subjects.dead_letter(service), letter.model_dump_json().encode(),
                      stream=DEADLETTERS_STREAM, headers=msg_id or None)
+    metrics.DEAD_LETTERS.labels(service).inc()
     log.error("dead_letter", service=service, subject=subject, reason=reason[:300],
               deliveries=deliveries, stream_sequence=stream_sequence)
     return letter

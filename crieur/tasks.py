@@ -51,6 +51,11 @@ class Supervisor:
             log.warning("task_restarted", service=self.service, task=name)
             delay = min(delay * 2, self.max_delay_s)
 
+    def running(self) -> dict[str, asyncio.Task[None]]:
+        """The tasks by name, for /readyz (one that returned is done, not failed)."""
+        return {task.get_name().removeprefix(f"{self.service}-"): task for task in self._tasks
+                if not (task.done() and not task.cancelled() and task.exception() is None)}
+
     @property
     def healthy(self) -> bool:
         """No task is waiting to be started again after a failure."""

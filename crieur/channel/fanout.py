@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import Header
 from pydantic import ValidationError
 
+from crieur import metrics, trace
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
 from crieur.channel.port import RECIPIENT_ID, ChannelPort
@@ -52,8 +53,12 @@ class JobTemplate:
 
 async def publish_jobs(js: JetStreamContext, subject: str,
                        jobs: Iterable[tuple[bytes, str]] | AsyncIterator[tuple[bytes, str]],
-                       window: int, on_window: Callable[[], Any] | None = None) -> int:
-    """Publish (payload, msg id) pairs in windows; returns how many; raises if one failed."""
+                       window: int, on_window: Callable[[], Any] | None = None,
+                       headers: dict[str, str] | None = None) -> int:
+    """Publish (payload, msg id) pairs in windows; returns how many; raises if one failed.
+
+    `headers` go on every job as well (the notice's trace, crieur.trace).
+    """
     pending: list[asyncio.Future[Any]] = []
     count = 0
 
@@ -78,7 +83,8 @@ async def publish_jobs(js: JetStreamContext, subject: str,
 
     async for payload, msg_id in each():
         pending.append(await js.publish_async(subject, payload, stream=JOBS_STREAM,
-                                              headers={Header.MSG_ID: msg_id}))
+                                              headers={**(headers or {}),
+                                                       Header.MSG_ID: msg_id}))
         count += 1
         if len(pending) >= window:
             await settle()
@@ -104,6 +110,10 @@ class Fanout:
             await self.handle_one(msg)
 
     async def handle_one(self, msg: Msg) -> None:
+        with trace.bound(msg.headers):
+            await self._handle_one(msg)
+
+    async def _handle_one(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered or 1
         try:
             event = parse_notice_event(msg.data)
@@ -114,14 +124,16 @@ class Fanout:
                               headers=dict(msg.headers or {}), deliveries=attempt,
                               stream_sequence=msg.metadata.sequence.stream)
             await msg.ack()
+            metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "dead_letter").inc()
             return
+        structlog.contextvars.bind_contextvars(notice_id=event.notice.id)
         bound = log.bind(notice_id=event.notice.id, commune=event.notice.commune,
                          kind=event.kind, version=event.notice.version)
         # Planning 100,000 jobs takes longer than ack_wait: say we are on it meanwhile.
         keepalive = asyncio.create_task(keep_in_progress(lambda: [msg],
                                                          self.settings.channel_ack_wait_s))
         try:
-            count = await self.plan(event)
+            count = await self.plan(event, trace.carried(msg.headers))
         except Exception as error:
             keepalive.cancel()
             if attempt >= self.settings.channel_max_attempts:
@@ -130,23 +142,27 @@ class Fanout:
                                   deliveries=attempt,
                                   stream_sequence=msg.metadata.sequence.stream)
                 await msg.ack()
+                metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event",
+                                        "dead_letter").inc()
                 return
             delay = policy.backoff_delay(attempt, self.settings.channel_backoff_s,
                                          self.settings.channel_backoff_max_s)
             bound.warning("fanout_failed", error=repr(error)[:300], attempt=attempt,
                           retry_in_s=delay)
             await msg.nak(delay=delay)
+            metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "retried").inc()
             return
         finally:
             keepalive.cancel()
         await msg.ack()
+        metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "planned").inc()
         bound.info("fanout_planned", jobs=count, attempt=attempt)
 
     def _withdrawn(self, notice_id: str) -> bool:
         current = self.notices.peek(notice_id)
         return current is not None and current.state is NoticeState.WITHDRAWN
 
-    async def plan(self, event: NoticeEvent) -> int:
+    async def plan(self, event: NoticeEvent, headers: dict[str, str] | None = None) -> int:
         notice = event.notice
         current = await self.notices.get(notice.commune, notice.id)
         if event.kind is not EventKind.WITHDRAWN and current is not None and (
@@ -177,7 +193,7 @@ class Fanout:
                     yield template.render(recipient)
 
         return await publish_jobs(self.js, subject, rendered(),
-                                  self.settings.channel_fanout_window)
+                                  self.settings.channel_fanout_window, headers=headers)
 
 
 async def keep_in_progress(msgs: Callable[[], list[Msg]], ack_wait_s: float) -> None:

@@ -20,6 +20,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from crieur import metrics
 from crieur.bus import ensure_bucket, ensure_streams
 from crieur.channel.consumers import fanout_consumer, pull_loop, worker_consumer
 from crieur.channel.current import CurrentNotices
@@ -33,7 +34,9 @@ from schemas import subjects
 from schemas.streams import (
     CHANNEL_STREAMS,
     DEADLETTERS,
+    DEADLETTERS_STREAM,
     DELIVERIES,
+    DELIVERIES_STREAM,
     JOBS_STREAM,
     NOTICES_STREAM,
     SENT,
@@ -91,7 +94,7 @@ class ChannelRunner:
         if self._run_fanout:
             self.fanout = Fanout(self.port, self.settings, self.js, self.name, sent,
                                  self.notices, self.now)
-            self._tasks.append(asyncio.create_task(pull_loop(
+            self._tasks.append(asyncio.create_task(name=f"{self.name}-fanout", coro=pull_loop(
                 self.js, stream=NOTICES_STREAM, subject=subjects.NOTICES,
                 config=fanout_consumer(self.name, ack_wait), batch=1,
                 handle=self.fanout.handle, stopping=self.stopping, ensure=self.ensure,
@@ -99,7 +102,7 @@ class ChannelRunner:
         if self._run_worker:
             self.worker = Worker(self.port, self.settings, self.js, self.name, sent, reports,
                                  self.notices, self.now, self.stopping)
-            self._tasks.append(asyncio.create_task(pull_loop(
+            self._tasks.append(asyncio.create_task(name=f"{self.name}-worker", coro=pull_loop(
                 self.js, stream=JOBS_STREAM, subject=subjects.jobs(self.name, ">"),
                 config=worker_consumer(self.name, ack_wait, self.settings.channel_max_ack_pending),
                 batch=self.settings.channel_batch, handle=self.worker.handle,
@@ -111,6 +114,21 @@ class ChannelRunner:
         log.info("channel_started", channel=self.name, fanout=self._run_fanout,
                  worker=self._run_worker, concurrency=self.port.concurrency,
                  rate_per_s=self.port.rate_per_s)
+
+    async def not_ready(self) -> list[str]:
+        """Why this channel cannot work now (for /readyz): NATS, streams, consumers, tasks."""
+        if not self.ready.is_set():
+            return [f"channel {self.name}: starting"]
+        consumers: dict[str, list[str]] = {}
+        if self._run_fanout:
+            consumers[NOTICES_STREAM] = [f"{self.name}-fanout"]
+        if self._run_worker:
+            consumers[JOBS_STREAM] = [f"{self.name}-worker"]
+        found = await metrics.nats_reasons(
+            self.nc, [NOTICES_STREAM, JOBS_STREAM, DELIVERIES_STREAM, DEADLETTERS_STREAM,
+                      f"KV_{SENT.name}"], consumers)
+        return found + metrics.task_reasons(
+            {task.get_name(): task for task in self._tasks} if self._tasks else {"kit": None})
 
     async def run(self) -> None:
         """Start, then wait until `stop()`; in-flight work is finished before returning."""

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from crieur import metrics, trace
 from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
 from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
@@ -104,6 +105,7 @@ class Worker:
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
+        metrics.MESSAGES.labels(self.name, "job", what).inc()
 
     async def handle(self, msgs: list[Msg]) -> None:
         batch = _Batch()
@@ -134,18 +136,8 @@ class Worker:
         already = await self.sent.sent_among([i.job for i in batch.items])
         todo: asyncio.Queue[_Item] = asyncio.Queue()
         for item in batch.items:
-            if self.sent.key(item.job) in already:
-                # Sent before a crash or a lost ack: say so again (deduplicated) and ack.
-                self._count("duplicate")
-                await self.reports.report(item.job, DeliveryOutcome.SENT, now,
-                                          detail="already sent")
-                await self._ack(item)
-                continue
-            verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
-            if verdict.action is policy.Action.DROP:
-                await self._drop(item, verdict, batch)
-                continue
-            todo.put_nowait(item)
+            with trace.bound(item.msg.headers, item.job.notice_id):
+                await self._sort(item, batch, already, current, todo, now)
         senders = [asyncio.create_task(self._sender(todo, batch))
                    for _ in range(max(1, min(self.port.concurrency, todo.qsize())))]
         if senders:
@@ -162,11 +154,29 @@ class Worker:
             if extra is not None:
                 batch.more.append(extra)
 
+    async def _sort(self, item: _Item, batch: _Batch, already: set[str],
+                    current: dict[str, Any], todo: asyncio.Queue[_Item], now: datetime) -> None:
+        """Ack a job already sent, drop one not worth sending, queue the rest for the senders."""
+        if self.sent.key(item.job) in already:
+            # Sent before a crash or a lost ack: say so again (deduplicated) and ack.
+            self._count("duplicate")
+            await self.reports.report(item.job, DeliveryOutcome.SENT, now,
+                                      detail="already sent")
+            await self._ack(item)
+            return
+        verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
+        if verdict.action is policy.Action.DROP:
+            await self._drop(item, verdict, batch)
+            return
+        todo.put_nowait(item)
+
     async def _sender(self, todo: asyncio.Queue[_Item], batch: _Batch) -> None:
         while not todo.empty():
             item = todo.get_nowait()
             try:
-                await self._take(item, batch)
+                # Every line logged about this job, and its report, name the notice.
+                with trace.bound(item.msg.headers, item.job.notice_id):
+                    await self._take(item, batch)
             except Exception as error:
                 # NATS away for longer than the publishes wait: the job comes back after
                 # ack_wait; its sent record (if stored) stops a second send.
@@ -205,7 +215,10 @@ class Worker:
             edition = Edition(kind=job.kind, notice=notice,
                               commune_name=await self.notices.commune_name(job.commune))
             draft = await self.drafts.get(edition)
+            started = time.perf_counter()
             target = await self.port.send(job, draft)
+            metrics.SEND_SECONDS.labels(str(self.port.channel)).observe(
+                time.perf_counter() - started)
         except Deferred as held:
             # Held on purpose (quiet hours): back in the queue after the delay, so it
             # survives a restart; the job is checked again (withdrawn, expired) then.
@@ -236,6 +249,8 @@ class Worker:
             return
         self._failures_in_a_row = 0
         self._count("sent")
+        metrics.observe_publish_to_send(str(self.port.channel),
+                                        trace.published_at(item.msg.headers), self.now())
         # Record, report and ack in the background: the sink's slot takes the next job now
         # (NATS round trips would otherwise add to every send).
         batch.after.append(asyncio.create_task(self._after_sent(item, target, batch)))
@@ -278,6 +293,7 @@ class Worker:
                                      self.settings.channel_backoff_max_s, retry_after,
                                      jitter=0.2)
         self._count("retried")
+        metrics.RETRIES.labels(str(self.port.channel)).inc()
         bound.warning("send_failed_retry", retry_in_s=round(delay, 2))
         await item.msg.nak(delay=delay)
         item.done = True

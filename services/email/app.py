@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
+from crieur import metrics
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
@@ -33,7 +34,7 @@ from services.email.handlers import EmailPort
 from services.email.links import Links
 from services.email.sender import SmtpConfig, SmtpPool
 from services.email.settings import EmailSettings
-from services.email.subscribers import Registry
+from services.email.subscribers import SUBSCRIBERS, Registry
 from services.email.web import Web, new_nonce
 
 log = structlog.get_logger("crieur.email")
@@ -191,4 +192,12 @@ def create_app(settings: EmailSettings, service: EmailService | None = None) -> 
                 "subscribers": len(email.registry.index) if email.registry else 0}
         return JSONResponse(body, status_code=200 if email.healthy else 503)
 
+    async def ready() -> list[str]:
+        if email.runner is None or email.registry is None:
+            return ["starting"]
+        return [*await email.runner.not_ready(),
+                *await metrics.nats_reasons(email.nc, [f"KV_{SUBSCRIBERS.name}"]),
+                *metrics.task_reasons({t.get_name(): t for t in email._tasks})]
+
+    app.router.routes.extend(metrics.Readiness(ready).routes())
     return app

@@ -25,18 +25,13 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from crieur.bus import ensure_bucket
+from schemas.buckets import EMAIL_SUBSCRIBERS
 from schemas.commune import Insee
 from schemas.notice import Category
-from schemas.streams import Bucket
 
 log = structlog.get_logger("crieur.email.subscribers")
 
-SUBSCRIBERS = Bucket(
-    "email_subscribers",
-    "Email subscribers, key = keyed hash of the address; the address is only here",
-    # Read once per email sent: a direct get skips the JSON API round of a plain get.
-    direct=True,
-)
+SUBSCRIBERS = EMAIL_SUBSCRIBERS
 
 
 class Follow(BaseModel):

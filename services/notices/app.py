@@ -16,12 +16,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crieur import metrics, trace
 from crieur.tasks import Supervisor
+from schemas.streams import NOTICES_STREAM
 from services.notices import errors, scheduler
 from services.notices.api import Context, channel_router, router
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
-from services.notices.store import NatsStore
+from services.notices.store import OWNED_BUCKETS, NatsStore
 
 log = structlog.get_logger("crieur.notices")
 
@@ -89,6 +91,8 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         structlog.contextvars.clear_contextvars()
+        # One trace id per request: the events it publishes carry it (crieur.trace).
+        structlog.contextvars.bind_contextvars(trace_id=trace.new_trace_id())
         started = time.perf_counter()
         status = 500
 
@@ -101,8 +105,10 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.HTTP_REQUESTS.labels("notices", f"{status // 100}xx").observe(seconds)
             log.info("http_request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
+                     ms=round(seconds * 1000, 1))
 
 
 def create_app(settings: NoticesSettings, context: Context | None = None) -> FastAPI:
@@ -167,4 +173,15 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
                                 status_code=503)
         return JSONResponse({"status": "ok"})
 
+    async def ready() -> list[str]:
+        context: Context | None = getattr(app.state, "context", None)
+        if context is None:
+            return ["starting"]
+        tasks: Supervisor = app.state.tasks
+        return [*await metrics.nats_reasons(
+                    context.store.nc, [NOTICES_STREAM, *(f"KV_{b.name}" for b in OWNED_BUCKETS)]),
+                *(f"task {name}: failed, restarting" for name in sorted(tasks.failing)),
+                *metrics.task_reasons(tasks.running())]
+
+    app.router.routes.extend(metrics.Readiness(ready).routes())
     return app

@@ -17,6 +17,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import APIError
 from pydantic import ValidationError
 
+from crieur import metrics, trace
 from crieur.bus import IDLE_HEARTBEAT_S
 from crieur.deadletter import dead_letter
 from schemas import Notice, NoticeEvent, parse_notice_event, subjects
@@ -97,6 +98,8 @@ class NoticeLog:
         headers = {
             "Nats-Msg-Id": event.msg_id,
             "Nats-Expected-Last-Subject-Sequence": str(expected_last_seq),
+            # The notice followed across services (crieur.trace): copied onto every job.
+            **trace.event_headers(notice.id),
         }
         try:
             ack = await self.js.publish(
@@ -111,6 +114,7 @@ class NoticeLog:
             raise
         if not ack.duplicate:
             self.view.apply(ack.seq, event)
+            metrics.NOTICE_EVENTS.labels(str(event.kind)).inc()
         structlog.get_logger().info(
             "notice_event_stored", notice_id=notice.id, commune=notice.commune,
             kind=event.kind, version=notice.version, seq=ack.seq, duplicate=ack.duplicate,

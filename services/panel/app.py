@@ -24,6 +24,7 @@ from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
+from crieur import metrics
 from crieur.bus import ensure_streams
 from crieur.communes import CommuneDirectory
 from crieur.tasks import Supervisor
@@ -185,6 +186,7 @@ class Panel:
             headers={"Nats-Msg-Id": msg_id},
             timeout=5.0,
         )
+        metrics.DELIVERIES.labels(Channel.PANEL.value, str(report.outcome)).inc()
 
     async def watch(self) -> None:
         """Once a second or on change: drop what expired, tell the pages, save the playlist."""
@@ -275,4 +277,14 @@ def create_app(settings: PanelSettings, panel: Panel | None = None) -> FastAPI:
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
+    async def ready() -> list[str]:
+        if not sign.connected:
+            return ["nats: not connected"]
+        found = await metrics.nats_reasons(sign.broker.connection, [NOTICES_STREAM])
+        if not sign.feed.synced.is_set():
+            found.append("notices: replay of the stream not finished")
+        found += [f"task {name}: failed, restarting" for name in sorted(sign.tasks.failing)]
+        return found + metrics.task_reasons(sign.tasks.running())
+
+    app.router.routes.extend(metrics.Readiness(ready).routes())
     return app

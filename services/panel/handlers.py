@@ -18,6 +18,7 @@ from faststream.nats.annotations import NatsMessage
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
+from crieur import metrics
 from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER, servers
 from crieur.deadletter import dead_letter
 from schemas import subjects
@@ -125,6 +126,7 @@ def register(broker: NatsBroker, feed: NoticeFeed) -> None:
     async def on_notice_event(msg: NatsMessage) -> None:
         raw = msg.raw_message
         reason = feed.receive(msg.body, raw.subject, _pending(msg))
+        metrics.MESSAGES.labels(SERVICE, "notice_event", "skipped" if reason else "read").inc()
         sequence = _sequence(msg)
         if reason is None or sequence is None:
             return

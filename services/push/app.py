@@ -18,13 +18,14 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
+from crieur import metrics
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
 from crieur.channel.http_bridge import Router
 from crieur.channel.runner import ChannelRunner
 from crieur.communes import CommuneDirectory
 from schemas.deliveries import Channel
 from schemas.streams import COMMUNES
-from services.push.devices import Devices
+from services.push.devices import DEVICES, Devices
 from services.push.handlers import DeviceRoutes, PushChannel
 from services.push.sender import FcmSender
 from services.push.settings import PushSettings
@@ -148,4 +149,13 @@ def create_app(settings: PushSettings) -> FastAPI:
                              "fcm_url": settings.fcm_url},
                             status_code=200 if ok else 503)
 
+    async def ready() -> list[str]:
+        if service.runner is None:
+            return ["starting"]
+        tasks = {"devices-prune": service._task} if settings.push_prune_every_s else {}
+        return [*await service.runner.not_ready(),
+                *await metrics.nats_reasons(service.nc, [f"KV_{DEVICES.name}"]),
+                *metrics.task_reasons(tasks)]
+
+    app.router.routes.extend(metrics.Readiness(ready).routes())
     return app

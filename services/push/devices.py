@@ -20,12 +20,12 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from crieur.bus import ensure_bucket
+from schemas.buckets import PUSH_DEVICES
 from schemas.commune import Insee
 from schemas.notice import Category
-from schemas.streams import Bucket
 from services.push import format
 
-DEVICES = Bucket("devices", "Phones of the push channel, key = SHA-256 of the FCM token")
+DEVICES = PUSH_DEVICES
 
 # FCM allows an app instance at most this many topics.
 MAX_TOPICS = 2000

@@ -25,11 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from crieur import metrics
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_stream, servers
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.sent import publish_patiently
 from schemas import subjects
+from schemas.buckets import SMS_MESSAGES, SMS_SUBSCRIBERS
 from schemas.commune import Commune
 from schemas.deliveries import Channel, DeliveryOutcome, DeliveryReport
 from schemas.streams import COMMUNES, DELIVERIES
@@ -165,6 +167,7 @@ async def record_receipt(js: JetStreamContext, messages: KeyValue, receipt: Rece
     await publish_patiently(js, subjects.delivery(Channel.SMS, report.commune),
                             report.model_dump_json().encode(),
                             {Header.MSG_ID: f"sms-receipt:{receipt.message_id}:{receipt.status}"})
+    metrics.DELIVERIES.labels(Channel.SMS.value, str(report.outcome)).inc()
     return True
 
 
@@ -188,7 +191,15 @@ async def main(settings: SmsSettings) -> None:
                              "provider": str(settings.sms_provider)},
                             status_code=200 if ok else 503)
 
-    server = _Server(uvicorn.Config(Starlette(routes=[Route("/healthz", healthz)]),
+    async def ready() -> list[str]:
+        # The channel off (no provider credentials) is configured so: its routes still answer.
+        found = await service.runner.not_ready() if service.runner is not None else []
+        return [*found, *await metrics.nats_reasons(
+                    nc, [f"KV_{SMS_SUBSCRIBERS.name}", f"KV_{SMS_MESSAGES.name}"]),
+                *metrics.task_reasons({f"task{i}": t for i, t in enumerate(service._tasks)})]
+
+    routes = [Route("/healthz", healthz), *metrics.Readiness(ready).routes()]
+    server = _Server(uvicorn.Config(Starlette(routes=routes),
                                    host=settings.sms_http_host, port=settings.sms_http_port,
                                    log_config=None, access_log=False, lifespan="off"))
     stopping = asyncio.Event()

@@ -25,19 +25,14 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from crieur.bus import ensure_bucket
+from schemas.buckets import SMS_MESSAGES, SMS_SUBSCRIBERS
 from schemas.commune import Insee
 from schemas.notice import Category
-from schemas.streams import DAY, Bucket
 
 log = structlog.get_logger("crieur.sms.subscribers")
 
-SUBSCRIBERS = Bucket(
-    "sms_subscribers",
-    "SMS subscribers, key = keyed hash of the number; the number is only here",
-)
-# Provider message id -> the job it carried, for delivery receipts (a week is plenty).
-MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, version, commune",
-                  ttl=7 * DAY)
+SUBSCRIBERS = SMS_SUBSCRIBERS
+MESSAGES = SMS_MESSAGES
 
 
 class Follow(BaseModel):

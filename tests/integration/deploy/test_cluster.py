@@ -23,13 +23,14 @@ import nats.js.errors
 import pytest
 
 from crieur.nats_server import free_port
-from crieur.provision import definitions, provision_bucket
+from crieur.provision import definitions
 from crieur.standins.smtp import SmtpStandin
 from schemas import subjects
+from schemas.buckets import CHANNEL_BUCKETS
 from schemas.notice import Category
 from services.email.format import normalise_address
 from services.email.links import Links
-from services.email.subscribers import SUBSCRIBERS, Follow, Registry, add_confirmed
+from services.email.subscribers import Follow, Registry, add_confirmed
 from tests.helpers import eventually
 from tests.integration.deploy.helpers import (
     DEPLOY,
@@ -137,6 +138,8 @@ async def test_every_stream_and_bucket_has_three_replicas(cluster: Cluster) -> N
         js = nc.jetstream()
         found = definitions()
         names = [s.name or "" for s in found.streams] + [f"KV_{b.name}" for b in found.buckets]
+        # The channels' own buckets are provisioned with the rest (schemas/buckets.py).
+        assert {f"KV_{b.name}" for b in CHANNEL_BUCKETS} <= set(names)
         for name in names:
             info = await js.stream_info(name)
             assert info.config.num_replicas == 3, name
@@ -224,14 +227,6 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
     running: list[Process] = []
     killed: ConfiguredServer | None = None
     try:
-        # The email channel's own bucket is defined in services/email, outside schemas/:
-        # provisioned from that definition by the provision user, as deploy/README.md says.
-        nc = await cluster.connect("provision")
-        try:
-            said = await provision_bucket(nc.jetstream(), SUBSCRIBERS, 3)
-            assert said == f"bucket {SUBSCRIBERS.name}: created (replicas 3)"
-        finally:
-            await nc.close()
         nc = await cluster.connect("operator")
         try:
             registry = await Registry.open(nc.jetstream())

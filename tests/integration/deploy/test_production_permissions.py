@@ -21,11 +21,12 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
 from crieur.nats_server import free_port
 from crieur.provision import definitions
 from schemas import subjects
+from schemas.buckets import EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_MESSAGES, SMS_SUBSCRIBERS
 from tests.helpers import eventually
 from tests.integration.deploy.helpers import (
     DEPLOY,
@@ -43,9 +44,9 @@ pytestmark = pytest.mark.integration
 
 COMMUNE = "70299"
 CHANNELS = ("email", "push", "sms")
-# Each channel's own buckets, as its branch defines them (services/<channel>/).
-CHANNEL_BUCKETS = {"email": ("email_subscribers",), "push": ("devices",),
-                   "sms": ("sms_subscribers", "sms_messages")}
+# Each channel's own buckets (schemas/buckets.py), made by `crieur provision`.
+CHANNEL_BUCKETS = {"email": (EMAIL_SUBSCRIBERS.name,), "push": (PUSH_DEVICES.name,),
+                   "sms": (SMS_SUBSCRIBERS.name, SMS_MESSAGES.name)}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,6 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredS
         done = crieur(["provision"], service_env(server, "provision", tmp))
         assert done.returncode == 0, done.stderr
         server.extra_env["provision_output"] = done.stdout  # for the test that reads it
-        asyncio.run(_channel_buckets(server))
         operator = service_env(server, "operator", tmp)
         assert crieur(["commune", "add", COMMUNE, "Lavoncourt"], operator).returncode == 0
         staff = crieur(["staff", "add", "--commune", COMMUNE, "--name", "Mairie"], operator)
@@ -68,26 +68,6 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredS
         yield server
     finally:
         server.stop()
-
-
-async def _channel_buckets(server: ConfiguredServer) -> None:
-    """The channels' own buckets, made by the provision user.
-
-    They are defined in services/<channel>/ on their branches, where `crieur provision`
-    (which reads schemas/) does not see them; until they move to schemas/streams.py an
-    operator creates them as the provision user, as done here.
-    """
-    tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
-    nc = await nats.connect(server.url("provision"), tls=tls, max_reconnect_attempts=1,
-                            inbox_prefix=inbox("provision"))
-    try:
-        js = nc.jetstream()
-        for names in CHANNEL_BUCKETS.values():
-            for name in names:
-                await js.create_key_value(config=KeyValueConfig(
-                    bucket=name, storage=StorageType.FILE))
-    finally:
-        await nc.close()
 
 
 class Connection:
@@ -139,6 +119,9 @@ async def test_provisioning_creates_every_stream_and_bucket_of_schemas(
         info = await js.stream_info(stream.name or "")
         assert info.config.subjects == stream.subjects
         assert info.config.storage == StorageType.FILE
+    # The channels' buckets too: no service needs the right to create one.
+    assert {b for names in CHANNEL_BUCKETS.values() for b in names} <= {
+        b.name for b in found.buckets}
     for bucket in found.buckets:
         assert f"bucket {bucket.name}: created" in said
         assert (await js.stream_info(f"KV_{bucket.name}")).config.num_replicas == 1
@@ -223,6 +206,14 @@ async def test_services_may_not_shape_streams(production: ConfiguredServer,
         with pytest.raises(nats.errors.TimeoutError):
             await js.add_stream(name=f"ROGUE_{user}", subjects=[f"rogue.{user}"])
         await _refused(conn, f"$JS.API.STREAM.CREATE.ROGUE_{user}")
+        # Nor reshape or delete a bucket, not even its own (provision made it).
+        for bucket in CHANNEL_BUCKETS.get(user, ("communes",)):
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.create_key_value(bucket=bucket, history=5)
+            await _refused(conn, f"$JS.API.STREAM.CREATE.KV_{bucket}")
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.delete_key_value(bucket)
+            await _refused(conn, f"$JS.API.STREAM.DELETE.KV_{bucket}")
     after = await operator.jetstream().stream_info("NOTICES")
     assert after.config.max_age == before.config.max_age
     assert after.state.messages >= before.state.messages

@@ -1,0 +1,31 @@
+"""The channels' own KV buckets: defined here so `crieur provision` creates them.
+
+Each channel service opens its bucket at start-up (creating it only on a developer's machine,
+CRIEUR_ENSURE_STREAMS=true); in production the provisioning step makes them, with the same
+replica count as every stream (CRIEUR_NATS_REPLICAS), and the channel's NATS user may only
+read and write its keys.
+"""
+
+from __future__ import annotations
+
+from schemas.streams import DAY, Bucket
+
+EMAIL_SUBSCRIBERS = Bucket(
+    "email_subscribers",
+    "Email subscribers, key = keyed hash of the address; the address is only here",
+    # Read once per email sent: a direct get skips the JSON API round of a plain get.
+    direct=True,
+)
+
+PUSH_DEVICES = Bucket("devices", "Phones of the push channel, key = SHA-256 of the FCM token")
+
+SMS_SUBSCRIBERS = Bucket(
+    "sms_subscribers",
+    "SMS subscribers, key = keyed hash of the number; the number is only here",
+)
+# Provider message id -> the job it carried, for delivery receipts (a week is plenty).
+SMS_MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, version, commune",
+                      ttl=7 * DAY)
+
+CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_SUBSCRIBERS,
+                                       SMS_MESSAGES)
