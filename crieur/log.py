@@ -8,8 +8,12 @@ import sys
 import structlog
 
 
-def configure(level: str = "INFO", fmt: str = "auto") -> None:
-    """fmt: `json`, `console`, or `auto` (console on a terminal, JSON otherwise)."""
+def configure(level: str = "INFO", fmt: str = "auto", component: str = "") -> None:
+    """fmt: `json`, `console`, or `auto` (console on a terminal, JSON otherwise).
+
+    `component` (the service: notices, email...) is added to every line, so the lines of
+    several services collected in one place can be told apart.
+    """
     renderer: structlog.typing.Processor
     if fmt == "console" or (fmt == "auto" and sys.stderr.isatty()):
         renderer = structlog.dev.ConsoleRenderer()
@@ -20,6 +24,8 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if component:
+        shared.append(_Component(component))
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(),
                     structlog.processors.format_exc_info, renderer],
@@ -41,3 +47,13 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     root.setLevel(level.upper())
     # httpx logs every request's full URL at INFO, query string (and any token in it) included.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+
+
+class _Component:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, _: object, __: str, event_dict: structlog.typing.EventDict
+                 ) -> structlog.typing.EventDict:
+        event_dict.setdefault("component", self.name)
+        return event_dict

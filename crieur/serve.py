@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -17,4 +20,10 @@ def serve(app: ASGIApp, host: str, port: int, grace_s: int) -> None:
 
 def configure_logging(settings: CommonSettings) -> None:
     """Before anything logs: structlog and the libraries' stdlib loggers alike."""
-    log.configure(settings.log_level, settings.log_format)
+    log.configure(settings.log_level, settings.log_format, component=component())
+
+
+def component() -> str:
+    """The service this process runs: `python -m services.email` is `email`."""
+    started = Path(sys.argv[0] if sys.argv else "")
+    return started.parent.name if started.name == "__main__.py" else started.stem
