@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv run test test-unit test-integration test-e2e lint schemas bench clean
+.PHONY: venv run test test-unit test-integration test-e2e lint schemas asyncapi bench clean
 
 venv: $(STAMP)
 
@@ -36,9 +36,15 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Re-export the JSON Schemas of the events into schemas/json/ (a test fails when stale).
+# Re-export the JSON Schemas of the events into schemas/json/ (a test fails when stale),
+# and the bus's AsyncAPI description, which holds the same models.
 schemas: venv
 	$(PY) -m schemas.export
+	$(PY) -m schemas.asyncapi
+
+# Regenerate schemas/asyncapi.json, the AsyncAPI description of the bus (a test fails when stale).
+asyncapi: venv
+	$(PY) -m schemas.asyncapi
 
 # Not part of `make test`: one notice to 10,000 email subscribers against raw baselines
 # measured in the same run; prints a table and writes var/bench/email.json.

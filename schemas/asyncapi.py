@@ -1,0 +1,109 @@
+"""The AsyncAPI description of the bus, generated from the code (`make asyncapi`).
+
+Subjects come from the subject map (schemas.subjects), payloads from the models of
+schemas/, headers from crieur's trace contract; FastStream's AsyncAPI generator writes the
+document. `schemas/asyncapi.json` is kept in the repository, and tests/unit fails when it
+no longer matches what this module generates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from faststream.nats import JStream, NatsBroker
+from faststream.specification import AsyncAPI
+
+from schemas import subjects
+from schemas.channels import ChannelHttpReply, ChannelHttpRequest
+from schemas.deadletters import DeadLetter
+from schemas.deliveries import Channel, DeliveryReport
+from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
+from schemas.jobs import Job
+from schemas.streams import DEADLETTERS_STREAM, DELIVERIES_STREAM, JOBS_STREAM, NOTICES_STREAM
+
+PATH = Path(__file__).parent / "asyncapi.json"
+
+# The headers that follow a notice across services (crieur.trace), said once here.
+TRACE_HEADERS = ("Crieur-Notice-Id (the notice), Crieur-Trace-Id (one per staff request), "
+                 "Crieur-Published-At (epoch seconds, when the front door published)")
+CHANNELS = tuple(c.value for c in Channel)
+
+
+def broker() -> NatsBroker:
+    """A broker never connected: it only declares what travels on the bus, and who sends it."""
+    bus = NatsBroker("nats://localhost:4222", specification_url="nats://localhost:4222",
+                     description="NATS JetStream: the bus and the store of a village")
+    notices = JStream(NOTICES_STREAM, declare=False)
+    for model, kind in ((NoticePublished, "published"), (NoticeCorrected, "corrected"),
+                        (NoticeWithdrawn, "withdrawn")):
+        bus.publisher(
+            subjects.notice("{commune}", "{notice_id}"), stream=notices, schema=model,
+            title=f"notice-{kind}",
+            description=(f"The front door (services/notices) publishes a notice {kind} "
+                         f"event on stream {NOTICES_STREAM}, with Nats-Msg-Id "
+                         f"<notice id>:<version>:<kind> and the headers {TRACE_HEADERS}. "
+                         "Read by the sign (services/panel) and every channel's fan-out; "
+                         "the last message of a subject is the notice's current state."))
+    jobs = JStream(JOBS_STREAM, declare=False)
+    deliveries = JStream(DELIVERIES_STREAM, declare=False)
+    for channel in CHANNELS:
+        if channel != Channel.PANEL.value:
+            bus.publisher(
+                subjects.jobs(channel, "{commune}"), stream=jobs, schema=Job,
+                title=f"jobs-{channel}",
+                description=(f"The {channel} channel's fan-out queues one job per recipient "
+                             f"on the work queue {JOBS_STREAM} (Nats-Msg-Id = Job.key, the "
+                             f"event's trace headers copied); its worker takes them."))
+        bus.publisher(
+            subjects.delivery(channel, "{commune}"), stream=deliveries, schema=DeliveryReport,
+            title=f"deliveries-{channel}",
+            description=(f"What the {channel} channel did with each notice, one report per "
+                         f"job and outcome, on {DELIVERIES_STREAM}; carries "
+                         "Crieur-Notice-Id and Crieur-Trace-Id."))
+    bus.publisher(
+        subjects.dead_letter("{service}"), stream=JStream(DEADLETTERS_STREAM, declare=False),
+        schema=DeadLetter, title="deadletters",
+        description=("A message a service could not handle, kept with the reason for "
+                     "`crieur dead-letters list` and `replay`."))
+    for channel in (Channel.EMAIL.value, Channel.PUSH.value, Channel.SMS.value):
+        _channel_routes(bus, channel)
+    return bus
+
+
+def _channel_routes(bus: NatsBroker, channel: str) -> None:
+    @bus.subscriber(subjects.channel_http(channel), queue=f"{channel}-http",
+                    title=f"channels-{channel}-http",
+                    description=(f"The front door forwards the {channel} channel's HTTP routes "
+                                 "(subscriptions, devices, provider webhooks) over "
+                                 "request-reply; the channel answers a ChannelHttpReply."))
+    @bus.publisher(f"{subjects.channel_http(channel)}.reply", schema=ChannelHttpReply,
+                   title=f"channels-{channel}-http-reply",
+                   description=f"The {channel} channel's answer, sent to the request's inbox.")
+    async def route(request: ChannelHttpRequest) -> ChannelHttpReply:
+        raise NotImplementedError  # a declaration: the channel's router answers for real
+
+
+def generated() -> dict[str, Any]:
+    spec = AsyncAPI(broker(), title="Crieur bus", version="1",
+                    description="Every message between Crieur's services, on NATS JetStream.",
+                    schema_version="3.0.0")
+    document: dict[str, Any] = spec.to_specification().to_jsonable()
+    return document
+
+
+def rendered() -> str:
+    """The exact text of schemas/asyncapi.json."""
+    return json.dumps(generated(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    PATH.write_text(rendered())
+    print(f"wrote {PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
