@@ -194,6 +194,8 @@ async def main(settings: SmsSettings) -> None:
     async def ready() -> list[str]:
         # The channel off (no provider credentials) is configured so: its routes still answer.
         found = await service.runner.not_ready() if service.runner is not None else []
+        if service.registry is None or not service.registry.ready.is_set():
+            found.append("subscribers: index loading")
         return [*found, *await metrics.nats_reasons(
                     nc, [f"KV_{SMS_SUBSCRIBERS.name}", f"KV_{SMS_MESSAGES.name}"]),
                 *metrics.task_reasons({f"task{i}": t for i, t in enumerate(service._tasks)})]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import ssl
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
 
@@ -24,13 +26,19 @@ import pytest
 
 from crieur.nats_server import free_port
 from crieur.provision import definitions
+from crieur.standins.fcm import FcmStandin, write_service_account
+from crieur.standins.sms import SmsStandin
 from crieur.standins.smtp import SmtpStandin
 from schemas import subjects
-from schemas.buckets import CHANNEL_BUCKETS
+from schemas.buckets import CHANNEL_BUCKETS, SMS_SUBSCRIBERS
 from schemas.notice import Category
 from services.email.format import normalise_address
 from services.email.links import Links
 from services.email.subscribers import Follow, Registry, add_confirmed
+from services.sms.phones import recipient_id
+from services.sms.subscribers import Follow as SmsFollow
+from services.sms.subscribers import Registry as SmsRegistry
+from services.sms.subscribers import Subscriber as SmsSubscriber
 from tests.helpers import eventually
 from tests.integration.deploy.helpers import (
     DEPLOY,
@@ -49,6 +57,7 @@ pytestmark = pytest.mark.integration
 COMMUNE = "70299"
 SECRET = "cluster-test-secret-key-" + "x" * 32
 PUBLIC_URL = "https://crieur.example"
+SMS_KEY = "cluster-test-sms-key-" + "k" * 32
 
 
 class Cluster:
@@ -219,11 +228,24 @@ async def test_front_door_loses_nothing_acknowledged_when_a_node_dies(
             killed.start()
 
 
-async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
-                                                           tmp_path: Path) -> None:
-    """The village (front door, sign, email): one alert to N subscribers, a node killed midway."""
-    n = 300
+def fcm_sends(fcm: FcmStandin, notice_id: str) -> list[str]:
+    """The topics the FCM stand-in was asked to send `notice_id` to."""
+    return [r["body"]["message"]["topic"] for r in list(fcm.received)
+            if r["path"].endswith("/messages:send") and r["status"] == 200
+            and notice_id in json.dumps(r["body"])]
+
+
+async def test_village_fan_out_survives_losing_a_node_midway(cluster: Cluster,
+                                                             tmp_path: Path) -> None:
+    """The whole village (front door, sign, email, SMS, push): one alert to N email and M SMS
+    subscribers and the phones' topic, the JOBS leader killed midway; then a second notice
+    while a node is down. Every subscriber gets the alert, the phones both notices."""
+    n, m = 300, 80
     mailbox = SmtpStandin(tmp_path / "mail").start()
+    sms = await SmsStandin(tmp_path / "sms-standin").start()
+    fcm = FcmStandin(tmp_path / "fcm-standin")
+    fcm.start(free_port())
+    credentials = write_service_account(tmp_path / "fcm.json", f"{fcm.url}/token")
     running: list[Process] = []
     killed: ConfiguredServer | None = None
     try:
@@ -235,6 +257,14 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
             addresses = [normalise_address(f"habitant{i}@example.org") for i in range(n)]
             await asyncio.gather(*(add_confirmed(registry, links.recipient_id(a), a, follows)
                                    for a in addresses))
+            # SMS subscribers, written as confirming a code writes them.
+            phones = SmsRegistry(await nc.jetstream().key_value(SMS_SUBSCRIBERS.name))
+            numbers = [f"+3361{i:07d}" for i in range(m)]
+            moment = datetime.now(UTC)
+            await asyncio.gather(*(phones.put(recipient_id(SMS_KEY, number), SmsSubscriber(
+                phone=number, confirmed=True, confirmed_at=moment, created_at=moment,
+                follows=(SmsFollow(commune=COMMUNE, categories=(Category.ALERTE,)),)))
+                for number in numbers))
         finally:
             await nc.close()
 
@@ -256,7 +286,26 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
                 "CRIEUR_SMTP_RATE_PER_S": "40", "CRIEUR_CHANNEL_ACK_WAIT_S": "5",
                 "CRIEUR_CHANNEL_BACKOFF_S": "0.5", "CRIEUR_CHANNEL_BACKOFF_MAX_S": "2",
                 "CRIEUR_CHANNEL_MAX_ATTEMPTS": "50"},
-            tmp_path / "email.log", f"http://127.0.0.1:{email_port}/healthz"))
+            tmp_path / "email.log", f"http://127.0.0.1:{email_port}/readyz"))
+        sms_port, push_port = free_port(), free_port()
+        slow_kit = {"CRIEUR_CHANNEL_ACK_WAIT_S": "5", "CRIEUR_CHANNEL_BACKOFF_S": "0.5",
+                    "CRIEUR_CHANNEL_BACKOFF_MAX_S": "2", "CRIEUR_CHANNEL_MAX_ATTEMPTS": "50"}
+        running.append(start_service(
+            "services.sms",
+            cluster.env("sms", tmp_path) | slow_kit | {
+                "CRIEUR_SMS_HTTP_PORT": str(sms_port), "CRIEUR_SMS_STANDIN_PORT": str(sms.port),
+                "CRIEUR_SMS_SECRET_KEY": SMS_KEY, "CRIEUR_SMS_QUIET_HOURS": "",
+                "CRIEUR_PUBLIC_URL": PUBLIC_URL,
+                # Slow enough that the node dies in the middle of this fan-out too.
+                "CRIEUR_SMS_RATE": "8"},
+            tmp_path / "sms.log", f"http://127.0.0.1:{sms_port}/readyz"))
+        running.append(start_service(
+            "services.push",
+            cluster.env("push", tmp_path) | slow_kit | {
+                "CRIEUR_PUSH_HTTP_PORT": str(push_port),
+                "CRIEUR_FCM_CREDENTIALS": str(credentials), "CRIEUR_FCM_URL": fcm.url,
+                "CRIEUR_PUBLIC_URL": PUBLIC_URL},
+            tmp_path / "push.log", f"http://127.0.0.1:{push_port}/readyz"))
         running.append(start_service(
             "services.panel",
             cluster.env("panel", tmp_path) | {
@@ -285,8 +334,23 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
                 found.append(str(msg["To"]))
             return found
 
+        sms_when_killed = len(sms.sends())
+        # The front door goes on publishing with a node down: the phones get it too.
+        async with httpx.AsyncClient(timeout=30) as http:
+            works_id = await publish(http, api, token, "apres-la-panne")
         await eventually(lambda: set(recipients()) >= set(addresses),
                          "every subscriber got the alert", within=240)
+
+        def texted() -> list[str]:
+            return ["+" + str(r["body"]["recipient"]) for r in sms.sends()
+                    if "Tempete" in str(r["body"].get("content", ""))]
+
+        await eventually(lambda: set(texted()) >= set(numbers),
+                         "every SMS subscriber got the alert", within=240)
+        await eventually(lambda: fcm_sends(fcm, alert_id) and fcm_sends(fcm, works_id),
+                         "the phones' topics got both notices", within=120)
+        assert fcm_sends(fcm, alert_id) == [f"crieur-{COMMUNE}-alerte"]
+        assert fcm_sends(fcm, works_id) == [f"crieur-{COMMUNE}-travaux"]
         async with httpx.AsyncClient(timeout=10) as http:
             async def on_sign() -> bool:
                 playlist = (await http.get(sign + "/playlist")).json()
@@ -299,9 +363,16 @@ async def test_email_fan_out_survives_losing_a_node_midway(cluster: Cluster,
         # Figures for the report (pytest -s): sent before the kill, and any duplicate.
         print(f"\nemail fan-out over a node loss: {n} subscribers, {sent_when_killed} sent "
               f"when {killed.name} died, {len(got)} mails, {len(got) - len(set(got))} twice")
+        sent_sms = texted()
+        assert set(sent_sms) == set(numbers)
+        print(f"SMS fan-out over the same loss: {m} subscribers, {sms_when_killed} provider "
+              f"calls when it died, {len(sent_sms)} alert SMS, "
+              f"{len(sent_sms) - len(set(sent_sms))} twice")
     finally:
         for process in running:
             process.stop()
         mailbox.stop()
+        await sms.stop()
+        fcm.stop()
         if killed is not None:
             killed.start()
