@@ -165,6 +165,11 @@ async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
                 return notice_id in [n["id"] for n in playlist["notices"]]
 
             await eventually(on_sign, "the sign shows the notice published by the front door")
+            # Ready, as their own users: the readiness checks need no right they lack.
+            for base in (api, sign):
+                ready = (await http.get(base + "/readyz")).json()
+                assert ready == {"status": "ready"}, ready
+                assert "crieur_" in (await http.get(base + "/metrics")).text
 
         nc, _ = await connect("operator")
         js = nc.jetstream()
