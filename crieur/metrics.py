@@ -10,7 +10,6 @@ a service counts through them, so every service's metrics have the same names.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 
@@ -132,15 +131,3 @@ def task_reasons(tasks: Mapping[str, asyncio.Task[object] | asyncio.Task[None] |
         elif task.done():
             found.append(f"task {name}: stopped")
     return found
-
-
-class Timer:
-    """`with Timer() as t: ...; t.seconds`."""
-
-    def __enter__(self) -> Timer:
-        self._started = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.seconds = time.perf_counter() - self._started
