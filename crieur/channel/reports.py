@@ -29,12 +29,18 @@ class Reports:
             detail=detail[:500])
         # One report per job and outcome, however often the job is redelivered; it carries
         # the notice's trace (crieur.trace) bound by the worker for this job.
-        headers = {Header.MSG_ID: f"{job.key}:{outcome}", trace.NOTICE_ID: job.notice_id}
-        trace_id = structlog.contextvars.get_contextvars().get("trace_id")
-        if trace_id:
-            headers[trace.TRACE_ID] = str(trace_id)
+        headers = {Header.MSG_ID: f"{job.key}:{outcome}", **trace_headers(job.notice_id)}
         await publish_patiently(
             self._js, subjects.delivery(self._channel, job.commune),
             report.model_dump_json().encode(), headers)
         # Counted here, the one place every channel's outcome goes through.
         metrics.DELIVERIES.labels(str(self._channel), str(outcome)).inc()
+
+
+def trace_headers(notice_id: str) -> dict[str, str]:
+    """The notice's id, and the trace id the worker bound for the job (crieur.trace)."""
+    headers = {trace.NOTICE_ID: notice_id}
+    trace_id = structlog.contextvars.get_contextvars().get("trace_id")
+    if trace_id:
+        headers[trace.TRACE_ID] = str(trace_id)
+    return headers

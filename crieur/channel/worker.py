@@ -136,8 +136,18 @@ class Worker:
         already = await self.sent.sent_among([i.job for i in batch.items])
         todo: asyncio.Queue[_Item] = asyncio.Queue()
         for item in batch.items:
-            with trace.bound(item.msg.headers, item.job.notice_id):
-                await self._sort(item, batch, already, current, todo, now)
+            if self.sent.key(item.job) in already:
+                # Sent before a crash or a lost ack: say so again (deduplicated) and ack.
+                self._count("duplicate")
+                await self.reports.report(item.job, DeliveryOutcome.SENT, now,
+                                          detail="already sent")
+                await self._ack(item)
+                continue
+            verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
+            if verdict.action is policy.Action.DROP:
+                await self._drop(item, verdict, batch)
+                continue
+            todo.put_nowait(item)
         senders = [asyncio.create_task(self._sender(todo, batch))
                    for _ in range(max(1, min(self.port.concurrency, todo.qsize())))]
         if senders:
@@ -153,22 +163,6 @@ class Worker:
             extra = policy.follow_up(job, fresh[job.notice_id])
             if extra is not None:
                 batch.more.append(extra)
-
-    async def _sort(self, item: _Item, batch: _Batch, already: set[str],
-                    current: dict[str, Any], todo: asyncio.Queue[_Item], now: datetime) -> None:
-        """Ack a job already sent, drop one not worth sending, queue the rest for the senders."""
-        if self.sent.key(item.job) in already:
-            # Sent before a crash or a lost ack: say so again (deduplicated) and ack.
-            self._count("duplicate")
-            await self.reports.report(item.job, DeliveryOutcome.SENT, now,
-                                      detail="already sent")
-            await self._ack(item)
-            return
-        verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
-        if verdict.action is policy.Action.DROP:
-            await self._drop(item, verdict, batch)
-            return
-        todo.put_nowait(item)
 
     async def _sender(self, todo: asyncio.Queue[_Item], batch: _Batch) -> None:
         while not todo.empty():
