@@ -55,7 +55,7 @@ async def health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
         return {}
 
 
-async def wait_indexed(v: BenchVillage, total: int, timeout: float) -> float:
+async def wait_indexed(v: BenchVillage, total: int, within_s: float) -> float:
     """Until the email and SMS services both hold `total` active subscribers; seconds."""
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=10) as client:
@@ -64,7 +64,7 @@ async def wait_indexed(v: BenchVillage, total: int, timeout: float) -> float:
             sms = (await health(client, v.url("sms"))).get("subscribers")
             if email == total and sms == total:
                 return time.perf_counter() - start
-            if time.perf_counter() - start > timeout or v.dead():
+            if time.perf_counter() - start > within_s or v.dead():
                 raise RuntimeError(f"subscribers indexed: email {email}, sms {sms} of {total}"
                                    f" (dead: {v.dead()})")
             await asyncio.sleep(0.2)
@@ -149,7 +149,7 @@ async def latency(v: BenchVillage, count: int, rate: float) -> dict[str, Any]:
 
 # -- fan-out: one notice to every subscriber of a commune, or to 500 communes ---------------
 
-async def _deliveries(v: BenchVillage, started: float, expected: int, timeout: float,
+async def _deliveries(v: BenchVillage, started: float, expected: int, within_s: float,
                       publishing: asyncio.Task[list[Published]] | None = None,
                       ) -> dict[str, Any]:
     """Polls the sinks until `expected` emails and SMS arrived; seconds from `started`."""
@@ -160,7 +160,7 @@ async def _deliveries(v: BenchVillage, started: float, expected: int, timeout: f
     got = {"email": 0, "sms": 0}
     done: dict[str, float] = {}
     interval = 0.1 if expected <= 10_000 else 0.5  # a scan of 100k files costs tens of ms
-    deadline = time.perf_counter() + timeout
+    deadline = time.perf_counter() + within_s
     while len(done) < 2:
         await asyncio.sleep(interval)
         now = time.perf_counter()
@@ -199,11 +199,11 @@ async def fanout(v: BenchVillage, n: int, already: int) -> dict[str, Any]:
     await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
                     start=already, stop=n, communes=["70299"], block=0)
     seed_s = time.perf_counter() - started
-    index_s = await wait_indexed(v, n, timeout=120 + n / 500)
+    index_s = await wait_indexed(v, n, within_s=120 + n / 500)
     cpu = cpu_all(v)
     async with httpx.AsyncClient(timeout=30) as client:
         published = await publish(client, v, v.token, "70299", f"Tempête, {n} abonnés")
-        result = await _deliveries(v, published.perf, n, timeout=120 + n / 40)
+        result = await _deliveries(v, published.perf, n, within_s=120 + n / 40)
     after = cpu_all(v)
     result |= {"seed_s": seed_s, "index_wait_s": index_s,
                "cpu_s": {name: after[name] - cpu[name] for name in after if name in cpu}}
@@ -237,7 +237,7 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int) -> d
     await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
                     start=0, stop=n, communes=[c for c, _ in listed], block=1)
     seed_s = time.perf_counter() - started
-    index_s = await wait_indexed(v, already + n, timeout=120 + n / 500)
+    index_s = await wait_indexed(v, already + n, within_s=120 + n / 500)
     fcm = JsonLines(v.standins_dir / "fcm.jsonl")
     limits = httpx.Limits(max_connections=20)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
@@ -249,7 +249,7 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int) -> d
 
         start = time.perf_counter()
         publishing = asyncio.create_task(all_of_them())
-        result = await _deliveries(v, start, n, timeout=120 + n / 40, publishing=publishing)
+        result = await _deliveries(v, start, n, within_s=120 + n / 40, publishing=publishing)
         sent = publishing.result()
     pushes: set[str] = set()
     for record in fcm.new_records():

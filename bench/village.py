@@ -1,4 +1,4 @@
-"""The whole village as `make run` starts it (crieur.village.SERVICES), on free ports, for the bench.
+"""The whole village as `make run` starts it (crieur.village.SERVICES), on free ports.
 
 Each service is its own process, started here rather than by the launcher so the bench knows
 every pid (CPU and peak RSS per service). Differences from `make run`, all for measuring:
