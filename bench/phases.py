@@ -149,12 +149,23 @@ async def latency(v: BenchVillage, count: int, rate: float) -> dict[str, Any]:
 
 # -- fan-out: one notice to every subscriber of a commune, or to 500 communes ---------------
 
-async def _deliveries(v: BenchVillage, started: float, expected: int, within_s: float,
-                      publishing: asyncio.Task[list[Published]] | None = None,
+@dataclass
+class Marks:
+    """Where the sinks' records stood before a publication: what came after is its own."""
+
+    mail_before: int
+    sms: JsonLines
+
+    @classmethod
+    def now(cls, v: BenchVillage) -> Marks:
+        return cls(count_mail(v.mail_dir), JsonLines(v.standins_dir / "sms.jsonl"))
+
+
+async def _deliveries(v: BenchVillage, marks: Marks, started: float, expected: int,
+                      within_s: float, publishing: asyncio.Task[list[Published]] | None = None,
                       ) -> dict[str, Any]:
     """Polls the sinks until `expected` emails and SMS arrived; seconds from `started`."""
-    mail_before = count_mail(v.mail_dir)
-    sms = JsonLines(v.standins_dir / "sms.jsonl")
+    mail_before, sms = marks.mail_before, marks.sms
     if publishing is not None:
         await publishing
     got = {"email": 0, "sms": 0}
@@ -202,8 +213,9 @@ async def fanout(v: BenchVillage, n: int, already: int) -> dict[str, Any]:
     index_s = await wait_indexed(v, n, within_s=120 + n / 500)
     cpu = cpu_all(v)
     async with httpx.AsyncClient(timeout=30) as client:
+        marks = Marks.now(v)
         published = await publish(client, v, v.token, "70299", f"Tempête, {n} abonnés")
-        result = await _deliveries(v, published.perf, n, within_s=120 + n / 40)
+        result = await _deliveries(v, marks, published.perf, n, within_s=120 + n / 40)
     after = cpu_all(v)
     result |= {"seed_s": seed_s, "index_wait_s": index_s,
                "cpu_s": {name: after[name] - cpu[name] for name in after if name in cpu}}
@@ -247,9 +259,11 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int) -> d
                 publish(client, v, token, insee, "Alerte orange : orages violents")
                 for insee, _ in listed))
 
+        marks = Marks.now(v)
         start = time.perf_counter()
         publishing = asyncio.create_task(all_of_them())
-        result = await _deliveries(v, start, n, within_s=120 + n / 40, publishing=publishing)
+        result = await _deliveries(v, marks, start, n, within_s=120 + n / 40,
+                                   publishing=publishing)
         sent = publishing.result()
     pushes: set[str] = set()
     for record in fcm.new_records():
