@@ -46,8 +46,9 @@ schemas: venv
 asyncapi: venv
 	$(PY) -m schemas.asyncapi
 
-# Not part of `make test`: one notice to 10,000 email subscribers against raw baselines
-# measured in the same run; prints a table and writes var/bench/email.json.
+# Not part of `make test`: the whole village fanning alerts out to 1,000, 10,000 and 100,000
+# email and SMS subscribers, latency, peak RSS and a 500-commune alert, against raw
+# baselines measured in the same run; prints a table and writes var/bench/bench.json.
 bench: venv
 	$(PY) -m bench
 

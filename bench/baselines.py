@@ -59,3 +59,31 @@ async def smtp_loop(host: str, port: int, pool: int, n: int, message: bytes) -> 
     start = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(pool)))
     return n / (time.perf_counter() - start)
+
+
+async def sms_http_loop(base_url: str, concurrency: int, bodies: list[bytes]) -> float:
+    """Raw httpx: `concurrency` tasks on one client of as many keep-alive connections (as
+    the SMS service's Brevo client), posting prebuilt bodies to the SMS stand-in; sends
+    per second. Every answer must be the 201 of an accepted message."""
+    import httpx  # the SMS channel's HTTP client
+
+    todo = iter(bodies)
+    refused = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+        async def sender() -> None:
+            nonlocal refused
+            for body in todo:
+                answer = await client.post(
+                    "/v3/transactionalSMS/send", content=body,
+                    headers={"api-key": "standin", "accept": "application/json",
+                             "content-type": "application/json"})
+                refused += answer.status_code != 201
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    if refused:
+        raise RuntimeError(f"the SMS stand-in refused {refused} raw sends")
+    return len(bodies) / elapsed

@@ -1,168 +1,268 @@
-"""`make bench`: one notice to N email subscribers, against raw baselines of the same run.
+"""`make bench`: the village's fan-out, latency and memory, against raw baselines of the same run.
 
-Measured in one run, on loopback, on this machine:
-- nats-py alone: JetStream publish_async, pull fetch(500) + ack;
-- the channel kit into a sink that does nothing (the plumbing's ceiling);
-- aiosmtplib alone: a pool of CRIEUR_SMTP_POOL persistent connections sending N prebuilt
-  messages into the SMTP stand-in (crieur/standins/smtp.py, its own process);
-- the real email service (its own process) fanning one alert out to N confirmed
-  subscribers into the same stand-in: from the event stored on NOTICES to the Nth
-  message on the stand-in's disk.
-Prints a table and writes var/bench/email.json (ratios under keys containing "ratio").
+Measured in one run, on loopback, on this machine (README, "Benchmark"):
+- raw baselines: nats-py alone (JetStream publish_async; pull fetch(500) + ack) and the
+  channel kit into a sink that does nothing, on a server of their own; then, on the
+  village's stand-ins, aiosmtplib alone (a pool of CRIEUR_SMTP_POOL connections) and httpx
+  alone (CRIEUR_SMS_CONCURRENCY connections), each before and after the village's runs;
+- the whole village (bench/village.py: notices, panel, email, push, SMS and the stand-ins);
+- latency: notices at a steady rate, from the HTTP 201 to the FCM stand-in and to the sign's
+  playlist (p50, p99);
+- fan-out: one alert to N email and N SMS subscribers of one commune, for each N of
+  --sizes; from the 201 to the last message at each sink; peak RSS at the largest N;
+- a département-wide alert: the same alert for 500 communes at once.
+Prints one table and writes var/bench/bench.json (each ratio under a key containing "ratio").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
-import shutil
-import subprocess
-import sys
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import baselines, kit
+from bench import baselines, kit, messages, phases
+from bench import village as bench_village
 from bench.cpu import cpu_seconds
-from crieur.nats_server import NatsServer, free_port
-from crieur.process import die_with_parent
+from bench.sinks import count_mail
+from crieur.nats_server import NatsServer
+
+# The issue's targets (issue 14).
+RATIO_TARGET = 0.8
+FLAT_TARGET = 1.2
+LATENCY_TARGET_MS = 100.0
+RSS_TARGET_MB = 200.0
+# Crieur's own services (the memory target is theirs; the stand-ins and nats-server are
+# measured and shown too).
+SERVICES = ("notices", "panel", "email", "push", "sms")
 
 
-def count_mail(directory: Path) -> int:
-    with os.scandir(directory) as entries:
-        return sum(1 for e in entries if e.name.endswith(".eml"))
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000",
+                        help="subscriber counts of the fan-out runs, comma-separated")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small run (sizes 100,200, 20 notices of latency, 10 communes)")
+    parser.add_argument("--latency-notices", type=int, default=200)
+    parser.add_argument("--latency-rate", type=float, default=5.0, help="notices per second")
+    parser.add_argument("--communes", type=int, default=500,
+                        help="communes of the département-wide alert")
+    parser.add_argument("--dept-subscribers", type=int, default=None,
+                        help="email (and as many SMS) subscribers over those communes "
+                             "(default: the largest size)")
+    parser.add_argument("--raw-count", type=int, default=None,
+                        help="messages of each raw sink baseline (default: the largest size, "
+                             "at most 5,000)")
+    parser.add_argument("--pool", type=int, default=int(os.environ.get("CRIEUR_SMTP_POOL", 4)),
+                        help="SMTP connections (CRIEUR_SMTP_POOL), raw and service alike")
+    parser.add_argument("--sms-concurrency", type=int,
+                        default=int(os.environ.get("CRIEUR_SMS_CONCURRENCY", 4)),
+                        help="SMS sends at once (CRIEUR_SMS_CONCURRENCY), raw and service alike")
+    parser.add_argument("--out", type=Path, default=Path("var/bench"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.latency_notices, args.latency_rate, args.communes = "100,200", 20, 10, 10
+    args.sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
+    if args.dept_subscribers is None:
+        args.dept_subscribers = args.sizes[-1]
+    if args.raw_count is None:
+        args.raw_count = min(args.sizes[-1], 5_000)
+    return args
 
 
-def start_smtp_standin(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crieur.standins.smtp", "--dir", str(directory), "--port",
-         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent)
-    import socket
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the SMTP stand-in did not start")
+async def raw_sinks(v: bench_village.BenchVillage, args: argparse.Namespace,
+                    email: bytes, sms: list[bytes]) -> dict[str, float]:
+    """aiosmtplib alone, then httpx alone, into the village's own stand-ins."""
+    smtp_pid, sms_pid = v.processes["smtp"].pid, v.processes["sms-standin"].pid
+    n = args.raw_count
+
+    def ms(seconds: float) -> float:
+        return float(seconds / n * 1000)
+
+    # CPU per message of the client (this process, which does nothing else meanwhile)
+    # and of the stand-in: what a delivery costs without Crieur in between.
+    before = cpu_seconds(smtp_pid), time.process_time(), count_mail(v.mail_dir)
+    smtp = await baselines.smtp_loop("127.0.0.1", int(v.env["CRIEUR_SMTP_PORT"]), args.pool,
+                                     n, email)
+    found = {"email": smtp, "smtp_standin_cpu_ms_per_msg": ms(cpu_seconds(smtp_pid) - before[0]),
+             "smtp_client_cpu_ms_per_msg": ms(time.process_time() - before[1])}
+    if count_mail(v.mail_dir) - before[2] != n:
+        raise RuntimeError("the raw SMTP baseline lost messages")
+    before = cpu_seconds(sms_pid), time.process_time(), 0
+    found["sms"] = await baselines.sms_http_loop(v.url("sms-standin"), args.sms_concurrency,
+                                                 sms)
+    found |= {"sms_standin_cpu_ms_per_msg": ms(cpu_seconds(sms_pid) - before[0]),
+              "sms_client_cpu_ms_per_msg": ms(time.process_time() - before[1])}
+    return found
 
 
 async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    n, pool = args.subscribers, args.pool
     result: dict[str, Any] = {
-        "at": datetime.now(UTC).isoformat(), "subscribers": n, "smtp_pool": pool,
+        "at": datetime.now(UTC).isoformat(),
         # The machine may be shared: its load says how far to trust the absolute figures
         # (the ratios compare runs made under the same load).
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_at_start": os.getloadavg()},
-        "notes": [],
+        "options": {"sizes": args.sizes, "smtp_pool": args.pool,
+                    "sms_concurrency": args.sms_concurrency, "raw_count": args.raw_count,
+                    "latency_notices": args.latency_notices, "latency_rate": args.latency_rate,
+                    "communes": args.communes, "dept_subscribers": args.dept_subscribers},
     }
-    server = NatsServer(work / "nats")
-    server.start()
+    began = time.perf_counter()
+    plumbing = NatsServer(work / "nats-baseline")
+    plumbing.start()
     try:
-        result |= await baselines.nats_publish_and_fetch(server.url, max(n, 10_000))
-        (result["kit_null_sink_deliveries_per_s"],
-         result["kit_null_sink_cpu_ms_per_delivery"]) = await kit.kit_null_sink(
-            server.url, n, concurrency=pool)
-        mail = work / "mail"
-        smtp_port = free_port()
-        smtp = start_smtp_standin(mail, smtp_port)
-        try:
-            await email_part(result, server, smtp, smtp_port, mail, n, pool, work)
-        finally:
-            smtp.terminate()
-            smtp.wait(10)
+        nats = await baselines.nats_publish_and_fetch(plumbing.url, 10_000)
+        kit_rate, kit_cpu = await kit.kit_null_sink(plumbing.url, max(args.sizes[-1], 1000),
+                                                    concurrency=args.pool)
     finally:
-        server.stop()
+        plumbing.stop()
+    result["baselines"] = nats | {"kit_null_sink_deliveries_per_s": kit_rate,
+                                  "kit_null_sink_cpu_ms_per_delivery": kit_cpu}
+    notice = kit.bench_notice("70299")
+    email, sms = messages.real_email(notice), messages.real_sms_bodies(notice, args.raw_count)
+    result["baselines"]["email_message_bytes"] = len(email)
+    v = bench_village.start(work / "village", smtp_pool=args.pool,
+                            sms_concurrency=args.sms_concurrency)
+    # The machine is shared and its load moves: each run is held to the raw rates measured
+    # just before it and just after it (their mean), not to one measured minutes away.
+    raws: list[dict[str, float]] = []
+    try:
+        raws.append(await raw_sinks(v, args, email, sms))
+        result["latency"] = await phases.latency(v, args.latency_notices, args.latency_rate)
+        fanouts: dict[str, Any] = {}
+        already = 0
+        for n in args.sizes:
+            fanouts[str(n)] = await phases.fanout(v, n, already)
+            already = n
+            print(f"fan-out to {n}: {json.dumps(fanouts[str(n)])}", flush=True)
+            raws.append(await raw_sinks(v, args, email, sms))
+        result["fanout"] = fanouts
+        result["peak_rss_mb"] = phases.peak_rss_mb(v)
+        result["departement"] = await phases.departement(
+            v, args.communes, args.dept_subscribers, already)
+        raws.append(await raw_sinks(v, args, email, sms))
+    finally:
+        v.stop()
+    for (before, after), run in zip(itertools.pairwise(raws),
+                                    (*fanouts.values(), result["departement"]), strict=True):
+        phases.add_ratios(run, {k: (before[k] + after[k]) / 2 for k in ("email", "sms")})
+    result["baselines"] |= {
+        "raw_smtp_deliveries_per_s": statistics.mean(r["email"] for r in raws),
+        "raw_smtp_runs_deliveries_per_s": [r["email"] for r in raws],
+        **{f"raw_{name}": statistics.mean(r[name] for r in raws) for name in (
+            "smtp_standin_cpu_ms_per_msg", "smtp_client_cpu_ms_per_msg",
+            "sms_standin_cpu_ms_per_msg", "sms_client_cpu_ms_per_msg")},
+        "raw_sms_http_deliveries_per_s": statistics.mean(r["sms"] for r in raws),
+        "raw_sms_http_runs_deliveries_per_s": [r["sms"] for r in raws],
+    }
+    small, large = fanouts[str(args.sizes[0])], fanouts[str(args.sizes[-1])]
+    result["per_recipient_time_ratio"] = {
+        channel: (large[channel]["seconds"] / args.sizes[-1])
+        / (small[channel]["seconds"] / args.sizes[0])
+        if large[channel]["seconds"] and small[channel]["seconds"] else None
+        for channel in ("email", "sms")}
+    result["targets"] = targets(result, args)
     result["machine"]["load_average_at_end"] = os.getloadavg()
+    result["duration_s"] = time.perf_counter() - began
     return result
 
 
-def empty(directory: Path) -> None:
-    """The stand-in's mailbox emptied between runs, so each run counts its own messages."""
-    shutil.rmtree(directory)
-    directory.mkdir()
+def targets(result: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, target: str, measured: float | None, met: bool) -> None:
+        rows.append({"name": name, "target": target, "measured": measured, "met": met})
+
+    for n, run in result["fanout"].items():
+        for channel in ("email", "sms"):
+            ratio = run[channel]["to_raw_ratio"]
+            row(f"{channel}_to_raw_ratio at N={n}", f">= {RATIO_TARGET}", ratio,
+                ratio is not None and ratio >= RATIO_TARGET)
+    for channel in ("email", "sms"):
+        ratio = result["departement"][channel]["to_raw_ratio"]
+        row(f"departement_{channel}_to_raw_ratio", f">= {RATIO_TARGET}", ratio,
+            ratio is not None and ratio >= RATIO_TARGET)
+    for channel, ratio in result["per_recipient_time_ratio"].items():
+        row(f"{channel} per_recipient_time_ratio N={args.sizes[-1]}/N={args.sizes[0]}",
+            f"<= {FLAT_TARGET}", ratio, ratio is not None and ratio <= FLAT_TARGET)
+    for sink in ("push", "panel"):
+        p99 = result["latency"][sink]["p99_ms"]
+        row(f"{sink} latency p99 (ms)", f"< {LATENCY_TARGET_MS:g}", p99,
+            p99 is not None and p99 < LATENCY_TARGET_MS
+            and result["latency"][sink]["received"] == result["latency"]["notices"])
+    for name, mb in result["peak_rss_mb"].items():
+        if name not in SERVICES:
+            continue
+        row(f"peak RSS {name} at N={args.sizes[-1]} (MB)", f"< {RSS_TARGET_MB:g}", mb,
+            mb < RSS_TARGET_MB)
+    return rows
 
 
-async def raw_smtp(result: dict[str, Any], smtp: subprocess.Popen[bytes], port: int,
-                   mail: Path, n: int, pool: int, message: bytes, label: str) -> float:
-    before = (cpu_seconds(smtp.pid), time.process_time())
-    rate = await baselines.smtp_loop("127.0.0.1", port, pool, n, message)
-    result[f"raw_smtp_{label}_deliveries_per_s"] = rate
-    result[f"raw_smtp_{label}_cpu_ms_per_msg_standin"] = (
-        (cpu_seconds(smtp.pid) - before[0]) / n * 1000)
-    result[f"raw_smtp_{label}_cpu_ms_per_msg_client"] = (
-        (time.process_time() - before[1]) / n * 1000)
-    empty(mail)
-    return rate
-
-
-async def email_part(result: dict[str, Any], server: NatsServer,
-                     smtp: subprocess.Popen[bytes], smtp_port: int, mail: Path, n: int,
-                     pool: int, work: Path) -> None:
-    """Raw aiosmtplib, the email service, raw again: the machine is shared, so the raw
-    rate the pipeline is held to is the mean of one run just before and one just after."""
-    from bench import email_service
-
-    notice = kit.bench_notice(email_service.COMMUNE)
-    message = email_service.real_email(notice)
-    result["email_message_bytes"] = len(message)
-    before = await raw_smtp(result, smtp, smtp_port, mail, n, pool, message, "before")
-    rate, detail = await email_service.measure(
-        server.url, "127.0.0.1", smtp_port, mail, n, pool, work,
-        pids={"standin": smtp.pid, "nats_server": _pid(server)}, notice=notice)
-    result |= detail
-    empty(mail)
-    after = await raw_smtp(result, smtp, smtp_port, mail, n, pool, message, "after")
-    raw = (before + after) / 2
-    result["raw_smtp_deliveries_per_s"] = raw
-    if rate is not None:
-        result["email_deliveries_per_s"] = rate
-        result["email_to_raw_smtp_ratio"] = rate / raw
-        result["ratio_target"] = 0.8
-        result["ratio_target_met"] = rate / raw >= 0.8
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
 
 
 def table(result: dict[str, Any]) -> str:
-    rows = [(k, v) for k, v in result.items() if isinstance(v, float | int)]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v!s:>12}" if isinstance(v, bool)
-             else f"{k.ljust(width)}  {v:>12,.2f}" if isinstance(v, float)
-             else f"{k.ljust(width)}  {v:>12,}" for k, v in rows]
-    lines.append(f"{'machine'.ljust(width)}  {result['machine']}")
-    lines += [f"note: {note}" for note in result["notes"]]
+    lines = ["== raw baselines (same run) =="]
+    lines += [f"  {k:<44} {_fmt(v):>12}" for k, v in result["baselines"].items()
+              if not isinstance(v, list)]
+    lat = result["latency"]
+    lines.append(f"== latency from the 201, {lat['notices']} notices at {lat['rate_per_s']:g}/s ==")
+    for sink in ("push", "panel"):
+        s = lat[sink]
+        lines.append(f"  {sink:<8} received {s['received']:>5}  p50 {_fmt(s['p50_ms']):>8} ms"
+                     f"  p99 {_fmt(s['p99_ms']):>8} ms  max {_fmt(s['max_ms']):>8} ms")
+    lines.append("== fan-out: one alert, from the 201 to the last message at the sink ==")
+    lines.append(f"  {'run':<18} {'channel':<6} {'delivered':>15} {'seconds':>9} "
+                 f"{'per s':>8} {'raw per s':>10} {'ratio':>6}")
+    runs = [(f"N={n}", run) for n, run in result["fanout"].items()]
+    runs.append((f"dept {result['departement']['communes']} communes", result["departement"]))
+    for label, run in runs:
+        for channel in ("email", "sms"):
+            c = run[channel]
+            lines.append(
+                f"  {label:<18} {channel:<6} {c['delivered']:>7}/{c['expected']:<7} "
+                f"{_fmt(c['seconds']):>9} {_fmt(c['deliveries_per_s']):>8} "
+                f"{_fmt(c['raw_deliveries_per_s']):>10} {_fmt(c['to_raw_ratio']):>6}")
+    dept = result["departement"]
+    lines.append(f"  dept: push {dept['push']['delivered']}/{dept['push']['expected']} topics, "
+                 f"{dept['communes']} publications took {_fmt(dept['publish_all_s'])} s")
+    lines.append("== peak RSS (VmHWM, MB) at the largest N ==")
+    lines.append("  " + "  ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mb"].items()))
+    lines.append("== targets ==")
+    for r in result["targets"]:
+        lines.append(f"  {r['name']:<52} {r['target']:>7}  measured {_fmt(r['measured']):>8}"
+                     f"  met {_fmt(r['met'])}")
+    lines.append(f"machine: {result['machine']}; took {result['duration_s']:.0f} s")
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subscribers", type=int, default=10_000)
-    parser.add_argument("--pool", type=int, default=int(os.environ.get("CRIEUR_SMTP_POOL", 4)))
-    parser.add_argument("--out", type=Path, default=Path("var/bench"))
-    args = parser.parse_args()
-    os.environ.setdefault("CRIEUR_LOG_LEVEL", "WARNING")
+def main(argv: list[str] | None = None) -> None:
+    args = options(argv)
     from crieur import log
     log.configure("WARNING", "console")
     with tempfile.TemporaryDirectory(prefix="crieur-bench-") as tmp:
         result = asyncio.run(measure(args, Path(tmp)))
     print(table(result))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "email.json"
+    path = args.out / "bench.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {path}")
-
-
-def _pid(server: NatsServer) -> int:
-    assert server.process is not None
-    return server.process.pid
 
 
 if __name__ == "__main__":

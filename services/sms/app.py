@@ -188,7 +188,10 @@ async def main(settings: SmsSettings) -> None:
         ok = nc.is_connected
         return JSONResponse({"status": "ok" if ok else "nats unreachable",
                              "channel": "on" if service.provider else "off",
-                             "provider": str(settings.sms_provider)},
+                             "provider": str(settings.sms_provider),
+                             # Active subscribers indexed: the bench waits for its seeding.
+                             "subscribers": len(service.registry.index)
+                             if service.registry else 0},
                             status_code=200 if ok else 503)
 
     async def ready() -> list[str]:

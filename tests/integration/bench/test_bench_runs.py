@@ -1,7 +1,8 @@
-"""`make bench` keeps working: a tiny run of the same command writes its table as JSON.
+"""`make bench` keeps working: its smallest path (`--quick`) writes every figure as JSON.
 
-No speed is asserted (the machine is shared); what is checked is that every part ran,
-every message arrived once, and the ratio is there under a key containing "ratio".
+No speed is asserted (the machine is shared); what is checked is that every part ran, every
+message arrived exactly once at its sink, and each ratio is there under a key containing
+"ratio", computed from the figures beside it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,19 +20,57 @@ from tests.conftest import repo_root
 pytestmark = pytest.mark.integration
 
 
-def test_the_bench_measures_every_part_and_writes_the_ratio(tmp_path: Path) -> None:
+def ratio_keys(value: Any, path: str = "") -> set[str]:
+    found = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if "ratio" in key:
+                found.add(f"{path}{key}")
+            found |= ratio_keys(inner, f"{path}{key}.")
+    return found
+
+
+def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--subscribers", "100", "--pool", "2",
-         "--out", str(tmp_path)],
-        cwd=repo_root(), capture_output=True, text=True, timeout=240, check=False)
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=repo_root(), capture_output=True, text=True, timeout=420, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((tmp_path / "email.json").read_text())
-    assert result["email_messages_received"] == 100  # each subscriber once, no duplicate
+    result = json.loads((tmp_path / "bench.json").read_text())
+
+    baselines = result["baselines"]
     for key in ("nats_publish_async_msg_per_s", "nats_pull_fetch_ack_msg_per_s",
-                "kit_null_sink_deliveries_per_s", "raw_smtp_before_deliveries_per_s",
-                "raw_smtp_after_deliveries_per_s", "email_deliveries_per_s"):
-        assert result[key] > 0, key
-    ratios = {k: v for k, v in result.items() if "ratio" in k and isinstance(v, float)}
-    assert ratios["email_to_raw_smtp_ratio"] == pytest.approx(
-        result["email_deliveries_per_s"] / result["raw_smtp_deliveries_per_s"])
-    assert "email_to_raw_smtp_ratio" in done.stdout
+                "kit_null_sink_deliveries_per_s", "raw_smtp_deliveries_per_s",
+                "raw_sms_http_deliveries_per_s"):
+        assert baselines[key] > 0, key
+    # Measured before the first run, between runs and after the last one.
+    assert len(baselines["raw_smtp_runs_deliveries_per_s"]) == 4
+
+    assert set(result["fanout"]) == {"100", "200"}
+    runs = [*result["fanout"].values(), result["departement"]]
+    for run in runs:
+        for channel in ("email", "sms"):
+            c = run[channel]
+            assert c["delivered"] == c["expected"], (channel, c)  # each once, no duplicate
+            assert c["seconds"] > 0
+            assert c["raw_deliveries_per_s"] > 0
+            assert c["to_raw_ratio"] == pytest.approx(
+                c["deliveries_per_s"] / c["raw_deliveries_per_s"])
+    assert result["fanout"]["200"]["email"]["expected"] == 200
+    assert result["departement"]["email"]["expected"] == 200
+    assert result["departement"]["push"] == {"expected": 10, "delivered": 10}
+
+    for sink in ("push", "panel"):
+        latency = result["latency"][sink]
+        assert latency["received"] == 20
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+
+    assert {"notices", "panel", "email", "push", "sms"} <= set(result["peak_rss_mb"])
+    assert all(mb > 0 for mb in result["peak_rss_mb"].values())
+    flat = result["per_recipient_time_ratio"]
+    assert set(flat) == {"email", "sms"} and all(v > 0 for v in flat.values())
+    assert {"fanout.100.email.to_raw_ratio", "departement.sms.to_raw_ratio",
+            "per_recipient_time_ratio"} <= ratio_keys(result)
+    names = {t["name"] for t in result["targets"]}
+    assert "push latency p99 (ms)" in names and "email_to_raw_ratio at N=200" in names
+    assert all(isinstance(t["met"], bool) for t in result["targets"])
+    assert "== targets ==" in done.stdout

@@ -1,0 +1,278 @@
+"""The bench's phases against the running village: latency, fan-out at N, département alert.
+
+Every notice goes through the real front door (POST /api/v1/communes/<insee>/notices with a
+staff token); clocks start at its HTTP 201 and stop at what the sinks recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from bench import seed
+from bench.cpu import cpu_seconds
+from bench.sinks import JsonLines, accepted_sms, count_mail
+from bench.village import EMAIL_SECRET, SMS_SECRET, BenchVillage
+
+BODY = "Vents à 120 km/h attendus cette nuit. Ne sortez pas, rentrez ce qui peut s'envoler."
+
+
+@dataclass(frozen=True)
+class Published:
+    notice_id: str
+    commune: str
+    wall: float  # time.time() at the 201, to compare with the stand-ins' "at"
+    perf: float  # time.perf_counter() at the 201
+
+
+async def publish(client: httpx.AsyncClient, v: BenchVillage, token: str, commune: str,
+                  title: str) -> Published:
+    answer = await client.post(
+        f"{v.url('notices')}/api/v1/communes/{commune}/notices",
+        json={"category": "alerte", "title": title, "body": BODY},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex})
+    wall, perf = time.time(), time.perf_counter()
+    if answer.status_code != 201:
+        raise RuntimeError(f"publishing got {answer.status_code}: {answer.text[:300]}")
+    return Published(answer.json()["id"], commune, wall, perf)
+
+
+async def health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    try:
+        answer = await client.get(url + "/healthz")
+        data: dict[str, Any] = answer.json()
+        return data
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+async def wait_indexed(v: BenchVillage, total: int, within_s: float) -> float:
+    """Until the email and SMS services both hold `total` active subscribers; seconds."""
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=10) as client:
+        while True:
+            email = (await health(client, v.url("email"))).get("subscribers")
+            sms = (await health(client, v.url("sms"))).get("subscribers")
+            if email == total and sms == total:
+                return time.perf_counter() - start
+            if time.perf_counter() - start > within_s or v.dead():
+                raise RuntimeError(f"subscribers indexed: email {email}, sms {sms} of {total}"
+                                   f" (dead: {v.dead()})")
+            await asyncio.sleep(0.2)
+
+
+def cpu_all(v: BenchVillage) -> dict[str, float]:
+    found = {}
+    for name, pid in v.pids().items():
+        with contextlib.suppress(OSError):
+            found[name] = cpu_seconds(pid)
+    return found
+
+
+def percentile(values: list[float], p: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+# -- latency: one notice at a time, to the FCM stand-in and to the sign's playlist ---------
+
+async def _follow_panel(url: str, seen: dict[str, float], ready: asyncio.Event) -> None:
+    """The sign's own event stream (what its web page shows): when each notice id appears."""
+    async with httpx.AsyncClient(timeout=None) as client, \
+            client.stream("GET", url + "/events") as stream:
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "playlist":
+                now = time.time()
+                for item in json.loads(line[5:])["notices"]:
+                    seen.setdefault(item["id"], now)
+                ready.set()
+
+
+def _fcm_times(records: list[dict[str, Any]], seen: dict[str, float]) -> None:
+    for record in records:
+        body = record.get("body")
+        if not isinstance(body, dict) or "message" not in body or record.get("status") != 200:
+            continue
+        notice_id = body["message"].get("data", {}).get("notice_id")
+        if notice_id:
+            seen.setdefault(notice_id, datetime.fromisoformat(record["at"]).timestamp())
+
+
+async def latency(v: BenchVillage, count: int, rate: float) -> dict[str, Any]:
+    """`count` notices at `rate` per second to the panel's commune (push follows it too)."""
+    panel_seen: dict[str, float] = {}
+    fcm_seen: dict[str, float] = {}
+    fcm = JsonLines(v.standins_dir / "fcm.jsonl")
+    ready = asyncio.Event()
+    follower = asyncio.create_task(_follow_panel(v.url("panel"), panel_seen, ready))
+    await asyncio.wait_for(ready.wait(), 30)
+    sent: list[Published] = []
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            start = time.perf_counter()
+            for i in range(count):
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                sent.append(await publish(client, v, v.token, "70299",
+                                          f"Alerte de latence {i} {start}"))
+                _fcm_times(fcm.new_records(), fcm_seen)
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            _fcm_times(fcm.new_records(), fcm_seen)
+            if all(p.notice_id in fcm_seen and p.notice_id in panel_seen for p in sent):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await follower
+    result: dict[str, Any] = {"notices": count, "rate_per_s": rate}
+    for name, seen in (("push", fcm_seen), ("panel", panel_seen)):
+        ms = [(seen[p.notice_id] - p.wall) * 1000 for p in sent if p.notice_id in seen]
+        result[name] = {"received": len(ms), "p50_ms": percentile(ms, 50) if ms else None,
+                        "p99_ms": percentile(ms, 99) if ms else None,
+                        "max_ms": max(ms) if ms else None}
+    return result
+
+
+# -- fan-out: one notice to every subscriber of a commune, or to 500 communes ---------------
+
+@dataclass
+class Marks:
+    """Where the sinks' records stood before a publication: what came after is its own."""
+
+    mail_before: int
+    sms: JsonLines
+
+    @classmethod
+    def now(cls, v: BenchVillage) -> Marks:
+        return cls(count_mail(v.mail_dir), JsonLines(v.standins_dir / "sms.jsonl"))
+
+
+async def _deliveries(v: BenchVillage, marks: Marks, started: float, expected: int,
+                      within_s: float, publishing: asyncio.Task[list[Published]] | None = None,
+                      ) -> dict[str, Any]:
+    """Polls the sinks until `expected` emails and SMS arrived; seconds from `started`."""
+    mail_before, sms = marks.mail_before, marks.sms
+    if publishing is not None:
+        await publishing
+    got = {"email": 0, "sms": 0}
+    done: dict[str, float] = {}
+    interval = 0.1 if expected <= 10_000 else 0.5  # a scan of 100k files costs tens of ms
+    deadline = time.perf_counter() + within_s
+    while len(done) < 2:
+        await asyncio.sleep(interval)
+        now = time.perf_counter()
+        got["email"] = count_mail(v.mail_dir) - mail_before
+        got["sms"] += accepted_sms(sms.new_lines())
+        for channel, count in got.items():
+            if count >= expected and channel not in done:
+                done[channel] = now - started
+        if now > deadline or v.dead():
+            break
+    await asyncio.sleep(2.0)  # anything more now is a duplicate
+    got["email"] = count_mail(v.mail_dir) - mail_before
+    got["sms"] += accepted_sms(sms.new_lines())
+    result: dict[str, Any] = {}
+    for channel in ("email", "sms"):
+        seconds = done.get(channel)
+        result[channel] = {"expected": expected, "delivered": got[channel], "seconds": seconds,
+                           "deliveries_per_s": expected / seconds if seconds else None}
+    if v.dead():
+        result["dead_services"] = v.dead()
+    return result
+
+
+def add_ratios(result: dict[str, Any], raw: dict[str, float]) -> None:
+    """Each channel's rate over its sink's raw rate (measured in the same run)."""
+    for channel in ("email", "sms"):
+        rate = result[channel]["deliveries_per_s"]
+        result[channel]["raw_deliveries_per_s"] = raw[channel]
+        result[channel]["raw_seconds"] = result[channel]["expected"] / raw[channel]
+        result[channel]["to_raw_ratio"] = rate / raw[channel] if rate else None
+
+
+async def fanout(v: BenchVillage, n: int, already: int) -> dict[str, Any]:
+    """One alert to the first `n` subscribers of 70299 (seeding those past `already`)."""
+    started = time.perf_counter()
+    await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
+                    start=already, stop=n, communes=["70299"], block=0)
+    seed_s = time.perf_counter() - started
+    index_s = await wait_indexed(v, n, within_s=120 + n / 500)
+    cpu = cpu_all(v)
+    async with httpx.AsyncClient(timeout=30) as client:
+        marks = Marks.now(v)
+        published = await publish(client, v, v.token, "70299", f"Tempête, {n} abonnés")
+        result = await _deliveries(v, marks, published.perf, n, within_s=120 + n / 40)
+    after = cpu_all(v)
+    result |= {"seed_s": seed_s, "index_wait_s": index_s,
+               "cpu_s": {name: after[name] - cpu[name] for name in after if name in cpu}}
+    return result
+
+
+def peak_rss_mb(v: BenchVillage) -> dict[str, float]:
+    """VmHWM (the kernel's peak resident set) of each process, in MB."""
+    found = {}
+    for name, pid in v.pids().items():
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    found[name] = int(line.split()[1]) / 1024
+    return found
+
+
+def dept_communes(count: int) -> list[tuple[str, str]]:
+    """Codes 71001... (no clash with the demo commune, 70299), each a commune of its own."""
+    return [(f"{71001 + i:05d}", f"Commune {i + 1}") for i in range(count)]
+
+
+async def departement(v: BenchVillage, communes: int, n: int, already: int) -> dict[str, Any]:
+    """The same alert for `communes` communes at once, `n` email and `n` SMS subscribers
+    spread over them; from the first request to the last delivery."""
+    listed = dept_communes(communes)
+    started = time.perf_counter()
+    token = await seed.register_communes(v.nats_url, listed)
+    register_s = time.perf_counter() - started
+    started = time.perf_counter()
+    await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
+                    start=0, stop=n, communes=[c for c, _ in listed], block=1)
+    seed_s = time.perf_counter() - started
+    index_s = await wait_indexed(v, already + n, within_s=120 + n / 500)
+    fcm = JsonLines(v.standins_dir / "fcm.jsonl")
+    limits = httpx.Limits(max_connections=20)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def all_of_them() -> list[Published]:
+            return await asyncio.gather(*(
+                publish(client, v, token, insee, "Alerte orange : orages violents")
+                for insee, _ in listed))
+
+        marks = Marks.now(v)
+        start = time.perf_counter()
+        publishing = asyncio.create_task(all_of_them())
+        result = await _deliveries(v, marks, start, n, within_s=120 + n / 40,
+                                   publishing=publishing)
+        sent = publishing.result()
+    pushes: set[str] = set()
+    for record in fcm.new_records():
+        body = record.get("body")
+        if isinstance(body, dict) and "message" in body and record.get("status") == 200:
+            pushes.add(body["message"].get("data", {}).get("notice_id", ""))
+    result |= {"communes": communes, "register_s": register_s, "seed_s": seed_s,
+               "index_wait_s": index_s,
+               "publish_all_s": max(p.perf for p in sent) - start,
+               "push": {"expected": communes,
+                        "delivered": len(pushes & {p.notice_id for p in sent})}}
+    return result

@@ -1,0 +1,45 @@
+"""What the sinks received, read from the stand-ins' own records (files), cheaply and often."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def count_mail(directory: Path) -> int:
+    """Messages the SMTP stand-in stored (one .eml file each)."""
+    if not directory.exists():
+        return 0
+    with os.scandir(directory) as entries:
+        return sum(1 for e in entries if e.name.endswith(".eml"))
+
+
+class JsonLines:
+    """Follows a stand-in's `<name>.jsonl` from where it is now: new records only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self._partial = b""
+
+    def new_lines(self) -> list[bytes]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        self.offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # a line still being written
+        return [line for line in lines if line]
+
+    def new_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.new_lines()]
+
+
+def accepted_sms(lines: list[bytes]) -> int:
+    """Send requests the SMS stand-in answered 201 (a message accepted for a phone)."""
+    return sum(1 for line in lines if b'"status": 201' in line)
