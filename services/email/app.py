@@ -89,6 +89,9 @@ class EmailService:
                 await asyncio.sleep(1.0)
         self._tasks.append(asyncio.create_task(self.registry.watch(), name="email-subscribers"))
         self._tasks.append(asyncio.create_task(self.sweep(), name="email-sweep"))
+        # Sends take addresses from the live index while this proves it current.
+        self._tasks.append(asyncio.create_task(self.registry.keep_current(),
+                                               name="email-index-probe"))
 
         async def commune_name(insee: str) -> str | None:
             try:
