@@ -153,6 +153,14 @@ class RecipientRegistry(Generic[S]):
         self._applied = 0
         self._probe: tuple[float, int] | None = None
         self._current_at = -1e9
+        # Set by `close()`: the loops below end even if a cancellation is lost (Python
+        # 3.11's asyncio.wait_for, under nats-py's requests, can swallow one).
+        self._closed = False
+
+    def close(self) -> None:
+        """`watch()` and `keep_current()` end (cancel their tasks too)."""
+        self._closed = True
+        self._current_at = -1e9
 
     async def get(self, rid: str) -> tuple[S, int] | None:
         """The subscriber and its revision (for `put`), or None."""
@@ -213,7 +221,7 @@ class RecipientRegistry(Generic[S]):
 
     async def keep_current(self) -> None:
         """Probe the bucket's last sequence often, so `cached` knows it may answer."""
-        while True:
+        while not self._closed:
             try:
                 at = time.monotonic()
                 info = await self.kv._js.stream_info(self.kv._stream)
@@ -227,8 +235,8 @@ class RecipientRegistry(Generic[S]):
             await asyncio.sleep(PROBE_EVERY_S)
 
     async def watch(self) -> None:
-        """Follow the bucket forever (every key first, then each change)."""
-        while True:
+        """Follow the bucket until `close()` (every key first, then each change)."""
+        while not self._closed:
             try:
                 # Until the new watch has caught up, `cached` answers None.
                 self._current_at, self._applied, self._probe = -1e9, 0, None

@@ -81,6 +81,8 @@ class Drafts:
 
     async def get(self, edition: Edition) -> Any:
         future = self._drafts.get(edition.key)
+        if future is not None and future.done() and future.exception() is None:
+            return future.result()  # the usual case: no shield (a future per send)
         if future is None or (future.done() and future.exception() is not None):
             future = asyncio.ensure_future(self._port.prepare(edition))
             self._drafts[edition.key] = future
