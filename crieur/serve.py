@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -12,10 +13,14 @@ from crieur import log
 from crieur.settings import CommonSettings
 
 
-def serve(app: ASGIApp, host: str, port: int, grace_s: int) -> None:
-    """Blocks until SIGINT or SIGTERM; in-flight requests get `grace_s` seconds to finish."""
+def serve(app: ASGIApp, host: str, port: int, grace_s: int,
+          loop: Literal["asyncio", "uvloop"] = "asyncio") -> None:
+    """Blocks until SIGINT or SIGTERM; in-flight requests get `grace_s` seconds to finish.
+
+    `loop`: asyncio's own unless a service asks for uvloop (the email service: CPU per email).
+    """
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=grace_s)
+                timeout_graceful_shutdown=grace_s, loop=loop)
 
 
 def configure_logging(settings: CommonSettings) -> None:

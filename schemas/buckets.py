@@ -13,7 +13,8 @@ from schemas.streams import DAY, Bucket
 EMAIL_SUBSCRIBERS = Bucket(
     "email_subscribers",
     "Email subscribers, key = keyed hash of the address; the address is only here",
-    # Read once per email sent: a direct get skips the JSON API round of a plain get.
+    # Read at send time while the live index is not proven current, and for each change:
+    # a direct get skips the JSON API round of a plain get.
     direct=True,
 )
 

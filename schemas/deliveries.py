@@ -28,8 +28,19 @@ class DeliveryOutcome(StrEnum):
     DROPPED = "dropped"
 
 
+# Targets one batch report names at most (a NATS message stays far below 1 MB).
+MAX_TARGETS = 500
+
+
 class DeliveryReport(BaseModel):
-    """One thing a channel did with one notice version."""
+    """What a channel did with one notice version, for one recipient or for `count` of them.
+
+    A channel worker reports a batch of jobs with the same outcome and detail in one message
+    (one JetStream write instead of hundreds): then `count` > 1, `targets` names each of
+    them and `target` is empty. A reader that counts deliveries adds up `count`, or, to be
+    exact across redeliveries (a job sent before a crash is reported again, "already sent"),
+    takes the distinct targets per outcome: `DeliveryReport.each()` gives one per target.
+    """
 
     model_config = BUS_MODEL
 
@@ -45,3 +56,13 @@ class DeliveryReport(BaseModel):
     detail: str = Field(default="", max_length=500)
     # Time on screen for the sign, in seconds.
     duration_s: float | None = Field(default=None, ge=0)
+    # How many deliveries this report stands for; a batch names them in `targets`.
+    count: int = Field(default=1, ge=1)
+    targets: tuple[str, ...] = Field(default=(), max_length=MAX_TARGETS)
+
+    def each(self) -> list[DeliveryReport]:
+        """One report per delivery: a batch report split by target, a single one as it is."""
+        if not self.targets:
+            return [self]
+        return [self.model_copy(update={"target": target, "targets": (), "count": 1})
+                for target in self.targets]

@@ -20,7 +20,9 @@ def main() -> None:
                              for e in error.errors())
         sys.exit(f"email: configuration refused: {problems}")
     configure_logging(settings)
-    serve(create_app(settings), settings.email_http_host, settings.email_http_port, grace_s=3)
+    # uvloop: the sends' many small socket reads and writes cost less CPU on libuv.
+    serve(create_app(settings), settings.email_http_host, settings.email_http_port, grace_s=3,
+          loop="uvloop")
 
 
 if __name__ == "__main__":

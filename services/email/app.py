@@ -90,6 +90,9 @@ class EmailService:
                 await asyncio.sleep(1.0)
         self._tasks.append(asyncio.create_task(self.registry.watch(), name="email-subscribers"))
         self._tasks.append(asyncio.create_task(self.sweep(), name="email-sweep"))
+        # Sends take addresses from the live index while this proves it current.
+        self._tasks.append(asyncio.create_task(self.registry.keep_current(),
+                                               name="email-index-probe"))
 
         async def commune_name(insee: str) -> str | None:
             try:
@@ -144,14 +147,21 @@ class EmailService:
             await self.web.drain()
         if self.runner is not None:
             self.runner.stop()
+        if self.registry is not None:
+            self.registry.close()
         for task in self._tasks:
             if task.get_name() == "email-kit":
                 with contextlib.suppress(Exception):
                     await task  # the kit drains its sends in flight
             else:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                # Bounded: Python 3.11's wait_for (inside nats-py requests) can swallow a
+                # cancellation; the registry's loops also end on close().
+                done, _ = await asyncio.wait({task}, timeout=5.0)
+                if not done:
+                    log.warning("email_task_not_stopped", task=task.get_name())
+                elif not task.cancelled():
+                    task.exception()  # retrieved: a task that failed while stopping is moot
         await self.pool.close()
         if self.nc is not None:
             with contextlib.suppress(Exception):

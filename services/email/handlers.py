@@ -2,7 +2,8 @@
 
 The kit (crieur.channel) follows NOTICES, plans one job per recipient, checks that the
 notice is still current and the job not sent yet; this file only answers its questions.
-The address is read from the registry at send time: an unsubscribe wins over a queued job.
+The address is taken at send time from the registry's live index while it is proven
+current (else read from the bucket): an unsubscribe wins over a queued job.
 """
 
 from __future__ import annotations
@@ -58,6 +59,25 @@ class EmailPort:
                             public_url=self.settings.public_url, now=self.clock())
 
     async def send(self, job: Job, draft: EmailDraft) -> str:
+        rid = job.recipient
+        address = await self._address(job, draft)
+        try:
+            message = draft.personalise(rid, address, self.links.unsubscribe_url(rid),
+                                        self.links.manage_url(rid))
+        except BadAddress as error:
+            raise Permanent("stored address unusable") from error
+        await self.pool.send(draft.envelope_from, address, message)
+        return rid[:12]
+
+    async def _address(self, job: Job, draft: EmailDraft) -> str:
+        """The address to send to now, or Unsubscribed (reported `dropped` by the kit)."""
+        cached = self.registry.cached(job.recipient)
+        if cached is not None:
+            # The live index is proven current: no NATS read for this email.
+            address, topics = cached
+            if job.kind == EventKind.WITHDRAWN or (job.commune, draft.category) in topics:
+                return address
+        # Not current, or the index says no: the bucket says why (and is the authority).
         found = await self.registry.get(job.recipient)
         subscriber = found[0] if found else None
         refusal = _refusal(job, subscriber, draft.category)
@@ -65,14 +85,7 @@ class EmailPort:
             # Reported `dropped` by the kit: the resident left or changed their mind.
             raise Unsubscribed(refusal)
         assert subscriber is not None
-        rid = job.recipient
-        try:
-            message = draft.personalise(rid, subscriber.email, self.links.unsubscribe_url(rid),
-                                        self.links.manage_url(rid))
-        except BadAddress as error:
-            raise Permanent("stored address unusable") from error
-        await self.pool.send(draft.envelope_from, subscriber.email, message)
-        return rid[:12]
+        return subscriber.email
 
     async def on_permanent(self, job: Job, error: Permanent) -> None:
         if not isinstance(error, Bounced):

@@ -75,7 +75,8 @@ def received(mailbox: SmtpStandin, notice_id: str, kind: str = "published") -> l
 
 async def email_reports(door: FrontDoor, notice_id: str) -> list[DeliveryReport]:
     found = await read_subject(door.store.js, f"deliveries.email.{door.insee}", wait_s=0.5)
-    reports = [DeliveryReport.model_validate_json(m.data) for m in found]
+    # One per delivery: the worker reports a batch of jobs in one message.
+    reports = [each for m in found for each in DeliveryReport.model_validate_json(m.data).each()]
     return [r for r in reports if r.notice_id == notice_id]
 
 

@@ -84,7 +84,8 @@ async def wait_for(condition: Callable[[], bool], within_s: float = 30.0,
 
 async def reports(nc: Client, channel: str, commune: str) -> list[DeliveryReport]:
     found = await read_subject(nc.jetstream(), subjects.delivery(channel, commune), wait_s=0.5)
-    return [DeliveryReport.model_validate_json(m.data) for m in found]
+    # One per delivery: the worker reports a batch of jobs in one message.
+    return [each for m in found for each in DeliveryReport.model_validate_json(m.data).each()]
 
 
 async def dead_letters(nc: Client, service: str) -> list[DeadLetter]:

@@ -8,7 +8,9 @@ from collections import Counter
 
 from nats.aio.client import Client
 
-from schemas.deliveries import DeliveryOutcome
+from schemas import subjects
+from schemas.deliveries import DeliveryOutcome, DeliveryReport
+from tests.conftest import read_subject
 from tests.integration.kit.conftest import (
     Mairie,
     StartKit,
@@ -37,6 +39,33 @@ async def test_each_recipient_gets_a_notice_once_and_it_is_built_once(
     found = [r for r in await reports(nc, "sms", commune) if r.notice_id == notice.id]
     assert Counter(r.outcome for r in found) == {DeliveryOutcome.SENT: 300}
     assert {r.target for r in found} == {f"r{i}" for i in range(300)}
+
+
+async def test_a_batch_is_reported_in_a_few_messages_that_name_every_recipient(
+        nc: Client, start_kit: StartKit) -> None:
+    commune = random_insee()
+    port = FakeChannel({commune: [f"r{i}" for i in range(200)]})
+    await start_kit(port, channel_batch=100)
+    notice = await Mairie(nc).publish(make_notice(commune))
+    await wait_for(lambda: len(port.sent) >= 200, what="200 sends")
+
+    async def stored() -> list[DeliveryReport]:
+        found = await read_subject(nc.jetstream(), subjects.delivery("sms", commune), wait_s=0.5)
+        return [DeliveryReport.model_validate_json(m.data) for m in found]
+
+    deadline = time.monotonic() + 30
+    messages = await stored()
+    while sum(r.count for r in messages) < 200:
+        assert time.monotonic() < deadline, "every send reported"
+        await asyncio.sleep(0.2)
+        messages = await stored()
+    # One message per batch (at most 100 jobs each), not one per job.
+    assert len(messages) <= 20, len(messages)
+    assert all(r.notice_id == notice.id and r.outcome == DeliveryOutcome.SENT
+               for r in messages)
+    assert all(r.count == max(1, len(r.targets)) for r in messages)
+    assert sorted(t for r in messages for t in (r.targets or (r.target,))) == sorted(
+        f"r{i}" for i in range(200))
 
 
 async def test_a_transient_failure_is_retried_with_backoff_then_sent(

@@ -101,7 +101,8 @@ async def wait_for(condition: Callable[[], bool], within_s: float = 60.0,
 
 async def reports(nc: Client, commune: str) -> list[DeliveryReport]:
     found = await read_subject(nc.jetstream(), subjects.delivery("sms", commune), wait_s=0.5)
-    return [DeliveryReport.model_validate_json(m.data) for m in found]
+    # One per delivery: the worker reports a batch of jobs in one message.
+    return [each for m in found for each in DeliveryReport.model_validate_json(m.data).each()]
 
 
 async def call(nc: Client, method: str, path: str, body: Any = None, query: str = "",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import tracemalloc
 from datetime import UTC, datetime
 
-from services.email.subscribers import Follow, Subscriber, SubscriberIndex, merge_follows
+from crieur.channel.recipients import RecipientIndex
+from services.email.subscribers import Follow, Subscriber, merge_follows
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -19,7 +20,7 @@ def subscriber(*follows: tuple[str, tuple[str, ...]], confirmed: bool = True,
 
 
 def test_only_confirmed_and_not_suspended_subscribers_match() -> None:
-    index = SubscriberIndex()
+    index = RecipientIndex[Subscriber]()
     index.put("a", subscriber(("70299", ("alerte", "travaux"))))
     index.put("b", subscriber(("70299", ("alerte",)), confirmed=False))
     index.put("c", subscriber(("70299", ("alerte",)), suspended=True))
@@ -31,7 +32,7 @@ def test_only_confirmed_and_not_suspended_subscribers_match() -> None:
 
 
 def test_a_change_or_a_departure_is_effective_at_once() -> None:
-    index = SubscriberIndex()
+    index = RecipientIndex[Subscriber]()
     index.put("a", subscriber(("70299", ("alerte", "travaux"))))
     index.put("a", subscriber(("70299", ("travaux",))))
     assert index.matching("70299", "alerte") == []
@@ -54,7 +55,7 @@ def test_a_hundred_thousand_subscribers_fit_well_within_200_mb() -> None:
                for i in range(50)]
     tracemalloc.start()
     try:
-        index = SubscriberIndex()
+        index = RecipientIndex[Subscriber]()
         for n in range(100_000):
             index.put(f"{n:032x}", choices[n % 50])
         _, peak = tracemalloc.get_traced_memory()
@@ -62,3 +63,15 @@ def test_a_hundred_thousand_subscribers_fit_well_within_200_mb() -> None:
         tracemalloc.stop()
     assert len(index.matching("70007", "alerte")) == 2000
     assert peak < 100_000_000, f"{peak / 1e6:.0f} MB"
+
+
+def test_the_index_keeps_the_address_of_active_subscribers_only() -> None:
+    index = RecipientIndex[Subscriber]()
+    index.put("a", subscriber(("70299", ("alerte",))))
+    index.put("b", subscriber(("70299", ("alerte",)), suspended=True))
+    assert index.active("a") == ("x@example.org", frozenset({("70299", "alerte")}))
+    assert index.active("b") is None
+    index.put("a", subscriber(("70299", ("alerte",)), suspended=True))
+    assert index.active("a") is None, "a suspended address is not sent to from memory"
+    index.put("a", None)
+    assert index.active("a") is None
