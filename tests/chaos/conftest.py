@@ -8,11 +8,14 @@ what the sinks received is printed at the end and written to var/chaos/chaos.jso
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import ROWS, ChaosVillage, table, write_table
+from tests.chaos.harness import ROWS, ChaosVillage, out_dir, table, write_table
 
 FULL = os.environ.get("CRIEUR_CHAOS") == "full"
 
@@ -34,14 +37,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-async def village(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ChaosVillage]:
-    """Every process of the village, started once for the suite (a few seconds)."""
-    v = ChaosVillage(tmp_path_factory.mktemp("chaos-village"))
+async def village() -> AsyncIterator[ChaosVillage]:
+    """Every process of the village, started once for the suite (a few seconds).
+
+    Its folder is our own, not pytest's tmp_path: pytest sessions running beside this one
+    (as root, on a shared machine) prune each other's old tmp_path folders, store included.
+    The services' logs are kept under var/chaos/logs when it stops.
+    """
+    root = Path(tempfile.mkdtemp(prefix="crieur-chaos-"))
+    v = ChaosVillage(root)
     try:
         await v.start()
         yield v
     finally:
         v.stop()
+        logs = out_dir() / "logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        shutil.copytree(root / "logs", logs, dirs_exist_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
