@@ -154,6 +154,7 @@ def _epoch(iso: str) -> float:
 
 
 _TAG = re.compile(r"\[(c[0-9a-f]{8})\]")
+_KIND = re.compile(r"^[^:\n]* - (ANNUL[EÉ]|RECTIFICATIF) :")
 
 
 class SmsSink:
@@ -173,8 +174,10 @@ class SmsSink:
                 continue
             content = str(body.get("content", ""))
             tag = _TAG.search(content)
-            kind = ("withdrawn" if "ANNUL" in content.upper()
-                    else "corrected" if "RECTIFICATIF" in content.upper() else "published")
+            # "<Commune> - <Catégorie> - ANNULÉ : <titre>" (services/sms/format.py).
+            marker = _KIND.match(content)
+            kind = ("published" if marker is None
+                    else "withdrawn" if marker[1].startswith("ANNUL") else "corrected")
             found.append(Delivery(_epoch(r["at"]), tag[1] if tag else "", 0, kind,
                                   "+" + str(body.get("recipient", "")).removeprefix("+")))
         return found
