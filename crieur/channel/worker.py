@@ -120,6 +120,7 @@ class Worker:
                 await self._dead_letter(msg, attempt, f"not a job: {error}")
                 continue
             batch.items.append(_Item(msg, job, attempt))
+        batch.items = _one_copy_each(batch.items)
         if not batch.items:
             return
         keepalive = asyncio.create_task(keep_in_progress(
@@ -322,3 +323,19 @@ class Worker:
                           deliveries=attempt, stream_sequence=msg.metadata.sequence.stream)
         await msg.ack()
 
+
+def _one_copy_each(items: list[_Item]) -> list[_Item]:
+    """One item per job, its latest delivery: a batch may hold a job twice.
+
+    nats-py leaves messages that arrive after a fetch returned in the subscription's queue,
+    where no in-progress ack reaches them; when a batch outlasts ack_wait they are handed
+    out again, and the next fetch returns both copies. Neither has a sent record yet, so
+    both would be sent (found by the chaos suite, scenario 4: a provider slower than
+    ack_wait). The other copy is left unacked: the kept one's ack settles the job.
+    """
+    kept: dict[str, _Item] = {}
+    for item in items:
+        key = item.job.key
+        if key not in kept or item.attempt > kept[key].attempt:
+            kept[key] = item
+    return list(kept.values())
