@@ -53,6 +53,7 @@ async def test_nats_server_killed_mid_fanout_loses_nothing(village: ChaosVillage
 
     # Every service reconnected by itself and its consumers resumed: a new notice goes out
     # to push and reaches the sign.
+    published = time.time()
     after = await village.publish(Category.INFORMATION, f"Après le redémarrage [{new_tag()}]")
     want_push = {(after["id"], topic(COMMUNE, Category.INFORMATION))}
 
@@ -63,7 +64,8 @@ async def test_nats_server_killed_mid_fanout_loses_nothing(village: ChaosVillage
                      "push after the restart", within=120)
     await eventually(on_sign, "the sign after the restart", within=120)
     push = tally(fcm.deliveries(), want_push)
-    record("2 nats-server SIGKILL", "push (after)", push, back)
+    record("2 nats-server SIGKILL", "push (after)", push, published,
+           "a notice published once the fan-out was done")
     record("2 nats-server SIGKILL", "panel (after)", shown(1, 1), None, "new notice on the sign")
     async with httpx.AsyncClient() as http:
         for name in ("notices", "email", "push", "sms", "panel"):
@@ -73,4 +75,3 @@ async def test_nats_server_killed_mid_fanout_loses_nothing(village: ChaosVillage
     assert mail.lost == 0 and texts.lost == 0
     assert mail.duplicated + texts.duplicated <= in_flight
     assert push.lost == 0 and push.duplicated == 0
-    assert time.time() >= back
