@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv run test test-unit test-integration test-e2e lint schemas asyncapi bench clean
+.PHONY: venv run test test-unit test-integration test-e2e lint schemas asyncapi bench chaos clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,12 @@ asyncapi: venv
 # baselines measured in the same run; prints a table and writes var/bench/bench.json.
 bench: venv
 	$(PY) -m bench
+
+# Every fault-injection scenario of issue 13 against the village's real processes (under
+# 15 minutes); prints what the sinks received and writes var/chaos/chaos.json. `make test`
+# runs a selection of them (tests/chaos, those not marked chaos_full).
+chaos: venv
+	CRIEUR_CHAOS=full $(PY) -m pytest tests/chaos -p no:cacheprovider
 
 clean:
 	rm -rf var .pytest_cache

@@ -10,7 +10,8 @@ It can be told, over HTTP, to:
 
 - fail: `POST /_standin/fail {"status": 503, "times": 5}` or `{"status": 429,
   "seconds": 3, "retry_after": 1}` or `{"delay_s": 30}` (a silent provider, for timeouts);
-  `POST /_standin/heal` stops it;
+  with a 2xx status, `{"status": 201, "delay_s": 12, "times": 8}`, a slow provider that
+  sends all the same; `POST /_standin/heal` stops it;
 - refuse numbers as invalid: `POST /_standin/invalid {"numbers": ["+33600000000"]}`;
 - post a reply from a resident to the webhook: `POST /_standin/reply {"from": "+336...",
   "text": "STOP"}`, and, with `--receipts`, a delivery receipt for every SMS it accepts
@@ -108,6 +109,8 @@ class SmsStandinState:
             failure.times -= 1
         if failure.delay_s:
             await asyncio.sleep(failure.delay_s)
+        if failure.status < 300:
+            return None  # slow, not failing: the request goes on as usual
         headers = {}
         if failure.retry_after is not None:
             headers["Retry-After"] = str(failure.retry_after)
