@@ -66,14 +66,16 @@ def clean_filename(raw: str, media_type: str) -> str:
     """A name that shows and is safe in a header: no path, no control character, right extension."""
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] not in "CZ" or c == " ")
-    name = " ".join(name.split()).strip(". ")[:150]
-    stem, dot, ext = name.rpartition(".")
+    name = " ".join(name.split())
     wanted = EXTENSIONS[media_type]
-    if not dot or ext.lower() not in ({wanted, "jpeg"} if media_type == JPEG else {wanted}):
-        stem = name
+    allowed = {wanted, "jpeg"} if media_type == JPEG else {wanted}
+    stem, dot, ext = name.rpartition(".")
+    if not (dot and ext.lower() in allowed):
+        stem, ext = name, wanted
+    stem = stem.strip(". ")[:150]
     if not any(unicodedata.category(c)[0] in "LN" for c in stem):
         stem = "piece-jointe"
-    return f"{stem}.{wanted}"
+    return f"{stem}.{ext}"
 
 
 class StoredAttachment(BaseModel):
