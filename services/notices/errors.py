@@ -51,6 +51,9 @@ ATTACHMENT_TYPE = ErrorKind(
     "attachment_type", 415, "an attachment must be a PNG, JPEG or WebP image or a PDF file "
     "(judged by its content)"
 )
+ATTACHMENTS_UNAVAILABLE = ErrorKind(
+    "attachments_unavailable", 503, "attachments cannot be stored or read right now; retry"
+)
 ATTACHMENT_NOT_FOUND = ErrorKind("attachment_not_found", 404, "no such attachment in this commune")
 COMMUNE_UNKNOWN = ErrorKind(
     "commune_unknown", 422, "insee: commune {insee} is not registered in Crieur"
