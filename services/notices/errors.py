@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from schemas.notice import UNION_TAGS
+
 log = structlog.get_logger("crieur.notices.errors")
 
 
@@ -198,7 +200,8 @@ def field_errors(errors: Any) -> list[dict[str, str]]:
         if err.get("type") == "json_invalid":
             # FastAPI puts the byte offset in `loc`: the field is the body as a whole.
             loc = []
-        names = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+        names = [str(p) for p in loc
+                 if p not in ("body", "query", "path", "header") and p not in UNION_TAGS]
         field = ".".join(names) or "body"
         out.append({"field": field, "message": _message(err, field)})
     return out
