@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from schemas.commune import Insee
 from schemas.notice import ParisDatetime
-from schemas.versions import BUS_MODEL
+from schemas.versions import BUS_MODEL, read_message
 
 
 class Channel(StrEnum):
@@ -66,3 +67,20 @@ class DeliveryReport(BaseModel):
             return [self]
         return [self.model_copy(update={"target": target, "targets": (), "count": 1})
                 for target in self.targets]
+
+
+def read_reports(data: bytes | str) -> list[DeliveryReport]:
+    """One report per delivery from one DELIVERIES message: the one place that knows the packing.
+
+    A channel reports a batch as one message (`count`, `targets`), split here by target; a
+    JSON list, or {"reports": [...]}, is read too. Raises ValueError (pydantic's
+    ValidationError, NewerSchemaVersion) if it cannot be read.
+    """
+    parsed = json.loads(data)
+    if isinstance(parsed, dict) and isinstance(parsed.get("reports"), list):
+        parsed = parsed["reports"]
+    if isinstance(parsed, list):
+        found = [read_message(DeliveryReport, json.dumps(item)) for item in parsed]
+    else:
+        found = [read_message(DeliveryReport, data)]
+    return [each for report in found for each in report.each()]

@@ -14,10 +14,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     HttpUrl,
     PlainSerializer,
     StringConstraints,
+    Tag,
     ValidationInfo,
     field_validator,
 )
@@ -199,6 +201,10 @@ class Attachment(BaseModel):
     url: HttpUrl
     media_type: str = Field(default="application/octet-stream", max_length=100)
     size: int | None = Field(default=None, ge=0)
+    # Set when the file is hosted by Crieur (uploaded to POST .../attachments): its id there.
+    # Left out when unset, so an attachment elsewhere reads exactly as before.
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9]{8,32}$",
+                           exclude_if=lambda v: v is None)
 
 
 class LinkInput(Link):
@@ -216,6 +222,24 @@ class AttachmentInput(Attachment):
     media_type: MediaType = "application/octet-stream"
     size: int | None = Field(default=None, ge=0, le=MAX_ATTACHMENT_SIZE,
                              description="Size in bytes")
+
+
+# An attachment uploaded beforehand (POST /api/v1/communes/{insee}/attachments), named by
+# its id in a draft; the front door replaces it with the attachment itself.
+AttachmentId = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$"),
+    Field(description="The id of an uploaded attachment", examples=["3f9c2a7b1d0e4f68"]),
+]
+# The two kinds are told apart by shape, so an error names the field as written
+# (`attachments.0.name`), not both branches of the union; the tags below are dropped from
+# error locations (services/notices/errors.py).
+UPLOADED, ELSEWHERE = "uploaded_attachment", "attachment_elsewhere"
+UNION_TAGS = frozenset({UPLOADED, ELSEWHERE})
+DraftAttachment = Annotated[
+    Annotated[AttachmentInput, Tag(ELSEWHERE)] | Annotated[AttachmentId, Tag(UPLOADED)],
+    Discriminator(lambda v: UPLOADED if isinstance(v, str) else ELSEWHERE),
+]
+DraftAttachments = tuple[DraftAttachment, ...]
 
 
 class SentVersion(BaseModel):
@@ -256,7 +280,9 @@ class NoticeDraft(_Window):
     )
     ends_at: StaffDatetime | None = Field(default=None, description="End of validity")
     links: tuple[LinkInput, ...] = Field(default=(), max_length=10)
-    attachments: tuple[AttachmentInput, ...] = Field(default=(), max_length=10)
+    attachments: DraftAttachments = Field(
+        default=(), max_length=10,
+        description="Files: an uploaded attachment's id, or a file elsewhere (name, url...)")
 
     @field_validator("ends_at")
     @classmethod
@@ -281,7 +307,7 @@ class NoticePatch(BaseModel):
     starts_at: StaffDatetime | None = None
     ends_at: StaffDatetime | None = None
     links: tuple[LinkInput, ...] | None = Field(default=None, max_length=10)
-    attachments: tuple[AttachmentInput, ...] | None = Field(default=None, max_length=10)
+    attachments: DraftAttachments | None = Field(default=None, max_length=10)
 
 
 class Notice(_Window):

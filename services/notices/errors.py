@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from schemas.notice import UNION_TAGS
+
 log = structlog.get_logger("crieur.notices.errors")
 
 
@@ -44,6 +46,17 @@ NOTICE_CHANGED = ErrorKind(
 NOTICE_WITHDRAWN = ErrorKind("notice_withdrawn", 409, "the notice is withdrawn")
 BODY_TOO_LARGE = ErrorKind("body_too_large", 413, "the request body is larger than {limit} bytes")
 INVALID = ErrorKind("invalid", 422, "the request is not valid")
+ATTACHMENT_TOO_LARGE = ErrorKind(
+    "attachment_too_large", 413, "the attachment is larger than {limit} bytes"
+)
+ATTACHMENT_TYPE = ErrorKind(
+    "attachment_type", 415, "an attachment must be a PNG, JPEG or WebP image or a PDF file "
+    "(judged by its content)"
+)
+ATTACHMENTS_UNAVAILABLE = ErrorKind(
+    "attachments_unavailable", 503, "attachments cannot be stored or read right now; retry"
+)
+ATTACHMENT_NOT_FOUND = ErrorKind("attachment_not_found", 404, "no such attachment in this commune")
 COMMUNE_UNKNOWN = ErrorKind(
     "commune_unknown", 422, "insee: commune {insee} is not registered in Crieur"
 )
@@ -187,7 +200,8 @@ def field_errors(errors: Any) -> list[dict[str, str]]:
         if err.get("type") == "json_invalid":
             # FastAPI puts the byte offset in `loc`: the field is the body as a whole.
             loc = []
-        names = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+        names = [str(p) for p in loc
+                 if p not in ("body", "query", "path", "header") and p not in UNION_TAGS]
         field = ".".join(names) or "body"
         out.append({"field": field, "message": _message(err, field)})
     return out

@@ -30,11 +30,13 @@ from crieur.communes import CommuneDirectory
 from crieur.tasks import Supervisor
 from schemas import subjects
 from schemas.deliveries import Channel, DeliveryReport
+from schemas.previews import PanelPreview, PreviewRequest
 from schemas.streams import DEADLETTERS, DELIVERIES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
-from services.panel.handlers import NoticeFeed, make_broker, register
+from services.panel.handlers import NoticeFeed, make_broker, register, register_previews
 from services.panel.playlist import BlankHours, Playlist
+from services.panel.preview import panel_preview
 from services.panel.render import PanelSpec
 from services.panel.settings import PanelSettings
 from services.panel.showing import DeliveryTracker, Reporter, Show, Sign, ThrottledDriver
@@ -66,6 +68,7 @@ class Panel:
         self.feed = NoticeFeed(self.playlist, on_change=self.sign.touch)
         self.broker = broker or make_broker(settings.nats_url)
         register(self.broker, self.feed)
+        register_previews(self.broker, self.commune, self.preview)
         self.web = web.WebSignDriver(self.spec)
         drivers: list[PanelDriver] = [self.web, *extra_drivers]
         if settings.panel_png_interval_s > 0:
@@ -156,6 +159,12 @@ class Panel:
             # Nothing on the stream for this commune: the replay is complete as it is.
             self.feed.mark_synced()
         await self.check_commune(js)
+
+    async def preview(self, request: PreviewRequest) -> PanelPreview:
+        """A staff preview of a draft of this commune, drawn as this sign would draw it."""
+        # Rendering a long strip takes a moment: off the loop that drives the sign.
+        return await asyncio.to_thread(panel_preview, self.spec, request.notice,
+                                       self.settings.panel_scroll_speed)
 
     async def check_commune(self, js: JetStreamContext) -> None:
         """Say at once if the commune is not registered: no notice will ever come for it."""
