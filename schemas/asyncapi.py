@@ -15,6 +15,7 @@ from typing import Any
 
 from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
 from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
@@ -22,6 +23,7 @@ from schemas.deadletters import DeadLetter
 from schemas.deliveries import Channel, DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.jobs import Job
+from schemas.previews import EmailPreview, PanelPreview, PreviewRequest, PushPreview, SmsPreview
 from schemas.streams import DEADLETTERS_STREAM, DELIVERIES_STREAM, JOBS_STREAM, NOTICES_STREAM
 
 PATH = Path(__file__).parent / "asyncapi.json"
@@ -60,8 +62,10 @@ def broker() -> NatsBroker:
         bus.publisher(
             subjects.delivery(channel, "{commune}"), stream=deliveries, schema=DeliveryReport,
             title=f"deliveries-{channel}",
-            description=(f"What the {channel} channel did with each notice, one report per "
-                         f"job and outcome, on {DELIVERIES_STREAM}; carries "
+            description=(f"What the {channel} channel did with each notice on "
+                         f"{DELIVERIES_STREAM}: one report per job and outcome, or one for a "
+                         "batch of jobs of the same notice version and outcome (count, "
+                         "targets; read with schemas.deliveries.read_reports); carries "
                          "Crieur-Notice-Id and Crieur-Trace-Id."))
     bus.publisher(
         subjects.dead_letter("{service}"), stream=JStream(DEADLETTERS_STREAM, declare=False),
@@ -70,7 +74,24 @@ def broker() -> NatsBroker:
                      "`crieur dead-letters list` and `replay`."))
     for channel in (Channel.EMAIL.value, Channel.PUSH.value, Channel.SMS.value):
         _channel_routes(bus, channel)
+    for channel, answer in ((Channel.EMAIL.value, EmailPreview), (Channel.PUSH.value, PushPreview),
+                            (Channel.SMS.value, SmsPreview), (Channel.PANEL.value, PanelPreview)):
+        _channel_preview(bus, channel, answer)
     return bus
+
+
+def _channel_preview(bus: NatsBroker, channel: str, answer: type[BaseModel]) -> None:
+    subject = subjects.channel_preview(channel, "{commune}")
+
+    @bus.subscriber(subject, title=f"channels-{channel}-preview",
+                    description=(f"The front door asks the {channel} channel what it would "
+                                 "send for a staff draft (POST /api/v1/communes/{insee}/"
+                                 "previews); request-reply, nothing is sent or stored."))
+    @bus.publisher(f"{subject}.reply", schema=answer, title=f"channels-{channel}-preview-reply",
+                   description=(f"The {channel} channel's preview, sent to the request's "
+                                "inbox (or a ChannelUnavailable)."))
+    async def preview(request: PreviewRequest) -> BaseModel:
+        raise NotImplementedError  # a declaration: the channel's preview handler answers
 
 
 def _channel_routes(bus: NatsBroker, channel: str) -> None:
