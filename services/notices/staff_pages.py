@@ -92,9 +92,9 @@ FIELD_LABELS = {"category": "Catégorie", "title": "Titre", "body": "Texte",
 def french_error(error: dict[str, Any]) -> str:
     """One pydantic error, said in French for the form."""
     kind, context = error.get("type", ""), error.get("ctx") or {}
-    if kind in ("missing", "string_too_short"):
+    if kind in ("missing", "string_too_short", "too_short"):
         return "Ce champ est obligatoire."
-    if kind == "string_too_long":
+    if kind in ("string_too_long", "too_long"):
         return f"Trop long : au plus {context.get('max_length')} caractères."
     if kind.startswith("datetime") or kind.startswith("date"):
         return "Cette date n'est pas valide (jour et heure attendus)."
