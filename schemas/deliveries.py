@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from schemas.commune import Insee
 from schemas.notice import ParisDatetime
-from schemas.versions import BUS_MODEL
+from schemas.versions import BUS_MODEL, read_message
 
 
 class Channel(StrEnum):
@@ -45,3 +46,18 @@ class DeliveryReport(BaseModel):
     detail: str = Field(default="", max_length=500)
     # Time on screen for the sign, in seconds.
     duration_s: float | None = Field(default=None, ge=0)
+
+
+def read_reports(data: bytes | str) -> list[DeliveryReport]:
+    """The reports one DELIVERIES message carries: the one place that knows how they are packed.
+
+    Today one report per message; a batch (a JSON list, or {"reports": [...]}) is read too,
+    so readers (the front door's reach) need not change if channels batch their reports.
+    Raises ValueError (pydantic.ValidationError, NewerSchemaVersion) if it cannot be read.
+    """
+    parsed = json.loads(data)
+    if isinstance(parsed, dict) and isinstance(parsed.get("reports"), list):
+        parsed = parsed["reports"]
+    if isinstance(parsed, list):
+        return [read_message(DeliveryReport, json.dumps(item)) for item in parsed]
+    return [read_message(DeliveryReport, data)]

@@ -19,6 +19,14 @@ from schemas.deliveries import DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.jobs import Job
 from schemas.notice import Notice
+from schemas.previews import (
+    ChannelUnavailable,
+    EmailPreview,
+    PanelPreview,
+    PreviewRequest,
+    PushPreview,
+    SmsPreview,
+)
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -33,6 +41,12 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "commune": Commune,
     "channel-http-request": ChannelHttpRequest,
     "channel-http-reply": ChannelHttpReply,
+    "preview-request": PreviewRequest,
+    "preview-push": PushPreview,
+    "preview-sms": SmsPreview,
+    "preview-panel": PanelPreview,
+    "preview-email": EmailPreview,
+    "preview-unavailable": ChannelUnavailable,
 }
 
 

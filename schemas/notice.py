@@ -202,6 +202,8 @@ class Attachment(BaseModel):
     url: HttpUrl
     media_type: str = Field(default="application/octet-stream", max_length=100)
     size: int | None = Field(default=None, ge=0)
+    # Set when the file is hosted by Crieur (uploaded to POST .../attachments): its id there.
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9]{8,32}$")
 
 
 class LinkInput(Link):
@@ -219,6 +221,15 @@ class AttachmentInput(Attachment):
     media_type: MediaType = "application/octet-stream"
     size: int | None = Field(default=None, ge=0, le=MAX_ATTACHMENT_SIZE,
                              description="Size in bytes")
+
+
+# An attachment uploaded beforehand (POST /api/v1/communes/{insee}/attachments), named by
+# its id in a draft; the front door replaces it with the attachment itself.
+AttachmentId = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$"),
+    Field(description="The id of an uploaded attachment", examples=["3f9c2a7b1d0e4f68"]),
+]
+DraftAttachments = tuple[AttachmentInput | AttachmentId, ...]
 
 
 class SentVersion(BaseModel):
@@ -259,7 +270,9 @@ class NoticeDraft(_Window):
     )
     ends_at: StaffDatetime | None = Field(default=None, description="End of validity")
     links: tuple[LinkInput, ...] = Field(default=(), max_length=10)
-    attachments: tuple[AttachmentInput, ...] = Field(default=(), max_length=10)
+    attachments: DraftAttachments = Field(
+        default=(), max_length=10,
+        description="Files: an uploaded attachment's id, or a file elsewhere (name, url...)")
 
     @field_validator("ends_at")
     @classmethod
@@ -284,7 +297,7 @@ class NoticePatch(BaseModel):
     starts_at: StaffDatetime | None = None
     ends_at: StaffDatetime | None = None
     links: tuple[LinkInput, ...] | None = Field(default=None, max_length=10)
-    attachments: tuple[AttachmentInput, ...] | None = Field(default=None, max_length=10)
+    attachments: DraftAttachments | None = Field(default=None, max_length=10)
 
 
 class Notice(_Window):

@@ -18,6 +18,10 @@ DEADLETTERS = "deadletters.>"
 # channels.<channel>.http: the front door forwards a channel's HTTP routes here (request-reply).
 CHANNEL_HTTP = "channels.{channel}.http"
 
+# channels.<channel>.preview.<commune>: a staff preview of a draft (request-reply,
+# schemas.previews); a channel answers for every commune, a sign only for its own.
+CHANNEL_PREVIEW = "channels.{channel}.preview.{commune}"
+
 
 def notice(commune: str, notice_id: str) -> str:
     return f"notices.{commune}.{notice_id}"
@@ -33,6 +37,10 @@ def delivery(channel: str, commune: str) -> str:
 
 def channel_http(channel: str) -> str:
     return CHANNEL_HTTP.format(channel=channel)
+
+
+def channel_preview(channel: str, commune: str) -> str:
+    return CHANNEL_PREVIEW.format(channel=channel, commune=commune)
 
 
 def dead_letter(service: str) -> str:

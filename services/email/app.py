@@ -23,14 +23,17 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
+from crieur.channel.preview import serve_previews
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
 from schemas.commune import Commune
 from schemas.deliveries import Channel
+from schemas.previews import EmailPreview, PreviewRequest
 from schemas.streams import COMMUNES
 from services.email.format import build_confirmation
 from services.email.handlers import EmailPort
 from services.email.links import Links
+from services.email.preview import email_preview
 from services.email.sender import SmtpConfig, SmtpPool
 from services.email.settings import EmailSettings
 from services.email.subscribers import Registry
@@ -63,6 +66,7 @@ class EmailService:
         self.runner: ChannelRunner | None = None
         self.web: Web | None = None
         self._http: Subscription | None = None
+        self._previews: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -108,6 +112,12 @@ class EmailService:
             per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
             trusted_proxies=self.settings.trusted_proxies)
         self._http = await self.web.router().serve(self.nc, Channel.EMAIL.value)
+        registry = self.registry
+
+        async def preview(request: PreviewRequest) -> EmailPreview:
+            return email_preview(self.settings, registry, request, self.clock())
+
+        self._previews = await serve_previews(self.nc, Channel.EMAIL.value, preview)
         port = EmailPort(self.settings, self.registry, self.links, self.pool, self.clock)
         self.runner = ChannelRunner(port, self.settings, self.nc, name=self.name)
         self._tasks.append(asyncio.create_task(self.runner.run(), name="email-kit"))
@@ -136,9 +146,10 @@ class EmailService:
         await self.pool.send(self.settings.smtp_from, address, message)
 
     async def stop(self) -> None:
-        if self._http is not None:
-            with contextlib.suppress(Exception):
-                await self._http.unsubscribe()
+        for subscription in (self._http, self._previews):
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
         if self.web is not None:
             await self.web.drain()
         if self.runner is not None:

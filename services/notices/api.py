@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 
 import structlog
@@ -196,6 +196,16 @@ async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
     return notice
 
 
+D = TypeVar("D", NoticeDraft, NoticePatch)
+
+
+async def resolved_attachments(request: Request, insee: str, draft: D) -> D:
+    """Attachment ids in a draft replaced by the attachments they name (422 if unknown)."""
+    from services.notices.attachments import resolve  # it imports this module
+
+    return await resolve(request, insee, draft)
+
+
 def invalid(error: ValidationError | lifecycle.InvalidTimes) -> ApiError:
     """A 422 naming each field, for errors found past the request's own validation."""
     if isinstance(error, lifecycle.InvalidTimes):
@@ -230,7 +240,7 @@ async def get_commune(c: Ctx, request: Request, insee: str) -> Response:
              responses={202: {"description": "Held until another member of staff approves it "
                               "(state pending_approval): the commune requires it"}})
 async def publish_notice(
-    c: Ctx, member: Staff, insee: str, draft: NoticeDraft, response: Response,
+    c: Ctx, member: Staff, insee: str, draft: NoticeDraft, response: Response, request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Notice:
     commune = await staff_commune(c, insee, member)
@@ -254,6 +264,7 @@ async def publish_notice(
             # The first attempt has not stored it (still in flight, or it crashed): go on
             # with its id; Nats-Msg-Id and the expected sequence keep it to one notice.
     structlog.contextvars.bind_contextvars(notice_id=notice_id)
+    draft = await resolved_attachments(request, insee, draft)
     try:
         notice = lifecycle.create(draft, notice_id=notice_id, commune=insee,
                                   author=member.name, now=now, approval_required=approval)
@@ -278,12 +289,13 @@ async def publish_notice(
               responses={412: {"description": "If-Match names a version that moved on"}})
 async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
-    if_match: IfMatch = None,
+    request: Request, if_match: IfMatch = None,
 ) -> Notice:
     await staff_commune(c, insee, member)
     now = c.clock()
     seq, notice = await find(c, insee, notice_id)
     check_if_match(if_match, notice)
+    patch = await resolved_attachments(request, insee, patch)
     try:
         corrected = lifecycle.correct(notice, patch, author=member.name, now=now)
     except lifecycle.InvalidTimes as error:

@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crieur.tasks import Supervisor
-from services.notices import errors, scheduler
+from services.notices import attachments, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
@@ -31,16 +31,19 @@ log = structlog.get_logger("crieur.notices")
 class BodyLimit:
     """Answers 413 to a body over the limit, declared or streamed, before anything reads it."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, uploads: int = 0) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        # Attachment uploads may be larger than any JSON body (CRIEUR_ATTACHMENT_MAX_BYTES).
+        self.uploads = max(limit, uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.uploads if attachments.is_upload(scope["path"]) else self.default
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await self.too_large(scope, receive, send)
             return
         # Chunked bodies have no length: read the whole body first and count.
@@ -53,7 +56,7 @@ class BodyLimit:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
+            if size > limit:
                 await self.too_large(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -71,8 +74,10 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = errors.BODY_TOO_LARGE
-        body = errors.error_body(kind.code, kind.message.format(limit=self.limit))
+        upload = attachments.is_upload(scope["path"])
+        kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
+        limit = self.uploads if upload else self.default
+        body = errors.error_body(kind.code, kind.message.format(limit=limit))
         await JSONResponse(body, status_code=kind.status)(scope, receive, send)
 
 
@@ -120,6 +125,11 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         await ctx.store.follow_notices()
         await ctx.store.follow_buckets()
         app.state.context = ctx
+        # Staff previews, reach and attachments (issue 11): their own modules and routers.
+        app.state.attachments = await attachments.Attachments.open(ctx.store.js,
+                                                                   settings.public_url)
+        app.state.reach = reach.ReachCounter(ctx.store.js)
+        await app.state.reach.start()
         tasks = Supervisor("notices")
         app.state.tasks = tasks
         # If the scheduler died, scheduled notices would stop going out while /healthz said
@@ -131,6 +141,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
             yield
         finally:
             await tasks.stop()
+            await app.state.reach.stop()
             if store is not None:
                 await store.close()
 
@@ -140,7 +151,8 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
+                       uploads=settings.attachment_max_bytes)
     # Answers the routes did not compress themselves (cached answers come gzipped already).
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(RequestLog)
@@ -155,6 +167,9 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)
+    app.include_router(previews.router)
+    app.include_router(reach.router)
+    app.include_router(attachments.router)
     app.include_router(channel_router())
     # The mairie's back-office (/staff/..., HTML in French).
     app.include_router(staff_pages)

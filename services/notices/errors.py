@@ -48,6 +48,14 @@ OWN_APPROVAL = ErrorKind(
 )
 BODY_TOO_LARGE = ErrorKind("body_too_large", 413, "the request body is larger than {limit} bytes")
 INVALID = ErrorKind("invalid", 422, "the request is not valid")
+ATTACHMENT_TOO_LARGE = ErrorKind(
+    "attachment_too_large", 413, "the attachment is larger than {limit} bytes"
+)
+ATTACHMENT_TYPE = ErrorKind(
+    "attachment_type", 415, "an attachment must be a PNG, JPEG or WebP image or a PDF file "
+    "(judged by its content)"
+)
+ATTACHMENT_NOT_FOUND = ErrorKind("attachment_not_found", 404, "no such attachment in this commune")
 COMMUNE_UNKNOWN = ErrorKind(
     "commune_unknown", 422, "insee: commune {insee} is not registered in Crieur"
 )

@@ -16,6 +16,11 @@ class NoticesSettings(CommonSettings):
     max_body_bytes: int = 1_000_000
     # How long the front door waits for a channel to answer a forwarded request.
     channel_timeout_s: float = 5.0
+    # How long a staff preview waits for each channel's answer (a channel silent longer is
+    # shown as unavailable, the others still are).
+    preview_timeout_s: float = 1.0
+    # The largest attachment (image or PDF) staff may upload, in bytes.
+    attachment_max_bytes: int = 5_000_000
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0
 

@@ -31,6 +31,7 @@ from services.notices.api import (
 )
 from services.notices.errors import ApiError
 from services.notices.notices import ConcurrentChange
+from services.notices.reach import ReachCounter
 from services.notices.store import StaffMember
 
 # Waiting for someone first, then what is still to come, then the rest, most recent first.
@@ -46,20 +47,26 @@ def every_notice(c: Context, insee: str, now: datetime) -> list[Notice]:
                                           -n.updated_at.timestamp(), n.id))
 
 
-Reach = dict[str, dict[str, Any]]
+Reach = dict[str, Any]
 
 
-def reach_of(c: Context, notices: Sequence[Notice]) -> dict[str, Reach]:
-    """Each notice's reach per channel, from DELIVERIES (empty until something was sent)."""
-    return {n.id: {} for n in notices}
+def reach_of(request: Request, insee: str, notices: Sequence[Notice]) -> dict[str, Reach]:
+    """Each notice's reach per channel, counted from DELIVERIES in memory (reach.py)."""
+    counter: ReachCounter | None = getattr(request.app.state, "reach", None)
+    if counter is None:
+        return {n.id: {} for n in notices}
+    counted = counter.reach_of_many(insee, [n.id for n in notices])
+    return {notice_id: r.model_dump(exclude={"commune", "notice_id"})
+            for notice_id, r in counted.items()}
 
 
 class StaffNotice(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     notice: Notice
-    reach: Reach = Field(description="Per channel, what DELIVERIES counted for this notice "
-                         "(e.g. email: sent, bounced; sms: sent, delivered; panel: "
+    reach: Reach = Field(description="Per channel, what DELIVERIES counted for this notice, "
+                         "as GET .../notices/{id}/reach answers it (push: sent and phones "
+                         "per topic; email: sent, bounced; sms: sent, delivered; panel: "
                          "shown_seconds)")
 
 
@@ -72,13 +79,13 @@ class StaffNoticeList(BaseModel):
     next: str | None = Field(default=None, description="The next page, if there is one")
 
 
-def listing(c: Context, commune: Commune, now: datetime, limit: int, offset: int,
-            state: NoticeState | None = None) -> tuple[list[StaffNotice], int]:
+def listing(request: Request, c: Context, commune: Commune, now: datetime, limit: int,
+            offset: int, state: NoticeState | None = None) -> tuple[list[StaffNotice], int]:
     notices = every_notice(c, commune.insee, now)
     if state is not None:
         notices = [n for n in notices if n.state is state]
     page = notices[offset:offset + limit]
-    reach = reach_of(c, page)
+    reach = reach_of(request, commune.insee, page)
     return [StaffNotice(notice=n, reach=reach.get(n.id, {})) for n in page], len(notices)
 
 
@@ -119,7 +126,7 @@ async def staff_notices(
     state: Annotated[NoticeState | None, Query(description="Only notices in this state")] = None,
 ) -> StaffNoticeList:
     commune = await staff_commune(c, insee, member)
-    items, total = listing(c, commune, c.clock(), limit, offset, state)
+    items, total = listing(request, c, commune, c.clock(), limit, offset, state)
     more = offset + limit < total
     return StaffNoticeList(commune=commune, notices=items, total=total,
                            next=page_url(request, limit, offset + limit) if more else None)

@@ -24,7 +24,7 @@ from starlette.datastructures import FormData, UploadFile
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, staff_api
+from services.notices import api, attachments, previews, staff_api
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -38,7 +38,7 @@ from services.notices.auth import (
     same,
 )
 from services.notices.errors import ApiError
-from services.notices.pages import TEMPLATES
+from services.notices.pages import TEMPLATES, human_size
 from services.notices.staff import StaffAccount
 from services.notices.store import StaffMember
 
@@ -47,6 +47,7 @@ log = structlog.get_logger("crieur.notices.staff")
 PAGE_SIZE = 20
 MAX_PAGE = 1000
 LINK_ROWS = 3
+MAX_ATTACHMENTS = 10
 
 STATE_LABELS = {
     NoticeState.PENDING_APPROVAL: "En attente d'approbation",
@@ -60,9 +61,8 @@ CHANNEL_LABELS = {"push": "Notifications", "email": "E-mails", "sms": "SMS",
                   "panel": "Panneau lumineux"}
 # What each DELIVERIES counter is called on the page.
 OUTCOME_LABELS = {
-    "sent": "envoyés", "failed": "en échec", "bounced": "rejetés", "delivered": "remis",
-    "shown_seconds": "secondes d'affichage", "devices": "téléphones", "topics": "sujets",
-    "skipped": "ignorés", "undelivered": "non remis", "rejected": "refusés",
+    "sent": "envoyés", "delivered": "remis", "bounced": "rejetés", "failed": "en échec",
+    "dropped": "abandonnés", "shown": "affichages",
 }
 
 # What the API's errors mean to a secretary.
@@ -144,14 +144,38 @@ def local_input(moment: datetime | None) -> str:
     return moment.astimezone(PARIS).strftime("%Y-%m-%dT%H:%M") if moment else ""
 
 
-def reach_lines(reach: dict[str, dict[str, Any]]) -> list[str]:
+def reach_lines(reach: dict[str, Any]) -> list[str]:
+    """A notice's reach (reach.NoticeReach as a dict), one French line per channel that
+    reported something; counters at zero are left out."""
     lines = []
-    for channel, counts in reach.items():
+    for channel, label in CHANNEL_LABELS.items():
+        counts = reach.get(channel)
+        if not isinstance(counts, dict):
+            continue
         shown = [f"{value} {OUTCOME_LABELS.get(name, name)}" for name, value in counts.items()
-                 if isinstance(value, int | float) and not isinstance(value, bool)]
+                 if name in OUTCOME_LABELS and isinstance(value, int)
+                 and not isinstance(value, bool) and value]
+        seconds = counts.get("shown_seconds")
+        if isinstance(seconds, int | float) and seconds:
+            shown.append(f"{duration(seconds)} à l'affichage")
+        topics = counts.get("topics")
+        if isinstance(topics, dict) and topics:
+            shown.append("par sujet : " + ", ".join(f"{t} {n}" for t, n in topics.items()))
         if shown:
-            lines.append(f"{CHANNEL_LABELS.get(channel, channel)} : {', '.join(shown)}")
+            lines.append(f"{label} : {', '.join(shown)}")
     return lines
+
+
+def duration(seconds: float) -> str:
+    """`1 h 05 min`, `3 min 20 s`, `12 s`: the time a notice spent on the sign."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}\u00a0h\u00a0{minutes:02d}\u00a0min"
+    if minutes:
+        return f"{minutes}\u00a0min\u00a0{secs:02d}\u00a0s"
+    return f"{secs}\u00a0s"
 
 
 def reach_text(reach: Any) -> str:
@@ -363,7 +387,7 @@ async def notices_page(request: Request, insee: str) -> Response:
         if not 1 <= number <= MAX_PAGE:
             return message(404, "Page introuvable", ["Cette page de la liste n'existe pas."],
                            who, commune)
-        items, total = staff_api.listing(c, commune, c.clock(), PAGE_SIZE,
+        items, total = staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
                                          (number - 1) * PAGE_SIZE)
         return page("notices.html", me=who.account, csrf=who.session.csrf, commune=commune,
                     items=items, total=total, page_number=number,
@@ -409,6 +433,7 @@ def draft_fields(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
             fields[name] = values[name]
     fields["links"] = [{"url": x["url"], **({"label": x["label"]} if x["label"] else {})}
                        for x in values["links"] if x["url"]]
+    fields["attachments"] = list(values["attachments"])
     return fields, problems
 
 
@@ -422,20 +447,48 @@ def field_problems(error: ValidationError) -> dict[str, str]:
 
 async def store_attachments(request: Request, who: SignedIn, commune: Commune,
                             form: FormData, values: dict[str, Any]) -> str:
-    """Store a file chosen in the form; returns a French error, or "" if all went well."""
+    """Store a file chosen in the form (added to the draft's attachments by its id).
+
+    Checked as the API's upload is: by content (PNG, JPEG, WebP, PDF) and size. Returns a
+    French error, or "" if all went well or no file was chosen.
+    """
     upload = form.get("attachment")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return ""
-    return ("Les pièces jointes ne sont pas encore disponibles dans cette version : "
-            "ajoutez un lien vers le document.")
+    limit = ctx(request).settings.attachment_max_bytes
+    data = await upload.read(limit + 1)
+    if not data:
+        return "Le fichier choisi est vide."
+    if len(data) > limit:
+        return f"Le fichier est trop gros : {human_size(limit)} au plus."
+    media_type = attachments.sniff(data)
+    if media_type is None:
+        return "Ce fichier n'est ni une image (PNG, JPEG, WebP) ni un PDF."
+    if len(values["attachments"]) >= MAX_ATTACHMENTS:
+        return f"{MAX_ATTACHMENTS} pièces jointes au plus."
+    stored = await attachments.attachments_of(request).put(
+        commune.insee, attachments.clean_filename(upload.filename, media_type), data,
+        media_type)
+    log.info("attachment_stored", attachment_id=stored.id, media_type=media_type,
+             size=stored.size)
+    values["attachments"].append(stored.id)
+    return ""
+
+
+async def attachment_files(request: Request, commune: Commune,
+                           values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The draft's uploaded attachments, by name and size, to show staff what is attached."""
+    store = attachments.attachments_of(request)
+    found = [await store.info(commune.insee, a) for a in values["attachments"]]
+    return [{"id": f.id, "name": f.filename, "size": f.size, "url": f.url} for f in found if f]
 
 
 def compose_page(who: SignedIn, commune: Commune, values: dict[str, Any],
                  problems: dict[str, str] | None = None, status: int = 200,
-                 error: str = "") -> HTMLResponse:
+                 error: str = "", files: list[dict[str, Any]] | None = None) -> HTMLResponse:
     return page("compose.html", status=status, me=who.account, csrf=who.session.csrf,
                 commune=commune, v=values, problems=problems or {}, error=error,
-                field_labels=FIELD_LABELS)
+                field_labels=FIELD_LABELS, files=files or [])
 
 
 @pages.get("/communes/{insee}/compose", response_class=HTMLResponse)
@@ -446,10 +499,17 @@ async def compose(request: Request, insee: str) -> Response:
     return await guarded(request, insee, show, post=False)
 
 
-async def channel_previews(c: Context, who: SignedIn, commune: Commune,
+async def channel_previews(request: Request, who: SignedIn, commune: Commune,
                            draft: NoticeDraft) -> dict[str, dict[str, Any]]:
-    """What each channel will show and reach, as the channels themselves answer it."""
-    return {}
+    """What each channel will show and reach, as the channels themselves answer it.
+
+    The same function as POST /api/v1/communes/{insee}/previews: each running channel is
+    asked over NATS; one that is away or silent comes back unavailable, with the reason.
+    """
+    answer = await previews.preview_draft(ctx(request), who.member, commune.insee, draft,
+                                          request)
+    shown: dict[str, dict[str, Any]] = answer.channels.model_dump()
+    return shown
 
 
 def approval_needed(commune: Commune, category: str) -> bool:
@@ -471,10 +531,19 @@ async def preview(request: Request, insee: str) -> Response:
             problems = field_problems(error) | problems
         if problems or text(form, "action") == "edit":
             status = 422 if problems else 200
-            return compose_page(who, commune, values, problems, status)
-        previews = await channel_previews(ctx(request), who, commune, draft)
+            return compose_page(who, commune, values, problems, status,
+                                files=await attachment_files(request, commune, values))
+        try:
+            answers = await channel_previews(request, who, commune, draft)
+        except ApiError as error:  # an attachment gone, a date refused at this moment
+            problems = {f["field"].split(".")[0]: french_error({"msg": f["message"]})
+                        for f in error.fields or ()}
+            return compose_page(who, commune, values, problems, error.kind.status,
+                                error="" if problems else api_failure(error),
+                                files=await attachment_files(request, commune, values))
         return page("preview.html", me=who.account, csrf=who.session.csrf, commune=commune,
-                    v=values, draft=draft, previews=previews,
+                    v=values, draft=draft, previews=answers,
+                    files=await attachment_files(request, commune, values),
                     category_label=CATEGORY_LABELS[draft.category],
                     approval=approval_needed(commune, draft.category.value))
 
@@ -487,7 +556,8 @@ async def publish(request: Request, insee: str) -> Response:
         form: FormData = request.state.form
         values = form_values(form)
         if text(form, "action") == "edit":
-            return compose_page(who, commune, values)
+            return compose_page(who, commune, values,
+                                files=await attachment_files(request, commune, values))
         fields, problems = draft_fields(values)
         try:
             draft = NoticeDraft.model_validate(fields)
@@ -497,10 +567,12 @@ async def publish(request: Request, insee: str) -> Response:
             return compose_page(who, commune, values, problems, 422)
         try:
             notice = await api.publish_notice(ctx(request), who.member, insee, draft,
-                                              Response(), idempotency_key=values["key"])
+                                              Response(), request,
+                                              idempotency_key=values["key"])
         except ApiError as error:
             return compose_page(who, commune, values, status=error.kind.status,
-                                error=ERROR_FRENCH.get(error.kind.code, error.message))
+                                error=api_failure(error),
+                                files=await attachment_files(request, commune, values))
         return to(f"/staff/communes/{insee}/notices/{notice.id}?ok={notice.state.value}")
 
     return await guarded(request, insee, act, post=True)
@@ -518,7 +590,7 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
                        commune)
     now = c.clock()
     notice = api.shown(notice, now)
-    reach = staff_api.reach_of(c, [notice]).get(notice.id, {})
+    reach = staff_api.reach_of(request, commune.insee, [notice]).get(notice.id, {})
     if values is None:
         links = [{"url": str(x.url), "label": x.label} for x in notice.links]
         links += [{"url": "", "label": ""} for _ in range(LINK_ROWS - len(links))]
@@ -568,7 +640,7 @@ async def correct(request: Request, insee: str, notice_id: str) -> Response:
         version = text(form, "version", 20)
         try:
             notice = await api.correct_notice(ctx(request), who.member, insee, notice_id,
-                                              patch, Response(),
+                                              patch, Response(), request,
                                               if_match=f'"{version}"' if version else None)
         except ApiError as error:
             fields_named = {f["field"]: f["message"] for f in error.fields or ()}

@@ -25,15 +25,18 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
 from crieur.bus import ensure_streams
+from crieur.channel.preview import serve_previews
 from crieur.communes import CommuneDirectory
 from crieur.tasks import Supervisor
 from schemas import subjects
 from schemas.deliveries import Channel, DeliveryReport
+from schemas.previews import PanelPreview, PreviewRequest
 from schemas.streams import DEADLETTERS, DELIVERIES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
 from services.panel.handlers import NoticeFeed, make_broker, register
 from services.panel.playlist import BlankHours, Playlist
+from services.panel.preview import panel_preview
 from services.panel.render import PanelSpec
 from services.panel.settings import PanelSettings
 from services.panel.showing import DeliveryTracker, Reporter, Show, Sign, ThrottledDriver
@@ -148,6 +151,7 @@ class Panel:
                 delay = min(delay * 2, 30.0)
         self._bus_ready = True
         log.info("panel_connected", commune=self.commune)
+        await self.serve_previews()
         js = self.broker.connection.jetstream()
         info = await js.stream_info(NOTICES_STREAM,
                                     subjects_filter=subjects.commune_notices(self.commune))
@@ -155,6 +159,17 @@ class Panel:
             # Nothing on the stream for this commune: the replay is complete as it is.
             self.feed.mark_synced()
         await self.check_commune(js)
+
+    async def serve_previews(self) -> None:
+        """Staff previews of this commune's drafts, drawn as this sign would draw them."""
+        async def preview(request: PreviewRequest) -> PanelPreview:
+            # Rendering a long strip takes a moment: off the loop that drives the sign.
+            return await asyncio.to_thread(panel_preview, self.spec, request.notice,
+                                           self.settings.panel_scroll_speed)
+
+        # The subscription lives as long as the connection (nats-py restores it on reconnect).
+        await serve_previews(self.broker.connection, Channel.PANEL.value, preview,
+                             commune=self.commune)
 
     async def check_commune(self, js: JetStreamContext) -> None:
         """Say at once if the commune is not registered: no notice will ever come for it."""

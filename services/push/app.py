@@ -20,12 +20,16 @@ from nats.aio.subscription import Subscription
 
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
 from crieur.channel.http_bridge import Router
+from crieur.channel.preview import serve_previews
 from crieur.channel.runner import ChannelRunner
 from crieur.communes import CommuneDirectory
+from crieur.mirror import BucketMirror
 from schemas.deliveries import Channel
+from schemas.previews import PreviewRequest, PushPreview
 from schemas.streams import COMMUNES
-from services.push.devices import Devices
+from services.push.devices import DEVICES, Device, Devices
 from services.push.handlers import DeviceRoutes, PushChannel
+from services.push.preview import push_preview
 from services.push.sender import FcmSender
 from services.push.settings import PushSettings
 
@@ -53,6 +57,8 @@ class PushService:
         self.runner: ChannelRunner | None = None
         self.routes: DeviceRoutes | None = None
         self._http: Subscription | None = None
+        self._previews: Subscription | None = None
+        self.phones: BucketMirror[Device] | None = None
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -83,6 +89,15 @@ class PushService:
         router = Router()
         self.routes.register(router)
         self._http = await router.serve(self.nc, Channel.PUSH.value)
+        # The previews count the phones on a topic from this copy (no bucket scan per preview).
+        phones = BucketMirror(await ensure_bucket(js, DEVICES), Device, service="push")
+        await phones.start()
+        self.phones = phones
+
+        async def preview(request: PreviewRequest) -> PushPreview:
+            return push_preview(phones, request, self.now())
+
+        self._previews = await serve_previews(self.nc, Channel.PUSH.value, preview)
         await self.runner.start()
         if settings.push_prune_every_s:
             self._task = asyncio.create_task(self._prune_now_and_then(
@@ -103,9 +118,13 @@ class PushService:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if self._http is not None:
+        for subscription in (self._http, self._previews):
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+        if self.phones is not None:
             with contextlib.suppress(Exception):
-                await self._http.unsubscribe()
+                await self.phones.stop()
         if self.runner is not None:
             await self.runner.drain()
         if self.nc is not None:

@@ -19,22 +19,25 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import Header
 from nats.js.kv import KeyValue
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_stream, servers
+from crieur.channel.preview import serve_previews
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.sent import publish_patiently
 from schemas import subjects
 from schemas.commune import Commune
 from schemas.deliveries import Channel, DeliveryOutcome, DeliveryReport
+from schemas.previews import PreviewRequest
 from schemas.streams import COMMUNES, DELIVERIES
 from services.sms.format import Sms
 from services.sms.handlers import SmsChannel, message_key
+from services.sms.preview import sms_preview
 from services.sms.providers.brevo import BrevoProvider
 from services.sms.providers.ovh import OvhProvider
 from services.sms.sender import Provider, Receipt
@@ -87,6 +90,7 @@ class SmsService:
     runner: ChannelRunner | None = None
     web: Web | None = None
     _subscription: Subscription | None = None
+    _previews: Subscription | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -113,6 +117,12 @@ class SmsService:
             transliterated=self.settings.sms_transliterate,
             enabled=self.provider is not None)
         self._subscription = await self.web.router().serve(self.nc, Channel.SMS)
+        registry = self.registry
+
+        async def preview(request: PreviewRequest) -> BaseModel:
+            return sms_preview(self.settings, registry, request, on=self.provider is not None)
+
+        self._previews = await serve_previews(self.nc, Channel.SMS, preview)
         if self.provider is not None:
             port = SmsChannel(self.settings, self.registry, self.provider, messages,
                               self.clock)
@@ -127,9 +137,10 @@ class SmsService:
         await self.provider.send(number, sms)
 
     async def stop(self) -> None:
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.drain()  # type: ignore[no-untyped-call]
+        for subscription in (self._subscription, self._previews):
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.drain()  # type: ignore[no-untyped-call]
         if self.runner is not None:
             await self.runner.drain()
         if self.web is not None:

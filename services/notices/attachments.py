@@ -1,0 +1,289 @@
+"""Attachments staff upload (an image or a PDF), kept in the NATS object store `attachments`.
+
+The type is judged by the file's first bytes, never by its name or the declared
+Content-Type: only PNG, JPEG, WebP and PDF are taken. A notice draft names an uploaded
+attachment by its id; the front door turns the id into the notice's attachment (name,
+public URL, media type, size) before the notice is stored, so bus readers see a plain
+attachment with a URL, and `id` says it is hosted here.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+from urllib.parse import quote, unquote
+
+import structlog
+from fastapi import APIRouter, Header, Query, Request, Response
+from nats.js import JetStreamContext
+from nats.js.api import ObjectMeta, ObjectStoreConfig, StorageType
+from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.object_store import ObjectStore
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.notice import AttachmentInput, NoticeDraft, NoticePatch
+from services.notices import errors
+from services.notices.api import Ctx, Staff, registered_commune, staff_commune
+from services.notices.errors import ApiError
+
+log = structlog.get_logger("crieur.notices.attachments")
+
+BUCKET = "attachments"
+ATTACHMENT_ID = re.compile(r"^[a-z0-9]{8,32}$")
+# A ceiling on the disk the attachments of every commune may take together.
+ATTACHMENTS_MAX_BYTES = 4 * 1024**3
+# The staff compose form's preview step carries the file too (staff_pages.py).
+UPLOAD_PATH = re.compile(
+    r"^/(?:api/v1/communes/[^/]+/attachments/?|staff/communes/[^/]+/preview)$")
+
+
+def is_upload(path: str) -> bool:
+    """The upload route, whose body limit is CRIEUR_ATTACHMENT_MAX_BYTES."""
+    return UPLOAD_PATH.match(path) is not None
+
+# (media type, file extension) by the signature the file starts with.
+PNG, JPEG, WEBP, PDF = "image/png", "image/jpeg", "image/webp", "application/pdf"
+EXTENSIONS = {PNG: "png", JPEG: "jpg", WEBP: "webp", PDF: "pdf"}
+
+
+def sniff(data: bytes) -> str | None:
+    """The media type the content is (PNG, JPEG, WebP or PDF), or None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP
+    # PDF readers accept the header within the first 1024 bytes; we want it first.
+    if data.startswith(b"%PDF-"):
+        return PDF
+    return None
+
+
+def clean_filename(raw: str, media_type: str) -> str:
+    """A name that shows and is safe in a header: no path, no control character, right extension."""
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] not in "CZ" or c == " ")
+    name = " ".join(name.split())
+    wanted = EXTENSIONS[media_type]
+    allowed = {wanted, "jpeg"} if media_type == JPEG else {wanted}
+    stem, dot, ext = name.rpartition(".")
+    if not (dot and ext.lower() in allowed):
+        stem, ext = name, wanted
+    stem = stem.strip(". ")[:150]
+    if not any(unicodedata.category(c)[0] in "LN" for c in stem):
+        stem = "piece-jointe"
+    return f"{stem}.{ext}"
+
+
+class StoredAttachment(BaseModel):
+    """What POST /attachments answers, and what the object's description keeps."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    commune: str
+    filename: str
+    content_type: str
+    size: int = Field(ge=0)
+    uploaded_at: datetime
+    # Where residents download it (CRIEUR_PUBLIC_URL/communes/{insee}/attachments/{id}).
+    url: str = ""
+
+
+@dataclass
+class Attachments:
+    """The object store bucket; one object per attachment, named by its id."""
+
+    store: ObjectStore
+    public_url: str
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, public_url: str) -> Attachments:
+        try:
+            store = await js.object_store(BUCKET)
+        except (BucketNotFoundError, NotFoundError):
+            # nats-py overwrites config.bucket with its `bucket` argument: give both.
+            store = await js.create_object_store(BUCKET, config=ObjectStoreConfig(
+                bucket=BUCKET, description="Files staff attach to notices (images, PDF)",
+                storage=StorageType.FILE, max_bytes=ATTACHMENTS_MAX_BYTES))
+        return cls(store, public_url.rstrip("/"))
+
+    def url(self, commune: str, attachment_id: str) -> str:
+        return f"{self.public_url}/communes/{commune}/attachments/{attachment_id}"
+
+    async def put(self, commune: str, filename: str, data: bytes,
+                  media_type: str) -> StoredAttachment:
+        attachment_id = secrets.token_hex(8)
+        stored = StoredAttachment(
+            id=attachment_id, commune=commune, filename=filename, content_type=media_type,
+            size=len(data), uploaded_at=datetime.now(UTC),
+            url=self.url(commune, attachment_id))
+        await self.store.put(attachment_id, data, meta=ObjectMeta(
+            name=attachment_id, description=stored.model_dump_json()))
+        return stored
+
+    async def info(self, commune: str, attachment_id: str) -> StoredAttachment | None:
+        """The attachment's record if it exists and belongs to this commune."""
+        if not ATTACHMENT_ID.match(attachment_id):
+            return None
+        try:
+            info = await self.store.get_info(attachment_id)
+        except (ObjectNotFoundError, NotFoundError):
+            return None
+        return self._record(info.description, commune)
+
+    async def get(self, commune: str, attachment_id: str) -> tuple[StoredAttachment, bytes] | None:
+        if not ATTACHMENT_ID.match(attachment_id):
+            return None
+        try:
+            result = await self.store.get(attachment_id)
+        except (ObjectNotFoundError, NotFoundError):
+            return None
+        record = self._record(result.info.description if result.info else None, commune)
+        if record is None or result.data is None:
+            return None
+        return record, bytes(result.data)
+
+    def _record(self, description: str | None, commune: str) -> StoredAttachment | None:
+        try:
+            record = StoredAttachment.model_validate_json(description or "")
+        except ValueError:
+            return None
+        return record if record.commune == commune else None
+
+    async def as_notice_attachment(self, commune: str, attachment_id: str) -> AttachmentInput:
+        record = await self.info(commune, attachment_id)
+        if record is None:
+            raise KeyError(attachment_id)
+        return AttachmentInput(id=record.id, name=record.filename,
+                               url=self.url(commune, record.id),
+                               media_type=record.content_type, size=record.size)
+
+
+def attachments_of(request: Request) -> Attachments:
+    store: Attachments | None = getattr(request.app.state, "attachments", None)
+    if store is None:
+        raise ApiError(errors.BUS_UNAVAILABLE)
+    return store
+
+
+D = TypeVar("D", NoticeDraft, NoticePatch)
+
+
+async def resolve(request: Request, commune: str, draft: D) -> D:
+    """The draft with each attachment id replaced by the attachment it names (422 if unknown)."""
+    given = draft.attachments
+    if not given or all(not isinstance(a, str) for a in given):
+        return draft
+    store = attachments_of(request)
+    resolved: list[AttachmentInput] = []
+    for i, item in enumerate(given):
+        if not isinstance(item, str):
+            resolved.append(item)
+            continue
+        try:
+            resolved.append(await store.as_notice_attachment(commune, item))
+        except KeyError as error:
+            field = [{"field": f"attachments.{i}",
+                      "message": "no attachment with this id in this commune"}]
+            raise ApiError(errors.INVALID, message=f"attachments.{i}: unknown attachment",
+                           fields=field) from error
+    return draft.model_copy(update={"attachments": tuple(resolved)})
+
+
+UPLOAD_DESCRIPTION = (
+    "An image (PNG, JPEG, WebP) or a PDF, judged by its content. Either "
+    "`multipart/form-data` with the file in the field `file`, or the raw bytes as the body "
+    "(then the name from `?filename=` or `Content-Disposition`). At most "
+    "CRIEUR_ATTACHMENT_MAX_BYTES (413 beyond). Answers 201 with its id: give it in a "
+    "notice's `attachments`.")
+
+router = APIRouter()
+
+
+def _filename_from_disposition(value: str) -> str:
+    found = re.search(r"filename\*=UTF-8''([^;]+)", value, re.IGNORECASE)
+    if found:
+        return unquote(found[1])
+    found = re.search(r'filename="?([^";]+)"?', value, re.IGNORECASE)
+    return found[1] if found else ""
+
+
+@router.post("/api/v1/communes/{insee}/attachments", status_code=201,
+             summary="Upload an attachment (image or PDF) for a notice",
+             description=UPLOAD_DESCRIPTION, response_model=StoredAttachment,
+             responses={413: {"description": "Larger than CRIEUR_ATTACHMENT_MAX_BYTES"},
+                        415: {"description": "Not a PNG, JPEG, WebP or PDF file"}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string",
+                                                         "format": "binary"}},
+                 "multipart/form-data": {"schema": {
+                     "type": "object", "required": ["file"],
+                     "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+async def upload_attachment(
+    c: Ctx, member: Staff, insee: str, request: Request,
+    filename: Annotated[str, Query(max_length=200, description="The file's name")] = "",
+    content_disposition: Annotated[str | None, Header()] = None,
+) -> StoredAttachment:
+    await staff_commune(c, insee, member)
+    store = attachments_of(request)
+    limit = c.settings.attachment_max_bytes
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=1, max_fields=10, max_part_size=limit + 1)
+        except Exception as error:  # malformed multipart: the client's fault
+            raise ApiError(errors.INVALID, message="the multipart body cannot be read",
+                           fields=[{"field": "file", "message": "unreadable multipart body"}]
+                           ) from error
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ApiError(errors.INVALID, message="file: missing",
+                           fields=[{"field": "file", "message": "a file is required"}])
+        data = await upload.read(limit + 1)
+        name = upload.filename or filename
+    else:
+        data = await request.body()
+        name = filename or _filename_from_disposition(content_disposition or "")
+    if len(data) > limit:
+        raise ApiError(errors.ATTACHMENT_TOO_LARGE, limit=limit)
+    if not data:
+        raise ApiError(errors.INVALID, message="file: empty",
+                       fields=[{"field": "file", "message": "the file is empty"}])
+    media_type = sniff(data)
+    if media_type is None:
+        raise ApiError(errors.ATTACHMENT_TYPE)
+    stored = await store.put(insee, clean_filename(name, media_type), data, media_type)
+    log.info("attachment_stored", attachment_id=stored.id, media_type=media_type,
+             size=stored.size)
+    return stored
+
+
+@router.get("/communes/{insee}/attachments/{attachment_id}",
+            summary="Download an attachment (public)",
+            response_class=Response,
+            responses={200: {"content": {t: {} for t in EXTENSIONS}}})
+async def download_attachment(c: Ctx, request: Request, insee: str,
+                              attachment_id: str) -> Response:
+    await registered_commune(c, insee)
+    found = await attachments_of(request).get(insee, attachment_id)
+    if found is None:
+        raise ApiError(errors.ATTACHMENT_NOT_FOUND)
+    record, data = found
+    ascii_name = record.filename.encode("ascii", "replace").decode().replace('"', "")
+    disposition = "inline" if record.content_type in (PNG, JPEG, WEBP, PDF) else "attachment"
+    return Response(data, media_type=record.content_type, headers={
+        "Content-Disposition": f"{disposition}; filename=\"{ascii_name}\"; "
+                               f"filename*=UTF-8''{quote(record.filename)}",
+        # An attachment never changes (a new file gets a new id).
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": f'"{record.id}"',
+        "X-Content-Type-Options": "nosniff",
+        # Opened in the browser, a file from staff runs nothing on our origin.
+        "Content-Security-Policy": "default-src 'none'; img-src 'self'; sandbox",
+    })
