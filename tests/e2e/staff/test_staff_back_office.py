@@ -21,6 +21,7 @@ from tests.e2e.staff.helpers import axe_problems, crieur, keep
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 DESK: dict[str, Any] = {"viewport": {"width": 1100, "height": 900}, "locale": "fr-FR"}
 
 
@@ -77,16 +78,40 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
             page.get_by_label("Catégorie").select_option("alerte")
             page.get_by_label("Titre (120 caractères au plus)").fill("Tempête : restez chez vous")
             page.get_by_label("Texte", exact=True).fill(
-                "Vents à 120 km/h attendus cette nuit. Rentrez les volets.")
+                "Vents ≥ 120 km/h attendus cette nuit. Rentrez les volets.")
             page.get_by_label("Adresse du lien 1").fill("https://meteofrance.com/")
             page.get_by_label("Texte du lien 1").fill("Météo-France")
+            decree = tmp_path / "Arrêté préfectoral.pdf"
+            decree.write_bytes(PDF)
+            page.get_by_label("Pièce jointe : image ou PDF (facultatif)").set_input_files(decree)
             check("nouvel-avis")
 
             page.get_by_role("button", name="Prévisualiser").click()
             expect(page.get_by_role("heading", level=1)).to_have_text(
                 "Aperçu avant publication")
+            for _attempt in range(3):
+                # A channel slow to answer under load shows as unavailable: ask again.
+                if page.locator(".preview", has_text="Aperçu indisponible").count() == 0:
+                    break
+                page.get_by_role("button", name="Modifier").click()
+                page.get_by_role("button", name="Prévisualiser").click()
             for heading in ("Notification sur téléphone", "SMS", "Panneau lumineux", "E-mail"):
                 expect(page.get_by_role("heading", level=3, name=heading)).to_be_visible()
+            expect(page.locator("#apercu-push")).to_contain_text("Lavoncourt · Alerte")
+            expect(page.locator("#apercu-push")).to_contain_text("crieur-70299-alerte")
+            sms = page.locator("#apercu-sms")
+            expect(sms).to_contain_text("Encodage UCS-2")
+            expect(sms).to_contain_text("SMS à payer")
+            # The character that makes the SMS longer is highlighted in its text.
+            expect(sms.locator(".sms-text mark.long")).to_have_text(["≥"])
+            sign_image = page.locator("#apercu-panel img")
+            expect(sign_image).to_be_visible()
+            assert (sign_image.get_attribute("src") or "").startswith("data:image/png;base64,")
+            expect(page.locator("#apercu-email")).to_contain_text(
+                "Objet : Alerte : Tempête : restez chez vous")
+            expect(page.frame_locator("#apercu-email iframe").locator("body")).to_contain_text(
+                "Rentrez les volets.")
+            expect(page.get_by_role("link", name="Arrêté préfectoral.pdf")).to_be_visible()
             check("apercu")
 
             page.get_by_role("button", name="Publier").click()
@@ -94,13 +119,24 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
             expect(page.locator("#etat")).to_have_text("Publié")
             notice_url = page.url.split("?")[0]
             notice_id = notice_url.rsplit("/", 1)[1]
+            expect(page.get_by_role("link", name="Arrêté préfectoral.pdf")).to_be_visible()
             check("avis-publie")
+            # Its reach, from DELIVERIES: the demo phones follow the village, so the push
+            # channel reports the topic message it sent.
+            for _attempt in range(60):
+                if "Notifications" in (page.locator("#portee").text_content() or ""):
+                    break
+                page.wait_for_timeout(1000)
+                page.reload()
+            expect(page.locator("#portee")).to_contain_text("crieur-70299-alerte 1")
 
             # On the residents' page and on the web sign.
             public = context.new_page()
             public.goto(f"{village.api}/communes/70299")
             expect(public.locator(f'li[data-notice-id="{notice_id}"]')).to_contain_text(
                 "Tempête : restez chez vous")
+            public.goto(f"{village.api}/communes/70299/notices/{notice_id}")
+            expect(public.get_by_role("link", name="Arrêté préfectoral.pdf")).to_be_visible()
             sign = context.new_page()
             sign.goto(village.panel + "/")
             item = sign.locator(f'#notices li[data-notice-id="{notice_id}"]')
