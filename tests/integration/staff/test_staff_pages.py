@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -198,3 +199,53 @@ async def test_the_password_is_never_stored_in_clear(office: Office) -> None:
     assert account is not None
     assert PASSWORD not in account.model_dump_json()
     assert account.password_hash.startswith("$argon2id$")
+
+
+async def test_a_file_is_attached_by_its_content_and_goes_with_the_notice(
+    office: Office,
+) -> None:
+    pdf = b"%PDF-1.4\n" + b"0" * 2_000_000 + b"\n%%EOF\n"  # over the JSON body limit
+    async with signed_in(office) as http:
+        token = await page_csrf(http, f"/staff/communes/{office.insee}/compose")
+        fields = {k: (None, str(v)) for k, v in (DRAFT | {"csrf": token}).items()}
+        refused = await http.post(f"/staff/communes/{office.insee}/preview", files={
+            **fields, "attachment": ("arrete.pdf", b"not a pdf at all", "application/pdf")})
+        assert refused.status_code == 422
+        assert "ni une image (PNG, JPEG, WebP) ni un PDF" in shown(refused)
+
+        preview = await http.post(f"/staff/communes/{office.insee}/preview", files={
+            **fields, "attachment": ("Arrêté n°12.pdf", pdf, "application/octet-stream")})
+        assert preview.status_code == 200, preview.text
+        assert "Arrêté n°12.pdf" in shown(preview)
+        # No channel runs in this test: each preview says so, the page still shows.
+        assert shown(preview).count("Aperçu indisponible") == 4
+        ids = re.findall(r'name="attachment_ids" value="([a-z0-9]+)"', preview.text)
+        assert len(ids) == 1
+        published = await http.post(f"/staff/communes/{office.insee}/publish", **as_multipart(
+            DRAFT | {"csrf": token, "attachment_ids": ids[0], "action": "publish",
+                     "key": "with-file"}))
+        assert published.status_code == 303, published.text
+        notice_id = published.headers["location"].split("?")[0].rsplit("/", 1)[1]
+    found = office.store.get(office.insee, notice_id)
+    assert found is not None
+    (attachment,) = found[1].attachments
+    assert attachment.id == ids[0] and attachment.media_type == "application/pdf"
+    assert attachment.size == len(pdf) and attachment.name == "Arrêté n°12.pdf"
+    async with office.browser() as anyone:
+        download = await anyone.get(str(attachment.url).replace("https://crieur.example", ""))
+        assert download.status_code == 200 and download.content == pdf
+
+
+async def test_a_member_of_several_communes_chooses_one(office: Office) -> None:
+    other = random_insee()
+    await office.store.add_commune(other, "Autreville")
+    name = f"Denise {office.insee}"
+    await office.store.add_staff(name, (office.insee, other))
+    await office.store.set_staff_password(name, PASSWORD)
+    async with office.browser() as http:
+        assert (await sign_in(http, name)).status_code == 303
+        home = await http.get("/staff")
+        assert home.status_code == 200
+        assert f'href="/staff/communes/{other}"' in home.text
+        assert f'href="/staff/communes/{office.insee}"' in home.text
+        assert (await http.get(f"/staff/communes/{other}")).status_code == 200
