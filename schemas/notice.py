@@ -14,10 +14,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     HttpUrl,
     PlainSerializer,
     StringConstraints,
+    Tag,
     ValidationInfo,
     field_validator,
 )
@@ -203,7 +205,9 @@ class Attachment(BaseModel):
     media_type: str = Field(default="application/octet-stream", max_length=100)
     size: int | None = Field(default=None, ge=0)
     # Set when the file is hosted by Crieur (uploaded to POST .../attachments): its id there.
-    id: str | None = Field(default=None, pattern=r"^[a-z0-9]{8,32}$")
+    # Left out when unset, so an attachment elsewhere reads exactly as before.
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9]{8,32}$",
+                           exclude_if=lambda v: v is None)
 
 
 class LinkInput(Link):
@@ -229,7 +233,16 @@ AttachmentId = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$"),
     Field(description="The id of an uploaded attachment", examples=["3f9c2a7b1d0e4f68"]),
 ]
-DraftAttachments = tuple[AttachmentInput | AttachmentId, ...]
+# The two kinds are told apart by shape, so an error names the field as written
+# (`attachments.0.name`), not both branches of the union; the tags below are dropped from
+# error locations (services/notices/errors.py).
+UPLOADED, ELSEWHERE = "uploaded_attachment", "attachment_elsewhere"
+UNION_TAGS = frozenset({UPLOADED, ELSEWHERE})
+DraftAttachment = Annotated[
+    Annotated[AttachmentInput, Tag(ELSEWHERE)] | Annotated[AttachmentId, Tag(UPLOADED)],
+    Discriminator(lambda v: UPLOADED if isinstance(v, str) else ELSEWHERE),
+]
+DraftAttachments = tuple[DraftAttachment, ...]
 
 
 class SentVersion(BaseModel):

@@ -151,3 +151,23 @@ SENT = Bucket(
     ttl=400 * DAY,
     direct=True,
 )
+
+
+# The NATS object store `attachments` (files staff attach to notices, services/notices/
+# attachments.py): an object store is a stream named OBJ_<bucket>, defined here as nats-py
+# would create it, so `crieur provision` makes it in production like any other stream.
+ATTACHMENTS_BUCKET = "attachments"
+ATTACHMENTS = StreamConfig(
+    name=f"OBJ_{ATTACHMENTS_BUCKET}",
+    metadata=_version(1),
+    description="Files staff attach to notices (images, PDF), one object per attachment",
+    subjects=[f"$O.{ATTACHMENTS_BUCKET}.C.>", f"$O.{ATTACHMENTS_BUCKET}.M.>"],
+    storage=StorageType.FILE,
+    # A decree stays downloadable as long as the notice that links it is on record.
+    max_age=0,
+    # A ceiling on the disk, whatever the uploads; a full store refuses the new file.
+    max_bytes=4 * GIB,
+    discard=DiscardPolicy.NEW,
+    allow_rollup_hdrs=True,
+    allow_direct=True,
+)

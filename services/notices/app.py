@@ -126,8 +126,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         await ctx.store.follow_buckets()
         app.state.context = ctx
         # Staff previews, reach and attachments (issue 11): their own modules and routers.
-        app.state.attachments = await attachments.Attachments.open(ctx.store.js,
-                                                                   settings.public_url)
+        app.state.attachments = None  # opened at first use (attachments.attachments_of)
         app.state.reach = reach.ReachCounter(ctx.store.js)
         await app.state.reach.start()
         tasks = Supervisor("notices")

@@ -20,22 +20,21 @@ from urllib.parse import quote, unquote
 import structlog
 from fastapi import APIRouter, Header, Query, Request, Response
 from nats.js import JetStreamContext
-from nats.js.api import ObjectMeta, ObjectStoreConfig, StorageType
-from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.api import ObjectMeta
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from pydantic import BaseModel, ConfigDict, Field
 
+from crieur.bus import ensure_stream
 from schemas.notice import AttachmentInput, NoticeDraft, NoticePatch
+from schemas.streams import ATTACHMENTS, ATTACHMENTS_BUCKET
 from services.notices import errors
 from services.notices.api import Ctx, Staff, registered_commune, staff_commune
 from services.notices.errors import ApiError
 
 log = structlog.get_logger("crieur.notices.attachments")
 
-BUCKET = "attachments"
 ATTACHMENT_ID = re.compile(r"^[a-z0-9]{8,32}$")
-# A ceiling on the disk the attachments of every commune may take together.
-ATTACHMENTS_MAX_BYTES = 4 * 1024**3
 # The staff compose form's preview step carries the file too (staff_pages.py).
 UPLOAD_PATH = re.compile(
     r"^/(?:api/v1/communes/[^/]+/attachments/?|staff/communes/[^/]+/preview)$")
@@ -104,14 +103,10 @@ class Attachments:
 
     @classmethod
     async def open(cls, js: JetStreamContext, public_url: str) -> Attachments:
-        try:
-            store = await js.object_store(BUCKET)
-        except (BucketNotFoundError, NotFoundError):
-            # nats-py overwrites config.bucket with its `bucket` argument: give both.
-            store = await js.create_object_store(BUCKET, config=ObjectStoreConfig(
-                bucket=BUCKET, description="Files staff attach to notices (images, PDF)",
-                storage=StorageType.FILE, max_bytes=ATTACHMENTS_MAX_BYTES))
-        return cls(store, public_url.rstrip("/"))
+        """The bucket (created here on a developer's machine; by `crieur provision` in
+        production, where NotProvisionedError says it is missing)."""
+        await ensure_stream(js, ATTACHMENTS)
+        return cls(await js.object_store(ATTACHMENTS_BUCKET), public_url.rstrip("/"))
 
     def url(self, commune: str, attachment_id: str) -> str:
         return f"{self.public_url}/communes/{commune}/attachments/{attachment_id}"
@@ -165,10 +160,17 @@ class Attachments:
                                media_type=record.content_type, size=record.size)
 
 
-def attachments_of(request: Request) -> Attachments:
+async def attachments_of(request: Request) -> Attachments:
+    """The bucket, opened at first use (the front door serves notices without it)."""
     store: Attachments | None = getattr(request.app.state, "attachments", None)
     if store is None:
-        raise ApiError(errors.BUS_UNAVAILABLE)
+        c = request.app.state.context
+        try:
+            store = await Attachments.open(c.store.js, c.settings.public_url)
+        except Exception as error:  # not provisioned, or NATS away: say so, keep serving
+            log.warning("attachments_unavailable", error=repr(error)[:300])
+            raise ApiError(errors.ATTACHMENTS_UNAVAILABLE) from error
+        request.app.state.attachments = store
     return store
 
 
@@ -180,7 +182,7 @@ async def resolve(request: Request, commune: str, draft: D) -> D:
     given = draft.attachments
     if not given or all(not isinstance(a, str) for a in given):
         return draft
-    store = attachments_of(request)
+    store = await attachments_of(request)
     resolved: list[AttachmentInput] = []
     for i, item in enumerate(given):
         if not isinstance(item, str):
@@ -231,7 +233,7 @@ async def upload_attachment(
     content_disposition: Annotated[str | None, Header()] = None,
 ) -> StoredAttachment:
     await staff_commune(c, insee, member)
-    store = attachments_of(request)
+    store = await attachments_of(request)
     limit = c.settings.attachment_max_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
@@ -271,7 +273,7 @@ async def upload_attachment(
 async def download_attachment(c: Ctx, request: Request, insee: str,
                               attachment_id: str) -> Response:
     await registered_commune(c, insee)
-    found = await attachments_of(request).get(insee, attachment_id)
+    found = await (await attachments_of(request)).get(insee, attachment_id)
     if found is None:
         raise ApiError(errors.ATTACHMENT_NOT_FOUND)
     record, data = found

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from schemas.notice import UNION_TAGS
+
 log = structlog.get_logger("crieur.notices.errors")
 
 
@@ -54,6 +56,9 @@ ATTACHMENT_TOO_LARGE = ErrorKind(
 ATTACHMENT_TYPE = ErrorKind(
     "attachment_type", 415, "an attachment must be a PNG, JPEG or WebP image or a PDF file "
     "(judged by its content)"
+)
+ATTACHMENTS_UNAVAILABLE = ErrorKind(
+    "attachments_unavailable", 503, "attachments cannot be stored or read right now; retry"
 )
 ATTACHMENT_NOT_FOUND = ErrorKind("attachment_not_found", 404, "no such attachment in this commune")
 COMMUNE_UNKNOWN = ErrorKind(
@@ -199,7 +204,8 @@ def field_errors(errors: Any) -> list[dict[str, str]]:
         if err.get("type") == "json_invalid":
             # FastAPI puts the byte offset in `loc`: the field is the body as a whole.
             loc = []
-        names = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+        names = [str(p) for p in loc
+                 if p not in ("body", "query", "path", "header") and p not in UNION_TAGS]
         field = ".".join(names) or "body"
         out.append({"field": field, "message": _message(err, field)})
     return out

@@ -104,9 +104,7 @@ class ReachCounter:
         self._sub: JetStreamContext.PushSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.loaded = asyncio.Event()
-        # Set by stop(): a cancellation swallowed inside a NATS call must not keep the loop
-        # (and stop(), which awaits it) going forever.
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self.reports = 0
         self.skipped = 0
 
@@ -150,7 +148,7 @@ class ReachCounter:
 
     async def _follow(self) -> None:
         delay = 1.0
-        while self._sub is None and not self._stopping:
+        while self._sub is None and not self._stopping.is_set():
             try:
                 info = await self.js.stream_info(DELIVERIES_STREAM)
                 if info.state.messages == 0:
@@ -162,10 +160,15 @@ class ReachCounter:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # no stream yet, or NATS away: wait for it
+                if self._stopping.is_set():
+                    # nats-py turns a cancelled request into its own error: stop all the same.
+                    return
                 log.info("reach_waiting_for_deliveries", error=repr(error)[:200], retry_in=delay)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
                 delay = min(delay * 2, 30.0)
-        log.info("reach_following_deliveries")
+        if self._sub is not None:
+            log.info("reach_following_deliveries")
 
     async def _on_message(self, msg: Msg) -> None:
         # Runs in nats-py's callback task: everything is handled here, the counter goes on.
@@ -189,12 +192,9 @@ class ReachCounter:
             log.warning("dead_letter_failed", error=repr(failed)[:200])
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         if self._task is not None:
-            # Cancelled again until it ends: nats-py may swallow one cancellation mid-call.
-            while not self._task.done():
-                self._task.cancel()
-                await asyncio.wait({self._task}, timeout=0.5)
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._sub is not None:

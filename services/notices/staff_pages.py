@@ -466,7 +466,7 @@ async def store_attachments(request: Request, who: SignedIn, commune: Commune,
         return "Ce fichier n'est ni une image (PNG, JPEG, WebP) ni un PDF."
     if len(values["attachments"]) >= MAX_ATTACHMENTS:
         return f"{MAX_ATTACHMENTS} pièces jointes au plus."
-    stored = await attachments.attachments_of(request).put(
+    stored = await (await attachments.attachments_of(request)).put(
         commune.insee, attachments.clean_filename(upload.filename, media_type), data,
         media_type)
     log.info("attachment_stored", attachment_id=stored.id, media_type=media_type,
@@ -478,7 +478,9 @@ async def store_attachments(request: Request, who: SignedIn, commune: Commune,
 async def attachment_files(request: Request, commune: Commune,
                            values: dict[str, Any]) -> list[dict[str, Any]]:
     """The draft's uploaded attachments, by name and size, to show staff what is attached."""
-    store = attachments.attachments_of(request)
+    if not values["attachments"]:
+        return []
+    store = await attachments.attachments_of(request)
     found = [await store.info(commune.insee, a) for a in values["attachments"]]
     return [{"id": f.id, "name": f.filename, "size": f.size, "url": f.url} for f in found if f]
 

@@ -352,3 +352,58 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
     assert conn.errors == []
     assert production.violations(channel) == already
 
+
+
+async def test_staff_previews_attachments_and_reach_as_their_own_users(
+        production: ConfiguredServer, connect: Any, tmp_path: Path) -> None:
+    """Issue 11's data layer under production permissions: the sign answers a preview, an
+    attachment goes into the provisioned object store and back out, reach reads DELIVERIES."""
+    http_port, panel_port = free_port(), free_port()
+    notices_env = service_env(production, "notices", tmp_path) | {
+        "CRIEUR_HTTP_PORT": str(http_port)}
+    panel_env = service_env(production, "panel", tmp_path) | {
+        "CRIEUR_PANEL_HTTP_PORT": str(panel_port), "CRIEUR_PANEL_COMMUNE": COMMUNE,
+        "CRIEUR_PANEL_REPORT_INTERVAL_S": "1", "CRIEUR_PANEL_BLANK_HOURS": ""}
+    api, sign = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{panel_port}"
+    running: list[Process] = []
+    already = {user: production.violations(user) for user in ("notices", "panel")}
+    auth = {"Authorization": f"Bearer {production.extra_env['staff_token']}"}
+    draft = {"category": "travaux", "title": "Route de Gray fermée", "body": "Du 2 au 4."}
+    try:
+        running.append(start_service("services.notices", notices_env,
+                                     tmp_path / "notices.log", api + "/healthz"))
+        running.append(start_service("services.panel", panel_env,
+                                     tmp_path / "panel.log", sign + "/healthz"))
+        async with httpx.AsyncClient(timeout=30) as http:
+            communes = f"{api}/api/v1/communes/{COMMUNE}"
+
+            async def sign_previews() -> bool:
+                answer = await http.post(communes + "/previews", headers=auth, json=draft)
+                assert answer.status_code == 200, answer.text
+                return bool(answer.json()["channels"]["panel"]["available"])
+
+            await eventually(sign_previews, "the sign answering a preview as its own user")
+            uploaded = await http.post(communes + "/attachments", headers=auth,
+                                       content=b"%PDF-1.4\n%%EOF\n",
+                                       params={"filename": "arrete.pdf"})
+            assert uploaded.status_code == 201, uploaded.text
+            download = await http.get(uploaded.json()["url"].replace(
+                notices_env.get("CRIEUR_PUBLIC_URL", api), api))
+            assert download.status_code == 200 and download.content == b"%PDF-1.4\n%%EOF\n"
+            published = await http.post(communes + "/notices", headers=auth,
+                                        json=draft | {"attachments": [uploaded.json()["id"]]})
+            assert published.status_code == 201, published.text
+            reach_url = f"{communes}/notices/{published.json()['id']}/reach"
+
+            async def shown() -> bool:
+                reach = (await http.get(reach_url, headers=auth)).json()
+                return bool(reach["panel"]["shown_seconds"] > 0)
+
+            await eventually(shown, "the sign's time on screen counted from DELIVERIES")
+    finally:
+        for process in running:
+            process.stop()
+    for user in ("notices", "panel"):
+        assert production.violations(user) == already[user], production.violations(user)
+    for process in running:
+        assert "Permissions Violation" not in process.output()

@@ -271,3 +271,18 @@ async def test_an_attachment_belongs_to_its_commune(front_door: FrontDoor) -> No
                               json={**DRAFT, "attachments": [stored["id"]]})
     assert used.status_code == 422 and used.json()["error"]["fields"][0]["field"] == (
         "attachments.0")
+
+
+async def test_a_correction_may_add_an_uploaded_attachment(front_door: FrontDoor) -> None:
+    fd = front_door
+    notice = (await fd.http.post(fd.notices_url(), headers=fd.auth, json=DRAFT)).json()
+    stored = (await fd.http.post(upload_url(fd), headers=fd.auth, content=PNG,
+                                 params={"filename": "carte.png"})).json()
+    corrected = await fd.http.patch(f"{fd.notices_url()}/{notice['id']}", headers=fd.auth,
+                                    json={"attachments": [stored["id"]]})
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["version"] == 2
+    assert [a["id"] for a in corrected.json()["attachments"]] == [stored["id"]]
+    unknown = await fd.http.patch(f"{fd.notices_url()}/{notice['id']}", headers=fd.auth,
+                                  json={"attachments": ["ffffffffffffffff"]})
+    assert unknown.status_code == 422
