@@ -127,9 +127,12 @@ async def staff_notices(
 ) -> StaffNoticeList:
     commune = await staff_commune(c, insee, member)
     items, total = listing(request, c, commune, c.clock(), limit, offset, state)
-    more = offset + limit < total
-    return StaffNoticeList(commune=commune, notices=items, total=total,
-                           next=page_url(request, limit, offset + limit) if more else None)
+    following = None
+    if offset + limit < total:
+        # The next page keeps the filter.
+        following = page_url(request, limit, offset + limit) + (
+            f"&state={state.value}" if state is not None else "")
+    return StaffNoticeList(commune=commune, notices=items, total=total, next=following)
 
 
 @staff_router.post("/communes/{insee}/notices/{notice_id}/approve",

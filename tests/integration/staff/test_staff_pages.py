@@ -190,6 +190,11 @@ async def test_staff_listing_as_json_every_state_paged(office: Office) -> None:
         only = await api.get(f"/api/v1/communes/{office.insee}/staff/notices?state=withdrawn",
                              headers=office.auth)
         assert [n["notice"]["id"] for n in only.json()["notices"]] == [ids[0]]
+        published = await api.get(
+            f"/api/v1/communes/{office.insee}/staff/notices?state=published&limit=1",
+            headers=office.auth)
+        assert published.json()["total"] == 2
+        assert published.json()["next"].endswith("limit=1&offset=1&state=published")
         assert (await api.get(f"/api/v1/communes/{office.insee}/staff/notices")
                 ).status_code == 401
 
