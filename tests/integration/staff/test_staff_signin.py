@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 
+from services.notices.api import Context
+from services.notices.app import create_app
 from services.notices.auth import SESSION_COOKIE
+from services.notices.settings import NoticesSettings
 from tests.integration.staff.helpers import PASSWORD, Office, csrf_of, page_csrf, shown, sign_in
 
 pytestmark = pytest.mark.integration
@@ -123,3 +127,30 @@ async def test_a_revoked_member_loses_the_session(office: Office) -> None:
         await office.store.revoke_staff(f"Anne {office.insee}")
         assert (await http.get(f"/staff/communes/{office.insee}")).status_code == 303
         assert (await sign_in(http, f"anne-{office.insee}")).status_code == 401
+
+
+async def test_a_page_asked_before_signing_in_is_where_the_sign_in_leads(office: Office) -> None:
+    async with office.browser() as http:
+        asked = await http.get(f"/staff/communes/{office.insee}/compose")
+        assert asked.status_code == 303
+        form = await http.get(asked.headers["location"])
+        assert f'name="next" value="/staff/communes/{office.insee}/compose"' in form.text
+        signed = await http.post("/staff/login", data={
+            "csrf": csrf_of(form.text), "user": f"anne-{office.insee}", "password": PASSWORD,
+            "next": f"/staff/communes/{office.insee}/compose"})
+        assert signed.headers["location"] == f"/staff/communes/{office.insee}/compose"
+
+
+async def test_over_plain_http_the_cookie_is_not_secure(nats_url: str, office: Office) -> None:
+    settings = NoticesSettings(nats_url=nats_url, public_url="http://127.0.0.1:8080")
+    app = create_app(settings, Context(store=office.store, settings=settings,
+                                       clock=office.clock))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        signed = await sign_in(http, f"anne-{office.insee}")
+        assert signed.status_code == 303
+        cookie = next(h for h in signed.headers.get_list("set-cookie")
+                      if h.startswith(SESSION_COOKIE + "="))
+        attributes = {a.strip().lower() for a in cookie.split(";")}
+        assert "httponly" in attributes and "secure" not in attributes
+        assert (await http.get(f"/staff/communes/{office.insee}")).status_code == 200
