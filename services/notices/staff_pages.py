@@ -61,9 +61,15 @@ CHANNEL_LABELS = {"push": "Notifications", "email": "E-mails", "sms": "SMS",
                   "panel": "Panneau lumineux"}
 # What each DELIVERIES counter is called on the page.
 OUTCOME_LABELS = {
-    "sent": "envoyés", "delivered": "remis", "bounced": "rejetés", "failed": "en échec",
-    "dropped": "abandonnés", "shown": "affichages",
+    "sent": ("envoyé", "envoyés"), "delivered": ("remis", "remis"),
+    "bounced": ("rejeté", "rejetés"), "failed": ("en échec", "en échec"),
+    "dropped": ("abandonné", "abandonnés"), "shown": ("affichage", "affichages"),
 }
+
+
+def counted(value: int, name: str) -> str:
+    singular, plural = OUTCOME_LABELS[name]
+    return f"{value} {singular if value <= 1 else plural}"
 
 # What the API's errors mean to a secretary.
 ERROR_FRENCH = {
@@ -152,7 +158,7 @@ def reach_lines(reach: dict[str, Any]) -> list[str]:
         counts = reach.get(channel)
         if not isinstance(counts, dict):
             continue
-        shown = [f"{value} {OUTCOME_LABELS.get(name, name)}" for name, value in counts.items()
+        shown = [counted(value, name) for name, value in counts.items()
                  if name in OUTCOME_LABELS and isinstance(value, int)
                  and not isinstance(value, bool) and value]
         seconds = counts.get("shown_seconds")
@@ -178,14 +184,6 @@ def duration(seconds: float) -> str:
     return f"{secs}\u00a0s"
 
 
-def reach_text(reach: Any) -> str:
-    """A channel's reach as a preview gives it: a number, or counts by kind."""
-    if isinstance(reach, dict):
-        return ", ".join(f"{value} {OUTCOME_LABELS.get(str(name), name)}"
-                         for name, value in reach.items()) or "0"
-    return f"{reach} abonnés" if isinstance(reach, int) else str(reach)
-
-
 def highlight(value: str, characters: Any) -> Markup:
     """The SMS text, escaped, with each character that makes it longer in a <mark>."""
     marked = {ch for ch in characters or () if isinstance(ch, str) and len(ch) == 1}
@@ -194,7 +192,7 @@ def highlight(value: str, characters: Any) -> Markup:
 
 
 TEMPLATES.filters.update(local_input=local_input, reach_lines=reach_lines,
-                         reach_text=reach_text, highlight=highlight)
+                         highlight=highlight)
 
 STAFF_DEFAULTS: dict[str, Any] = {
     "commune": None, "me": None, "csrf": "", "communes": [], "flash": "",

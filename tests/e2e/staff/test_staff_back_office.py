@@ -159,6 +159,9 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
             page.goto(f"{village.api}/staff/communes/70299")
             expect(page.locator(f'li[data-notice-id="{notice_id}"]')).to_have_attribute(
                 "data-state", "corrected")
+            expect(page.locator(f'li[data-notice-id="{notice_id}"] .reach')).to_contain_text(
+                "crieur-70299-alerte")
+            check("liste-avis")
 
             # A form posted without its CSRF token (the session cookie goes with it) is refused.
             refused = context.request.post(f"{notice_url}/withdraw", form={"csrf": ""})
