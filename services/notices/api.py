@@ -291,13 +291,14 @@ async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
     request: Request, if_match: IfMatch = None,
 ) -> Notice:
-    await staff_commune(c, insee, member)
+    commune = await staff_commune(c, insee, member)
     now = c.clock()
     seq, notice = await find(c, insee, notice_id)
     check_if_match(if_match, notice)
     patch = await resolved_attachments(request, insee, patch)
     try:
-        corrected = lifecycle.correct(notice, patch, author=member.name, now=now)
+        corrected = lifecycle.correct(notice, patch, author=member.name, now=now,
+                                      approval_for=commune.settings.approval_required_for)
     except lifecycle.InvalidTimes as error:
         raise invalid(error) from error
     except lifecycle.LifecycleError as error:

@@ -111,11 +111,25 @@ def publish_due(notice: Notice, now: datetime) -> NoticePublished:
 _BOOKKEEPING = ("version", "state", "updated_at", "author")
 
 
-def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime) -> Notice:
+NEEDS_APPROVAL = ("the commune has this category approved by a second member of staff: "
+                  "publish it as a new notice")
+
+
+class NeedsApproval(InvalidTimes):
+    """A sent notice moved into a category the commune approves first (a way around it)."""
+
+    def __init__(self) -> None:
+        super().__init__("category", NEEDS_APPROVAL)
+
+
+def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime,
+            approval_for: tuple[str, ...] = ()) -> Notice:
     """A new version with the patch applied, validated again as a whole.
 
     Returns `notice` itself when the patch changes nothing (no new version). A scheduled
     notice whose `publish_at` is set to null or to a time already passed goes out now.
+    Moved into a category of `approval_for` (the commune's), a scheduled notice waits for
+    approval and a sent one is refused (NeedsApproval): approval cannot be walked around.
     """
     if notice.state is NoticeState.WITHDRAWN:
         raise LifecycleError("a withdrawn notice cannot be corrected")
@@ -140,6 +154,11 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime) -
     # Validating the whole notice again catches a window made inverted by the patch.
     corrected = Notice.model_validate(data)
     _check_times(corrected, now, set(changes))
+    if corrected.category is not notice.category and corrected.category.value in approval_for:
+        if notice.state is NoticeState.SCHEDULED:
+            return corrected.model_copy(update={"state": NoticeState.PENDING_APPROVAL})
+        if notice.state is not NoticeState.PENDING_APPROVAL:
+            raise NeedsApproval()
     if corrected.state is NoticeState.PENDING_APPROVAL:
         # Still waits for its approval; an approver reviews this version (its author is
         # the one who corrected it).

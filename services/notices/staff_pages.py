@@ -24,7 +24,7 @@ from starlette.datastructures import FormData, UploadFile
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, attachments, previews, staff_api
+from services.notices import api, attachments, lifecycle, previews, staff_api
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -114,6 +114,8 @@ def french_error(error: dict[str, Any]) -> str:
         "ends_at must be after publish_at: the notice would end unseen":
             "La fin doit venir après la publication : l'avis finirait sans être vu.",
         "must contain visible text": "Écrivez un texte visible.",
+        lifecycle.NEEDS_APPROVAL: "Dans cette commune, cette catégorie doit être approuvée par "
+                                  "une deuxième personne : publiez-la comme un nouvel avis.",
     }
     if message in known:
         return known[message]

@@ -121,3 +121,27 @@ async def test_approval_through_the_pages(office: Office) -> None:
     found = office.store.get(office.insee, notice_id)
     assert found is not None and found[1].published_at is not None
     assert found[1].approved_by == f"Bruno {office.insee}"
+
+
+async def test_correcting_a_sent_notice_into_an_alert_is_refused(office: Office) -> None:
+    await office.store.require_approval(office.insee, ("alerte",))
+    url = f"/api/v1/communes/{office.insee}/notices"
+    async with office.browser() as api:
+        made = await api.post(url, headers=office.auth, json=ALERT | {"category": "information"})
+        assert made.status_code == 201
+        notice_id = made.json()["id"]
+        refused = await api.patch(f"{url}/{notice_id}", headers=office.auth,
+                                  json={"category": "alerte"})
+        assert refused.status_code == 422
+        assert refused.json()["error"]["fields"][0]["field"] == "category"
+    found = office.store.get(office.insee, notice_id)
+    assert found is not None and found[1].category.value == "information"
+    async with office.browser() as anne:
+        await sign_in(anne, f"anne-{office.insee}")
+        page_url = f"/staff/communes/{office.insee}/notices/{notice_id}"
+        page = await anne.get(page_url)
+        refused = await anne.post(f"{page_url}/correct", data={
+            "csrf": csrf_of(page.text), "version": "1", "category": "alerte",
+            "title": ALERT["title"], "body": ALERT["body"]})
+        assert refused.status_code == 422
+        assert "publiez-la comme un nouvel avis" in shown(refused)

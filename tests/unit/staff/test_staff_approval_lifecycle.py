@@ -75,3 +75,31 @@ def test_without_approval_required_nothing_changes() -> None:
     notice = lifecycle.create(DRAFT, notice_id="abcdef0123456789", commune="70299",
                               author="Anne", now=NOW)
     assert notice.state is NoticeState.PUBLISHED
+
+
+def published(category: str = "information") -> Notice:
+    draft = NoticeDraft(category=category, title=DRAFT.title, body=DRAFT.body)
+    return lifecycle.create(draft, notice_id="abcdef0123456789", commune="70299",
+                            author="Anne", now=NOW)
+
+
+def test_approval_cannot_be_walked_around_by_correcting_the_category() -> None:
+    # Sent as information, then made an alert: refused, the alert would go out unapproved.
+    with pytest.raises(lifecycle.NeedsApproval) as refused:
+        lifecycle.correct(published(), NoticePatch(category="alerte"), author="Anne", now=NOW,
+                          approval_for=("alerte",))
+    assert refused.value.field == "category"
+    # Scheduled as information, then made an alert: it now waits for approval.
+    later = NOW + timedelta(days=1)
+    scheduled = lifecycle.create(NoticeDraft(category="information", title="Tempête",
+                                             body="Restez chez vous.", publish_at=later),
+                                 notice_id="abcdef0123456789", commune="70299",
+                                 author="Anne", now=NOW)
+    held_now = lifecycle.correct(scheduled, NoticePatch(category="alerte"), author="Anne",
+                                 now=NOW, approval_for=("alerte",))
+    assert held_now.state is NoticeState.PENDING_APPROVAL
+    # An approved alert's text may still be corrected (its category does not change).
+    alert = published("alerte")
+    fixed = lifecycle.correct(alert, NoticePatch(body="Restez à l'abri."), author="Anne",
+                              now=NOW, approval_for=("alerte",))
+    assert fixed.state is NoticeState.CORRECTED
