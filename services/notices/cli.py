@@ -192,6 +192,11 @@ async def staff_list(store: NatsStore, _: argparse.Namespace) -> int:
     for _key, m in await store.staff():
         state = f"revoked {m.revoked_at:%Y-%m-%d}" if m.revoked_at else "active"
         print(f"{m.id}\t{m.name}\t{','.join(m.communes)}\t{state}")
+    # Who may sign in to the staff pages, after the tokens (scripts read the lines above).
+    for a in sorted(await store.staff_accounts(), key=lambda a: a.login):
+        state = f"revoked {a.revoked_at:%Y-%m-%d}" if a.revoked_at else \
+            f"password set {a.password_set_at:%Y-%m-%d}"
+        print(f"login {a.login}\t{a.name}\t{','.join(a.communes)}\t{state}")
     return 0
 
 

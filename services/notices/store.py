@@ -136,6 +136,9 @@ class NatsStore:
     ) -> StaffAccount:
         return await self.staff_registry.set_password(name, password, communes)
 
+    async def staff_accounts(self) -> list[StaffAccount]:
+        return await self.staff_registry.accounts()
+
     async def staff_account(self, login: str) -> StaffAccount | None:
         return await self.staff_registry.account(login)
 

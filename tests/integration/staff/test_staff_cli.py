@@ -58,6 +58,9 @@ async def test_staff_add_sets_a_password_and_passwd_resets_it(
     account = await store.verify_staff(name, "second mot de passe")
     assert account is not None and account.communes == (insee,)
 
+    code, out, _ = await crieur(nats_url, "staff", "list")
+    assert f"login elise-martin-{insee}\t{name}\t{insee}\tpassword set " in out
+
     code, _, err = await crieur(nats_url, "staff", "passwd", name, "--password-stdin",
                                 stdin="court\n")
     assert code == 2 and "at least 10 characters" in err
