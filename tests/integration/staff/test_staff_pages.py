@@ -254,3 +254,20 @@ async def test_a_member_of_several_communes_chooses_one(office: Office) -> None:
         assert f'href="/staff/communes/{other}"' in home.text
         assert f'href="/staff/communes/{office.insee}"' in home.text
         assert (await http.get(f"/staff/communes/{other}")).status_code == 200
+
+
+async def test_the_listing_pages_by_twenty(office: Office) -> None:
+    url = f"/api/v1/communes/{office.insee}/notices"
+    async with office.browser() as api:
+        for i in range(21):
+            made = await api.post(url, headers=office.auth, json={
+                "category": "information", "title": f"Avis {i}", "body": "Texte."})
+            assert made.status_code == 201
+    async with signed_in(office) as http:
+        first = await http.get(f"/staff/communes/{office.insee}")
+        assert first.text.count("data-notice-id=") == 20
+        assert "Tous les avis (21)" in shown(first) and 'href="?page=2"' in first.text
+        second = await http.get(f"/staff/communes/{office.insee}?page=2")
+        assert second.text.count("data-notice-id=") == 1
+        assert 'href="?page=1"' in second.text and "?page=3" not in second.text
+        assert (await http.get(f"/staff/communes/{office.insee}?page=0")).status_code == 404
