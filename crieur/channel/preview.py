@@ -28,11 +28,11 @@ UNREADABLE = "Demande d’aperçu illisible pour ce canal."
 FAILED = "Ce canal n’a pas pu préparer l’aperçu."
 
 
-async def answer(msg: Msg, channel: str, preview: Preview) -> None:
-    """One preview request answered (what goes wrong is said in the reply, not raised)."""
+async def reply_to(data: bytes, channel: str, preview: Preview) -> bytes:
+    """The reply to one preview request (what goes wrong is said in it, not raised)."""
     reply: BaseModel
     try:
-        request = read_message(PreviewRequest, msg.data)
+        request = read_message(PreviewRequest, data)
     except (ValueError, NewerSchemaVersion) as error:
         log.warning("preview_request_unreadable", channel=channel, error=str(error)[:300])
         reply = ChannelUnavailable(reason=UNREADABLE)
@@ -42,8 +42,14 @@ async def answer(msg: Msg, channel: str, preview: Preview) -> None:
         except Exception:
             log.exception("preview_failed", channel=channel, commune=request.commune)
             reply = ChannelUnavailable(reason=FAILED)
+    return reply.model_dump_json().encode()
+
+
+async def answer(msg: Msg, channel: str, preview: Preview) -> None:
+    """One preview request answered on nats-py."""
+    reply = await reply_to(msg.data, channel, preview)
     if msg.reply:
-        await msg.respond(reply.model_dump_json().encode())
+        await msg.respond(reply)
 
 
 async def serve_previews(nc: Client, channel: str, preview: Preview,

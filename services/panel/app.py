@@ -25,7 +25,6 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
 from crieur.bus import ensure_streams
-from crieur.channel.preview import serve_previews
 from crieur.communes import CommuneDirectory
 from crieur.tasks import Supervisor
 from schemas import subjects
@@ -34,7 +33,7 @@ from schemas.previews import PanelPreview, PreviewRequest
 from schemas.streams import DEADLETTERS, DELIVERIES, DELIVERIES_STREAM, NOTICES_STREAM
 from services.panel import web
 from services.panel.driver import PanelDriver, PngFrameDriver
-from services.panel.handlers import NoticeFeed, make_broker, register
+from services.panel.handlers import NoticeFeed, make_broker, register, register_previews
 from services.panel.playlist import BlankHours, Playlist
 from services.panel.preview import panel_preview
 from services.panel.render import PanelSpec
@@ -68,6 +67,7 @@ class Panel:
         self.feed = NoticeFeed(self.playlist, on_change=self.sign.touch)
         self.broker = broker or make_broker(settings.nats_url)
         register(self.broker, self.feed)
+        register_previews(self.broker, self.commune, self.preview)
         self.web = web.WebSignDriver(self.spec)
         drivers: list[PanelDriver] = [self.web, *extra_drivers]
         if settings.panel_png_interval_s > 0:
@@ -151,7 +151,6 @@ class Panel:
                 delay = min(delay * 2, 30.0)
         self._bus_ready = True
         log.info("panel_connected", commune=self.commune)
-        await self.serve_previews()
         js = self.broker.connection.jetstream()
         info = await js.stream_info(NOTICES_STREAM,
                                     subjects_filter=subjects.commune_notices(self.commune))
@@ -160,16 +159,11 @@ class Panel:
             self.feed.mark_synced()
         await self.check_commune(js)
 
-    async def serve_previews(self) -> None:
-        """Staff previews of this commune's drafts, drawn as this sign would draw them."""
-        async def preview(request: PreviewRequest) -> PanelPreview:
-            # Rendering a long strip takes a moment: off the loop that drives the sign.
-            return await asyncio.to_thread(panel_preview, self.spec, request.notice,
-                                           self.settings.panel_scroll_speed)
-
-        # The subscription lives as long as the connection (nats-py restores it on reconnect).
-        await serve_previews(self.broker.connection, Channel.PANEL.value, preview,
-                             commune=self.commune)
+    async def preview(self, request: PreviewRequest) -> PanelPreview:
+        """A staff preview of a draft of this commune, drawn as this sign would draw it."""
+        # Rendering a long strip takes a moment: off the loop that drives the sign.
+        return await asyncio.to_thread(panel_preview, self.spec, request.notice,
+                                       self.settings.panel_scroll_speed)
 
     async def check_commune(self, js: JetStreamContext) -> None:
         """Say at once if the commune is not registered: no notice will ever come for it."""

@@ -19,6 +19,7 @@ from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
 from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER, servers
+from crieur.channel.preview import Preview, reply_to
 from crieur.deadletter import dead_letter
 from schemas import subjects
 from schemas.events import parse_notice_event
@@ -134,3 +135,13 @@ def register(broker: NatsBroker, feed: NoticeFeed) -> None:
                               stream_sequence=sequence)
         except Exception as error:  # NATS away: the log line of receive() still says it
             log.warning("dead_letter_failed", subject=raw.subject, error=repr(error)[:200])
+
+
+def register_previews(broker: NatsBroker, commune: str, preview: Preview) -> None:
+    """Answer staff previews of this commune's drafts (schemas.previews), in a queue group."""
+
+    @broker.subscriber(subjects.channel_preview("panel", commune), queue="panel-preview",
+                       title="panel-previews")
+    async def on_preview(msg: NatsMessage) -> bytes:
+        # The return value is FastStream's reply to the request.
+        return await reply_to(msg.body, "panel", preview)
