@@ -191,6 +191,9 @@ Crieur is running — the village of {demo['name']} ({insee}).
   Push            {push_line(urls, data_dir)}
 
   Staff token     {token}
+  Staff sign-in   {notices}/staff/login
+    user          {demo.get('user', '')}
+    password      {demo.get('password', '')}
 
 Publish a notice:
   curl -X POST {notices}/api/v1/communes/{insee}/notices \\

@@ -25,6 +25,9 @@ class CommuneSettings(BaseModel):
     model_config = BUS_MODEL
 
     website: str | None = Field(default=None, max_length=300)
+    # Categories (slugs, e.g. "alerte") whose notices go out only once a second member of
+    # staff approves them; set with `crieur commune approval`.
+    approval_required_for: tuple[str, ...] = ()
 
 
 class Commune(BaseModel):

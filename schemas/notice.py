@@ -112,6 +112,9 @@ CATEGORY_LABELS: dict[Category, str] = {
 
 class NoticeState(StrEnum):
     SCHEDULED = "scheduled"
+    # Waits for a second staff member's approval (the commune requires it for its category);
+    # like a scheduled notice it stays off the NOTICES stream, so no channel sees it.
+    PENDING_APPROVAL = "pending_approval"
     PUBLISHED = "published"
     CORRECTED = "corrected"
     WITHDRAWN = "withdrawn"
@@ -337,6 +340,9 @@ class Notice(_Window):
     updated_at: ParisDatetime
     published_at: ParisDatetime | None = None
     withdrawn_at: ParisDatetime | None = None
+    approved_by: str | None = Field(
+        default=None, max_length=100,
+        description="The staff member who approved it, when the commune requires approval")
     sent_versions: tuple[SentVersion, ...] = Field(
         default=(),
         description="Every version that went out, oldest first: the first is what CAP calls "
@@ -346,7 +352,8 @@ class Notice(_Window):
 
     def is_current(self, now: datetime) -> bool:
         """Within its validity window and not withdrawn: shown on the sign, listed as current."""
-        if self.state in (NoticeState.WITHDRAWN, NoticeState.SCHEDULED):
+        if self.state in (NoticeState.WITHDRAWN, NoticeState.SCHEDULED,
+                          NoticeState.PENDING_APPROVAL):
             return False
         if self.starts_at is not None and now < self.starts_at:
             return False

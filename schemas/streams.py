@@ -108,8 +108,12 @@ COMMUNES = Bucket("communes", "Commune registry, key = INSEE code")
 STAFF = Bucket("staff", "Staff tokens, key = SHA-256 of the token; value says which communes")
 IDEMPOTENCY = Bucket("idempotency", "HTTP Idempotency-Key -> notice id, kept 24 hours", ttl=DAY)
 SCHEDULE = Bucket("schedule", "Notices waiting for their publish_at, key = notice id")
+# Staff browser sessions (`s.<hash of the cookie>`) and failed sign-ins (`f.<login>`); a key
+# lives 12 hours after its last write, which is also a session's longest life.
+STAFF_SESSIONS = Bucket("staff_sessions", "Staff sign-in sessions and failed sign-ins",
+                        ttl=12 * 3600)
 
-BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE)
+BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS)
 
 
 # The channel kit's own: a work queue of one job per recipient, and what was sent.

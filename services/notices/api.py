@@ -149,7 +149,7 @@ async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
 def notice_etag(notice: Notice, now: datetime) -> str:
     """`"<version>"`; a state that changes without a new version is told apart by a suffix."""
     state = notice.state_at(now)
-    if state in (NoticeState.SCHEDULED, NoticeState.EXPIRED):
+    if state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL, NoticeState.EXPIRED):
         return f'"{notice.version}-{state.value}"'
     return f'"{notice.version}"'
 
@@ -183,7 +183,7 @@ async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
                was_scheduled: bool = False) -> Notice:
     """Store a new or corrected notice: on the stream, or in the schedule until its time."""
     try:
-        if notice.state is NoticeState.SCHEDULED:
+        if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL):
             await c.store.schedule(notice)
             return notice
         await c.store.append(lifecycle.event_for(notice, now), read_seq)
@@ -236,12 +236,15 @@ async def get_commune(c: Ctx, request: Request, insee: str) -> Response:
                                     commune.created_at))
 
 
-@router.post("/communes/{insee}/notices", status_code=201, summary="Publish (or schedule) a notice")
+@router.post("/communes/{insee}/notices", status_code=201, summary="Publish (or schedule) a notice",
+             responses={202: {"description": "Held until another member of staff approves it "
+                              "(state pending_approval): the commune requires it"}})
 async def publish_notice(
     c: Ctx, member: Staff, insee: str, draft: NoticeDraft, response: Response, request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Notice:
-    await staff_commune(c, insee, member)
+    commune = await staff_commune(c, insee, member)
+    approval = draft.category.value in commune.settings.approval_required_for
     now = c.clock()
     notice_id = lifecycle.new_notice_id()
     if idempotency_key:
@@ -255,6 +258,8 @@ async def publish_notice(
             notice_id = held["notice_id"]
             if (known := await stored(c, insee, notice_id)) is not None:
                 response.headers["Idempotent-Replayed"] = "true"
+                if known.state is NoticeState.PENDING_APPROVAL:
+                    response.status_code = 202
                 return notice_response(response, known, now)
             # The first attempt has not stored it (still in flight, or it crashed): go on
             # with its id; Nats-Msg-Id and the expected sequence keep it to one notice.
@@ -262,7 +267,7 @@ async def publish_notice(
     draft = await resolved_attachments(request, insee, draft)
     try:
         notice = lifecycle.create(draft, notice_id=notice_id, commune=insee,
-                                  author=member.name, now=now)
+                                  author=member.name, now=now, approval_required=approval)
     except lifecycle.InvalidTimes as error:
         raise invalid(error) from error
     try:
@@ -274,6 +279,9 @@ async def publish_notice(
             raise
         notice = first[1]
     structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)
+    if notice.state is NoticeState.PENDING_APPROVAL:
+        # Accepted, not done: nothing goes out until another member of staff approves it.
+        response.status_code = 202
     return notice_response(response, notice, now)
 
 
@@ -283,13 +291,14 @@ async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
     request: Request, if_match: IfMatch = None,
 ) -> Notice:
-    await staff_commune(c, insee, member)
+    commune = await staff_commune(c, insee, member)
     now = c.clock()
     seq, notice = await find(c, insee, notice_id)
     check_if_match(if_match, notice)
     patch = await resolved_attachments(request, insee, patch)
     try:
-        corrected = lifecycle.correct(notice, patch, author=member.name, now=now)
+        corrected = lifecycle.correct(notice, patch, author=member.name, now=now,
+                                      approval_for=commune.settings.approval_required_for)
     except lifecycle.InvalidTimes as error:
         raise invalid(error) from error
     except lifecycle.LifecycleError as error:
@@ -300,7 +309,8 @@ async def correct_notice(
     if corrected is notice:
         # Nothing changed: no new version, nothing sent.
         return notice_response(response, notice, now)
-    saved = await save(c, corrected, seq, now, was_scheduled=notice.state is NoticeState.SCHEDULED)
+    saved = await save(c, corrected, seq, now, was_scheduled=notice.state in (
+        NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL))
     structlog.get_logger().info("notice_corrected", version=saved.version, state=saved.state)
     return notice_response(response, saved, now)
 

@@ -23,6 +23,8 @@ from services.notices import attachments, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
+from services.notices.staff_api import staff_router
+from services.notices.staff_pages import pages as staff_pages
 from services.notices.store import OWNED_BUCKETS, NatsStore
 
 log = structlog.get_logger("crieur.notices")
@@ -169,10 +171,13 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
+    app.include_router(staff_router)
     app.include_router(previews.router)
     app.include_router(reach.router)
     app.include_router(attachments.router)
     app.include_router(channel_router())
+    # The mairie's back-office (/staff/..., HTML in French).
+    app.include_router(staff_pages)
     # The residents' pages (HTML, in French); the catch-all under /communes/ goes last.
     app.include_router(pages)
 

@@ -35,7 +35,9 @@ from services.notices.errors import ApiError
 log = structlog.get_logger("crieur.notices.attachments")
 
 ATTACHMENT_ID = re.compile(r"^[a-z0-9]{8,32}$")
-UPLOAD_PATH = re.compile(r"^/api/v1/communes/[^/]+/attachments/?$")
+# The staff compose form's preview step carries the file too (staff_pages.py).
+UPLOAD_PATH = re.compile(
+    r"^/(?:api/v1/communes/[^/]+/attachments/?|staff/communes/[^/]+/preview)$")
 
 
 def is_upload(path: str) -> bool:

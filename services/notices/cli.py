@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import hashlib
 import json
 import mimetypes
@@ -27,6 +28,7 @@ from crieur import dead_letters
 from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
+from services.notices.staff import check_password, login_of
 from services.notices.store import NatsStore
 
 StoreCommand = Callable[[NatsStore, argparse.Namespace], Awaitable[int]]
@@ -96,24 +98,105 @@ async def commune_list(store: NatsStore, _: argparse.Namespace) -> int:
     return 0
 
 
+async def commune_approval(store: NatsStore, args: argparse.Namespace) -> int:
+    categories = () if args.none else tuple(dict.fromkeys(args.require or ()))
+    if not args.none and not categories:
+        commune = await store.commune(args.insee)
+        if commune is None:
+            print(f"error: commune {args.insee} is not registered", file=sys.stderr)
+            return 1
+        shown = ", ".join(commune.settings.approval_required_for) or "none"
+        print(f"commune {commune.insee}: approval required for: {shown}")
+        return 0
+    updated = await store.require_approval(args.insee, categories)
+    if updated is None:
+        print(f"error: commune {args.insee} is not registered (crieur commune add)",
+              file=sys.stderr)
+        return 1
+    shown = ", ".join(updated.settings.approval_required_for) or "none"
+    print(f"commune {updated.insee}: approval required for: {shown}")
+    return 0
+
+
+def read_password(args: argparse.Namespace) -> str | None:
+    """The new password: from stdin's first line (scripts) or typed twice at a prompt."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        print("error: no terminal to type a password in: use --password-stdin",
+              file=sys.stderr)
+        return None
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        print("error: the two passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+async def _set_password(store: NatsStore, name: str, password: str,
+                        communes: tuple[str, ...] = ()) -> int:
+    try:
+        account = await store.set_staff_password(name, password, communes)
+    except ValueError as error:  # WeakPassword, a login taken by another name
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"password set: sign in at /staff/login as user {account.login!r} "
+          f"(communes {', '.join(account.communes)})", file=sys.stderr)
+    return 0
+
+
 async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
     for insee in args.commune:
         if await store.commune(insee) is None:
             print(f"error: commune {insee} is not registered (crieur commune add)",
                   file=sys.stderr)
             return 2
+    password = None
+    if not args.no_password and not args.password_stdin and not sys.stdin.isatty():
+        # A script that only wants a token (as before passwords existed) still gets one.
+        print(f"note: no password set (no terminal, no --password-stdin); to set one: "
+              f"crieur staff passwd {args.name!r}", file=sys.stderr)
+    elif not args.no_password:
+        password = read_password(args)
+        if password is None:
+            return 2
+        try:
+            check_password(password)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     member, token = await store.add_staff(args.name, tuple(args.commune))
     print(f"staff {member.id} ({member.name}) for {', '.join(member.communes)}",
           file=sys.stderr)
     print("token (shown once, keep it safe):", file=sys.stderr)
     print(token)
+    if password is not None:
+        return await _set_password(store, args.name, password, tuple(args.commune))
     return 0
+
+
+async def staff_passwd(store: NatsStore, args: argparse.Namespace) -> int:
+    known = await store.staff_account(login_of(args.name))
+    has_token = any(m.name == args.name and m.revoked_at is None for _, m in await store.staff())
+    if known is None and not has_token:
+        print(f"error: no staff member named {args.name!r} (crieur staff add)", file=sys.stderr)
+        return 1
+    name = known.name if known is not None else args.name
+    password = read_password(args)
+    if password is None:
+        return 2
+    return await _set_password(store, name, password)
 
 
 async def staff_list(store: NatsStore, _: argparse.Namespace) -> int:
     for _key, m in await store.staff():
         state = f"revoked {m.revoked_at:%Y-%m-%d}" if m.revoked_at else "active"
         print(f"{m.id}\t{m.name}\t{','.join(m.communes)}\t{state}")
+    # Who may sign in to the staff pages, after the tokens (scripts read the lines above).
+    for a in sorted(await store.staff_accounts(), key=lambda a: a.login):
+        state = f"revoked {a.revoked_at:%Y-%m-%d}" if a.revoked_at else \
+            f"password set {a.password_set_at:%Y-%m-%d}"
+        print(f"login {a.login}\t{a.name}\t{','.join(a.communes)}\t{state}")
     return 0
 
 
@@ -238,14 +321,33 @@ def parser() -> argparse.ArgumentParser:
     c_rename.add_argument("name")
     c_rename.set_defaults(run=commune_rename, store=True)
     commune.add_parser("list", help="list communes").set_defaults(run=commune_list, store=True)
+    c_approval = commune.add_parser(
+        "approval", help="categories whose notices need a second staff member's approval: "
+        "commune approval 70299 --require alerte (no option: show them)")
+    c_approval.add_argument("insee", type=insee)
+    c_approval.add_argument("--require", action="append",
+                            choices=["information", "evenement", "travaux", "alerte"],
+                            help="a category; repeatable")
+    c_approval.add_argument("--none", action="store_true", help="no approval needed any more")
+    c_approval.set_defaults(run=commune_approval, store=True)
 
     staff = sub.add_parser("staff", help="staff tokens").add_subparsers(
         required=True, metavar="action")
-    s_add = staff.add_parser("add", help="create a staff token (printed once)")
+    s_add = staff.add_parser("add", help="create a staff token (printed once) and set the "
+                             "member's password for the staff pages (typed at a prompt)")
     s_add.add_argument("--commune", action="append", required=True, type=insee,
                        help="INSEE code; repeat for several communes")
     s_add.add_argument("--name", required=True)
+    s_add.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of stdin (scripts)")
+    s_add.add_argument("--no-password", action="store_true",
+                       help="a token only (a script's), no sign-in in the browser")
     s_add.set_defaults(run=staff_add, store=True)
+    s_passwd = staff.add_parser("passwd", help="set or reset a staff member's password")
+    s_passwd.add_argument("name", help="the staff member's name (or login)")
+    s_passwd.add_argument("--password-stdin", action="store_true",
+                          help="read the password from the first line of stdin (scripts)")
+    s_passwd.set_defaults(run=staff_passwd, store=True)
     staff.add_parser("list", help="list staff tokens").set_defaults(run=staff_list, store=True)
     s_revoke = staff.add_parser("revoke", help="revoke the tokens of a staff id or name")
     s_revoke.add_argument("who")

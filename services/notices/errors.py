@@ -44,6 +44,10 @@ NOTICE_CHANGED = ErrorKind(
     "notice_changed", 409, "the notice changed since you read it: reload it and try again"
 )
 NOTICE_WITHDRAWN = ErrorKind("notice_withdrawn", 409, "the notice is withdrawn")
+NOTICE_NOT_PENDING = ErrorKind("notice_not_pending", 409, "the notice is not pending approval")
+OWN_APPROVAL = ErrorKind(
+    "own_approval", 403, "the author of a notice cannot approve it: another member of staff must"
+)
 BODY_TOO_LARGE = ErrorKind("body_too_large", 413, "the request body is larger than {limit} bytes")
 INVALID = ErrorKind("invalid", 422, "the request is not valid")
 ATTACHMENT_TOO_LARGE = ErrorKind(

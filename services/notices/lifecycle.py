@@ -49,20 +49,27 @@ def new_notice_id() -> str:
 
 
 def create(
-    draft: NoticeDraft, *, notice_id: str, commune: str, author: str, now: datetime
+    draft: NoticeDraft, *, notice_id: str, commune: str, author: str, now: datetime,
+    approval_required: bool = False,
 ) -> Notice:
-    """The notice a draft becomes: scheduled if `publish_at` is in the future, else published."""
+    """The notice a draft becomes: pending approval if the commune requires it for its
+    category, else scheduled if `publish_at` is in the future, else published."""
     scheduled = draft.publish_at is not None and draft.publish_at > now
+    held = scheduled or approval_required
+    if approval_required:
+        state = NoticeState.PENDING_APPROVAL
+    else:
+        state = NoticeState.SCHEDULED if scheduled else NoticeState.PUBLISHED
     notice = Notice(
         id=notice_id,
         commune=commune,
         author=author,
         version=1,
-        state=NoticeState.SCHEDULED if scheduled else NoticeState.PUBLISHED,
+        state=state,
         created_at=now,
         updated_at=now,
-        published_at=None if scheduled else now,
-        sent_versions=() if scheduled else (SentVersion(version=1, sent_at=now),),
+        published_at=None if held else now,
+        sent_versions=() if held else (SentVersion(version=1, sent_at=now),),
         **draft.model_dump(),
     )
     _check_times(notice, now, set(draft.model_fields_set))
@@ -77,6 +84,22 @@ def _sent_now(notice: Notice, now: datetime) -> Notice:
     })
 
 
+class OwnApproval(LifecycleError):
+    """The last author of a notice may not approve it: approval is a second pair of eyes."""
+
+
+def approve(notice: Notice, *, approver: str, now: datetime) -> Notice:
+    """The approved notice: scheduled if its `publish_at` is still ahead, else sent now."""
+    if notice.state is not NoticeState.PENDING_APPROVAL:
+        raise LifecycleError(f"notice {notice.id} is {notice.state}, not pending approval")
+    if approver == notice.author:
+        raise OwnApproval("the author of a notice cannot approve it")
+    approved = notice.model_copy(update={"approved_by": approver, "updated_at": now})
+    if notice.publish_at is not None and notice.publish_at > now:
+        return approved.model_copy(update={"state": NoticeState.SCHEDULED})
+    return _sent_now(approved, now)
+
+
 def publish_due(notice: Notice, now: datetime) -> NoticePublished:
     """A scheduled notice whose time has come goes out."""
     if notice.state is not NoticeState.SCHEDULED:
@@ -88,11 +111,25 @@ def publish_due(notice: Notice, now: datetime) -> NoticePublished:
 _BOOKKEEPING = ("version", "state", "updated_at", "author")
 
 
-def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime) -> Notice:
+NEEDS_APPROVAL = ("the commune has this category approved by a second member of staff: "
+                  "publish it as a new notice")
+
+
+class NeedsApproval(InvalidTimes):
+    """A sent notice moved into a category the commune approves first (a way around it)."""
+
+    def __init__(self) -> None:
+        super().__init__("category", NEEDS_APPROVAL)
+
+
+def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime,
+            approval_for: tuple[str, ...] = ()) -> Notice:
     """A new version with the patch applied, validated again as a whole.
 
     Returns `notice` itself when the patch changes nothing (no new version). A scheduled
     notice whose `publish_at` is set to null or to a time already passed goes out now.
+    Moved into a category of `approval_for` (the commune's), a scheduled notice waits for
+    approval and a sent one is refused (NeedsApproval): approval cannot be walked around.
     """
     if notice.state is NoticeState.WITHDRAWN:
         raise LifecycleError("a withdrawn notice cannot be corrected")
@@ -101,7 +138,8 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime) -
                if current[k] != v}
     if not changes:
         return notice
-    if "publish_at" in changes and notice.state is not NoticeState.SCHEDULED:
+    held = notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL)
+    if "publish_at" in changes and not held:
         raise InvalidTimes("publish_at", "publish_at cannot change: the notice is already "
                            "published")
     state = notice.state
@@ -116,6 +154,15 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime) -
     # Validating the whole notice again catches a window made inverted by the patch.
     corrected = Notice.model_validate(data)
     _check_times(corrected, now, set(changes))
+    if corrected.category is not notice.category and corrected.category.value in approval_for:
+        if notice.state is NoticeState.SCHEDULED:
+            return corrected.model_copy(update={"state": NoticeState.PENDING_APPROVAL})
+        if notice.state is not NoticeState.PENDING_APPROVAL:
+            raise NeedsApproval()
+    if corrected.state is NoticeState.PENDING_APPROVAL:
+        # Still waits for its approval; an approver reviews this version (its author is
+        # the one who corrected it).
+        return corrected
     if corrected.state is NoticeState.SCHEDULED:
         if corrected.publish_at is None or corrected.publish_at <= now:
             return _sent_now(corrected, now)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import structlog
 
+from schemas import NoticeState
 from services.notices import lifecycle
 from services.notices.notices import ConcurrentChange
 from services.notices.store import NatsStore
@@ -24,6 +25,9 @@ async def publish_due_notices(store: NatsStore, now: datetime) -> int:
     """Publish every scheduled notice whose publish_at has passed; returns how many."""
     published = 0
     for notice in store.all_scheduled():
+        # A notice pending approval waits in the same bucket until someone approves it.
+        if notice.state is not NoticeState.SCHEDULED:
+            continue
         if notice.publish_at is None or notice.publish_at > now:
             continue
         try:

@@ -24,13 +24,14 @@ from schemas.streams import (
     NOTICES,
     SCHEDULE,
     STAFF,
+    STAFF_SESSIONS,
     Bucket,
 )
 from services.notices.communes import CommuneRegistry
 from services.notices.idempotency import IdempotencyKeys
 from services.notices.notices import ConcurrentChange, NoticeLog
 from services.notices.schedule import Schedule
-from services.notices.staff import StaffMember, StaffRegistry
+from services.notices.staff import StaffAccount, StaffMember, StaffRegistry
 from services.notices.view import NoticeView
 
 __all__ = ["ConcurrentChange", "NatsStore", "StaffMember"]
@@ -39,7 +40,7 @@ SERVICE = "notices"
 # What the front door ensures at start-up: what it owns, and DEADLETTERS, which every
 # service that writes dead letters ensures. DELIVERIES belongs to the channels' side.
 OWNED_STREAMS: tuple[StreamConfig, ...] = (NOTICES, DEADLETTERS)
-OWNED_BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE)
+OWNED_BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS)
 
 
 class NatsStore:
@@ -51,6 +52,8 @@ class NatsStore:
         self.commune_registry = CommuneRegistry(buckets[COMMUNES.name], service=SERVICE)
         self.staff_registry = StaffRegistry(buckets[STAFF.name])
         self.idempotency = IdempotencyKeys(buckets[IDEMPOTENCY.name])
+        # The staff pages' sessions and sign-in throttle (services/notices/auth.py).
+        self.sessions: KeyValue = buckets[STAFF_SESSIONS.name]
 
     @classmethod
     async def connect(
@@ -111,6 +114,9 @@ class NatsStore:
     async def communes(self) -> list[Commune]:
         return await self.commune_registry.all()
 
+    async def require_approval(self, insee: str, categories: tuple[str, ...]) -> Commune | None:
+        return await self.commune_registry.require_approval(insee, categories)
+
     # -- staff ---------------------------------------------------------------------------
 
     async def add_staff(self, name: str, communes: tuple[str, ...]) -> tuple[StaffMember, str]:
@@ -124,6 +130,20 @@ class NatsStore:
 
     async def revoke_staff(self, id_or_name: str) -> list[StaffMember]:
         return await self.staff_registry.revoke(id_or_name)
+
+    async def set_staff_password(
+        self, name: str, password: str, communes: tuple[str, ...] = ()
+    ) -> StaffAccount:
+        return await self.staff_registry.set_password(name, password, communes)
+
+    async def staff_accounts(self) -> list[StaffAccount]:
+        return await self.staff_registry.accounts()
+
+    async def staff_account(self, login: str) -> StaffAccount | None:
+        return await self.staff_registry.account(login)
+
+    async def verify_staff(self, user: str, password: str) -> StaffAccount | None:
+        return await self.staff_registry.verify(user, password)
 
     # -- idempotency keys ----------------------------------------------------------------
 

@@ -1,0 +1,146 @@
+"""Staff-only JSON routes: every notice of a commune in every state, and approval.
+
+The staff pages (staff_pages.py) call the same functions, so the browser and a script see
+and do the same things.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas import Commune, Notice, NoticeState
+from services.notices import errors, lifecycle
+from services.notices.api import (
+    UNCONFIRMED,
+    Context,
+    Ctx,
+    Limit,
+    Offset,
+    Staff,
+    find,
+    notice_response,
+    page_url,
+    shown,
+    staff_commune,
+)
+from services.notices.errors import ApiError
+from services.notices.notices import ConcurrentChange
+from services.notices.reach import ReachCounter
+from services.notices.store import StaffMember
+
+# Waiting for someone first, then what is still to come, then the rest, most recent first.
+_STATE_RANK = {NoticeState.PENDING_APPROVAL: 0, NoticeState.SCHEDULED: 1}
+
+
+def every_notice(c: Context, insee: str, now: datetime) -> list[Notice]:
+    """The commune's notices in every state, as staff see them (expiry derived)."""
+    on_stream = {n.id: shown(n, now) for n in c.store.view.all(insee)}
+    held = [n for n in c.store.all_scheduled() if n.commune == insee and n.id not in on_stream]
+    notices = [*on_stream.values(), *held]
+    return sorted(notices, key=lambda n: (_STATE_RANK.get(n.state, 2),
+                                          -n.updated_at.timestamp(), n.id))
+
+
+Reach = dict[str, Any]
+
+
+def reach_of(request: Request, insee: str, notices: Sequence[Notice]) -> dict[str, Reach]:
+    """Each notice's reach per channel, counted from DELIVERIES in memory (reach.py)."""
+    counter: ReachCounter | None = getattr(request.app.state, "reach", None)
+    if counter is None:
+        return {n.id: {} for n in notices}
+    counted = counter.reach_of_many(insee, [n.id for n in notices])
+    return {notice_id: r.model_dump(exclude={"commune", "notice_id"})
+            for notice_id, r in counted.items()}
+
+
+class StaffNotice(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    notice: Notice
+    reach: Reach = Field(description="Per channel, what DELIVERIES counted for this notice, "
+                         "as GET .../notices/{id}/reach answers it (push: sent and phones "
+                         "per topic; email: sent, bounced; sms: sent, delivered; panel: "
+                         "shown_seconds)")
+
+
+class StaffNoticeList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    commune: Commune
+    notices: list[StaffNotice]
+    total: int = Field(description="How many notices match, on every page")
+    next: str | None = Field(default=None, description="The next page, if there is one")
+
+
+def listing(request: Request, c: Context, commune: Commune, now: datetime, limit: int,
+            offset: int, state: NoticeState | None = None) -> tuple[list[StaffNotice], int]:
+    notices = every_notice(c, commune.insee, now)
+    if state is not None:
+        notices = [n for n in notices if n.state is state]
+    page = notices[offset:offset + limit]
+    reach = reach_of(request, commune.insee, page)
+    return [StaffNotice(notice=n, reach=reach.get(n.id, {})) for n in page], len(notices)
+
+
+async def approve(c: Context, member: StaffMember, insee: str, notice_id: str) -> Notice:
+    """Approve a pending notice: it goes out now, or at its publish_at if still ahead."""
+    await staff_commune(c, insee, member)
+    now = c.clock()
+    seq, notice = await find(c, insee, notice_id)
+    try:
+        approved = lifecycle.approve(notice, approver=member.name, now=now)
+    except lifecycle.OwnApproval as error:
+        raise ApiError(errors.OWN_APPROVAL) from error
+    except lifecycle.LifecycleError as error:
+        kind = errors.NOTICE_WITHDRAWN if notice.state is NoticeState.WITHDRAWN \
+            else errors.NOTICE_NOT_PENDING
+        raise ApiError(kind) from error
+    try:
+        if approved.state is NoticeState.SCHEDULED:
+            await c.store.schedule(approved)
+        else:
+            await c.store.append(lifecycle.event_for(approved, now), seq)
+            await c.store.unschedule(notice_id)
+    except ConcurrentChange as error:
+        raise ApiError(errors.NOTICE_CHANGED) from error
+    except UNCONFIRMED as error:
+        raise ApiError(errors.BUS_TIMEOUT) from error
+    structlog.get_logger().info("notice_approved", notice_id=notice_id, state=approved.state)
+    return approved
+
+
+staff_router = APIRouter(prefix="/api/v1")
+
+
+@staff_router.get("/communes/{insee}/staff/notices", response_model=StaffNoticeList,
+                  summary="Every notice of the commune, in every state, with its reach (staff)")
+async def staff_notices(
+    c: Ctx, member: Staff, request: Request, insee: str, limit: Limit = 50, offset: Offset = 0,
+    state: Annotated[NoticeState | None, Query(description="Only notices in this state")] = None,
+) -> StaffNoticeList:
+    commune = await staff_commune(c, insee, member)
+    items, total = listing(request, c, commune, c.clock(), limit, offset, state)
+    following = None
+    if offset + limit < total:
+        # The next page keeps the filter.
+        following = page_url(request, limit, offset + limit) + (
+            f"&state={state.value}" if state is not None else "")
+    return StaffNoticeList(commune=commune, notices=items, total=total, next=following)
+
+
+@staff_router.post("/communes/{insee}/notices/{notice_id}/approve",
+                   summary="Approve a notice pending approval (not its own author)",
+                   responses={403: {"description": "The author cannot approve their own"},
+                              409: {"description": "The notice is not pending approval"}})
+async def approve_notice(
+    c: Ctx, member: Staff, insee: str, notice_id: str, response: Response,
+) -> Notice:
+    approved = await approve(c, member, insee, notice_id)
+    return notice_response(response, approved, c.clock())

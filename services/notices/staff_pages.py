@@ -1,0 +1,683 @@
+"""The mairie's back-office in the browser (/staff/...), in French, working without JavaScript.
+
+Every action goes through the same functions as the JSON API (publish, correct, withdraw,
+approve), with the signed-in member as its author; forms are checked for the session's CSRF
+token first. A member sees and acts on their own communes only (403 otherwise).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup, escape
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
+from schemas.commune import INSEE_RE
+from schemas.notice import CATEGORY_LABELS, PARIS, Category
+from services.notices import api, attachments, lifecycle, previews, staff_api
+from services.notices.api import Context, ctx
+from services.notices.auth import (
+    COOKIE_PATH,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_LIFE,
+    Locked,
+    Session,
+    Sessions,
+    new_token,
+    same,
+)
+from services.notices.errors import ApiError
+from services.notices.pages import TEMPLATES, human_size
+from services.notices.staff import StaffAccount
+from services.notices.store import StaffMember
+
+log = structlog.get_logger("crieur.notices.staff")
+
+PAGE_SIZE = 20
+MAX_PAGE = 1000
+LINK_ROWS = 3
+MAX_ATTACHMENTS = 10
+
+STATE_LABELS = {
+    NoticeState.PENDING_APPROVAL: "En attente d'approbation",
+    NoticeState.SCHEDULED: "Programmé",
+    NoticeState.PUBLISHED: "Publié",
+    NoticeState.CORRECTED: "Corrigé",
+    NoticeState.WITHDRAWN: "Retiré",
+    NoticeState.EXPIRED: "Expiré",
+}
+CHANNEL_LABELS = {"push": "Notifications", "email": "E-mails", "sms": "SMS",
+                  "panel": "Panneau lumineux"}
+# What each DELIVERIES counter is called on the page.
+OUTCOME_LABELS = {
+    "sent": ("envoyé", "envoyés"), "delivered": ("remis", "remis"),
+    "bounced": ("rejeté", "rejetés"), "failed": ("en échec", "en échec"),
+    "dropped": ("abandonné", "abandonnés"), "shown": ("affichage", "affichages"),
+}
+
+
+def counted(value: int, name: str) -> str:
+    singular, plural = OUTCOME_LABELS[name]
+    return f"{value} {singular if value <= 1 else plural}"
+
+# What the API's errors mean to a secretary.
+ERROR_FRENCH = {
+    "notice_changed": "L'avis a été modifié entre-temps par quelqu'un d'autre. Rechargez la "
+                      "page et recommencez.",
+    "notice_moved_on": "L'avis a été modifié entre-temps par quelqu'un d'autre. Rechargez la "
+                       "page et recommencez.",
+    "notice_withdrawn": "Cet avis est retiré : il ne peut plus être modifié.",
+    "notice_not_pending": "Cet avis n'attend pas d'approbation.",
+    "own_approval": "Vous avez écrit (ou corrigé en dernier) cet avis : une autre personne de "
+                    "la mairie doit l'approuver.",
+    "notice_not_found": "Cet avis n'existe pas dans cette commune.",
+    "commune_forbidden": "Vous n'avez pas accès à cette commune.",
+    "bus_unavailable": "Le service est momentanément indisponible. Réessayez dans un instant.",
+    "bus_timeout": "Le service n'a pas confirmé à temps. Vérifiez la liste des avis avant de "
+                   "recommencer.",
+    "idempotency_key_reused": "Ce formulaire a déjà servi pour un autre avis. Recommencez "
+                              "depuis « Nouvel avis ».",
+}
+
+FIELD_LABELS = {"category": "Catégorie", "title": "Titre", "body": "Texte",
+                "publish_at": "Date de publication", "starts_at": "Début de validité",
+                "ends_at": "Fin de validité", "links": "Liens", "attachments": "Pièces jointes"}
+
+
+def french_error(error: dict[str, Any]) -> str:
+    """One pydantic error, said in French for the form."""
+    kind, context = error.get("type", ""), error.get("ctx") or {}
+    if kind in ("missing", "string_too_short", "too_short"):
+        return "Ce champ est obligatoire."
+    if kind in ("string_too_long", "too_long"):
+        return f"Trop long : au plus {context.get('max_length')} caractères."
+    if kind.startswith("datetime") or kind.startswith("date"):
+        return "Cette date n'est pas valide (jour et heure attendus)."
+    if kind.startswith("url"):
+        return "Cette adresse web n'est pas valide (elle commence par https://)."
+    if kind == "enum":
+        return "Choisissez une catégorie."
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    known = {
+        "ends_at must be after starts_at": "La fin doit venir après le début de validité.",
+        "ends_at must be after publish_at: the notice would end unseen":
+            "La fin doit venir après la publication : l'avis finirait sans être vu.",
+        "must contain visible text": "Écrivez un texte visible.",
+        lifecycle.NEEDS_APPROVAL: "Dans cette commune, cette catégorie doit être approuvée par "
+                                  "une deuxième personne : publiez-la comme un nouvel avis.",
+    }
+    if message in known:
+        return known[message]
+    if "does not exist in Paris time" in message:
+        return "Cette heure n'existe pas (changement d'heure) : choisissez-en une autre."
+    if "happens twice in Paris time" in message:
+        return "Cette heure existe deux fois (changement d'heure) : choisissez-en une autre."
+    if "year must be between" in message:
+        return "L'année doit être comprise entre 2000 et 2100."
+    return f"Valeur refusée ({message})."
+
+
+@dataclass
+class SignedIn:
+    session_id: str
+    session: Session
+    account: StaffAccount
+
+    @property
+    def member(self) -> StaffMember:
+        return self.account.member()
+
+
+def sessions(c: Context) -> Sessions:
+    return Sessions(c.store.sessions)
+
+
+def secure(c: Context) -> bool:
+    return c.settings.public_url.lower().startswith("https://")
+
+
+def local_input(moment: datetime | None) -> str:
+    """A time as a datetime-local input shows it (Paris time, to the minute)."""
+    return moment.astimezone(PARIS).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
+def reach_lines(reach: dict[str, Any]) -> list[str]:
+    """A notice's reach (reach.NoticeReach as a dict), one French line per channel that
+    reported something; counters at zero are left out."""
+    lines = []
+    for channel, label in CHANNEL_LABELS.items():
+        counts = reach.get(channel)
+        if not isinstance(counts, dict):
+            continue
+        shown = [counted(value, name) for name, value in counts.items()
+                 if name in OUTCOME_LABELS and isinstance(value, int)
+                 and not isinstance(value, bool) and value]
+        seconds = counts.get("shown_seconds")
+        if isinstance(seconds, int | float) and seconds:
+            shown.append(f"{duration(seconds)} à l'affichage")
+        topics = counts.get("topics")
+        if isinstance(topics, dict) and topics:
+            shown.append("par sujet : " + ", ".join(f"{t} {n}" for t, n in topics.items()))
+        if shown:
+            lines.append(f"{label} : {', '.join(shown)}")
+    return lines
+
+
+def duration(seconds: float) -> str:
+    """`1 h 05 min`, `3 min 20 s`, `12 s`: the time a notice spent on the sign."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}\u00a0h\u00a0{minutes:02d}\u00a0min"
+    if minutes:
+        return f"{minutes}\u00a0min\u00a0{secs:02d}\u00a0s"
+    return f"{secs}\u00a0s"
+
+
+def highlight(value: str, characters: Any) -> Markup:
+    """The SMS text, escaped, with each character that makes it longer in a <mark>."""
+    marked = {ch for ch in characters or () if isinstance(ch, str) and len(ch) == 1}
+    return Markup("").join(Markup('<mark class="long">{}</mark>').format(ch) if ch in marked
+                           else escape(ch) for ch in value)
+
+
+TEMPLATES.filters.update(local_input=local_input, reach_lines=reach_lines,
+                         highlight=highlight)
+
+STAFF_DEFAULTS: dict[str, Any] = {
+    "commune": None, "me": None, "csrf": "", "communes": [], "flash": "",
+    "categories": [(c.value, CATEGORY_LABELS[c]) for c in Category],
+    "state_labels": {s.value: label for s, label in STATE_LABELS.items()},
+    "channel_labels": CHANNEL_LABELS,
+}
+
+
+def page(template: str, status: int = 200, headers: dict[str, str] | None = None,
+         **values: Any) -> HTMLResponse:
+    body = TEMPLATES.get_template(f"staff/{template}").render(STAFF_DEFAULTS | values)
+    response = HTMLResponse(body, status_code=status, headers=headers)
+    # Staff pages are personal: never kept by a shared cache, never shown in a frame.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def message(status: int, heading: str, lines: list[str], who: SignedIn | None = None,
+            commune: Commune | None = None, headers: dict[str, str] | None = None
+            ) -> HTMLResponse:
+    return page("message.html", status=status, headers=headers, heading=heading, lines=lines,
+                me=who.account if who else None, csrf=who.session.csrf if who else "",
+                commune=commune)
+
+
+def to(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def signed_in(request: Request) -> SignedIn | None:
+    c = ctx(request)
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    session = await sessions(c).get(session_id, c.clock())
+    if session is None:
+        return None
+    account = await c.store.staff_account(session.login)
+    if account is None or account.revoked_at is not None:
+        return None
+    structlog.contextvars.bind_contextvars(staff=account.id)
+    return SignedIn(session_id, session, account)
+
+
+async def read_form(request: Request) -> FormData | None:
+    """The posted form (urlencoded or multipart); None if it cannot be read."""
+    try:
+        return await request.form(max_files=10, max_fields=100)
+    except Exception:  # a malformed multipart body is the client's fault, not a 500
+        return None
+
+
+def text(form: FormData, name: str, limit: int = 6000) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def forbidden_csrf(who: SignedIn | None) -> HTMLResponse:
+    return message(403, "Formulaire refusé",
+                   ["Ce formulaire a expiré ou ne vient pas de Crieur (jeton de sécurité "
+                    "absent ou incorrect).", "Rechargez la page et recommencez."], who)
+
+
+Handler = Callable[[Request, SignedIn, Commune], Awaitable[Response]]
+
+
+async def guarded(request: Request, insee: str, handler: Handler, *, post: bool) -> Response:
+    """Sign-in, commune access and (for a form) CSRF checks around a staff page."""
+    who = await signed_in(request)
+    if who is None:
+        if post:
+            return message(403, "Session expirée", ["Votre session a expiré : reconnectez-vous.",
+                                                    ], None)
+        return to(f"/staff/login?next={quote(request.url.path)}")
+    c = ctx(request)
+    commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    if commune is None or insee not in who.account.communes:
+        # The same answer whether the commune exists or not: nothing to learn from it.
+        return message(403, "Accès refusé", ["Vous n'avez pas accès à cette commune."], who)
+    if post:
+        form = await read_form(request)
+        if form is None or not same(text(form, "csrf", 200), who.session.csrf):
+            log.warning("staff_csrf_refused", path=request.url.path)
+            return forbidden_csrf(who)
+        request.state.form = form
+    return await handler(request, who, commune)
+
+
+pages = APIRouter(prefix="/staff", include_in_schema=False)
+
+
+# -- sign-in and sign-out ---------------------------------------------------------------------
+
+def login_page(c: Context, status: int = 200, error: str = "", user: str = "",
+               next_url: str = "/staff", headers: dict[str, str] | None = None) -> HTMLResponse:
+    token = new_token()
+    response = page("login.html", status=status, headers=headers, error=error, user=user,
+                    login_csrf=token, next_url=next_url)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/staff/login",
+                        httponly=True, samesite="strict", secure=secure(c))
+    return response
+
+
+def safe_next(value: str) -> str:
+    # Only a path of the staff pages: never an open redirect to another site.
+    if value.startswith("/staff") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/staff"
+
+
+@pages.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    if await signed_in(request) is not None:
+        return to("/staff")
+    return login_page(ctx(request), next_url=safe_next(request.query_params.get("next", "")))
+
+
+@pages.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    c = ctx(request)
+    form = await read_form(request)
+    if form is None or not same(text(form, "csrf", 200),
+                                request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+        return forbidden_csrf(None)
+    user, password = text(form, "user", 200), form.get("password")
+    next_url = safe_next(text(form, "next", 500))
+    if not user or not isinstance(password, str) or not password:
+        return login_page(c, 422, "Écrivez votre identifiant et votre mot de passe.", user,
+                          next_url)
+    now = c.clock()
+    throttle = sessions(c)
+    try:
+        await throttle.check_unlocked(user, now)
+    except Locked as locked:
+        wait = max(1, int((locked.until - now).total_seconds()))
+        log.warning("staff_signin_locked")
+        return login_page(c, 429, "Trop de tentatives de connexion pour ce compte. "
+                          f"Réessayez dans {(wait + 59) // 60} minutes.", user, next_url,
+                          headers={"Retry-After": str(wait)})
+    account = await c.store.verify_staff(user, password[:1024])
+    if account is None:
+        await throttle.failed(user, now)
+        log.warning("staff_signin_failed")
+        return login_page(c, 401, "Identifiant ou mot de passe incorrect.", user, next_url)
+    await throttle.succeeded(user)
+    session_id, _ = await throttle.create(account, now)
+    log.info("staff_signed_in", staff=account.id)
+    response = to(next_url)
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=int(SESSION_LIFE.total_seconds()),
+                        path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(c))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
+    return response
+
+
+@pages.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to("/staff/login")
+    form = await read_form(request)
+    if form is None or not same(text(form, "csrf", 200), who.session.csrf):
+        return forbidden_csrf(who)
+    await sessions(ctx(request)).end(who.session_id)
+    log.info("staff_signed_out")
+    response = to("/staff/login")
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@pages.get("", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to("/staff/login")
+    c = ctx(request)
+    communes = [x for x in [await c.store.commune(i) for i in who.account.communes] if x]
+    if len(communes) == 1:
+        return to(f"/staff/communes/{communes[0].insee}")
+    return page("communes.html", me=who.account, csrf=who.session.csrf, communes=communes)
+
+
+# -- the commune's notices --------------------------------------------------------------------
+
+@pages.get("/communes/{insee}", response_class=HTMLResponse)
+async def notices_page(request: Request, insee: str) -> Response:
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        c = ctx(request)
+        raw = request.query_params.get("page", "1")
+        number = int(raw) if raw.isdigit() else 0
+        if not 1 <= number <= MAX_PAGE:
+            return message(404, "Page introuvable", ["Cette page de la liste n'existe pas."],
+                           who, commune)
+        items, total = staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
+                                         (number - 1) * PAGE_SIZE)
+        return page("notices.html", me=who.account, csrf=who.session.csrf, commune=commune,
+                    items=items, total=total, page_number=number,
+                    next_page=number + 1 if number * PAGE_SIZE < total else None,
+                    flash=request.query_params.get("ok", "")[:40])
+
+    return await guarded(request, insee, show, post=False)
+
+
+# -- compose, preview, publish -----------------------------------------------------------------
+
+def form_values(form: FormData | None) -> dict[str, Any]:
+    """What the compose form holds, to show it again (after a preview or an error)."""
+    if form is None:
+        return {"category": "information", "title": "", "body": "", "when": "now",
+                "publish_at": "", "starts_at": "", "ends_at": "",
+                "links": [{"url": "", "label": ""} for _ in range(LINK_ROWS)],
+                "attachments": [], "key": secrets.token_hex(16)}
+    return {
+        "category": text(form, "category", 40), "title": text(form, "title", 400),
+        "body": text(form, "body"), "when": "later" if text(form, "when") == "later" else "now",
+        "publish_at": text(form, "publish_at", 40), "starts_at": text(form, "starts_at", 40),
+        "ends_at": text(form, "ends_at", 40),
+        "links": [{"url": text(form, f"link_url_{i}", 2100),
+                   "label": text(form, f"link_label_{i}", 200)} for i in range(LINK_ROWS)],
+        "attachments": [a for a in form.getlist("attachment_ids") if isinstance(a, str)][:10],
+        "key": text(form, "key", 64) or secrets.token_hex(16),
+    }
+
+
+def draft_fields(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The notice draft the form's values make, and the form's own errors by field."""
+    fields: dict[str, Any] = {"category": values["category"], "title": values["title"],
+                              "body": values["body"]}
+    problems: dict[str, str] = {}
+    if values["when"] == "later":
+        if values["publish_at"]:
+            fields["publish_at"] = values["publish_at"]
+        else:
+            problems["publish_at"] = "Choisissez la date et l'heure de publication."
+    for name in ("starts_at", "ends_at"):
+        if values[name]:
+            fields[name] = values[name]
+    fields["links"] = [{"url": x["url"], **({"label": x["label"]} if x["label"] else {})}
+                       for x in values["links"] if x["url"]]
+    fields["attachments"] = list(values["attachments"])
+    return fields, problems
+
+
+def field_problems(error: ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for err in error.errors():
+        loc = err.get("loc") or ("form",)
+        problems.setdefault(str(loc[0]), french_error(dict(err)))
+    return problems
+
+
+async def store_attachments(request: Request, who: SignedIn, commune: Commune,
+                            form: FormData, values: dict[str, Any]) -> str:
+    """Store a file chosen in the form (added to the draft's attachments by its id).
+
+    Checked as the API's upload is: by content (PNG, JPEG, WebP, PDF) and size. Returns a
+    French error, or "" if all went well or no file was chosen.
+    """
+    upload = form.get("attachment")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return ""
+    limit = ctx(request).settings.attachment_max_bytes
+    data = await upload.read(limit + 1)
+    if not data:
+        return "Le fichier choisi est vide."
+    if len(data) > limit:
+        return f"Le fichier est trop gros : {human_size(limit)} au plus."
+    media_type = attachments.sniff(data)
+    if media_type is None:
+        return "Ce fichier n'est ni une image (PNG, JPEG, WebP) ni un PDF."
+    if len(values["attachments"]) >= MAX_ATTACHMENTS:
+        return f"{MAX_ATTACHMENTS} pièces jointes au plus."
+    stored = await (await attachments.attachments_of(request)).put(
+        commune.insee, attachments.clean_filename(upload.filename, media_type), data,
+        media_type)
+    log.info("attachment_stored", attachment_id=stored.id, media_type=media_type,
+             size=stored.size)
+    values["attachments"].append(stored.id)
+    return ""
+
+
+async def attachment_files(request: Request, commune: Commune,
+                           values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The draft's uploaded attachments, by name and size, to show staff what is attached."""
+    if not values["attachments"]:
+        return []
+    store = await attachments.attachments_of(request)
+    found = [await store.info(commune.insee, a) for a in values["attachments"]]
+    return [{"id": f.id, "name": f.filename, "size": f.size, "url": f.url} for f in found if f]
+
+
+def compose_page(who: SignedIn, commune: Commune, values: dict[str, Any],
+                 problems: dict[str, str] | None = None, status: int = 200,
+                 error: str = "", files: list[dict[str, Any]] | None = None) -> HTMLResponse:
+    return page("compose.html", status=status, me=who.account, csrf=who.session.csrf,
+                commune=commune, v=values, problems=problems or {}, error=error,
+                field_labels=FIELD_LABELS, files=files or [])
+
+
+@pages.get("/communes/{insee}/compose", response_class=HTMLResponse)
+async def compose(request: Request, insee: str) -> Response:
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        return compose_page(who, commune, form_values(None))
+
+    return await guarded(request, insee, show, post=False)
+
+
+async def channel_previews(request: Request, who: SignedIn, commune: Commune,
+                           draft: NoticeDraft) -> dict[str, dict[str, Any]]:
+    """What each channel will show and reach, as the channels themselves answer it.
+
+    The same function as POST /api/v1/communes/{insee}/previews: each running channel is
+    asked over NATS; one that is away or silent comes back unavailable, with the reason.
+    """
+    answer = await previews.preview_draft(ctx(request), who.member, commune.insee, draft,
+                                          request)
+    shown: dict[str, dict[str, Any]] = answer.channels.model_dump()
+    return shown
+
+
+def approval_needed(commune: Commune, category: str) -> bool:
+    return category in commune.settings.approval_required_for
+
+
+@pages.post("/communes/{insee}/preview", response_class=HTMLResponse)
+async def preview(request: Request, insee: str) -> Response:
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        form: FormData = request.state.form
+        values = form_values(form)
+        upload_error = await store_attachments(request, who, commune, form, values)
+        fields, problems = draft_fields(values)
+        if upload_error:
+            problems["attachments"] = upload_error
+        try:
+            draft = NoticeDraft.model_validate(fields)
+        except ValidationError as error:
+            problems = field_problems(error) | problems
+        if problems or text(form, "action") == "edit":
+            status = 422 if problems else 200
+            return compose_page(who, commune, values, problems, status,
+                                files=await attachment_files(request, commune, values))
+        try:
+            answers = await channel_previews(request, who, commune, draft)
+        except ApiError as error:  # an attachment gone, a date refused at this moment
+            problems = {f["field"].split(".")[0]: french_error({"msg": f["message"]})
+                        for f in error.fields or ()}
+            return compose_page(who, commune, values, problems, error.kind.status,
+                                error="" if problems else api_failure(error),
+                                files=await attachment_files(request, commune, values))
+        return page("preview.html", me=who.account, csrf=who.session.csrf, commune=commune,
+                    v=values, draft=draft, previews=answers,
+                    files=await attachment_files(request, commune, values),
+                    category_label=CATEGORY_LABELS[draft.category],
+                    approval=approval_needed(commune, draft.category.value))
+
+    return await guarded(request, insee, show, post=True)
+
+
+@pages.post("/communes/{insee}/publish", response_class=HTMLResponse)
+async def publish(request: Request, insee: str) -> Response:
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        form: FormData = request.state.form
+        values = form_values(form)
+        if text(form, "action") == "edit":
+            return compose_page(who, commune, values,
+                                files=await attachment_files(request, commune, values))
+        fields, problems = draft_fields(values)
+        try:
+            draft = NoticeDraft.model_validate(fields)
+        except ValidationError as error:
+            return compose_page(who, commune, values, field_problems(error) | problems, 422)
+        if problems:
+            return compose_page(who, commune, values, problems, 422)
+        try:
+            notice = await api.publish_notice(ctx(request), who.member, insee, draft,
+                                              Response(), request,
+                                              idempotency_key=values["key"])
+        except ApiError as error:
+            return compose_page(who, commune, values, status=error.kind.status,
+                                error=api_failure(error),
+                                files=await attachment_files(request, commune, values))
+        return to(f"/staff/communes/{insee}/notices/{notice.id}?ok={notice.state.value}")
+
+    return await guarded(request, insee, act, post=True)
+
+
+# -- one notice: read, correct, withdraw, approve ---------------------------------------------
+
+async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_id: str,
+                      problems: dict[str, str] | None = None, error: str = "",
+                      status: int = 200, values: dict[str, Any] | None = None) -> Response:
+    c = ctx(request)
+    notice = await api.stored(c, commune.insee, notice_id)
+    if notice is None:
+        return message(404, "Avis introuvable", [ERROR_FRENCH["notice_not_found"]], who,
+                       commune)
+    now = c.clock()
+    notice = api.shown(notice, now)
+    reach = staff_api.reach_of(request, commune.insee, [notice]).get(notice.id, {})
+    if values is None:
+        links = [{"url": str(x.url), "label": x.label} for x in notice.links]
+        links += [{"url": "", "label": ""} for _ in range(LINK_ROWS - len(links))]
+        values = {"category": notice.category.value, "title": notice.title,
+                  "body": notice.body, "starts_at": local_input(notice.starts_at),
+                  "ends_at": local_input(notice.ends_at),
+                  "publish_at": local_input(notice.publish_at), "links": links}
+    editable = notice.state is not NoticeState.WITHDRAWN
+    can_approve = (notice.state is NoticeState.PENDING_APPROVAL
+                   and notice.author != who.account.name)
+    return page("notice.html", status=status, me=who.account, csrf=who.session.csrf,
+                commune=commune, notice=notice, reach=reach, v=values, problems=problems or {},
+                error=error, editable=editable, can_approve=can_approve,
+                flash=request.query_params.get("ok", "")[:40], field_labels=FIELD_LABELS,
+                public_url=f"/communes/{commune.insee}/notices/{notice.id}")
+
+
+@pages.get("/communes/{insee}/notices/{notice_id}", response_class=HTMLResponse)
+async def one_notice(request: Request, insee: str, notice_id: str) -> Response:
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        return await notice_page(request, who, commune, notice_id)
+
+    return await guarded(request, insee, show, post=False)
+
+
+def api_failure(error: ApiError) -> str:
+    return ERROR_FRENCH.get(error.kind.code, error.message)
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/correct", response_class=HTMLResponse)
+async def correct(request: Request, insee: str, notice_id: str) -> Response:
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        form: FormData = request.state.form
+        values = form_values(form)
+        fields: dict[str, Any] = {"category": values["category"], "title": values["title"],
+                                  "body": values["body"],
+                                  "starts_at": values["starts_at"] or None,
+                                  "ends_at": values["ends_at"] or None}
+        fields["links"] = draft_fields(values)[0]["links"]
+        if values["publish_at"]:
+            fields["publish_at"] = values["publish_at"]
+        try:
+            patch = NoticePatch.model_validate(fields)
+        except ValidationError as error:
+            return await notice_page(request, who, commune, notice_id, field_problems(error),
+                                     status=422, values=values)
+        version = text(form, "version", 20)
+        try:
+            notice = await api.correct_notice(ctx(request), who.member, insee, notice_id,
+                                              patch, Response(), request,
+                                              if_match=f'"{version}"' if version else None)
+        except ApiError as error:
+            fields_named = {f["field"]: f["message"] for f in error.fields or ()}
+            if fields_named:
+                problems = {k: french_error({"msg": v}) for k, v in fields_named.items()}
+                return await notice_page(request, who, commune, notice_id, problems,
+                                         status=422, values=values)
+            return await notice_page(request, who, commune, notice_id, error=api_failure(error),
+                                     status=error.kind.status, values=values)
+        return to(f"/staff/communes/{insee}/notices/{notice.id}?ok=corrected")
+
+    return await guarded(request, insee, act, post=True)
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/withdraw", response_class=HTMLResponse)
+async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        try:
+            await api.withdraw_notice(ctx(request), who.member, insee, notice_id, Response())
+        except ApiError as error:
+            return await notice_page(request, who, commune, notice_id, error=api_failure(error),
+                                     status=error.kind.status)
+        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawn")
+
+    return await guarded(request, insee, act, post=True)
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/approve", response_class=HTMLResponse)
+async def approve(request: Request, insee: str, notice_id: str) -> Response:
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        try:
+            notice: Notice = await staff_api.approve(ctx(request), who.member, insee, notice_id)
+        except ApiError as error:
+            return await notice_page(request, who, commune, notice_id, error=api_failure(error),
+                                     status=error.kind.status)
+        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=approved-{notice.state}")
+
+    return await guarded(request, insee, act, post=True)

@@ -1,0 +1,101 @@
+"""`crieur staff add/passwd` and `crieur commune approval`, run as an operator runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from schemas import Commune
+from services.notices.store import NatsStore
+from tests.integration.notices.helpers import random_insee
+
+pytestmark = pytest.mark.integration
+
+CRIEUR = str(Path(sys.executable).parent / "crieur")
+
+
+async def crieur(nats_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
+    process = await asyncio.create_subprocess_exec(
+        CRIEUR, *args, env=env | {"CRIEUR_NATS_URL": nats_url},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def store(nats_url: str) -> AsyncIterator[NatsStore]:
+    s = await NatsStore.connect(nats_url, name="test-staff-cli")
+    yield s
+    await s.close()
+
+
+async def test_staff_add_sets_a_password_and_passwd_resets_it(
+    nats_url: str, store: NatsStore
+) -> None:
+    insee = random_insee()
+    await store.add_commune(insee, "Lavoncourt")
+    name = f"Élise Martin {insee}"
+    code, out, err = await crieur(nats_url, "staff", "add", "--commune", insee, "--name", name,
+                                  "--password-stdin", stdin="premier mot de passe\n")
+    assert code == 0, err
+    assert out.strip().startswith("crieur_")  # the token, for scripts, as before
+    assert f"user 'elise-martin-{insee}'" in err
+    assert await store.verify_staff(f"elise-martin-{insee}", "premier mot de passe") is not None
+    assert await store.staff_for_token(out.strip()) is not None
+
+    code, _, err = await crieur(nats_url, "staff", "passwd", name, "--password-stdin",
+                                stdin="second mot de passe\n")
+    assert code == 0, err
+    assert await store.verify_staff(name, "premier mot de passe") is None
+    account = await store.verify_staff(name, "second mot de passe")
+    assert account is not None and account.communes == (insee,)
+
+    code, out, _ = await crieur(nats_url, "staff", "list")
+    assert f"login elise-martin-{insee}\t{name}\t{insee}\tpassword set " in out
+
+    code, _, err = await crieur(nats_url, "staff", "passwd", name, "--password-stdin",
+                                stdin="court\n")
+    assert code == 2 and "at least 10 characters" in err
+    code, _, err = await crieur(nats_url, "staff", "passwd", f"Personne {insee}",
+                                "--password-stdin", stdin="un mot de passe long\n")
+    assert code == 1 and "no staff member named" in err
+
+
+async def test_staff_add_without_a_terminal_still_makes_a_token(
+    nats_url: str, store: NatsStore
+) -> None:
+    insee = random_insee()
+    await store.add_commune(insee, "Lavoncourt")
+    code, out, err = await crieur(nats_url, "staff", "add", "--commune", insee,
+                                  "--name", f"Script {insee}")
+    assert code == 0, err
+    assert out.strip().startswith("crieur_")
+    assert "no password set" in err
+    assert await store.staff_account(f"script-{insee}") is None
+
+
+async def test_commune_approval_is_set_shown_and_cleared(nats_url: str, store: NatsStore) -> None:
+    insee = random_insee()
+    await store.add_commune(insee, "Lavoncourt")
+    code, out, err = await crieur(nats_url, "commune", "approval", insee, "--require", "alerte",
+                                  "--require", "travaux")
+    assert code == 0, err
+    assert "approval required for: alerte, travaux" in out
+    # Read from the bucket itself: this store's own copy is what it wrote before.
+    entry = await store.commune_registry.kv.get(insee)
+    commune = Commune.model_validate_json(entry.value or b"")
+    assert commune.settings.approval_required_for == ("alerte", "travaux")
+    code, out, _ = await crieur(nats_url, "commune", "approval", insee)
+    assert "alerte, travaux" in out
+    code, out, _ = await crieur(nats_url, "commune", "approval", insee, "--none")
+    assert code == 0 and "approval required for: none" in out
+    code, _, err = await crieur(nats_url, "commune", "approval", "99999", "--require", "alerte")
+    assert code == 1 and "not registered" in err
