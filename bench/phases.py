@@ -55,17 +55,21 @@ async def health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
         return {}
 
 
-async def wait_indexed(v: BenchVillage, total: int, within_s: float) -> float:
-    """Until the email and SMS services both hold `total` active subscribers; seconds."""
+async def wait_indexed(v: BenchVillage, total: int, within_s: float,
+                       email_total: int | None = None) -> float:
+    """Until the SMS service holds `total` active subscribers and the email service
+    `email_total` (default: `total` too); seconds."""
+    email_total = total if email_total is None else email_total
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=10) as client:
         while True:
             email = (await health(client, v.url("email"))).get("subscribers")
             sms = (await health(client, v.url("sms"))).get("subscribers")
-            if email == total and sms == total:
+            if email == email_total and sms == total:
                 return time.perf_counter() - start
             if time.perf_counter() - start > within_s or v.dead():
-                raise RuntimeError(f"subscribers indexed: email {email}, sms {sms} of {total}"
+                raise RuntimeError(f"subscribers indexed: email {email} of {email_total}, "
+                                   f"sms {sms} of {total}"
                                    f" (dead: {v.dead()})")
             await asyncio.sleep(0.2)
 
@@ -163,8 +167,9 @@ class Marks:
 
 async def _deliveries(v: BenchVillage, marks: Marks, started: float, expected: int,
                       within_s: float, publishing: asyncio.Task[list[Published]] | None = None,
-                      ) -> dict[str, Any]:
-    """Polls the sinks until `expected` emails and SMS arrived; seconds from `started`."""
+                      channels: tuple[str, ...] = ("email", "sms")) -> dict[str, Any]:
+    """Polls the sinks until `expected` messages arrived for each of `channels` (the others
+    are counted too: they should get none); seconds from `started`."""
     mail_before, sms = marks.mail_before, marks.sms
     if publishing is not None:
         await publishing
@@ -172,13 +177,13 @@ async def _deliveries(v: BenchVillage, marks: Marks, started: float, expected: i
     done: dict[str, float] = {}
     interval = 0.1 if expected <= 10_000 else 0.5  # a scan of 100k files costs tens of ms
     deadline = time.perf_counter() + within_s
-    while len(done) < 2:
+    while len(done) < len(channels):
         await asyncio.sleep(interval)
         now = time.perf_counter()
         got["email"] = count_mail(v.mail_dir) - mail_before
         got["sms"] += accepted_sms(sms.new_lines())
         for channel, count in got.items():
-            if count >= expected and channel not in done:
+            if channel in channels and count >= expected and channel not in done:
                 done[channel] = now - started
         if now > deadline or v.dead():
             break
@@ -188,29 +193,70 @@ async def _deliveries(v: BenchVillage, marks: Marks, started: float, expected: i
     result: dict[str, Any] = {}
     for channel in ("email", "sms"):
         seconds = done.get(channel)
-        result[channel] = {"expected": expected, "delivered": got[channel], "seconds": seconds,
-                           "deliveries_per_s": expected / seconds if seconds else None}
+        wanted = expected if channel in channels else 0
+        result[channel] = {"expected": wanted, "delivered": got[channel], "seconds": seconds,
+                           "deliveries_per_s": wanted / seconds if seconds else None}
     if v.dead():
         result["dead_services"] = v.dead()
     return result
 
 
-def add_ratios(result: dict[str, Any], raw: dict[str, float]) -> None:
-    """Each channel's rate over its sink's raw rate (measured in the same run)."""
+def add_ratios(result: dict[str, Any], raw: dict[str, float],
+               concurrent: dict[str, float] | None = None) -> None:
+    """Each channel's rate over its sink's raw rate measured alone (same run) and, when
+    given, over the raw rate measured with both raw sinks at once (like with like for a
+    run where email and SMS go out at the same time)."""
     for channel in ("email", "sms"):
         rate = result[channel]["deliveries_per_s"]
         result[channel]["raw_deliveries_per_s"] = raw[channel]
         result[channel]["raw_seconds"] = result[channel]["expected"] / raw[channel]
         result[channel]["to_raw_ratio"] = rate / raw[channel] if rate else None
+        if concurrent is not None:
+            result[channel]["concurrent_raw_deliveries_per_s"] = concurrent[channel]
+            result[channel]["to_concurrent_raw_ratio"] = (
+                rate / concurrent[channel] if rate else None)
 
 
-async def fanout(v: BenchVillage, n: int, already: int) -> dict[str, Any]:
-    """One alert to the first `n` subscribers of 70299 (seeding those past `already`)."""
+# Email alone: its own commune, so no SMS subscriber follows it.
+EMAIL_ALONE_COMMUNE = ("72001", "Commune du bench email")
+
+
+async def email_alone(v: BenchVillage, n: int) -> dict[str, Any]:
+    """Issue 8's run: one alert to `n` email subscribers of a commune that no SMS subscriber
+    follows (push and panel on): the email service alone against raw aiosmtplib alone.
+    Run first, so the email index holds these `n` and the SMS index none."""
+    started = time.perf_counter()
+    token = await seed.register_communes(v.nats_url, [EMAIL_ALONE_COMMUNE])
+    await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
+                    start=0, stop=n, communes=[EMAIL_ALONE_COMMUNE[0]], block=2, sms=False)
+    seed_s = time.perf_counter() - started
+    index_s = await wait_indexed(v, 0, within_s=120 + n / 500, email_total=n)
+    cpu = cpu_all(v)
+    async with httpx.AsyncClient(timeout=30) as client:
+        marks = Marks.now(v)
+        published = await publish(client, v, token, EMAIL_ALONE_COMMUNE[0],
+                                  f"Tempête, {n} abonnés par courriel")
+        found = await _deliveries(v, marks, published.perf, n, within_s=120 + n / 40,
+                                  channels=("email",))
+    after = cpu_all(v)
+    result: dict[str, Any] = dict(found["email"])
+    result |= {"sms_delivered": found["sms"]["delivered"], "seed_s": seed_s,
+               "index_wait_s": index_s,
+               "cpu_s": {name: after[name] - cpu[name] for name in after if name in cpu}}
+    if "dead_services" in found:
+        result["dead_services"] = found["dead_services"]
+    return result
+
+
+async def fanout(v: BenchVillage, n: int, already: int, email_extra: int = 0,
+                 ) -> dict[str, Any]:
+    """One alert to the first `n` subscribers of 70299 (seeding those past `already`);
+    `email_extra`: email subscribers of other communes already indexed."""
     started = time.perf_counter()
     await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
                     start=already, stop=n, communes=["70299"], block=0)
     seed_s = time.perf_counter() - started
-    index_s = await wait_indexed(v, n, within_s=120 + n / 500)
+    index_s = await wait_indexed(v, n, within_s=120 + n / 500, email_total=n + email_extra)
     cpu = cpu_all(v)
     async with httpx.AsyncClient(timeout=30) as client:
         marks = Marks.now(v)
@@ -238,7 +284,8 @@ def dept_communes(count: int) -> list[tuple[str, str]]:
     return [(f"{71001 + i:05d}", f"Commune {i + 1}") for i in range(count)]
 
 
-async def departement(v: BenchVillage, communes: int, n: int, already: int) -> dict[str, Any]:
+async def departement(v: BenchVillage, communes: int, n: int, already: int,
+                      email_extra: int = 0) -> dict[str, Any]:
     """The same alert for `communes` communes at once, `n` email and `n` SMS subscribers
     spread over them; from the first request to the last delivery."""
     listed = dept_communes(communes)
@@ -249,7 +296,8 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int) -> d
     await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET,
                     start=0, stop=n, communes=[c for c, _ in listed], block=1)
     seed_s = time.perf_counter() - started
-    index_s = await wait_indexed(v, already + n, within_s=120 + n / 500)
+    index_s = await wait_indexed(v, already + n, within_s=120 + n / 500,
+                                 email_total=already + n + email_extra)
     fcm = JsonLines(v.standins_dir / "fcm.jsonl")
     limits = httpx.Limits(max_connections=20)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:

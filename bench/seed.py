@@ -44,9 +44,9 @@ async def _put_all(js: JetStreamContext, bucket: str, records: list[tuple[str, b
 
 
 async def seed(nats_url: str, *, email_secret: str, sms_secret: str, start: int, stop: int,
-               communes: Sequence[str], block: int) -> None:
+               communes: Sequence[str], block: int, sms: bool = True) -> None:
     """Subscribers start..stop-1 of a block, each following one commune's alerts (round
-    robin over `communes`), for email and for SMS."""
+    robin over `communes`), for email and (unless `sms` is false) for SMS."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream(publish_async_max_pending=2000)
@@ -64,6 +64,8 @@ async def seed(nats_url: str, *, email_secret: str, sms_secret: str, start: int,
                     follows=(email_subscribers.Follow(commune=commune,
                                                       categories=(Category.ALERTE,)),),
                 ).model_dump_json().encode()))
+                if not sms:
+                    continue
                 number = phone_number(block, i)
                 texts.append((phones.recipient_id(sms_secret, number), sms_subscribers.Subscriber(
                     phone=number, confirmed=True, created_at=moment, confirmed_at=moment,

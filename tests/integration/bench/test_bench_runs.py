@@ -40,10 +40,26 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     baselines = result["baselines"]
     for key in ("nats_publish_async_msg_per_s", "nats_pull_fetch_ack_msg_per_s",
                 "kit_null_sink_deliveries_per_s", "raw_smtp_deliveries_per_s",
-                "raw_sms_http_deliveries_per_s"):
+                "raw_sms_http_deliveries_per_s", "raw_smtp_concurrent_deliveries_per_s",
+                "raw_sms_http_concurrent_deliveries_per_s"):
         assert baselines[key] > 0, key
-    # Measured before the first run, between runs and after the last one.
-    assert len(baselines["raw_smtp_runs_deliveries_per_s"]) == 4
+    # Measured before the first run (email alone), between runs and after the last one,
+    # each time alone and both at once.
+    for key in ("raw_smtp_runs_deliveries_per_s", "raw_sms_http_runs_deliveries_per_s",
+                "raw_smtp_concurrent_runs_deliveries_per_s",
+                "raw_sms_http_concurrent_runs_deliveries_per_s"):
+        assert len(baselines[key]) == 5, key
+
+    # Issue 8: one notice to email subscribers only, against raw aiosmtplib alone.
+    alone = result["email_alone"]
+    assert alone["expected"] == alone["delivered"] == 200
+    assert alone["sms_delivered"] == 0  # no SMS subscriber follows that commune
+    assert alone["seconds"] > 0
+    assert alone["raw_deliveries_per_s"] == pytest.approx(
+        (baselines["raw_smtp_runs_deliveries_per_s"][0]
+         + baselines["raw_smtp_runs_deliveries_per_s"][1]) / 2)
+    assert alone["to_raw_ratio"] == pytest.approx(
+        alone["deliveries_per_s"] / alone["raw_deliveries_per_s"])
 
     assert set(result["fanout"]) == {"100", "200"}
     runs = [*result["fanout"].values(), result["departement"]]
@@ -55,6 +71,9 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
             assert c["raw_deliveries_per_s"] > 0
             assert c["to_raw_ratio"] == pytest.approx(
                 c["deliveries_per_s"] / c["raw_deliveries_per_s"])
+            assert c["concurrent_raw_deliveries_per_s"] > 0
+            assert c["to_concurrent_raw_ratio"] == pytest.approx(
+                c["deliveries_per_s"] / c["concurrent_raw_deliveries_per_s"])
     assert result["fanout"]["200"]["email"]["expected"] == 200
     assert result["departement"]["email"]["expected"] == 200
     assert result["departement"]["push"] == {"expected": 10, "delivered": 10}
@@ -68,9 +87,18 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     assert all(mb > 0 for mb in result["peak_rss_mb"].values())
     flat = result["per_recipient_time_ratio"]
     assert set(flat) == {"email", "sms"} and all(v > 0 for v in flat.values())
-    assert {"fanout.100.email.to_raw_ratio", "departement.sms.to_raw_ratio",
+    # The last fan-out run is held to the raw rates measured just before and just after it.
+    runs_smtp = baselines["raw_smtp_concurrent_runs_deliveries_per_s"]
+    assert result["fanout"]["200"]["email"]["concurrent_raw_deliveries_per_s"] == (
+        pytest.approx((runs_smtp[2] + runs_smtp[3]) / 2))
+    assert {"email_alone.to_raw_ratio", "fanout.100.email.to_raw_ratio",
+            "fanout.200.sms.to_concurrent_raw_ratio", "departement.sms.to_raw_ratio",
+            "departement.email.to_concurrent_raw_ratio",
             "per_recipient_time_ratio"} <= ratio_keys(result)
     names = {t["name"] for t in result["targets"]}
-    assert "push latency p99 (ms)" in names and "email_to_raw_ratio at N=200" in names
+    assert {"push latency p99 (ms)", "email_alone.to_raw_ratio N=200",
+            "email_to_concurrent_raw_ratio at N=200",
+            "email_to_raw_ratio at N=200 (raw alone)"} <= names
     assert all(isinstance(t["met"], bool) for t in result["targets"])
     assert "== targets ==" in done.stdout
+    assert "== email alone (issue 8)" in done.stdout
