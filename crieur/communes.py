@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from crieur.bus import bucket_keys
 from crieur.mirror import BucketMirror
 from schemas.commune import Commune
 from schemas.streams import COMMUNES
@@ -46,9 +47,6 @@ class CommuneDirectory:
 
     async def all(self) -> list[Commune]:
         """Every registered commune, by INSEE code."""
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
+        keys = await bucket_keys(self.kv)
         found = [await self.get(k) for k in sorted(keys)]
         return [c for c in found if c is not None]

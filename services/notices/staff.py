@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
 
+from crieur.bus import bucket_keys
 from schemas.versions import BUS_MODEL, read_message
 
 
@@ -114,10 +115,7 @@ class StaffRegistry:
         return None if member.revoked_at else member
 
     async def all(self) -> list[tuple[str, StaffMember]]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
+        keys = await bucket_keys(self.kv)
         members = []
         for key in keys:
             if key.startswith(LOGIN_PREFIX):
@@ -153,10 +151,7 @@ class StaffRegistry:
         return read_message(StaffAccount, entry.value or b"")
 
     async def accounts(self) -> list[StaffAccount]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
+        keys = await bucket_keys(self.kv)
         found = []
         for key in keys:
             if key.startswith(LOGIN_PREFIX):
