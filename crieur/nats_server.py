@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,8 +26,40 @@ def binary() -> str:
     return found
 
 
+_given: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The first port the kernel hands to outgoing connections (Linux: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port nothing listens on now, for a server started a moment later.
+
+    Asking the kernel for port 0 returns an ephemeral port, and any outgoing connection
+    made before our server binds may take it: CI once lost a village that way (the push
+    service's port was taken). Ports below the ephemeral range are only ever taken by
+    listeners, so one drawn at random there, checked free and never handed out twice by
+    this process, stays free until its server binds it.
+    """
+    floor = _ephemeral_floor()
+    if floor > 11000:
+        for _ in range(200):
+            port = random.randrange(10000, floor)
+            if port in _given:
+                continue
+            try:
+                with socket.socket() as s:
+                    s.bind((host, port))
+            except OSError:
+                continue
+            _given.add(port)
+            return port
+    with socket.socket() as s:  # a kernel with an unusual range: let it choose
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

@@ -68,13 +68,13 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"village exited early:\n{output.read_text()[-3000:]}")
+            raise RuntimeError(f"village exited early:\n{_why(output, already)}")
         if b"Ctrl-C stops everything" in output.read_bytes()[already:]:
             break
         time.sleep(0.2)
     else:
         process.kill()
-        raise RuntimeError(f"village not ready:\n{output.read_text()[-3000:]}")
+        raise RuntimeError(f"village not ready:\n{_why(output, already)}")
     village = Village(
         process, data_dir, api, f"http://127.0.0.1:{ports['CRIEUR_PANEL_HTTP_PORT']}",
         f"nats://127.0.0.1:{ports['CRIEUR_NATS_PORT']}",
@@ -85,6 +85,14 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
         village.stop()
         raise RuntimeError(f"village unhealthy:\n{output.read_text()[-3000:]}")
     return village
+
+
+def _why(output: Path, since: int) -> str:
+    """The errors of this start first (a shutdown's tail hides them), then the tail."""
+    text = output.read_bytes()[since:].decode(errors="replace")
+    errors = [line for line in text.splitlines()
+              if '"level": "error"' in line or line.startswith("error")]
+    return "\n".join(errors[:20]) + "\n…\n" + text[-2000:]
 
 
 def launcher_events(village: Village, event: str) -> list[dict[str, Any]]:
