@@ -191,6 +191,18 @@ def start_service(module: str, env: dict[str, str], log_file: Path, health_url: 
     raise RuntimeError(f"{module} not healthy: {started.output()[-3000:]}")
 
 
+async def publish_alert(http: httpx.AsyncClient, api: str, commune: str, token: str,
+                        key: str) -> str:
+    """A storm alert published through the front door as staff do (201); its id."""
+    answer = await http.post(
+        f"{api}/api/v1/communes/{commune}/notices",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        json={"category": "alerte", "title": "Tempête : restez chez vous",
+              "body": "Vents à 120 km/h attendus cette nuit."})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
 @dataclass(frozen=True)
 class FrontAndSign:
     """The front door and the sign running as their own users: where they answer."""

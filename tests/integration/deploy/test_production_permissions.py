@@ -35,6 +35,7 @@ from tests.integration.deploy.helpers import (
     front_door_and_sign,
     inbox,
     password,
+    publish_alert,
     service_env,
 )
 
@@ -136,13 +137,7 @@ async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
         api, sign = running.api, running.sign
         token = production.extra_env["staff_token"]
         async with httpx.AsyncClient(timeout=30) as http:
-            answer = await http.post(
-                f"{api}/api/v1/communes/{COMMUNE}/notices",
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "tempete-1"},
-                json={"category": "alerte", "title": "Tempête : restez chez vous",
-                      "body": "Vents à 120 km/h attendus cette nuit."})
-            assert answer.status_code == 201, answer.text
-            notice_id = answer.json()["id"]
+            notice_id = await publish_alert(http, api, COMMUNE, token, "tempete-1")
             listed = await http.get(f"{api}/api/v1/communes/{COMMUNE}/notices")
             assert [n["id"] for n in listed.json()["notices"]] == [notice_id]
 
