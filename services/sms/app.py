@@ -38,7 +38,7 @@ from schemas.deliveries import Channel, DeliveryOutcome, DeliveryReport
 from schemas.previews import PreviewRequest
 from schemas.streams import COMMUNES, DELIVERIES
 from services.sms.format import Sms
-from services.sms.handlers import SmsChannel, message_key
+from services.sms.handlers import MessageIds, SmsChannel, message_key
 from services.sms.preview import sms_preview
 from services.sms.providers.brevo import BrevoProvider
 from services.sms.providers.ovh import OvhProvider
@@ -91,6 +91,7 @@ class SmsService:
     registry: Registry | None = None
     runner: ChannelRunner | None = None
     web: Web | None = None
+    message_ids: MessageIds | None = None
     _subscription: Subscription | None = None
     _previews: Subscription | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -99,8 +100,11 @@ class SmsService:
         js = self.nc.jetstream()
         self.registry = await Registry.open(js)
         messages = await ensure_bucket(js, MESSAGES)
+        self.message_ids = ids = MessageIds(messages)
         await ensure_stream(js, DELIVERIES)
         self._tasks.append(asyncio.create_task(self.registry.watch()))
+        # Sends take numbers from the live index while this proves it current.
+        self._tasks.append(asyncio.create_task(self.registry.keep_current()))
         if self.provider is None:
             self.provider = make_provider(self.settings)
         key = self.settings.secret_key()
@@ -109,7 +113,7 @@ class SmsService:
             registry=self.registry, key=key,
             commune_name=lambda insee: commune_name(communes, insee),
             send_now=self._send_now,
-            record_receipt=lambda receipt: record_receipt(js, messages, receipt, self.clock),
+            record_receipt=lambda receipt: record_receipt(js, ids, receipt, self.clock),
             clock=self.clock,
             per_client=RateLimiter(self.settings.sms_rate_per_client, 3600),
             per_number=RateLimiter(self.settings.sms_rate_per_number, 3600),
@@ -126,8 +130,7 @@ class SmsService:
 
         self._previews = await serve_previews(self.nc, Channel.SMS, preview)
         if self.provider is not None:
-            port = SmsChannel(self.settings, self.registry, self.provider, messages,
-                              self.clock)
+            port = SmsChannel(self.settings, self.registry, self.provider, ids, self.clock)
             self.runner = ChannelRunner(port, self.settings, self.nc, name=self.name,
                                         now=self.clock)
             await self.runner.start()
@@ -145,8 +148,13 @@ class SmsService:
                     await subscription.drain()  # type: ignore[no-untyped-call]
         if self.runner is not None:
             await self.runner.drain()
+        if self.message_ids is not None:
+            await self.message_ids.settled()
         if self.web is not None:
             await self.web.drain()
+        if self.registry is not None:
+            # Its loops end even if a cancellation is lost (3.11's wait_for in nats-py).
+            self.registry.close()
         for task in self._tasks:
             task.cancel()
         if self.provider is not None:
@@ -161,11 +169,14 @@ async def commune_name(kv: KeyValue, insee: str) -> str | None:
         return None
 
 
-async def record_receipt(js: JetStreamContext, messages: KeyValue, receipt: Receipt,
+async def record_receipt(js: JetStreamContext, messages: MessageIds, receipt: Receipt,
                          clock: Callable[[], datetime]) -> bool:
     """A provider's delivery receipt as a DELIVERIES report (delivered, or failed and why)."""
+    # A receipt may come back before its message id's record is written (they are
+    # written in groups, after the send).
+    await messages.settled()
     try:
-        entry = await messages.get(message_key(receipt.message_id))
+        entry = await messages.kv.get(message_key(receipt.message_id))
         sent = json.loads(entry.value or b"{}")
         report = DeliveryReport(
             channel=Channel.SMS, commune=sent["commune"], notice_id=sent["notice_id"],

@@ -5,7 +5,8 @@
 - prepare: the SMS of a notice event, built once (the same for every recipient);
 - send: quiet hours first (a non-alert raises Deferred: the kit puts the job back on the
   queue until they end, and checks it again then: withdrawn or expired, it is dropped),
-  then the number read now (STOP wins), the provider's pace, the provider.
+  then the number as it stands now (STOP wins: from the live index while it is proven
+  current, else read from the bucket), the provider's pace, the provider.
 """
 
 from __future__ import annotations
@@ -40,6 +41,41 @@ def message_key(message_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_=-]", "_", message_id)[:200]
 
 
+class MessageIds:
+    """Provider message id -> what was sent (bucket sms_messages), for delivery receipts.
+
+    Written off the send path and in groups: a send hands its record over and its slot
+    takes the next SMS; the records of the sends that finish while one group is being
+    written are written together next (as the kit's sent records are). A KV put awaited
+    in every send was a NATS round trip and a socket write of its own per SMS.
+    `settled()` waits until every record handed over is written: a receipt reads after it.
+    """
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+        self._pending: list[tuple[str, bytes]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def keep(self, message_id: str, record: dict[str, object]) -> None:
+        self._pending.append((message_key(message_id), json.dumps(record).encode()))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            done = await asyncio.gather(*(self.kv.put(key, value) for key, value in group),
+                                        return_exceptions=True)
+            lost = [error for error in done if isinstance(error, BaseException)]
+            if lost:  # the SMS are sent: a lost receipt is no reason to resend
+                log.warning("sms_message_id_not_kept", count=len(lost),
+                            error=repr(lost[0])[:200])
+
+    async def settled(self) -> None:
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+
 @dataclass(frozen=True)
 class Draft:
     sms: compose.Sms
@@ -66,7 +102,7 @@ class SmsChannel:
     channel = Channel.SMS
 
     def __init__(self, settings: SmsSettings, registry: Registry, provider: Provider,
-                 messages: KeyValue, clock: Callable[[], datetime]) -> None:
+                 messages: MessageIds, clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.registry = registry
         self.provider = provider
@@ -99,23 +135,30 @@ class SmsChannel:
             wait = quiet.seconds_left(self.clock(), self._hours)
             if wait > 0:
                 raise Deferred("quiet hours", min(wait, self.settings.sms_hold_recheck_s))
-        found = await self.registry.get(job.recipient)
+        phone = await self._number(job.recipient)
+        await self._pacer.wait()
+        accepted = await self.provider.send(phone, draft.sms)
+        if accepted.message_id:
+            self.messages.keep(accepted.message_id, {
+                "commune": job.commune, "notice_id": job.notice_id, "version": job.version,
+                "kind": str(job.kind), "target": job.recipient[:12]})
+        return job.recipient[:12]
+
+    async def _number(self, rid: str) -> str:
+        """The number to send to now; Unsubscribed or Permanent (invalid) if none."""
+        cached = self.registry.cached(rid)
+        if cached is not None:
+            # The live index is proven current and holds active subscribers only
+            # (confirmed, number not invalid): no NATS read and no parse for this SMS.
+            return cached[0]
+        # Not current, or not active: the bucket says why (and is the authority).
+        found = await self.registry.get(rid)
         subscriber: Subscriber | None = found[0] if found else None
         if subscriber is None or not subscriber.confirmed:
             raise Unsubscribed("unsubscribed")
         if subscriber.invalid:
             raise Permanent(INVALID_NUMBER)
-        await self._pacer.wait()
-        accepted = await self.provider.send(subscriber.phone, draft.sms)
-        if accepted.message_id:
-            try:
-                await self.messages.put(message_key(accepted.message_id), json.dumps({
-                    "commune": job.commune, "notice_id": job.notice_id,
-                    "version": job.version, "kind": str(job.kind),
-                    "target": job.recipient[:12]}).encode())
-            except Exception as error:  # the SMS is sent: a lost receipt is no reason to resend
-                log.warning("sms_message_id_not_kept", error=repr(error)[:200])
-        return job.recipient[:12]
+        return subscriber.phone
 
     async def on_permanent(self, job: Job, error: Permanent) -> None:
         if error.reason != INVALID_NUMBER:

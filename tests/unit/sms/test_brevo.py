@@ -60,3 +60,21 @@ def test_webhook_events() -> None:
     assert brevo.parse_receipt({"event": "replied", "messageId": 3, "reply": "STOP"}) is None
     reply = brevo.parse_reply({"event": "replied", "from": "33612345678", "reply": "Stop"})
     assert reply is not None and (reply.sender, reply.text) == ("33612345678", "Stop")
+
+
+def test_the_pool_goes_through_the_environment_s_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpcore
+
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert type(brevo.connection_pool("https://api.brevo.com/v3/x", 4)) is \
+        httpcore.AsyncConnectionPool
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:s%40cret@proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    proxied = brevo.connection_pool("https://api.brevo.com/v3/x", 4)
+    assert isinstance(proxied, httpcore.AsyncHTTPProxy)
+    assert proxied._proxy_url.host == b"proxy.example" and proxied._proxy_url.port == 3128
+    # user:s@cret, Basic-encoded
+    assert proxied._proxy_headers == [(b"Proxy-Authorization", b"Basic dXNlcjpzQGNyZXQ=")]
+    assert type(brevo.connection_pool("https://localhost:8443/v3/x", 4)) is \
+        httpcore.AsyncConnectionPool
