@@ -14,7 +14,11 @@ from pathlib import Path
 
 
 def idle(frames: list[str]) -> bool:
-    """The loop waiting in select/epoll: no work to do."""
+    """The loop waiting in select/epoll: no work to do.
+
+    Under uvloop the wait is in C and py-spy (without --idle) leaves out a thread blocked in
+    epoll, so the samples ending in asyncio's `Runner.run` are uvloop's own C work (socket
+    reads and writes, callbacks): busy, not idle."""
     return any("selectors.py" in f and "select" in f for f in frames[-2:])
 
 
