@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import time
 import uuid
@@ -17,10 +18,13 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import nats
+import nats.errors
+from nats.js.errors import NotFoundError
 
 from bench import seed
 from bench.cpu import cpu_seconds
-from bench.sinks import JsonLines, accepted_sms, count_mail
+from bench.sinks import JsonLines, accepted_sms, count_mail, mail_arrivals, sms_arrivals
 from bench.village import EMAIL_SECRET, SMS_SECRET, BenchVillage
 
 BODY = "Vents à 120 km/h attendus cette nuit. Ne sortez pas, rentrez ce qui peut s'envoler."
@@ -279,6 +283,86 @@ def peak_rss_mb(v: BenchVillage) -> dict[str, float]:
     return found
 
 
+QUEUED_CHANNELS = ("email", "sms", "push")
+
+
+async def watch_queues(v: BenchVillage, start: float, into: list[dict[str, Any]],
+                       every_s: float = 0.5) -> None:
+    """Every `every_s`: the events each channel's fan-out has not planned yet and the jobs
+    its worker has not finished (its durable consumers' info), to see which stage waits;
+    and each process's CPU seconds so far, and the machine's (every process, /proc/stat)."""
+    nc = await nats.connect(v.nats_url)
+    js = nc.jetstream()
+    try:
+        while True:
+            sample: dict[str, Any] = {"t": time.perf_counter() - start, "cpu": cpu_all(v)}
+            sample["cpu"]["bench"] = time.process_time()
+            sample["cpu"]["machine"] = machine_busy_s()
+            for channel in QUEUED_CHANNELS:
+                with contextlib.suppress(NotFoundError, nats.errors.Error, TimeoutError):
+                    fan = await js.consumer_info("NOTICES", f"{channel}-fanout", timeout=2)
+                    work = await js.consumer_info("JOBS", f"{channel}-worker", timeout=2)
+                    sample[channel] = {
+                        "events": (fan.num_pending or 0) + (fan.num_ack_pending or 0),
+                        "jobs": (work.num_pending or 0) + (work.num_ack_pending or 0)}
+            into.append(sample)
+            await asyncio.sleep(every_s)
+    finally:
+        await nc.close()
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy so far (every process, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_between(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    """Each process's CPU seconds between the samples nearest `start` and `end`, as cores."""
+    first = min(samples, key=lambda s: abs(s["t"] - start))
+    last = min(samples, key=lambda s: abs(s["t"] - end))
+    span = last["t"] - first["t"]
+    if span <= 0:
+        return {}
+    return {"from_s": round(first["t"], 1), "to_s": round(last["t"], 1), "cores": {
+        name: round((last["cpu"][name] - first["cpu"][name]) / span, 3)
+        for name in last["cpu"] if name in first["cpu"]}}
+
+
+def queue_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per channel: when its fan-out had planned every event (the last sample with events
+    waiting), the most jobs waiting for its worker, and the samples every ~5 s."""
+    found: dict[str, Any] = {}
+    for channel in QUEUED_CHANNELS:
+        seen = [(s["t"], s[channel]) for s in samples if channel in s]
+        if not seen:
+            continue
+        busy = [t for t, q in seen if q["events"]]
+        found[channel] = {
+            "planned_all_by_s": busy[-1] if busy else 0.0,
+            "most_jobs_waiting": max(q["jobs"] for _, q in seen),
+            "every_5s": [(round(t, 1), q["events"], q["jobs"]) for i, (t, q) in enumerate(seen)
+                         if i % 10 == 0]}
+    return found
+
+
+def timeline(arrivals: list[float], start_wall: float, bucket_s: float = 5.0,
+             ) -> dict[str, Any]:
+    """Seconds from `start_wall` to the first, 10th, 50th, 90th percentile and last arrival,
+    and how many arrived in each `bucket_s` seconds."""
+    if not arrivals:
+        return {"count": 0}
+    at = [a - start_wall for a in arrivals]
+    buckets = [0] * (int(at[-1] // bucket_s) + 1)
+    for a in at:
+        buckets[max(0, int(a // bucket_s))] += 1
+    return {"count": len(at), "first_s": at[0], "p10_s": at[len(at) // 10],
+            "p50_s": at[len(at) // 2], "p90_s": at[len(at) * 9 // 10], "last_s": at[-1],
+            f"per_{bucket_s:g}s": buckets}
+
+
 def dept_communes(count: int) -> list[tuple[str, str]]:
     """Codes 71001... (no clash with the demo commune, 70299), each a commune of its own."""
     return [(f"{71001 + i:05d}", f"Commune {i + 1}") for i in range(count)]
@@ -308,11 +392,37 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int,
                 for insee, _ in listed))
 
         marks = Marks.now(v)
-        start = time.perf_counter()
+        sms_lines = JsonLines(v.standins_dir / "sms.jsonl")
+        cpu, bench_cpu = cpu_all(v), time.process_time()
+        start, start_wall = time.perf_counter(), time.time()
         publishing = asyncio.create_task(all_of_them())
-        result = await _deliveries(v, marks, start, n, within_s=120 + n / 40,
-                                   publishing=publishing)
+        queues: list[dict[str, Any]] = []
+        watching = asyncio.create_task(watch_queues(v, start, queues))
+        try:
+            result = await _deliveries(v, marks, start, n, within_s=120 + n / 40,
+                                       publishing=publishing)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         sent = publishing.result()
+    after = cpu_all(v)
+    # Where the time went: the publications, then when the messages reached each sink
+    # (read from the sinks' own records afterwards, so the polling above costs no more).
+    result["timeline"] = {
+        "first_201_s": min(p.perf for p in sent) - start,
+        "last_201_s": max(p.perf for p in sent) - start,
+        "email": timeline(mail_arrivals(v.mail_dir, int(start_wall * 1e9)), start_wall),
+        "sms": timeline(sms_arrivals(sms_lines.new_records()), start_wall)}
+    result["timeline"]["queues"] = queue_summary(queues)
+    if queues:
+        # Who had the cores while the 500 were being published, and after.
+        published = result["timeline"]["last_201_s"]
+        result["timeline"]["cpu_publishing"] = cpu_between(queues, 0.0, published)
+        result["timeline"]["cpu_after"] = cpu_between(queues, published, queues[-1]["t"])
+    result["cpu_s"] = {name: after[name] - cpu[name] for name in after if name in cpu}
+    # The bench's own polling of the sinks shares the machine too.
+    result["cpu_s"]["bench"] = time.process_time() - bench_cpu
     pushes: set[str] = set()
     for record in fcm.new_records():
         body = record.get("body")
