@@ -41,11 +41,6 @@ class JsonLines:
         return [json.loads(line) for line in self.new_lines()]
 
 
-def accepted_sms(lines: list[bytes]) -> int:
-    """Send requests the SMS stand-in answered 201 (a message accepted for a phone)."""
-    return sum(1 for line in lines if b'"status": 201' in line)
-
-
 def mail_arrivals(directory: Path, since_ns: int) -> list[float]:
     """Wall-clock arrival times (s) of the messages stored since `since_ns`, sorted: the SMTP
     stand-in names each file by its arrival (`<time_ns>-<n>.eml`)."""
