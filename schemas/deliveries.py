@@ -29,6 +29,10 @@ class DeliveryOutcome(StrEnum):
     DROPPED = "dropped"
 
 
+# The detail of a report made again for a job redelivered after its send was recorded (a
+# crash or a lost ack before the ack): the trail stays complete, but it is no second delivery.
+ALREADY_SENT = "already sent"
+
 # Targets one batch report names at most (a NATS message stays far below 1 MB).
 MAX_TARGETS = 500
 
@@ -38,9 +42,9 @@ class DeliveryReport(BaseModel):
 
     A channel worker reports a batch of jobs with the same outcome and detail in one message
     (one JetStream write instead of hundreds): then `count` > 1, `targets` names each of
-    them and `target` is empty. A reader that counts deliveries adds up `count`, or, to be
-    exact across redeliveries (a job sent before a crash is reported again, "already sent"),
-    takes the distinct targets per outcome: `DeliveryReport.each()` gives one per target.
+    them and `target` is empty. A reader that counts deliveries adds up `count` and leaves
+    out the `repeated` reports (a job sent before a crash is reported again, detail
+    `ALREADY_SENT`); `DeliveryReport.each()` gives one report per target.
     """
 
     model_config = BUS_MODEL
@@ -60,6 +64,11 @@ class DeliveryReport(BaseModel):
     # How many deliveries this report stands for; a batch names them in `targets`.
     count: int = Field(default=1, ge=1)
     targets: tuple[str, ...] = Field(default=(), max_length=MAX_TARGETS)
+
+    @property
+    def repeated(self) -> bool:
+        """Reported again for a job already sent: not a second delivery."""
+        return self.detail == ALREADY_SENT
 
     def each(self) -> list[DeliveryReport]:
         """One report per delivery: a batch report split by target, a single one as it is."""

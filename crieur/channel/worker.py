@@ -43,7 +43,7 @@ from crieur.channel.sent import SentRecords
 from crieur.channel.settings import ChannelSettings
 from crieur.deadletter import dead_letter
 from schemas import subjects
-from schemas.deliveries import DeliveryOutcome
+from schemas.deliveries import ALREADY_SENT, DeliveryOutcome
 from schemas.jobs import Job
 from schemas.versions import NewerSchemaVersion, read_message
 
@@ -143,11 +143,13 @@ class Worker:
             self.settings.channel_ack_wait_s))
         try:
             await self._handle_batch(batch)
+            # Follow-ups are queued before the acks: a crash in between queues them again
+            # (deduplicated by their Nats-Msg-Id); after, it would lose them.
+            if batch.more:
+                await self._queue(batch.more, self._traces(batch))
             await self._report_and_ack(batch)
         finally:
             keepalive.cancel()
-        if batch.more:
-            await self._queue(batch.more)
 
     async def _report_and_ack(self, batch: _Batch) -> None:
         """The batch's outcomes on DELIVERIES, then the acks (both in few network writes)."""
@@ -156,10 +158,15 @@ class Worker:
             return
         await self.reports.report_many(
             ((i.job, *i.outcome) for i in finished if i.outcome is not None), self.now(),
-            traces={i.job.notice_id: trace.carried(i.msg.headers) for i in finished})
+            traces=self._traces(batch))
         for item in finished:
             # Not awaited one by one on the wire: nats-py queues them for one flush.
             await self._ack(item)
+
+    @staticmethod
+    def _traces(batch: _Batch) -> dict[str, dict[str, str]]:
+        """Each notice's trace headers, as its jobs carried them, for what they lead to."""
+        return {i.job.notice_id: trace.carried(i.msg.headers) for i in batch.items}
 
     async def _handle_batch(self, batch: _Batch) -> None:
         now = self.now()
@@ -178,7 +185,7 @@ class Worker:
                 # Sent before a crash or a lost ack: say so again and ack.
                 self._count("duplicate")
                 item.outcome = (DeliveryOutcome.SENT, self.target_of(item.job.recipient),
-                                "already sent")
+                                ALREADY_SENT)
                 continue
             verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
             if verdict.action is policy.Action.DROP:
@@ -344,18 +351,20 @@ class Worker:
         self._count("dropped")
         if verdict.instead is not None:
             # Queued before the ack: a crash in between queues it again, deduplicated.
-            await self._queue([verdict.instead])
+            await self._queue([verdict.instead], self._traces(batch))
         item.outcome = (DeliveryOutcome.DROPPED, self.target_of(item.job.recipient),
                         verdict.reason)
 
-    async def _queue(self, jobs: list[Job]) -> None:
-        by_subject: dict[str, list[tuple[bytes, str]]] = {}
+    async def _queue(self, jobs: list[Job], traces: dict[str, dict[str, str]]) -> None:
+        """Queue jobs the worker made itself, with their notice's trace headers."""
+        by_route: dict[tuple[str, str], list[tuple[bytes, str]]] = {}
         for job in jobs:
             payload, key = JobTemplate(job).render(job.recipient)
-            by_subject.setdefault(subjects.jobs(self.name, job.commune), []).append(
-                (payload, key))
-        for subject, items in by_subject.items():
-            await publish_jobs(self.js, subject, items, self.settings.channel_fanout_window)
+            by_route.setdefault((subjects.jobs(self.name, job.commune), job.notice_id),
+                                []).append((payload, key))
+        for (subject, notice_id), items in by_route.items():
+            await publish_jobs(self.js, subject, items, self.settings.channel_fanout_window,
+                               headers=traces.get(notice_id) or None)
 
     async def _ack(self, item: _Item) -> None:
         await item.msg.ack()

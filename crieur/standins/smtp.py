@@ -140,8 +140,19 @@ def faults_from_json(text: str) -> list[Fault]:
 
 
 class _Handler:
-    def __init__(self, mailbox: Mailbox) -> None:
+    def __init__(self, mailbox: Mailbox, pipelining: bool = True) -> None:
         self.mailbox = mailbox
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        # Real relays (Postfix, Exim, the mail providers) offer PIPELINING (RFC 2920), and
+        # aiosmtpd handles pipelined commands in order (it reads them line by line) but does
+        # not say so: we do, so the sender's pipelined path runs here as against a relay.
+        session.host_name = hostname  # what aiosmtpd does itself when no hook is set
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -191,7 +202,7 @@ class SmtpStandin:
     def __init__(self, directory: Path, *, host: str = "127.0.0.1", port: int = 0,
                  username: str | None = None, password: str | None = None,
                  tls: str = "none", certfile: str | None = None,
-                 keyfile: str | None = None) -> None:
+                 keyfile: str | None = None, pipelining: bool = True) -> None:
         from crieur.nats_server import free_port
 
         self.mailbox = Mailbox(Path(directory))
@@ -199,7 +210,7 @@ class SmtpStandin:
         self.port = port or free_port(host)
         context = server_tls(certfile, keyfile) if certfile and keyfile else None
         self._controller = Controller(
-            _Handler(self.mailbox), hostname=host, port=self.port,
+            _Handler(self.mailbox, pipelining), hostname=host, port=self.port,
             ssl_context=context if tls == "tls" else None, server_hostname=SERVER_NAME,
             **smtp_kwargs(username, password, context if tls == "starttls" else None),
         )
@@ -237,7 +248,8 @@ async def serve(args: argparse.Namespace) -> None:
                          context if args.tls == "starttls" else None)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(_Handler(mailbox), loop=loop, hostname=SERVER_NAME, **kwargs),
+        lambda: SMTP(_Handler(mailbox, not args.no_pipelining), loop=loop,
+                     hostname=SERVER_NAME, **kwargs),
         args.host, args.port, ssl=context if args.tls == "tls" else None)
     where = Path(args.dir).resolve()  # noqa: ASYNC240 - once, at start
     print(f"SMTP stand-in on {args.host}:{args.port}, messages in {where}", flush=True)
@@ -262,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls", choices=("none", "starttls", "tls"), default="none")
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
+    parser.add_argument("--no-pipelining", action="store_true",
+                        help="do not offer PIPELINING (a relay that does not)")
     args = parser.parse_args(argv)
     if args.tls != "none" and not (args.certfile and args.keyfile):
         parser.error("--tls needs --certfile and --keyfile")

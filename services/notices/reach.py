@@ -107,8 +107,13 @@ class ReachCounter:
         self._stopping = asyncio.Event()
         self.reports = 0
         self.skipped = 0
+        self.repeated = 0
 
     def add(self, report: DeliveryReport) -> None:
+        if report.repeated:
+            # A job redelivered after its send: counted once, when it went out.
+            self.repeated += 1
+            return
         key = (report.commune, report.notice_id)
         tally = self._tallies.get(key)
         if tally is None:

@@ -657,27 +657,33 @@ async def correct(request: Request, insee: str, notice_id: str) -> Response:
     return await guarded(request, insee, act, post=True)
 
 
-@pages.post("/communes/{insee}/notices/{notice_id}/withdraw", response_class=HTMLResponse)
-async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
+async def _notice_button(request: Request, insee: str, notice_id: str,
+                         action: Callable[[SignedIn], Awaitable[str]]) -> Response:
+    """A button on a notice's page: do it, then back to the page saying what was done."""
     async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
         try:
-            await api.withdraw_notice(ctx(request), who.member, insee, notice_id, Response())
+            done = await action(who)
         except ApiError as error:
             return await notice_page(request, who, commune, notice_id, error=api_failure(error),
                                      status=error.kind.status)
-        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawn")
+        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok={done}")
 
     return await guarded(request, insee, act, post=True)
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/withdraw", response_class=HTMLResponse)
+async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
+    async def action(who: SignedIn) -> str:
+        await api.withdraw_notice(ctx(request), who.member, insee, notice_id, Response())
+        return "withdrawn"
+
+    return await _notice_button(request, insee, notice_id, action)
 
 
 @pages.post("/communes/{insee}/notices/{notice_id}/approve", response_class=HTMLResponse)
 async def approve(request: Request, insee: str, notice_id: str) -> Response:
-    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
-        try:
-            notice: Notice = await staff_api.approve(ctx(request), who.member, insee, notice_id)
-        except ApiError as error:
-            return await notice_page(request, who, commune, notice_id, error=api_failure(error),
-                                     status=error.kind.status)
-        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=approved-{notice.state}")
+    async def action(who: SignedIn) -> str:
+        notice: Notice = await staff_api.approve(ctx(request), who.member, insee, notice_id)
+        return f"approved-{notice.state}"
 
-    return await guarded(request, insee, act, post=True)
+    return await _notice_button(request, insee, notice_id, action)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from schemas.deliveries import DeliveryOutcome, DeliveryReport, read_reports
+from schemas.deliveries import ALREADY_SENT, DeliveryOutcome, DeliveryReport, read_reports
 from schemas.versions import NewerSchemaVersion
 
 
@@ -35,3 +35,17 @@ def test_fields_a_newer_channel_added_are_ignored_and_newer_versions_refused() -
         read_reports(json.dumps({"channel": "email"}))
     with pytest.raises(ValueError):
         read_reports(b"not json")
+
+
+def test_a_job_reported_again_after_a_crash_counts_once_in_the_reach() -> None:
+    from services.notices.reach import ReachCounter
+
+    counter = ReachCounter(js=None)  # type: ignore[arg-type]  # counting only, no bus
+    sent = report("a").model_copy(update={"target": "r1"})
+    again = sent.model_copy(update={"detail": ALREADY_SENT})
+    assert again.repeated and not sent.repeated
+    for each in (sent, again, report("a", DeliveryOutcome.BOUNCED)):
+        counter.add(each)
+    email = counter.reach_of("70299", "a").email
+    assert (email.sent, email.bounced) == (1, 1)
+    assert counter.repeated == 1

@@ -33,9 +33,10 @@ def message(to: str, n: int = 0) -> bytes:
             f"Bonjour {n}\r\n").encode()
 
 
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[SmtpStandin]:
-    server = SmtpStandin(tmp_path / "mail").start()
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def standin(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SmtpStandin]:
+    """The stand-in offering PIPELINING, as real relays do, and not: both send paths."""
+    server = SmtpStandin(tmp_path / "mail", pipelining=request.param).start()
     yield server
     server.stop()
 
@@ -178,3 +179,62 @@ async def test_the_standin_as_a_process_obeys_a_faults_file(
     finally:
         await pool.close()
     assert len(messages(mail)) == 2
+
+
+async def test_lines_starting_with_a_dot_arrive_intact(standin: SmtpStandin) -> None:
+    body = b".\r\n..deux points\r\n.un point\r\nfin\r\n"
+    pool = pool_for(standin, size=1)
+    try:
+        await pool.send(FROM, "a@example.org", message("a@example.org").replace(
+            b"Bonjour 0\r\n", body))
+    finally:
+        await pool.close()
+    (kept,) = standin.messages()
+    assert kept.read_bytes().endswith(b"\r\n\r\n" + body)
+
+
+class _Relay(asyncio.Protocol):
+    """A relay that offers PIPELINING and records how the commands arrived."""
+
+    chunks: list[bytes]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"220 relais\r\n")
+        self.in_data = False
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        assert isinstance(self.transport, asyncio.WriteTransport)
+        if self.in_data:
+            if data.endswith(b"\r\n.\r\n"):
+                self.in_data = False
+                self.transport.write(b"250 2.0.0 ok\r\n")
+            return
+        for line in data.split(b"\r\n")[:-1]:
+            if line.startswith(b"EHLO"):
+                self.transport.write(b"250-relais\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n")
+            elif line == b"DATA":
+                self.in_data = True
+                self.transport.write(b"354 go ahead\r\n")
+            else:
+                self.transport.write(b"250 ok\r\n")
+
+
+async def test_with_pipelining_the_envelope_leaves_in_one_write() -> None:
+    chunks: list[bytes] = []
+    relay = type("Relay", (_Relay,), {"chunks": chunks})
+    server = await asyncio.get_running_loop().create_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = SmtpPool(SmtpConfig(host="127.0.0.1", port=port, pool=1, timeout_s=5))
+    try:
+        for n in range(2):
+            await pool.send(FROM, f"r{n}@example.org", message(f"r{n}@example.org", n))
+    finally:
+        await pool.close()
+        server.close()
+    envelopes = [c for c in chunks if c.startswith(b"MAIL FROM")]
+    assert envelopes == [
+        f"MAIL FROM:<{FROM}> SIZE={len(message(f'r{n}@example.org', n))}\r\n"
+        f"RCPT TO:<r{n}@example.org>\r\nDATA\r\n".encode() for n in range(2)]

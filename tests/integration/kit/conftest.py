@@ -49,12 +49,14 @@ class Mairie:
     """Publishes on NOTICES the way the front door does."""
 
     nc: Client
+    # Trace headers put on every event, as the front door's (crieur.trace).
+    trace: dict[str, str] | None = None
 
     async def _put(self, event: NoticePublished | NoticeCorrected | NoticeWithdrawn) -> None:
         await self.nc.jetstream().publish(
             subjects.notice(event.notice.commune, event.notice.id),
             event.model_dump_json().encode(), stream="NOTICES",
-            headers={"Nats-Msg-Id": event.msg_id})
+            headers={"Nats-Msg-Id": event.msg_id} | (self.trace or {}))
 
     async def publish(self, notice: Notice) -> Notice:
         await self._put(NoticePublished(occurred_at=datetime.now(UTC), notice=notice))

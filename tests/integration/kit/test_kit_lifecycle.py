@@ -8,7 +8,10 @@ from collections import Counter, defaultdict
 
 from nats.aio.client import Client
 
+from crieur import trace
+from schemas import subjects
 from schemas.deliveries import DeliveryOutcome
+from tests.helpers import read_subject
 from tests.integration.kit.conftest import (
     Mairie,
     StartKit,
@@ -146,3 +149,29 @@ async def test_a_withdrawal_stops_the_planning_of_a_large_fan_out(
     assert planned < 30_000, "planning went on after the withdrawal"
     assert Counter(s.recipient for s in port.sent if s.kind == "withdrawn") == Counter(
         s.recipient for s in port.sent if s.kind == "published")
+
+
+async def test_jobs_the_worker_queues_itself_carry_the_notices_trace(
+        nc: Client, start_kit: StartKit) -> None:
+    """A correction during the fan-out: the follow-ups and the superseded publications
+    the worker queues carry the trace, so every report can be followed back to the notice."""
+    commune = random_insee()
+    everyone = [f"r{i}" for i in range(200)]
+    port = FakeChannel({commune: everyone}, rate_per_s=100, concurrency=2)
+    await start_kit(port)
+    notice = make_notice(commune)
+    mairie = Mairie(nc, trace={trace.NOTICE_ID: notice.id, trace.TRACE_ID: "trace-tempete"})
+    await mairie.publish(notice)
+    await wait_for(lambda: len(port.sent) >= 30, what="30 sends")
+    await mairie.correct(notice, body="Restez chez vous jusqu'à demain.")
+    await wait_for(lambda: {s.recipient for s in port.sent if s.version == 2} == set(everyone),
+                   within_s=60, what="everyone has version 2")
+    await asyncio.sleep(1.0)
+    found = await read_subject(nc.jetstream(), subjects.delivery(port.channel, commune),
+                               wait_s=1.0)
+    kinds = {s.kind for s in port.sent if s.version == 2}
+    assert "corrected" in kinds and "published" in kinds, kinds  # both paths were taken
+    assert found
+    untraced = [m.data[:120] for m in found
+                if (m.headers or {}).get(trace.TRACE_ID) != "trace-tempete"]
+    assert untraced == []
