@@ -21,7 +21,6 @@ CHANNEL_ROUTES: dict[str, Channel] = {
     "/webhooks/sms": Channel.SMS,
     # Staff preview of an SMS (encoding, parts): the code that sends is the code that previews.
     "/api/v1/previews/sms": Channel.SMS,
-    "/webhooks/email": Channel.EMAIL,
 }
 
 

@@ -30,6 +30,26 @@ from services.notices.store import OWNED_BUCKETS, NatsStore
 log = structlog.get_logger("crieur.notices")
 
 
+class HeadAsGet:
+    """HEAD answered as GET without the body (RFC 9110): link checkers, monitoring and
+    browsers' prefetch ask HEAD, and FastAPI's routes only answer the methods they name."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class BodyLimit:
     """Answers 413 to a body over the limit, declared or streamed, before anything reads it."""
 
@@ -160,6 +180,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
                        uploads=settings.attachment_max_bytes)
     # Answers the routes did not compress themselves (cached answers come gzipped already).
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestLog)
 
     app.add_exception_handler(errors.ApiError, errors.on_api_error)

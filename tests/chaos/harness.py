@@ -44,6 +44,7 @@ from crieur.village import SERVICES, Service, run_setup, wait_healthy, wait_list
 from schemas.commune import Commune
 from schemas.notice import Category
 from schemas.streams import COMMUNES
+from services.push.format import topic
 
 COMMUNE = "70299"
 EMAIL_SECRET = "chaos-email-secret-key-chaos-email-secret-key"
@@ -237,6 +238,48 @@ def shown(expected: int, found: int) -> Tally:
     """The sign's line: how many of the notices expected on its playlist are there."""
     return Tally(expected=expected, delivered=found, lost=expected - found, duplicated=0,
                  unexpected=0, last_at=None)
+
+
+Sink = EmailSink | SmsSink | FcmSink
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one channel's sink should receive of a notice: `key` names the notice there
+    (its id, or its SMS tag), `want` the (key, recipient) pairs."""
+
+    channel: str
+    sink: Sink
+    key: str
+    want: set[tuple[str, str]]
+
+    def tally(self) -> Tally:
+        return tally(self.sink.deliveries(), self.want)
+
+
+async def under_way(e: Expected, at_least: int, what: str) -> None:
+    """Wait until a fan-out is caught in the middle: some deliveries out, most not."""
+    await eventually(lambda: e.tally().delivered >= at_least, what, within=300, every=0.05)
+
+
+async def delivered_in_full(*expected: Expected, after: str = "", within: float = 600.0,
+                            quiet_s: float = 5.0) -> None:
+    """Wait until every sink got all it should, then until they stop moving (a duplicate
+    would come late)."""
+    for e in expected:
+        await eventually(lambda e=e: e.tally().lost == 0,
+                         f"every {e.channel} delivery {after}".strip(), within=within,
+                         every=0.5)
+    await settle(lambda: sum(len(e.sink.deliveries()) for e in expected), quiet_s=quiet_s)
+
+
+def record_each(scenario: str, expected: Iterable[Expected], fault_end: float | None,
+                note: str = "") -> dict[str, Tally]:
+    """One line of the table a channel; what each sink received, by channel."""
+    found = {e.channel: e.tally() for e in expected}
+    for channel, t in found.items():
+        record(scenario, channel, t, fault_end, note)
+    return found
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -530,6 +573,10 @@ class ChaosVillage:
                 headers=self.auth, timeout=30)
         assert answer.status_code == 200, answer.text
 
+    async def on_sign(self, *notice_ids: str) -> set[str]:
+        """Those of these notices that are on the sign's playlist now."""
+        return set(notice_ids) & {n["id"] for n in (await self.playlist())["notices"]}
+
     async def playlist(self) -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
             answer = await http.get(self.url("panel") + "/playlist", timeout=10)
@@ -559,6 +606,17 @@ class ChaosVillage:
         async with httpx.AsyncClient() as http:
             answer = await http.post(self.url(name) + path, json=body, timeout=10)
         answer.raise_for_status()
+
+    def expect(self, channel: str, notice: dict[str, Any], tag: str) -> Expected:
+        """What `channel` should deliver of a notice published with `tag` in its title."""
+        nid = notice["id"]
+        if channel == "email":
+            return Expected(channel, self.email_sink(), nid, self.expected_email([nid]))
+        if channel == "sms":
+            return Expected(channel, self.sms_sink(), tag, self.expected_sms([tag]))
+        assert channel == "push", channel
+        return Expected(channel, self.fcm_sink(), nid,
+                        {(nid, topic(COMMUNE, Category(notice["category"])))})
 
     def expected_email(self, notice_ids: Iterable[str]) -> set[tuple[str, str]]:
         return {(n, r) for n in notice_ids for r in self.email_rids}

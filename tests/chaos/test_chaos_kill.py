@@ -20,15 +20,14 @@ from tests.chaos.harness import (
     COMMUNE,
     PUSH_BURST,
     ChaosVillage,
-    EmailSink,
-    SmsSink,
+    Expected,
     Tally,
+    delivered_in_full,
     eventually,
     new_tag,
     record,
-    settle,
     shown,
-    tally,
+    under_way,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
@@ -41,19 +40,14 @@ async def kill_mid_fanout(village: ChaosVillage, service: str, sig: int,
     Returns what the sink got, the exit code, the jobs in flight at the signal, and when
     the service was back."""
     tag = new_tag()
-    sink: EmailSink | SmsSink = village.email_sink() if service == "email" else village.sms_sink()
     notice = await village.publish(category, f"Coupure d’eau [{tag}]")
-    want = (village.expected_email([notice["id"]]) if service == "email"
-            else village.expected_sms([tag]))
-    await eventually(lambda: tally(sink.deliveries(), want).delivered >= 300,
-                     f"the first {service} deliveries", within=300, every=0.05)
+    expected = village.expect(service, notice, tag)
+    await under_way(expected, 300, f"the first {service} deliveries")
     in_flight = await village.in_flight(f"{service}-worker")
     code = village.kill(service, sig)
     back = village.restart(service)
-    await eventually(lambda: tally(sink.deliveries(), want).lost == 0,
-                     f"every {service} delivery after the restart", within=600, every=0.5)
-    await settle(lambda: len(sink.deliveries()))
-    return tally(sink.deliveries(), want), code, in_flight, back
+    await delivered_in_full(expected, after="after the restart")
+    return expected.tally(), code, in_flight, back
 
 
 @pytest.mark.chaos_full
@@ -100,13 +94,13 @@ async def test_push_panel_and_front_door_killed_mid_burst(village: ChaosVillage)
 
             await asyncio.gather(*(one_at_a_time() for _ in range(4)))
 
-    def pushed() -> int:
-        return tally(fcm.deliveries(), {(n, topic(COMMUNE, Category.INFORMATION))
-                                        for n in ids.values()}).delivered
+    def burst() -> Expected:
+        return Expected("push", fcm, tag, {(n, topic(COMMUNE, Category.INFORMATION))
+                                           for n in ids.values()})
 
     publishing = asyncio.create_task(publish_all())
-    await eventually(lambda: pushed() >= PUSH_BURST // 5, "the first pushes", within=300,
-                     every=0.05)
+    await eventually(lambda: burst().tally().delivered >= PUSH_BURST // 5, "the first pushes",
+                     within=300, every=0.05)
     in_flight = await village.in_flight("push-worker")
     village.kill("push", signal.SIGKILL)
     village.kill("panel", signal.SIGKILL)
@@ -118,15 +112,12 @@ async def test_push_panel_and_front_door_killed_mid_burst(village: ChaosVillage)
     village.restart("push")
     village.restart("panel")
     await asyncio.wait_for(publishing, 600)
-    want = {(n, topic(COMMUNE, Category.INFORMATION)) for n in ids.values()}
-    await eventually(lambda: tally(fcm.deliveries(), want).lost == 0, "every push",
-                     within=600, every=0.5)
-    await settle(lambda: len(fcm.deliveries()))
-    push = tally(fcm.deliveries(), want)
+    published = burst()
+    await delivered_in_full(published)
+    push = published.tally()
 
     async def on_sign() -> int:
-        playlist = await village.playlist()
-        return len(set(ids.values()) & {n["id"] for n in playlist["notices"]})
+        return len(await village.on_sign(*ids.values()))
 
     async def all_on_sign() -> bool:
         return await on_sign() == PUSH_BURST

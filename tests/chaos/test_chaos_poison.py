@@ -17,16 +17,15 @@ import pytest
 from schemas import subjects
 from schemas.deadletters import DeadLetter
 from schemas.notice import Category
-from services.push.format import topic
 from tests.chaos.harness import (
     COMMUNE,
     ChaosVillage,
+    delivered_in_full,
     eventually,
     new_tag,
     record,
-    settle,
+    record_each,
     shown,
-    tally,
 )
 from tests.helpers import read_subject
 
@@ -82,24 +81,11 @@ async def test_poison_is_set_aside_and_the_next_notice_goes_out(village: ChaosVi
         assert d.deliveries is None or d.deliveries <= MAX_ATTEMPTS, d
 
     # The services went on: the next notice reaches every sink, and the front door reads.
-    email, sms, fcm = village.email_sink(), village.sms_sink(), village.fcm_sink()
     tag = new_tag()
     notice = await village.publish(Category.EVENEMENT, f"Après le poison [{tag}]")
-    want_email = village.expected_email([notice["id"]])
-    want_sms = village.expected_sms([tag])
-    want_push = {(notice["id"], topic(COMMUNE, Category.EVENEMENT))}
-    await eventually(lambda: tally(email.deliveries(), want_email).lost == 0, "every email",
-                     within=600, every=0.5)
-    await eventually(lambda: tally(sms.deliveries(), want_sms).lost == 0, "every SMS",
-                     within=600, every=0.5)
-    await eventually(lambda: tally(fcm.deliveries(), want_push).lost == 0, "the push",
-                     within=300, every=0.5)
-
-    async def on_sign() -> bool:
-        return notice["id"] in {n["id"] for n in (await village.playlist())["notices"]}
-
-    await eventually(on_sign, "the sign", within=120)
-    await settle(lambda: len(email.deliveries()) + len(sms.deliveries()))
+    expected = [village.expect(c, notice, tag) for c in ("email", "sms", "push")]
+    await delivered_in_full(*expected)
+    await eventually(lambda: village.on_sign(notice["id"]), "the sign", within=120)
     async with httpx.AsyncClient() as http:
         listed = await http.get(f"{village.api}/api/v1/communes/{COMMUNE}/notices")
         feed = await http.get(f"{village.api}/api/v1/communes/{COMMUNE}/feed.atom")
@@ -107,10 +93,8 @@ async def test_poison_is_set_aside_and_the_next_notice_goes_out(village: ChaosVi
     assert feed.status_code == 200, feed.text
 
     counts = json.dumps(by_service(found), sort_keys=True)
-    for name, sink, want in (("email", email, want_email), ("sms", sms, want_sms),
-                             ("push", fcm, want_push)):
-        t = tally(sink.deliveries(), want)
-        record("5 poison", name, t, started, "next notice, after the poison")
-        assert t.lost == 0 and t.duplicated == 0
+    for name, t in record_each("5 poison", expected, started,
+                               "next notice, after the poison").items():
+        assert t.lost == 0 and t.duplicated == 0, (name, t)
     record("5 poison", "dead letters", shown(len(POISONS) * len(NOTICE_READERS + JOB_READERS),
                                              len(found)), None, counts)

@@ -13,57 +13,45 @@ import httpx
 import pytest
 
 from schemas.notice import Category
-from services.push.format import topic
 from tests.chaos.harness import (
-    COMMUNE,
     ChaosVillage,
+    delivered_in_full,
     eventually,
     new_tag,
     record,
-    settle,
+    record_each,
     shown,
-    tally,
+    under_way,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 
 
 async def test_nats_server_killed_mid_fanout_loses_nothing(village: ChaosVillage) -> None:
-    email, sms, fcm = village.email_sink(), village.sms_sink(), village.fcm_sink()
     tag = new_tag()
     notice = await village.publish(Category.EVENEMENT, f"Fête au village [{tag}]")
-    want_email = village.expected_email([notice["id"]])
-    want_sms = village.expected_sms([tag])
+    email, sms = village.expect("email", notice, tag), village.expect("sms", notice, tag)
     # Caught in the middle: some emails are out, most are not.
-    await eventually(lambda: tally(email.deliveries(), want_email).delivered >= 300,
-                     "the first emails", within=300, every=0.05)
+    await under_way(email, 300, "the first emails")
     in_flight = sum([await village.in_flight(f"{c}-worker") for c in ("email", "sms")])
     village.kill_server()
     await asyncio.sleep(2.0)
     back = village.start_server()
 
-    await eventually(lambda: tally(email.deliveries(), want_email).lost == 0,
-                     "every email after the restart", within=600, every=0.5)
-    await eventually(lambda: tally(sms.deliveries(), want_sms).lost == 0,
-                     "every SMS after the restart", within=600, every=0.5)
-    await settle(lambda: len(email.deliveries()) + len(sms.deliveries()))
-    mail, texts = tally(email.deliveries(), want_email), tally(sms.deliveries(), want_sms)
-    record("2 nats-server SIGKILL", "email", mail, back, f"in flight {in_flight}")
-    record("2 nats-server SIGKILL", "sms", texts, back, f"in flight {in_flight}")
+    await delivered_in_full(email, sms, after="after the restart")
+    got = record_each("2 nats-server SIGKILL", (email, sms), back, f"in flight {in_flight}")
+    mail, texts = got["email"], got["sms"]
 
     # Every service reconnected by itself and its consumers resumed: a new notice goes out
     # to push and reaches the sign.
     published = time.time()
-    after = await village.publish(Category.INFORMATION, f"Après le redémarrage [{new_tag()}]")
-    want_push = {(after["id"], topic(COMMUNE, Category.INFORMATION))}
-
-    async def on_sign() -> bool:
-        return after["id"] in {n["id"] for n in (await village.playlist())["notices"]}
-
-    await eventually(lambda: tally(fcm.deliveries(), want_push).lost == 0,
-                     "push after the restart", within=120)
-    await eventually(on_sign, "the sign after the restart", within=120)
-    push = tally(fcm.deliveries(), want_push)
+    tag = new_tag()
+    after = await village.publish(Category.INFORMATION, f"Après le redémarrage [{tag}]")
+    pushed = village.expect("push", after, tag)
+    await delivered_in_full(pushed, after="after the restart", within=120)
+    await eventually(lambda: village.on_sign(after["id"]), "the sign after the restart",
+                     within=120)
+    push = pushed.tally()
     record("2 nats-server SIGKILL", "push (after)", push, published,
            "a notice published once the fan-out was done")
     record("2 nats-server SIGKILL", "panel (after)", shown(1, 1), None, "new notice on the sign")

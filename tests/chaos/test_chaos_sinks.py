@@ -19,11 +19,11 @@ from tests.chaos.harness import (
     CHAOS_ENV,
     COMMUNE,
     ChaosVillage,
+    Expected,
+    delivered_in_full,
     eventually,
     new_tag,
     record,
-    settle,
-    tally,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.chaos_full, pytest.mark.timeout(900)]
@@ -39,18 +39,16 @@ def allowed_attempts(outage_s: float, concurrency: int) -> int:
 
 
 async def test_smtp_answering_421_then_451_for_a_while(village: ChaosVillage) -> None:
-    email = village.email_sink()
     village.smtp_faults([{"code": 421, "seconds": 4}, {"code": 451, "seconds": 10}])
     healed = time.time() + 10
     try:
-        notice = await village.publish(Category.TRAVAUX, f"Travaux rue haute [{new_tag()}]")
-        want = village.expected_email([notice["id"]])
-        await eventually(lambda: tally(email.deliveries(), want).lost == 0, "every email",
-                         within=600, every=0.5)
+        tag = new_tag()
+        notice = await village.publish(Category.TRAVAUX, f"Travaux rue haute [{tag}]")
+        email = village.expect("email", notice, tag)
+        await delivered_in_full(email)
     finally:
         village.smtp_faults([])
-    await settle(lambda: len(email.deliveries()))
-    t = tally(email.deliveries(), want)
+    t = email.tally()
     record("3 SMTP 421/451 10 s", "email", t, healed)
     assert t.lost == 0 and t.duplicated == 0
 
@@ -67,10 +65,9 @@ async def test_fcm_answering_503_then_429_with_retry_after(village: ChaosVillage
     tag = new_tag()
     notices = [await village.publish(Category.INFORMATION, f"Avis {i} [{tag}]")
                for i in range(10)]
-    want = {(n["id"], topic(COMMUNE, Category.INFORMATION)) for n in notices}
-    await eventually(lambda: tally(fcm.deliveries(), want).lost == 0, "every push",
-                     within=300, every=0.5)
-    await settle(lambda: len(fcm.deliveries()))
+    pushed = Expected("push", fcm, tag,
+                      {(n["id"], topic(COMMUNE, Category.INFORMATION)) for n in notices})
+    await delivered_in_full(pushed, within=300)
     requests = fcm.requests()[before:]
     refused = [r for r in requests if r["status"] in (429, 503)]
     limited = [r for r in requests if r["status"] == 429]
@@ -78,7 +75,7 @@ async def test_fcm_answering_503_then_429_with_retry_after(village: ChaosVillage
     # already on their way, answered within half a second of it, aside).
     early = [r for r in requests for q in limited
              if 0.5 < _gap(q, r) < retry_after - 0.2]
-    t = tally(fcm.deliveries(), want)
+    t = pushed.tally()
     record("3 FCM 503×3, 429×2 Retry-After 3 s", "push", t,
            max(_at(r) for r in refused) if refused else None,
            f"{len(refused)} refused, {len(early)} sent inside a Retry-After")
@@ -94,8 +91,8 @@ async def test_sms_provider_failing_then_silent(village: ChaosVillage) -> None:
     await village.standin("sms-standin", "/_standin/fail", {"status": 500, "seconds": 8})
     outage_from = time.time()
     tag = new_tag()
-    await village.publish(Category.ALERTE, f"Orage de grêle [{tag}]")
-    want = village.expected_sms([tag])
+    notice = await village.publish(Category.ALERTE, f"Orage de grêle [{tag}]")
+    alert = village.expect("sms", notice, tag)
     await asyncio.sleep(8.0)
     # Then silent: each request answered after 20 s, past the client's 15 s timeout.
     await village.standin("sms-standin", "/_standin/fail",
@@ -107,13 +104,11 @@ async def test_sms_provider_failing_then_silent(village: ChaosVillage) -> None:
     await eventually(lambda: silent_calls() >= 1, "a timed-out SMS", within=300, every=0.5)
     await village.standin("sms-standin", "/_standin/heal", {})
     healed = time.time()
-    await eventually(lambda: tally(sms.deliveries(), want).lost == 0, "every SMS",
-                     within=600, every=0.5)
-    await settle(lambda: len(sms.deliveries()))
+    await delivered_in_full(alert)
     requests = sms.requests()[before:]
     failed = [r for r in requests if r["status"] != 201]
     allowed = allowed_attempts(healed - outage_from, concurrency)
-    t = tally(sms.deliveries(), want)
+    t = alert.tally()
     record("3 SMS 500 8 s, then silent", "sms", t, healed,
            f"{len(failed)} attempts during the outage (schedule allows {allowed})")
     assert t.lost == 0 and t.duplicated == 0

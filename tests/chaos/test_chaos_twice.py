@@ -11,16 +11,14 @@ import pytest
 
 from schemas import subjects
 from schemas.notice import Category
-from services.push.format import topic
 from tests.chaos.harness import (
     COMMUNE,
     ChaosVillage,
-    eventually,
+    delivered_in_full,
     new_tag,
     record,
-    settle,
+    record_each,
     shown,
-    tally,
 )
 from tests.helpers import read_subject
 
@@ -29,7 +27,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 
 async def test_a_notice_published_twice_is_stored_and_delivered_once(
         village: ChaosVillage) -> None:
-    email, sms, fcm = village.email_sink(), village.sms_sink(), village.fcm_sink()
     tag = new_tag()
     title = f"Marché de Noël [{tag}]"
     started = time.time()
@@ -58,26 +55,14 @@ async def test_a_notice_published_twice_is_stored_and_delivered_once(
     finally:
         await nc.close()
 
-    want_email = village.expected_email([notice_id])
-    want_sms = village.expected_sms([tag])
-    want_push = {(notice_id, topic(COMMUNE, Category.EVENEMENT))}
-    await eventually(lambda: tally(email.deliveries(), want_email).lost == 0, "every email",
-                     within=600, every=0.5)
-    await eventually(lambda: tally(sms.deliveries(), want_sms).lost == 0, "every SMS",
-                     within=600, every=0.5)
-    await eventually(lambda: tally(fcm.deliveries(), want_push).lost == 0, "the push",
-                     within=300, every=0.5)
-    await settle(lambda: len(email.deliveries()) + len(sms.deliveries()) + len(
-        fcm.deliveries()))
+    expected = [village.expect(c, again, tag) for c in ("email", "sms", "push")]
+    await delivered_in_full(*expected)
     async with httpx.AsyncClient() as http:
         listed = (await http.get(f"{village.api}/api/v1/communes/{COMMUNE}/notices",
                                  params={"limit": 200})).json()
     same = [n for n in listed["notices"] if n["title"] == title]
     record("6 published twice", "notices", shown(1, len(same)), None,
            "4 POSTs with one Idempotency-Key, the event sent again")
-    for name, sink, want in (("email", email, want_email), ("sms", sms, want_sms),
-                             ("push", fcm, want_push)):
-        t = tally(sink.deliveries(), want)
-        record("6 published twice", name, t, started)
+    for name, t in record_each("6 published twice", expected, started).items():
         assert t.lost == 0 and t.duplicated == 0, (name, t)
     assert len(same) == 1

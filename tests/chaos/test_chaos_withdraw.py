@@ -20,6 +20,7 @@ from tests.chaos.harness import (
     settle,
     shown,
     tally,
+    under_way,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
@@ -35,38 +36,33 @@ def recipients(deliveries: list[Delivery], key: str, kind: str) -> list[str]:
 
 async def test_a_notice_withdrawn_mid_fanout_stops_and_is_taken_back(
         village: ChaosVillage) -> None:
-    email, sms = village.email_sink(), village.sms_sink()
     tag = new_tag()
     notice = await village.publish(Category.EVENEMENT, f"Concert annulé ? [{tag}]")
     nid = notice["id"]
-    want_email, want_sms = village.expected_email([nid]), village.expected_sms([tag])
-
-    def started() -> bool:
-        return (tally(email.deliveries(), want_email).delivered >= 200
-                and tally(sms.deliveries(), want_sms).delivered >= 100)
-
-    await eventually(started, "the first emails and SMS", within=300, every=0.05)
+    email, sms = village.expect("email", notice, tag), village.expect("sms", notice, tag)
+    await under_way(email, 200, "the first emails")
+    await under_way(sms, 100, "the first SMS")
     await village.withdraw(nid)
     withdrawn_at = time.time()
 
     async def off_the_sign() -> bool:
-        return nid not in {n["id"] for n in (await village.playlist())["notices"]}
+        return not await village.on_sign(nid)
 
     await eventually(off_the_sign, "the sign dropping it", within=60)
-    await settle(lambda: len(email.deliveries()) + len(sms.deliveries()), quiet_s=8.0)
+    await settle(lambda: len(email.sink.deliveries()) + len(sms.sink.deliveries()), quiet_s=8.0)
 
-    for name, sink, key in (("email", email, nid), ("sms", sms, tag)):
-        found = sink.deliveries()
-        late = [d for d in found if d.notice == key and d.kind == "published"
+    for e in (email, sms):
+        found = e.sink.deliveries()
+        late = [d for d in found if d.notice == e.key and d.kind == "published"
                 and d.at > withdrawn_at + SEEN_WITHIN_S]
-        got = set(recipients(found, key, "published"))
-        told = recipients(found, key, "withdrawn")
+        got = set(recipients(found, e.key, "published"))
+        told = recipients(found, e.key, "withdrawn")
         # The withdrawal goes to exactly those who got the notice, once each.
-        t = tally(found, {(key, r) for r in got}, kind="withdrawn")
-        record("7 withdrawn mid fan-out", name, t, withdrawn_at,
-               f"published to {len(got)} of {len(want_email if name == 'email' else want_sms)}"
+        t = tally(found, {(e.key, r) for r in got}, kind="withdrawn")
+        record("7 withdrawn mid fan-out", e.channel, t, withdrawn_at,
+               f"published to {len(got)} of {len(e.want)}"
                f" before; {len(late)} sent after the withdrawal was seen")
-        assert late == [], f"{name}: {len(late)} sent after the withdrawal"
-        assert len(got) < (len(want_email) if name == "email" else len(want_sms))
-        assert set(told) == got and len(told) == len(got), name
+        assert late == [], f"{e.channel}: {len(late)} sent after the withdrawal"
+        assert len(got) < len(e.want)
+        assert set(told) == got and len(told) == len(got), e.channel
     record("7 withdrawn mid fan-out", "panel", shown(1, 1), None, "dropped from the playlist")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +109,82 @@ def launcher_events(village: Village, event: str) -> list[dict[str, Any]]:
     return found
 
 
+COMMUNE = "70299"  # the commune `make run` sets up (Lavoncourt)
+# What a resident follows in these tests: the commune's alerts, shown at any hour.
+ALERTS = [{"commune": COMMUNE, "categories": ["alerte"]}]
+
+
+def eventually(check: Callable[[], Any], what: str, within: float = 60.0,
+               every: float = 0.2) -> Any:
+    """Poll `check` until truthy and return it: a generous bound, never a speed assertion."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"not within {within}s: {what}")
+
+
+def notices_url(village: Village) -> str:
+    return f"{village.api}/api/v1/communes/{COMMUNE}/notices"
+
+
+def publish(village: Village, title: str, category: str = "information",
+            body: str = "Essai de bout en bout.") -> str:
+    """Publish through the front door as staff; the notice's id."""
+    reply = httpx.post(notices_url(village), headers=village.auth, timeout=30,
+                       json={"category": category, "title": title, "body": body})
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+def withdraw(village: Village, notice_id: str) -> None:
+    reply = httpx.post(f"{notices_url(village)}/{notice_id}/withdraw", headers=village.auth,
+                       timeout=30)
+    assert reply.status_code == 200, reply.text
+
+
+def sms_received(standin: str) -> list[dict[str, Any]]:
+    """The send requests the SMS stand-in received, oldest first."""
+    return [r for r in httpx.get(standin + "/_standin/received", timeout=10).json()
+            if r["method"] == "POST"]
+
+
+def subscribe_by_sms(village: Village, standin: str, phone: str, *,
+                     confirm_as: str | None = None) -> dict[str, Any]:
+    """A resident follows the alerts by SMS through the front door: asks, reads the code the
+    stand-in received, confirms it (giving the number as `confirm_as` if set). Returns the
+    code SMS as the provider was asked to send it."""
+    subscriptions = village.api + "/api/v1/subscriptions/sms"
+    # The SMS service may still be arming its consumers: the front door says 503 meanwhile.
+    answer = eventually(lambda: (r := httpx.post(subscriptions, timeout=30, json={
+        "phone": phone, "follows": ALERTS})).status_code == 202 and r,
+        "the SMS channel answering", within=90)
+    assert answer.json()["status"] == "pending"
+    code_sms: dict[str, Any] = eventually(lambda: sms_received(standin), "the code SMS")[-1]
+    code = re.search(r"\b(\d{6})\b", code_sms["body"]["content"])
+    assert code is not None, code_sms
+    confirmed = httpx.post(subscriptions + "/confirm", timeout=30,
+                           json={"phone": confirm_as or phone, "code": code[1]})
+    assert confirmed.status_code == 200, confirmed.text
+    return code_sms
+
+
 # Debian's chromium, headless and quiet: nothing reaches the network but the village.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def chromium_browser(chromium: str) -> Iterator[Any]:
+    """Playwright's browser on the `chromium` binary (the fixture's), closed after the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

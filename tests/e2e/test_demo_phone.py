@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from crieur.nats_server import free_port
 from crieur.standins.fcm import FcmStandin, write_service_account
-from tests.e2e.helpers import Village, launcher_events, start_village
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def notices_url(village: Village) -> str:
-    return f"{village.api}/api/v1/communes/70299/notices"
-
-
-def publish(village: Village, title: str, category: str) -> str:
-    reply = httpx.post(notices_url(village), headers=village.auth, timeout=30,
-                       json={"category": category, "title": title, "body": "Essai du téléphone."})
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["id"])
-
-
-def withdraw(village: Village, notice_id: str) -> None:
-    reply = httpx.post(f"{notices_url(village)}/{notice_id}/withdraw", headers=village.auth,
-                       timeout=30)
-    assert reply.status_code == 200, reply.text
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
+from tests.e2e.helpers import (
+    Village,
+    chromium_browser,
+    eventually,
+    launcher_events,
+    notices_url,
+    publish,
+    start_village,
+    withdraw,
+)
 
 
 def phone_names(village: Village) -> set[str]:
@@ -56,9 +32,9 @@ def phone_names(village: Village) -> set[str]:
 @pytest.mark.e2e
 def test_devices_are_registered_through_the_front_door(village: Village) -> None:
     # The demo phones registered themselves the way the app does.
-    wait_for(lambda: {"Téléphone de Camille", "Téléphone de Lucas",
-                      "Téléphone de Mme Perrin"} <= phone_names(village),
-             "the demo phones registered")
+    eventually(lambda: {"Téléphone de Camille", "Téléphone de Lucas",
+                        "Téléphone de Mme Perrin"} <= phone_names(village),
+               "the demo phones registered")
     bad = httpx.post(village.api + "/api/v1/devices", timeout=30,
                      json={"token": "x", "follows": [{"commune": "70299"}]})
     assert bad.status_code == 422
@@ -77,47 +53,43 @@ def test_devices_are_registered_through_the_front_door(village: Village) -> None
 def test_the_demo_phone_shows_a_published_notice_arrive_change_and_go(
     village: Village, chromium: str, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.goto(village.phone + "/")
-            assert page.locator("html").get_attribute("lang") == "fr"
-            lucas = page.get_by_role("region", name="Téléphone de Lucas")
-            camille = page.get_by_role("region", name="Téléphone de Camille")
-            expect(lucas).to_be_visible(timeout=30_000)
-            expect(camille).to_be_visible(timeout=30_000)
+    with chromium_browser(chromium) as browser:
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(village.phone + "/")
+        assert page.locator("html").get_attribute("lang") == "fr"
+        lucas = page.get_by_role("region", name="Téléphone de Lucas")
+        camille = page.get_by_role("region", name="Téléphone de Camille")
+        expect(lucas).to_be_visible(timeout=30_000)
+        expect(camille).to_be_visible(timeout=30_000)
 
-            alert = publish(village, "Tempête : restez chez vous", "alerte")
-            card = lucas.locator(f'[data-notice-id="{alert}"]')
-            expect(card).to_be_visible(timeout=30_000)
-            expect(card).to_contain_text("Lavoncourt · Alerte")
-            expect(card).to_contain_text("Tempête : restez chez vous")
-            expect(camille.locator(f'[data-notice-id="{alert}"]')).to_be_visible()
+        alert = publish(village, "Tempête : restez chez vous", "alerte")
+        card = lucas.locator(f'[data-notice-id="{alert}"]')
+        expect(card).to_be_visible(timeout=30_000)
+        expect(card).to_contain_text("Lavoncourt · Alerte")
+        expect(card).to_contain_text("Tempête : restez chez vous")
+        expect(camille.locator(f'[data-notice-id="{alert}"]')).to_be_visible()
 
-            # Works: Camille follows them, Lucas only follows alerts.
-            works = publish(village, "Route de Gray fermée jeudi", "travaux")
-            expect(camille.locator(f'[data-notice-id="{works}"]')).to_contain_text(
-                "Route de Gray fermée jeudi", timeout=30_000)
-            expect(lucas.locator(f'[data-notice-id="{works}"]')).to_have_count(0)
+        # Works: Camille follows them, Lucas only follows alerts.
+        works = publish(village, "Route de Gray fermée jeudi", "travaux")
+        expect(camille.locator(f'[data-notice-id="{works}"]')).to_contain_text(
+            "Route de Gray fermée jeudi", timeout=30_000)
+        expect(lucas.locator(f'[data-notice-id="{works}"]')).to_have_count(0)
 
-            # A correction replaces the notification; a withdrawal takes it away.
-            reply = httpx.patch(f"{notices_url(village)}/{works}", headers=village.auth,
-                                timeout=30, json={"title": "Route de Gray fermée vendredi"})
-            assert reply.status_code == 200, reply.text
-            corrected = camille.locator(f'[data-notice-id="{works}"]')
-            expect(corrected).to_contain_text("Rectificatif : Route de Gray fermée vendredi",
-                                              timeout=30_000)
-            expect(corrected).to_have_count(1)
-            page.screenshot(path=str(tmp_path / "phones.png"))
-            withdraw(village, works)
-            expect(camille.locator(f'[data-notice-id="{works}"]')).to_have_count(0,
-                                                                                timeout=30_000)
-            expect(camille.locator(f'[data-notice-id="{alert}"]')).to_be_visible()
-        finally:
-            browser.close()
+        # A correction replaces the notification; a withdrawal takes it away.
+        reply = httpx.patch(f"{notices_url(village)}/{works}", headers=village.auth,
+                            timeout=30, json={"title": "Route de Gray fermée vendredi"})
+        assert reply.status_code == 200, reply.text
+        corrected = camille.locator(f'[data-notice-id="{works}"]')
+        expect(corrected).to_contain_text("Rectificatif : Route de Gray fermée vendredi",
+                                          timeout=30_000)
+        expect(corrected).to_have_count(1)
+        page.screenshot(path=str(tmp_path / "phones.png"))
+        withdraw(village, works)
+        expect(camille.locator(f'[data-notice-id="{works}"]')).to_have_count(0,
+                                                                            timeout=30_000)
+        expect(camille.locator(f'[data-notice-id="{alert}"]')).to_be_visible()
 
 
 @pytest.mark.e2e
@@ -140,8 +112,8 @@ def test_with_fcm_credentials_make_run_starts_no_stand_in_and_uses_that_fcm(
             "token": token, "follows": [{"commune": "70299", "categories": ["alerte"]}]})
         assert created.status_code == 201, created.text
         alert = publish(village, "Crue de la Saône", "alerte")
-        wait_for(lambda: any(m["data"]["notice_id"] == alert for m in google.sent()),
-                 "the alert at the configured FCM")
+        eventually(lambda: any(m["data"]["notice_id"] == alert for m in google.sent()),
+                   "the alert at the configured FCM")
         assert google.topics_of(token) == {"crieur-70299-alerte"}
         # No demo phones registered with a real FCM.
         assert all("demo-" not in r["path"] for r in list(google.received))

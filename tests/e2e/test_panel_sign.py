@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,40 +13,8 @@ import httpx
 import pytest
 
 from crieur.nats_server import free_port
-from tests.e2e.helpers import Village
+from tests.e2e.helpers import Village, chromium_browser, eventually, publish, withdraw
 from tests.helpers import repo_root
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def notices_url(village: Village) -> str:
-    return f"{village.api}/api/v1/communes/70299/notices"
-
-
-def publish(village: Village, title: str, category: str = "information") -> str:
-    reply = httpx.post(notices_url(village), headers=village.auth, timeout=30,
-                       json={"category": category, "title": title,
-                             "body": "Essai de bout en bout."})
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["id"])
-
-
-def withdraw(village: Village, notice_id: str) -> None:
-    reply = httpx.post(f"{notices_url(village)}/{notice_id}/withdraw", headers=village.auth,
-                       timeout=30)
-    assert reply.status_code == 200, reply.text
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 @pytest.mark.e2e
@@ -56,36 +22,32 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
 def test_the_web_sign_shows_a_notice_and_drops_it_when_withdrawn(
     village: Village, chromium: str, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 600})
-            page.goto(village.panel + "/")
-            assert page.locator("html").get_attribute("lang") == "fr"
-            expect(page.locator("#empty")).to_be_visible(timeout=20_000)
-            # An alert: the village runs with the default blank hours (23:00-06:00), when
-            # only alerts show, and this test must pass at any hour.
-            notice_id = publish(village, "Orage : arbres tombés route de Gray", "alerte")
-            item = page.locator(f'#notices li[data-notice-id="{notice_id}"]')
-            expect(item).to_be_visible(timeout=20_000)
-            expect(item).to_contain_text("Orage : arbres tombés route de Gray")
-            expect(item).to_contain_text("Alerte")
-            expect(page.locator("#empty")).to_be_hidden()
-            # The LED matrix got frames pushed over SSE (not only the blank one of the page).
-            first = page.locator("#frame").get_attribute("src")
-            wait_for(lambda: page.locator("#frame").get_attribute("src") != first,
-                     "a new frame on the web sign", timeout=20)
-            page.screenshot(path=str(tmp_path / "sign.png"))
-            assert (tmp_path / "sign.png").stat().st_size > 0
+    with chromium_browser(chromium) as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 600})
+        page.goto(village.panel + "/")
+        assert page.locator("html").get_attribute("lang") == "fr"
+        expect(page.locator("#empty")).to_be_visible(timeout=20_000)
+        # An alert: the village runs with the default blank hours (23:00-06:00), when
+        # only alerts show, and this test must pass at any hour.
+        notice_id = publish(village, "Orage : arbres tombés route de Gray", "alerte")
+        item = page.locator(f'#notices li[data-notice-id="{notice_id}"]')
+        expect(item).to_be_visible(timeout=20_000)
+        expect(item).to_contain_text("Orage : arbres tombés route de Gray")
+        expect(item).to_contain_text("Alerte")
+        expect(page.locator("#empty")).to_be_hidden()
+        # The LED matrix got frames pushed over SSE (not only the blank one of the page).
+        first = page.locator("#frame").get_attribute("src")
+        eventually(lambda: page.locator("#frame").get_attribute("src") != first,
+                   "a new frame on the web sign", within=20)
+        page.screenshot(path=str(tmp_path / "sign.png"))
+        assert (tmp_path / "sign.png").stat().st_size > 0
 
-            withdraw(village, notice_id)
-            expect(item).to_have_count(0, timeout=20_000)
-            expect(page.locator("#empty")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "sign-after.png"))
-        finally:
-            browser.close()
+        withdraw(village, notice_id)
+        expect(item).to_have_count(0, timeout=20_000)
+        expect(page.locator("#empty")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "sign-after.png"))
 
 
 def start_panel(village: Village, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -115,7 +77,7 @@ def test_a_killed_sign_comes_back_showing_exactly_what_is_current(
     url = f"http://127.0.0.1:{port}"
     panel = start_panel(village, port, tmp_path)
     try:
-        first = wait_for(lambda: (p := playlist(url)) and p["synced"] and p, "sign synced")
+        first = eventually(lambda: (p := playlist(url)) and p["synced"] and p, "sign synced")
         before = {n["id"] for n in first["notices"]}
 
         panel.send_signal(signal.SIGKILL)
@@ -125,8 +87,8 @@ def test_a_killed_sign_comes_back_showing_exactly_what_is_current(
         withdraw(village, a)
 
         panel = start_panel(village, port, tmp_path)
-        current = wait_for(lambda: (p := playlist(url)) and p["synced"] and p,
-                           "the restarted sign has replayed the stream")
+        current = eventually(lambda: (p := playlist(url)) and p["synced"] and p,
+                             "the restarted sign has replayed the stream")
         ids = [n["id"] for n in current["notices"]]
         # Exactly what was there before, plus B; A came and went while the sign was dead.
         assert sorted(ids) == sorted(before | {b})

@@ -8,10 +8,8 @@ notice went from DELIVERIES.
 from __future__ import annotations
 
 import base64
-import re
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +17,7 @@ import pytest
 
 from crieur.nats_server import free_port
 from crieur.standins.phone import DEMO_PHONES
-from tests.e2e.helpers import Village, start_village
+from tests.e2e.helpers import ALERTS, Village, eventually, start_village, subscribe_by_sms
 
 pytestmark = pytest.mark.e2e
 
@@ -39,35 +37,11 @@ def staff_village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vi
     village.stop()
 
 
-def eventually(check: Callable[[], Any], what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"not within {within}s: {what}")
-
-
-def follow_by_sms(village: Village, standin: str) -> None:
-    subscriptions = village.api + "/api/v1/subscriptions/sms"
-    eventually(lambda: httpx.post(subscriptions, json={
-        "phone": "06 98 76 54 32", "follows": [{"commune": "70299", "categories": ["alerte"]}],
-    }).status_code == 202, "the SMS channel answering")
-    sms = eventually(lambda: [r for r in httpx.get(standin + "/_standin/received").json()
-                              if r["method"] == "POST"], "the code SMS")[-1]
-    code = re.search(r"\b(\d{6})\b", sms["body"]["content"])
-    assert code is not None
-    confirmed = httpx.post(subscriptions + "/confirm",
-                           json={"phone": "06 98 76 54 32", "code": code[1]})
-    assert confirmed.status_code == 200, confirmed.text
-
-
 def follow_by_phone(village: Village) -> None:
     token = f"e2e{uuid.uuid4().hex[:8]}:APA91b{uuid.uuid4().hex}{uuid.uuid4().hex}"
     eventually(lambda: httpx.post(village.api + "/api/v1/devices", json={
-        "token": token, "follows": [{"commune": "70299", "categories": ["alerte"]}],
-    }).status_code in (201, 202), "the push channel registering the phone")
+        "token": token, "follows": ALERTS}).status_code in (201, 202),
+        "the push channel registering the phone")
 
 
 def test_preview_attach_publish_and_reach(staff_village: tuple[Village, str]) -> None:
@@ -87,7 +61,7 @@ def test_preview_attach_publish_and_reach(staff_village: tuple[Village, str]) ->
         x["available"] for x in c.values()) and c["push"]["reach"]["devices"] == phones and c,
         "every channel previewing, every demo phone counted")
     assert before["sms"]["reach"] == 0
-    follow_by_sms(village, standin)
+    subscribe_by_sms(village, standin, "06 98 76 54 32")
     follow_by_phone(village)
     channels = eventually(lambda: (c := previewed())["sms"]["reach"] == 1
                           and c["push"]["reach"]["devices"] == phones + 1 and c,

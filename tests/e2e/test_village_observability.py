@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -26,24 +26,24 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crieur.nats_server import free_port
 from crieur.standins.smtp import messages
-from tests.e2e.helpers import Village, start_village
+from tests.e2e.helpers import (
+    ALERTS,
+    Village,
+    eventually,
+    publish,
+    sms_received,
+    start_village,
+    subscribe_by_sms,
+)
 
 pytestmark = pytest.mark.e2e
 
 ADDRESS = "habitante.observee@example.org"
 PHONE = "06 98 76 54 32"
+# A village of six processes on a shared machine: a generous bound for each wait.
+WITHIN = 90.0
 # Every way the number could be written out in a log line.
 PHONE_FORMS = ("0698765432", "06 98 76 54 32", "33698765432", "+33698765432", "698765432")
-
-
-def eventually(check: Callable[[], Any], what: str, within: float = 90.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 class Observed:
@@ -92,34 +92,16 @@ def subscribe_by_email(village: Village) -> None:
     already = len(messages(mailbox)) if mailbox.exists() else 0
     answer = eventually(lambda: (r := httpx.post(
         village.api + "/api/v1/subscriptions/email", timeout=30, json={
-            "email": ADDRESS, "follows": [{"commune": "70299", "categories": ["alerte"]}]})
-    ).status_code == 202 and r, "the email channel answering")
+            "email": ADDRESS, "follows": ALERTS})
+    ).status_code == 202 and r, "the email channel answering", within=WITHIN)
     assert answer.status_code == 202
     paths = eventually(lambda: len(messages(mailbox)) > already and messages(mailbox),
-                       "the confirmation email")
+                       "the confirmation email", within=WITHIN)
     confirmation = email.message_from_bytes(paths[-1].read_bytes(), policy=policy.default)
     text = confirmation.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     link = re.search(r"(/api/v1/subscriptions/email/confirm/\S+)", text)
     assert link is not None
     assert httpx.get(village.api + link.group(1), timeout=30).status_code == 200
-
-
-def sms_received(standin: str) -> list[dict[str, Any]]:
-    return [r for r in httpx.get(standin + "/_standin/received", timeout=10).json()
-            if r["method"] == "POST"]
-
-
-def subscribe_by_sms(village: Village, standin: str) -> None:
-    subscriptions = village.api + "/api/v1/subscriptions/sms"
-    follows = [{"commune": "70299", "categories": ["alerte"]}]
-    eventually(lambda: httpx.post(subscriptions, timeout=30, json={
-        "phone": PHONE, "follows": follows}).status_code == 202, "the SMS channel answering")
-    code_sms = eventually(lambda: sms_received(standin), "the code SMS")[-1]["body"]
-    code = re.search(r"\b(\d{6})\b", code_sms["content"])
-    assert code is not None
-    confirmed = httpx.post(subscriptions + "/confirm", timeout=30,
-                           json={"phone": PHONE, "code": code.group(1)})
-    assert confirmed.status_code == 200, confirmed.text
 
 
 def log_lines(village: Village) -> list[dict[str, Any]]:
@@ -139,20 +121,15 @@ def test_every_service_is_ready_and_counts_a_delivery_followed_by_its_notice_id(
     village = observed.village
     for name, base in observed.services.items():
         eventually(lambda base=base: httpx.get(base + "/readyz", timeout=10).status_code == 200,
-                   f"{name} ready")
+                   f"{name} ready", within=WITHIN)
         assert httpx.get(base + "/readyz", timeout=10).json() == {"status": "ready"}
         assert httpx.get(base + "/healthz", timeout=10).status_code == 200
     subscribe_by_email(village)
-    subscribe_by_sms(village, observed.sms_standin)
+    subscribe_by_sms(village, observed.sms_standin, PHONE)
     time.sleep(1.0)  # the fan-outs' indexes follow the subscriber buckets
     before = {name: scrape(base) for name, base in observed.services.items()}
 
-    published = httpx.post(f"{village.api}/api/v1/communes/70299/notices", headers=village.auth,
-                           timeout=30, json={"category": "alerte",
-                                             "title": "Orage : restez à l'abri",
-                                             "body": "Grêle attendue vers 18 h."})
-    assert published.status_code == 201, published.text
-    alert = published.json()["id"]
+    alert = publish(village, "Orage : restez à l'abri", "alerte", body="Grêle attendue vers 18 h.")
 
     def moved(where: str, name: str, /, **labels: str) -> bool:
         return value(scrape(observed.services[where]), name, **labels) > value(
@@ -162,14 +139,14 @@ def test_every_service_is_ready_and_counts_a_delivery_followed_by_its_notice_id(
     for channel in ("email", "sms", "push"):
         eventually(lambda channel=channel: moved(channel, "crieur_deliveries_total",
                                                  channel=channel, outcome="sent"),
-                   f"{channel} counts a sent delivery")
+                   f"{channel} counts a sent delivery", within=WITHIN)
         assert moved(channel, "crieur_publish_to_send_seconds_count", channel=channel)
         assert moved(channel, "crieur_send_seconds_count", channel=channel)
         assert moved(channel, "crieur_messages_handled_total", kind="notice_event",
                      result="planned")
         assert moved(channel, "crieur_messages_handled_total", kind="job", result="sent")
     eventually(lambda: moved("panel", "crieur_deliveries_total", channel="panel",
-                             outcome="shown"), "the sign counts what it showed")
+                             outcome="shown"), "the sign counts what it showed", within=WITHIN)
     assert moved("panel", "crieur_messages_handled_total", service="panel",
                  kind="notice_event", result="read")
     assert moved("notices", "crieur_notice_events_published_total", kind="published")
@@ -234,4 +211,4 @@ def test_readyz_says_why_while_nats_does_not_answer(observed: Observed) -> None:
         os.kill(pid, signal.SIGCONT)
     for name, base in observed.services.items():
         eventually(lambda base=base: httpx.get(base + "/readyz", timeout=10).status_code == 200,
-                   f"{name} ready again")
+                   f"{name} ready again", within=WITHIN)

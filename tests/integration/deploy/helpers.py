@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,6 +189,55 @@ def start_service(module: str, env: dict[str, str], log_file: Path, health_url: 
         time.sleep(0.2)
     started.stop()
     raise RuntimeError(f"{module} not healthy: {started.output()[-3000:]}")
+
+
+async def publish_alert(http: httpx.AsyncClient, api: str, commune: str, token: str,
+                        key: str) -> str:
+    """A storm alert published through the front door as staff do (201); its id."""
+    answer = await http.post(
+        f"{api}/api/v1/communes/{commune}/notices",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        json={"category": "alerte", "title": "Tempête : restez chez vous",
+              "body": "Vents à 120 km/h attendus cette nuit."})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+@dataclass(frozen=True)
+class FrontAndSign:
+    """The front door and the sign running as their own users: where they answer."""
+
+    api: str
+    sign: str
+    notices_env: dict[str, str]
+
+
+@contextmanager
+def front_door_and_sign(server: ConfiguredServer, commune: str,
+                        folder: Path) -> Iterator[FrontAndSign]:
+    """Runs the front door and `commune`'s sign as in production for the block; after it,
+    neither may have met a Permissions Violation (server log or their own)."""
+    http_port, panel_port = free_port(), free_port()
+    notices_env = service_env(server, "notices", folder) | {"CRIEUR_HTTP_PORT": str(http_port)}
+    panel_env = service_env(server, "panel", folder) | {
+        "CRIEUR_PANEL_HTTP_PORT": str(panel_port), "CRIEUR_PANEL_COMMUNE": commune,
+        "CRIEUR_PANEL_REPORT_INTERVAL_S": "1", "CRIEUR_PANEL_BLANK_HOURS": ""}
+    api, sign = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{panel_port}"
+    running: list[Process] = []
+    already = {user: server.violations(user) for user in ("notices", "panel")}
+    try:
+        running.append(start_service("services.notices", notices_env,
+                                     folder / "notices.log", api + "/healthz"))
+        running.append(start_service("services.panel", panel_env,
+                                     folder / "panel.log", sign + "/healthz"))
+        yield FrontAndSign(api, sign, notices_env)
+    finally:
+        for process in running:
+            process.stop()
+    for user in ("notices", "panel"):
+        assert server.violations(user) == already[user], server.violations(user)
+    for process in running:
+        assert "Permissions Violation" not in process.output()
 
 
 def crieur(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -48,6 +48,7 @@ from tests.integration.deploy.helpers import (
     crieur,
     inbox,
     password,
+    publish_alert,
     service_env,
     start_service,
 )
@@ -314,13 +315,7 @@ async def test_village_fan_out_survives_losing_a_node_midway(cluster: Cluster,
             tmp_path / "panel.log", sign + "/healthz"))
         token = staff_token(cluster, tmp_path)
         async with httpx.AsyncClient(timeout=30) as http:
-            answer = await http.post(
-                f"{api}/api/v1/communes/{COMMUNE}/notices",
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "tempete"},
-                json={"category": "alerte", "title": "Tempête : restez chez vous",
-                      "body": "Vents à 120 km/h attendus cette nuit."})
-            assert answer.status_code == 201, answer.text
-            alert_id = answer.json()["id"]
+            alert_id = await publish_alert(http, api, COMMUNE, token, "tempete")
 
         await eventually(lambda: len(mailbox.messages()) >= n // 5, "the fan-out under way")
         killed = await leader_of(cluster, "JOBS")

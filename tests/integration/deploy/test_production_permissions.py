@@ -24,7 +24,6 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
 from crieur.channel.direct import multi_last
-from crieur.nats_server import free_port
 from crieur.provision import definitions
 from schemas import subjects
 from schemas.buckets import EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_MESSAGES, SMS_SUBSCRIBERS
@@ -33,12 +32,12 @@ from tests.integration.deploy.helpers import (
     DEPLOY,
     ConfiguredServer,
     Pki,
-    Process,
     crieur,
+    front_door_and_sign,
     inbox,
     password,
+    publish_alert,
     service_env,
-    start_service,
 )
 
 pytestmark = pytest.mark.integration
@@ -135,29 +134,11 @@ async def test_provisioning_creates_every_stream_and_bucket_of_schemas(
 
 async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
         production: ConfiguredServer, connect: Any, tmp_path: Path) -> None:
-    http_port, panel_port = free_port(), free_port()
-    notices_env = service_env(production, "notices", tmp_path) | {
-        "CRIEUR_HTTP_PORT": str(http_port)}
-    panel_env = service_env(production, "panel", tmp_path) | {
-        "CRIEUR_PANEL_HTTP_PORT": str(panel_port), "CRIEUR_PANEL_COMMUNE": COMMUNE,
-        "CRIEUR_PANEL_REPORT_INTERVAL_S": "1", "CRIEUR_PANEL_BLANK_HOURS": ""}
-    api, sign = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{panel_port}"
-    running: list[Process] = []
-    already = {user: production.violations(user) for user in ("notices", "panel")}
-    try:
-        running.append(start_service("services.notices", notices_env,
-                                     tmp_path / "notices.log", api + "/healthz"))
-        running.append(start_service("services.panel", panel_env,
-                                     tmp_path / "panel.log", sign + "/healthz"))
+    with front_door_and_sign(production, COMMUNE, tmp_path) as running:
+        api, sign = running.api, running.sign
         token = production.extra_env["staff_token"]
         async with httpx.AsyncClient(timeout=30) as http:
-            answer = await http.post(
-                f"{api}/api/v1/communes/{COMMUNE}/notices",
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "tempete-1"},
-                json={"category": "alerte", "title": "Tempête : restez chez vous",
-                      "body": "Vents à 120 km/h attendus cette nuit."})
-            assert answer.status_code == 201, answer.text
-            notice_id = answer.json()["id"]
+            notice_id = await publish_alert(http, api, COMMUNE, token, "tempete-1")
             listed = await http.get(f"{api}/api/v1/communes/{COMMUNE}/notices")
             assert [n["id"] for n in listed.json()["notices"]] == [notice_id]
 
@@ -183,13 +164,6 @@ async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
             return json.loads(msg.data or b"{}").get("notice_id") == notice_id
 
         await eventually(reported, "the sign reports what it showed on DELIVERIES")
-    finally:
-        for process in running:
-            process.stop()
-    for user in ("notices", "panel"):
-        assert production.violations(user) == already[user], production.violations(user)
-    for process in running:
-        assert "Permissions Violation" not in process.output()
 
 
 async def _refused(conn: Connection, what: str) -> None:
@@ -358,22 +332,10 @@ async def test_staff_previews_attachments_and_reach_as_their_own_users(
         production: ConfiguredServer, connect: Any, tmp_path: Path) -> None:
     """Issue 11's data layer under production permissions: the sign answers a preview, an
     attachment goes into the provisioned object store and back out, reach reads DELIVERIES."""
-    http_port, panel_port = free_port(), free_port()
-    notices_env = service_env(production, "notices", tmp_path) | {
-        "CRIEUR_HTTP_PORT": str(http_port)}
-    panel_env = service_env(production, "panel", tmp_path) | {
-        "CRIEUR_PANEL_HTTP_PORT": str(panel_port), "CRIEUR_PANEL_COMMUNE": COMMUNE,
-        "CRIEUR_PANEL_REPORT_INTERVAL_S": "1", "CRIEUR_PANEL_BLANK_HOURS": ""}
-    api, sign = f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{panel_port}"
-    running: list[Process] = []
-    already = {user: production.violations(user) for user in ("notices", "panel")}
     auth = {"Authorization": f"Bearer {production.extra_env['staff_token']}"}
     draft = {"category": "travaux", "title": "Route de Gray fermée", "body": "Du 2 au 4."}
-    try:
-        running.append(start_service("services.notices", notices_env,
-                                     tmp_path / "notices.log", api + "/healthz"))
-        running.append(start_service("services.panel", panel_env,
-                                     tmp_path / "panel.log", sign + "/healthz"))
+    with front_door_and_sign(production, COMMUNE, tmp_path) as running:
+        api = running.api
         async with httpx.AsyncClient(timeout=30) as http:
             communes = f"{api}/api/v1/communes/{COMMUNE}"
 
@@ -388,7 +350,7 @@ async def test_staff_previews_attachments_and_reach_as_their_own_users(
                                        params={"filename": "arrete.pdf"})
             assert uploaded.status_code == 201, uploaded.text
             download = await http.get(uploaded.json()["url"].replace(
-                notices_env.get("CRIEUR_PUBLIC_URL", api), api))
+                running.notices_env.get("CRIEUR_PUBLIC_URL", api), api))
             assert download.status_code == 200 and download.content == b"%PDF-1.4\n%%EOF\n"
             published = await http.post(communes + "/notices", headers=auth,
                                         json=draft | {"attachments": [uploaded.json()["id"]]})
@@ -400,13 +362,6 @@ async def test_staff_previews_attachments_and_reach_as_their_own_users(
                 return bool(reach["panel"]["shown_seconds"] > 0)
 
             await eventually(shown, "the sign's time on screen counted from DELIVERIES")
-    finally:
-        for process in running:
-            process.stop()
-    for user in ("notices", "panel"):
-        assert production.violations(user) == already[user], production.violations(user)
-    for process in running:
-        assert "Permissions Violation" not in process.output()
 
 
 async def request_once_heard(front: Any, subject: str) -> Any:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import re
-from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,6 +11,9 @@ from typing import Any, cast
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.settings import EmailSettings
+
+# Shared with the other channels' tests; the email tests import it from here.
+from tests.integration.helpers import wait_for as wait_for
 
 PUBLIC_URL = "https://crieur.example"
 SECRET = "test-secret-key-" + "x" * 32
@@ -46,15 +47,6 @@ def link_in(msg: EmailMessage, kind: str) -> str:
                       + r"/[A-Za-z0-9_.\-]+)", text_of(msg))
     assert found, f"no {kind} link in {text_of(msg)!r}"
     return found.group(1)
-
-
-async def wait_for(condition: Callable[[], bool], within_s: float = 30.0,
-                   what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def mails_to(mailbox: SmtpStandin, address: str) -> list[EmailMessage]:

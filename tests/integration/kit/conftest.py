@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,18 +17,18 @@ from crieur.channel.runner import ChannelRunner
 from crieur.channel.settings import ChannelSettings
 from schemas import subjects
 from schemas.deadletters import DeadLetter
-from schemas.deliveries import DeliveryReport
-from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.notice import Category, Notice, NoticeState
 from schemas.streams import NOTICES
 from tests.conftest import read_subject
+
+# Shared with the other channels' tests; the kit's test modules import them from here.
+from tests.integration.helpers import Mairie as Mairie
+from tests.integration.helpers import random_insee as random_insee
+from tests.integration.helpers import reports as reports
+from tests.integration.helpers import wait_for as wait_for
 from tests.integration.kit.fake import FakeChannel
 
 pytestmark = pytest.mark.integration
-
-
-def random_insee() -> str:
-    return f"{random.randint(1000, 95999):05d}"
 
 
 def make_notice(commune: str, **fields: Any) -> Notice:
@@ -42,52 +40,6 @@ def make_notice(commune: str, **fields: Any) -> Notice:
         "updated_at": now, "published_at": now,
     }
     return Notice.model_validate(data | fields)
-
-
-@dataclass
-class Mairie:
-    """Publishes on NOTICES the way the front door does."""
-
-    nc: Client
-    # Trace headers put on every event, as the front door's (crieur.trace).
-    trace: dict[str, str] | None = None
-
-    async def _put(self, event: NoticePublished | NoticeCorrected | NoticeWithdrawn) -> None:
-        await self.nc.jetstream().publish(
-            subjects.notice(event.notice.commune, event.notice.id),
-            event.model_dump_json().encode(), stream="NOTICES",
-            headers={"Nats-Msg-Id": event.msg_id} | (self.trace or {}))
-
-    async def publish(self, notice: Notice) -> Notice:
-        await self._put(NoticePublished(occurred_at=datetime.now(UTC), notice=notice))
-        return notice
-
-    async def correct(self, notice: Notice, **changes: Any) -> Notice:
-        new = notice.model_copy(update={"version": notice.version + 1,
-                                        "state": NoticeState.CORRECTED, **changes})
-        await self._put(NoticeCorrected(occurred_at=datetime.now(UTC), notice=new))
-        return new
-
-    async def withdraw(self, notice: Notice) -> Notice:
-        gone = notice.model_copy(update={"state": NoticeState.WITHDRAWN,
-                                         "withdrawn_at": datetime.now(UTC)})
-        await self._put(NoticeWithdrawn(occurred_at=datetime.now(UTC), notice=gone))
-        return gone
-
-
-async def wait_for(condition: Callable[[], bool], within_s: float = 30.0,
-                   what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def reports(nc: Client, channel: str, commune: str) -> list[DeliveryReport]:
-    found = await read_subject(nc.jetstream(), subjects.delivery(channel, commune), wait_s=0.5)
-    # One per delivery: the worker reports a batch of jobs in one message.
-    return [each for m in found for each in DeliveryReport.model_validate_json(m.data).each()]
 
 
 async def dead_letters(nc: Client, service: str) -> list[DeadLetter]:

@@ -7,7 +7,8 @@ from nats.aio.client import Client
 from crieur.channel.current import CurrentNotices
 from crieur.channel.direct import MULTI_LAST_MAX
 from schemas.notice import NoticeState
-from tests.integration.kit.conftest import Mairie, make_notice, random_insee, wait_for
+from tests.integration.helpers import Mairie, random_insee, wait_for
+from tests.integration.kit.conftest import make_notice
 
 
 async def test_many_notices_of_many_communes_are_read_together(nc: Client) -> None:

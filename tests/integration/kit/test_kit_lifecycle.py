@@ -11,6 +11,7 @@ from nats.aio.client import Client
 from crieur import trace
 from schemas import subjects
 from schemas.deliveries import DeliveryOutcome
+from schemas.notice import Notice
 from tests.helpers import read_subject
 from tests.integration.kit.conftest import (
     Mairie,
@@ -21,6 +22,21 @@ from tests.integration.kit.conftest import (
     wait_for,
 )
 from tests.integration.kit.fake import FakeChannel
+
+
+async def under_way(nc: Client, start_kit: StartKit, recipients: int, sent: int,
+                    notice: Notice | None = None, trace: dict[str, str] | None = None,
+                    ) -> tuple[str, list[str], FakeChannel, Mairie, Notice]:
+    """A notice fanning out to `recipients` at 100 a second, caught once `sent` went out:
+    its commune, recipients, channel, mairie (with `trace` headers) and the notice."""
+    notice = notice or make_notice(random_insee())
+    everyone = [f"r{i}" for i in range(recipients)]
+    port = FakeChannel({notice.commune: everyone}, rate_per_s=100, concurrency=2)
+    await start_kit(port)
+    mairie = Mairie(nc, trace=trace)
+    await mairie.publish(notice)
+    await wait_for(lambda: len(port.sent) >= sent, what=f"{sent} sends")
+    return notice.commune, everyone, port, mairie, notice
 
 
 async def test_a_correction_goes_only_to_those_who_got_the_notice(
@@ -45,13 +61,7 @@ async def test_a_correction_goes_only_to_those_who_got_the_notice(
 
 async def test_a_correction_during_the_fan_out_reaches_everyone_once(
         nc: Client, start_kit: StartKit) -> None:
-    commune = random_insee()
-    everyone = [f"r{i}" for i in range(200)]
-    port = FakeChannel({commune: everyone}, rate_per_s=100, concurrency=2)
-    await start_kit(port)
-    mairie = Mairie(nc)
-    notice = await mairie.publish(make_notice(commune))
-    await wait_for(lambda: len(port.sent) >= 30, what="30 sends")
+    _, _, port, mairie, notice = await under_way(nc, start_kit, 200, 30)
     await mairie.correct(notice, body="Restez chez vous jusqu'à demain.")
 
     got: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -75,13 +85,7 @@ async def test_a_correction_during_the_fan_out_reaches_everyone_once(
 
 async def test_a_withdrawal_during_the_fan_out_stops_the_rest(
         nc: Client, start_kit: StartKit) -> None:
-    commune = random_insee()
-    everyone = [f"r{i}" for i in range(400)]
-    port = FakeChannel({commune: everyone}, rate_per_s=100, concurrency=2)
-    await start_kit(port)
-    mairie = Mairie(nc)
-    notice = await mairie.publish(make_notice(commune))
-    await wait_for(lambda: len(port.sent) >= 40, what="40 sends")
+    commune, _, port, mairie, notice = await under_way(nc, start_kit, 400, 40)
     await mairie.withdraw(notice)
     withdrawn_at = time.monotonic()
 
@@ -155,14 +159,10 @@ async def test_jobs_the_worker_queues_itself_carry_the_notices_trace(
         nc: Client, start_kit: StartKit) -> None:
     """A correction during the fan-out: the follow-ups and the superseded publications
     the worker queues carry the trace, so every report can be followed back to the notice."""
-    commune = random_insee()
-    everyone = [f"r{i}" for i in range(200)]
-    port = FakeChannel({commune: everyone}, rate_per_s=100, concurrency=2)
-    await start_kit(port)
-    notice = make_notice(commune)
-    mairie = Mairie(nc, trace={trace.NOTICE_ID: notice.id, trace.TRACE_ID: "trace-tempete"})
-    await mairie.publish(notice)
-    await wait_for(lambda: len(port.sent) >= 30, what="30 sends")
+    notice = make_notice(random_insee())
+    commune, everyone, port, mairie, notice = await under_way(
+        nc, start_kit, 200, 30, notice,
+        trace={trace.NOTICE_ID: notice.id, trace.TRACE_ID: "trace-tempete"})
     await mairie.correct(notice, body="Restez chez vous jusqu'à demain.")
     await wait_for(lambda: {s.recipient for s in port.sent if s.version == 2} == set(everyone),
                    within_s=60, what="everyone has version 2")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.notices.store import NatsStore
+from tests.integration.helpers import random_insee as random_insee
 
 
 class Clock:
@@ -37,7 +37,3 @@ class FrontDoor:
 
     def notices_url(self, insee: str | None = None) -> str:
         return f"/api/v1/communes/{insee or self.insee}/notices"
-
-
-def random_insee() -> str:
-    return f"{random.randint(1000, 95999):05d}"

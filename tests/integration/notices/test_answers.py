@@ -204,3 +204,17 @@ async def test_a_lone_surrogate_anywhere_in_the_body_is_a_4xx(front_door: FrontD
                                       headers=fd.auth | {"Content-Type": "application/json"})
         assert response.status_code == 422, (raw, response.text)
         assert_documented(response.json())
+
+
+async def test_head_is_answered_as_get_without_a_body(front_door: FrontDoor) -> None:
+    fd = front_door
+    created = await fd.http.post(fd.notices_url(), json=GOOD, headers=fd.auth)
+    assert created.status_code == 201
+    page = f"/communes/{fd.insee}"
+    for url in (fd.notices_url(), page, f"/api/v1/communes/{fd.insee}/feed.atom"):
+        got, head = await fd.http.get(url), await fd.http.head(url)
+        assert head.status_code == got.status_code == 200, url
+        assert head.content == b"" and got.content, url
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers.get("etag") == got.headers.get("etag")
+    assert (await fd.http.head("/no/such/page")).status_code == 404

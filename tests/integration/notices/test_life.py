@@ -8,6 +8,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,19 @@ async def cap_of(fd: FrontDoor, notice_id: str) -> ET.Element | None:
     return ET.fromstring(response.content)
 
 
+async def post(fd: FrontDoor, **changes: object) -> tuple[dict[str, Any], str]:
+    """A notice made from DRAFT (with `changes`) as staff post it, and its URL."""
+    response = await fd.http.post(fd.notices_url(), json=DRAFT | changes, headers=fd.auth)
+    assert response.status_code == 201, response.text
+    notice: dict[str, Any] = response.json()
+    return notice, f"{fd.notices_url()}/{notice['id']}"
+
+
+def in_(fd: FrontDoor, delay: timedelta) -> str:
+    """A publish_at or ends_at `delay` from the front door's clock."""
+    return (fd.clock.now + delay).isoformat()
+
+
 async def wait_published(fd: FrontDoor, notice_id: str) -> dict[str, object]:
     for _ in range(100):
         found = fd.store.get(fd.insee, notice_id)
@@ -47,9 +61,7 @@ async def test_a_notice_corrected_while_scheduled_is_first_seen_as_an_alert(
     front_door: FrontDoor,
 ) -> None:
     fd = front_door
-    draft = DRAFT | {"publish_at": (fd.clock.now + timedelta(hours=1)).isoformat()}
-    notice = (await fd.http.post(fd.notices_url(), json=draft, headers=fd.auth)).json()
-    url = f"{fd.notices_url()}/{notice['id']}"
+    notice, url = await post(fd, publish_at=in_(fd, timedelta(hours=1)))
     assert await cap_of(fd, notice["id"]) is None, "nothing was sent yet"
     fixed = await fd.http.patch(url, json={"title": "Loto de l’école (salle changée)"},
                                 headers=fd.auth)
@@ -82,9 +94,7 @@ async def test_a_withdrawn_scheduled_notice_has_no_cap_document_but_a_404(
     front_door: FrontDoor,
 ) -> None:
     fd = front_door
-    draft = DRAFT | {"publish_at": (fd.clock.now + timedelta(hours=1)).isoformat()}
-    notice = (await fd.http.post(fd.notices_url(), json=draft, headers=fd.auth)).json()
-    url = f"{fd.notices_url()}/{notice['id']}"
+    _, url = await post(fd, publish_at=in_(fd, timedelta(hours=1)))
     assert (await fd.http.post(f"{url}/withdraw", headers=fd.auth)).status_code == 200
     response = await fd.http.get(f"{url}/cap.xml")
     assert response.status_code == 404, response.text  # was a 500
@@ -93,10 +103,7 @@ async def test_a_withdrawn_scheduled_notice_has_no_cap_document_but_a_404(
 
 async def test_every_state_has_a_valid_cap_document_or_a_404(front_door: FrontDoor) -> None:
     fd = front_door
-    ends = (fd.clock.now + timedelta(days=1)).isoformat()
-    notice = (await fd.http.post(fd.notices_url(), json=DRAFT | {"ends_at": ends},
-                                 headers=fd.auth)).json()
-    url = f"{fd.notices_url()}/{notice['id']}"
+    notice, url = await post(fd, ends_at=in_(fd, timedelta(days=1)))
     assert await cap_of(fd, notice["id"]) is not None  # published
     await fd.http.patch(url, json={"title": "Loto"}, headers=fd.auth)
     assert await cap_of(fd, notice["id"]) is not None  # corrected
@@ -111,9 +118,7 @@ async def test_patching_publish_at_to_null_sends_a_scheduled_notice_now(
     front_door: FrontDoor,
 ) -> None:
     fd = front_door
-    draft = DRAFT | {"publish_at": (fd.clock.now + timedelta(days=3)).isoformat()}
-    notice = (await fd.http.post(fd.notices_url(), json=draft, headers=fd.auth)).json()
-    url = f"{fd.notices_url()}/{notice['id']}"
+    notice, url = await post(fd, publish_at=in_(fd, timedelta(days=3)))
     now = await fd.http.patch(url, json={"publish_at": None}, headers=fd.auth)
     assert now.status_code == 200, now.text
     assert now.json()["state"] == "published" and now.json()["publish_at"] is None
@@ -126,8 +131,7 @@ async def test_patching_publish_at_to_null_sends_a_scheduled_notice_now(
 
 async def test_an_empty_or_unchanged_patch_makes_no_new_version(front_door: FrontDoor) -> None:
     fd = front_door
-    notice = (await fd.http.post(fd.notices_url(), json=DRAFT, headers=fd.auth)).json()
-    url = f"{fd.notices_url()}/{notice['id']}"
+    notice, url = await post(fd)
     for patch in ({}, {"title": DRAFT["title"]}, {"links": []}):
         response = await fd.http.patch(url, json=patch, headers=fd.auth)
         assert response.status_code == 200, response.text
@@ -147,14 +151,11 @@ async def test_a_withdrawn_notice_stays_in_the_feed_marked_and_the_feed_time_mov
         assert response.status_code == 200
         return ET.fromstring(response.content)
 
-    ends = (fd.clock.now + timedelta(hours=1)).isoformat()
-    short = (await fd.http.post(fd.notices_url(), json=DRAFT | {"ends_at": ends},
-                                headers=fd.auth)).json()
+    short, _ = await post(fd, ends_at=in_(fd, timedelta(hours=1)))
     fd.clock.now += timedelta(minutes=1)
-    gone = (await fd.http.post(fd.notices_url(), json=DRAFT | {"title": "Concert annulé"},
-                               headers=fd.auth)).json()
+    _, gone = await post(fd, title="Concert annulé")
     fd.clock.now += timedelta(minutes=1)
-    await fd.http.post(f"{fd.notices_url()}/{gone['id']}/withdraw", headers=fd.auth)
+    await fd.http.post(f"{gone}/withdraw", headers=fd.auth)
 
     times = []
     root = await feed()

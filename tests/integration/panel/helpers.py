@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +14,7 @@ from schemas import Category, Notice, NoticePublished, NoticeState, NoticeWithdr
 from services.panel.app import Panel
 from services.panel.settings import PanelSettings
 from tests.helpers import eventually, read_subject
-
-
-def random_insee() -> str:
-    return f"{random.randint(1000, 95999):05d}"
+from tests.integration.helpers import random_insee as random_insee
 
 
 def make_notice(commune: str, nid: str, category: Category = Category.INFORMATION,

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,20 +12,19 @@ from nats.aio.client import Client
 
 from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
-from schemas.commune import Commune
 from schemas.deliveries import DeliveryReport
-from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.notice import Category, Notice, NoticeState
 from services.sms.app import SmsService
-from tests.helpers import read_subject
+
+# Shared with the other channels' tests; the SMS tests import them from here.
+from tests.integration.helpers import Mairie as Mairie
+from tests.integration.helpers import random_insee as random_insee
+from tests.integration.helpers import reports as channel_reports
+from tests.integration.helpers import wait_for as wait_for
 
 SECRET = "webhook-secret-0123456789"
 
 StartSms = Callable[..., Awaitable[SmsService]]
-
-
-def random_insee() -> str:
-    return f"{random.randint(1000, 95999):05d}"
 
 
 def number(i: int) -> str:
@@ -46,40 +42,6 @@ def make_notice(commune: str, **fields: Any) -> Notice:
     return Notice.model_validate(data | fields)
 
 
-@dataclass
-class Mairie:
-    """Publishes on NOTICES the way the front door does."""
-
-    nc: Client
-
-    async def register(self, insee: str, name: str) -> None:
-        kv = await self.nc.jetstream().key_value("communes")
-        await kv.put(insee, Commune(insee=insee, name=name,
-                                    created_at=datetime.now(UTC)).model_dump_json().encode())
-
-    async def _put(self, event: NoticePublished | NoticeCorrected | NoticeWithdrawn) -> None:
-        await self.nc.jetstream().publish(
-            subjects.notice(event.notice.commune, event.notice.id),
-            event.model_dump_json().encode(), stream="NOTICES",
-            headers={"Nats-Msg-Id": event.msg_id})
-
-    async def publish(self, notice: Notice) -> Notice:
-        await self._put(NoticePublished(occurred_at=datetime.now(UTC), notice=notice))
-        return notice
-
-    async def correct(self, notice: Notice, **changes: Any) -> Notice:
-        new = notice.model_copy(update={"version": notice.version + 1,
-                                        "state": NoticeState.CORRECTED, **changes})
-        await self._put(NoticeCorrected(occurred_at=datetime.now(UTC), notice=new))
-        return new
-
-    async def withdraw(self, notice: Notice) -> Notice:
-        gone = notice.model_copy(update={"state": NoticeState.WITHDRAWN,
-                                         "withdrawn_at": datetime.now(UTC)})
-        await self._put(NoticeWithdrawn(occurred_at=datetime.now(UTC), notice=gone))
-        return gone
-
-
 class Clock:
     """A clock a test moves (quiet hours)."""
 
@@ -90,19 +52,8 @@ class Clock:
         return self.at or datetime.now(UTC)
 
 
-async def wait_for(condition: Callable[[], bool], within_s: float = 60.0,
-                   what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def reports(nc: Client, commune: str) -> list[DeliveryReport]:
-    found = await read_subject(nc.jetstream(), subjects.delivery("sms", commune), wait_s=0.5)
-    # One per delivery: the worker reports a batch of jobs in one message.
-    return [each for m in found for each in DeliveryReport.model_validate_json(m.data).each()]
+    return await channel_reports(nc, "sms", commune)
 
 
 async def call(nc: Client, method: str, path: str, body: Any = None, query: str = "",
