@@ -305,6 +305,16 @@ def table(result: dict[str, Any]) -> str:
     dept = result["departement"]
     lines.append(f"  dept: push {dept['push']['delivered']}/{dept['push']['expected']} topics, "
                  f"{dept['communes']} publications took {_fmt(dept['publish_all_s'])} s")
+    for channel in ("email", "sms"):
+        t = dept["timeline"][channel]
+        if t["count"]:
+            lines.append(f"  dept {channel:<5} arrived: first {_fmt(t['first_s'])} s, "
+                         f"half {_fmt(t['p50_s'])} s, last {_fmt(t['last_s'])} s after the "
+                         f"first request")
+    pairs = dept["email"]["expected"] or 1
+    lines.append("  dept CPU ms per email+SMS pair: " + ", ".join(
+        f"{name} {seconds / pairs * 1000:.2f}" for name, seconds in sorted(
+            dept["cpu_s"].items(), key=lambda kv: -kv[1])))
     lines.append("== peak RSS (VmHWM, MB) at the largest N ==")
     lines.append("  " + "  ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mb"].items()))
     lines.append("== targets ==")

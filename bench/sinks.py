@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,22 @@ class JsonLines:
         return [json.loads(line) for line in self.new_lines()]
 
 
-def accepted_sms(lines: list[bytes]) -> int:
-    """Send requests the SMS stand-in answered 201 (a message accepted for a phone)."""
-    return sum(1 for line in lines if b'"status": 201' in line)
+def mail_arrivals(directory: Path, since_ns: int) -> list[float]:
+    """Wall-clock arrival times (s) of the messages stored since `since_ns`, sorted: the SMTP
+    stand-in names each file by its arrival (`<time_ns>-<n>.eml`)."""
+    if not directory.exists():
+        return []
+    found = []
+    with os.scandir(directory) as entries:
+        for e in entries:
+            if e.name.endswith(".eml"):
+                ns = int(e.name.split("-", 1)[0])
+                if ns >= since_ns:
+                    found.append(ns / 1e9)
+    return sorted(found)
+
+
+def sms_arrivals(records: list[dict[str, Any]]) -> list[float]:
+    """Wall-clock times (s) of the send requests the SMS stand-in answered 201, sorted."""
+    return sorted(datetime.fromisoformat(r["at"]).timestamp() for r in records
+                  if r.get("status") == 201)

@@ -9,6 +9,7 @@ disconnected). Also the communes' names, which channels send in.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import nats.errors
 import nats.js.errors
@@ -17,8 +18,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from crieur.channel.direct import MULTI_LAST_MAX, multi_last
 from schemas import subjects
 from schemas.commune import Commune
 from schemas.events import parse_notice_event
@@ -45,6 +48,8 @@ class CurrentNotices:
         self._notices: dict[str, tuple[Notice, float]] = {}
         self._communes: dict[str, tuple[str, float]] = {}
         self._sub: Subscription | None = None
+        # The communes bucket, looked up once (each lookup is a stream info round trip).
+        self._communes_kv: KeyValue | None = None
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.NOTICES, cb=self._on_event)
@@ -97,6 +102,43 @@ class CurrentNotices:
         self._remember(notice)
         return self.peek(notice_id)
 
+    async def get_many(self, wanted: Iterable[tuple[str, str]], fresh: bool = False,
+                       ) -> dict[str, Notice | None]:
+        """`get` for many (commune, notice id) at once: those not seen within `max_age_s`
+        (all of them if `fresh`) are read in one direct get, not one round trip each (a
+        batch of a département-wide alert holds jobs of a dozen notices)."""
+        found: dict[str, Notice | None] = {}
+        stale: dict[str, str] = {}
+        now = time.monotonic()
+        for commune, notice_id in wanted:
+            known = self._notices.get(notice_id)
+            if not fresh and known is not None and now - known[1] < self._max_age_s:
+                found[notice_id] = known[0]
+            else:
+                stale[subjects.notice(commune, notice_id)] = notice_id
+        listed = list(stale)
+        for start in range(0, len(listed), MULTI_LAST_MAX):
+            try:
+                msgs = await multi_last(self._nc, NOTICES_STREAM,
+                                        listed[start:start + MULTI_LAST_MAX])
+            except (TimeoutError, nats.errors.Error) as error:
+                # A server without batched direct gets, or a slow answer: one by one.
+                log.warning("notices_multi_get_failed", error=repr(error)[:200])
+                for subject in listed[start:start + MULTI_LAST_MAX]:
+                    notice_id = stale[subject]
+                    commune = subject.split(".")[1]
+                    found[notice_id] = await self.get(commune, notice_id, fresh=True)
+                continue
+            for msg in msgs:
+                try:
+                    self._remember(parse_notice_event(msg.data or b"").notice)
+                except (ValidationError, NewerSchemaVersion):
+                    log.error("notice_last_event_unreadable",
+                              subject=(msg.headers or {}).get("Nats-Subject", ""))
+        for notice_id in stale.values():
+            found.setdefault(notice_id, self.peek(notice_id))
+        return found
+
     async def commune_name(self, insee: str) -> str:
         """The commune's name from the registry, cached a minute; its code if unknown."""
         known = self._communes.get(insee)
@@ -104,8 +146,9 @@ class CurrentNotices:
             return known[0]
         name = insee
         try:
-            kv = await self._js.key_value(COMMUNES.name)
-            entry = await kv.get(insee)
+            if self._communes_kv is None:
+                self._communes_kv = await self._js.key_value(COMMUNES.name)
+            entry = await self._communes_kv.get(insee)
             name = read_message(Commune, entry.value or b"").name
         except (nats.js.errors.NotFoundError, ValidationError, NewerSchemaVersion):
             log.warning("commune_name_unknown", commune=insee)

@@ -22,14 +22,13 @@ from nats.js.kv import KeyValue
 
 from crieur.bus import ensure_bucket
 from crieur.channel import policy
+from crieur.channel.direct import MULTI_LAST_MAX, multi_last
 from schemas.events import EventKind
 from schemas.jobs import Job
 from schemas.streams import SENT
 
 log = structlog.get_logger("crieur.channel.sent")
 
-# A multi_last direct get names at most this many subjects (the server allows 1,024).
-_MULTI_LAST_MAX = 500
 KV_OP = "KV-Operation"
 
 # JetStream's error codes for "the subject already has a message" (expected sequence 0).
@@ -77,8 +76,8 @@ class SentRecords:
         """The keys of those `jobs` that were sent: one direct get for many keys at once
         (JetStream's multi_last), so checking a batch of 256 costs one round trip."""
         found: set[str] = set()
-        for start in range(0, len(jobs), _MULTI_LAST_MAX):
-            keys = [self.key(job) for job in jobs[start:start + _MULTI_LAST_MAX]]
+        for start in range(0, len(jobs), MULTI_LAST_MAX):
+            keys = [self.key(job) for job in jobs[start:start + MULTI_LAST_MAX]]
             try:
                 found |= await self._multi_last(keys)
             except (TimeoutError, nats.errors.Error) as error:
@@ -88,28 +87,10 @@ class SentRecords:
         return found
 
     async def _multi_last(self, keys: list[str]) -> set[str]:
-        nc = self._js._nc  # nats-py has no API for a batched direct get yet
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox)
-        found: set[str] = set()
-        try:
-            request = {"multi_last": [self._prefix + key for key in keys], "batch": len(keys)}
-            await nc.publish(f"$JS.API.DIRECT.GET.{self._kv._stream}",
-                             json.dumps(request).encode(), reply=inbox)
-            while True:
-                msg = await sub.next_msg(timeout=5.0)
-                headers = msg.headers or {}
-                status = headers.get("Status")
-                if status in ("204", "404"):  # end of batch; no key found at all
-                    return found
-                if status is not None:
-                    raise nats.errors.Error(f"direct get: {status} "
-                                            f"{headers.get('Description', '')}")
-                if headers.get(KV_OP) in ("DEL", "PURGE"):
-                    continue
-                found.add(headers.get("Nats-Subject", "")[len(self._prefix):])
-        finally:
-            await sub.unsubscribe()
+        msgs = await multi_last(self._js._nc, self._kv._stream,
+                                [self._prefix + key for key in keys])
+        return {(msg.headers or {}).get("Nats-Subject", "")[len(self._prefix):]
+                for msg in msgs if (msg.headers or {}).get(KV_OP) not in ("DEL", "PURGE")}
 
     async def _exists(self, key: str) -> bool:
         try:

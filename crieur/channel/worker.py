@@ -170,8 +170,14 @@ class Worker:
 
     async def _handle_batch(self, batch: _Batch) -> None:
         now = self.now()
-        notices = {(i.job.commune, i.job.notice_id) for i in batch.items}
-        current = {nid: await self.notices.get(commune, nid) for commune, nid in notices}
+        # A batch may hold jobs of many notices (a département-wide alert: a dozen): they
+        # are read together, in one round trip, not one each.
+        current = await self.notices.get_many({(i.job.commune, i.job.notice_id)
+                                               for i in batch.items})
+        # The communes' names the sends will need, asked together now rather than one
+        # round trip at a time in the senders' path (cached a minute).
+        await asyncio.gather(*(self.notices.commune_name(commune)
+                               for commune in {i.job.commune for i in batch.items}))
         already = await self.sent.sent_among([i.job for i in batch.items])
         todo: asyncio.Queue[_Item] = asyncio.Queue()
         for item in batch.items:
@@ -195,8 +201,8 @@ class Worker:
         # The notice moved on while these were going out: those recipients need the
         # correction or withdrawal too, which a fan-out reading the sent records a moment
         # earlier could not know.
-        fresh = {nid: await self.notices.get(commune, nid, fresh=True)
-                 for commune, nid in {(j.commune, j.notice_id) for j in batch.sent}}
+        fresh = await self.notices.get_many({(j.commune, j.notice_id) for j in batch.sent},
+                                            fresh=True)
         for job in batch.sent:
             extra = policy.follow_up(job, fresh[job.notice_id])
             if extra is not None:

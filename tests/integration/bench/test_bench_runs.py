@@ -77,6 +77,20 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     assert result["fanout"]["200"]["email"]["expected"] == 200
     assert result["departement"]["email"]["expected"] == 200
     assert result["departement"]["push"] == {"expected": 10, "delivered": 10}
+    # The département run's time line: the publications, then each sink's first, half and
+    # last message as the sink recorded them (its `seconds` is that last one), the channels'
+    # queues, and the CPU of each process, the bench's own polling included.
+    dept = result["departement"]
+    timeline = dept["timeline"]
+    assert 0 < timeline["first_201_s"] <= timeline["last_201_s"]
+    for channel in ("email", "sms"):
+        t = timeline[channel]
+        assert t["count"] == 200
+        assert 0 < t["first_s"] <= t["p50_s"] <= t["last_s"]
+        assert dept[channel]["seconds"] == pytest.approx(t["last_s"], abs=1e-3)
+    assert set(timeline["queues"]) == {"email", "sms", "push"}
+    assert dept["cpu_s"]["email"] > 0 and dept["cpu_s"]["bench"] > 0
+    assert timeline["cpu_after"]["cores"]["machine"] > 0
 
     for sink in ("push", "panel"):
         latency = result["latency"][sink]

@@ -23,6 +23,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
+from crieur.channel.direct import multi_last
 from crieur.provision import definitions
 from schemas import subjects
 from schemas.buckets import EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_MESSAGES, SMS_SUBSCRIBERS
@@ -281,6 +282,9 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
     await event.ack()
     last = await js.get_last_msg("NOTICES", subject, direct=True)
     assert last.data == b'{"event": "published"}'
+    # The worker reads the notices of a batch together: one batched direct get.
+    [many] = await multi_last(nc, "NOTICES", [subject])
+    assert many.data == b'{"event": "published"}'
     # One job per recipient on its work queue, then its worker's durable consumer.
     await js.publish(subjects.jobs(channel, COMMUNE), b'{"job": 1}',
                      headers={"Nats-Msg-Id": f"job-{channel}"})
