@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -27,6 +26,7 @@ class Supervisor:
         self.failures: dict[str, int] = {}
         self.failing: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         task = asyncio.create_task(self._keep(name, run), name=f"{self.service}-{name}")
@@ -42,6 +42,8 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    return  # a cancellation turned into another error (see stop)
                 self.failures[name] = self.failures.get(name, 0) + 1
                 self.failing.add(name)
                 log.exception("task_failed", service=self.service, task=name,
@@ -61,10 +63,26 @@ class Supervisor:
         """No task is waiting to be started again after a failure."""
         return not self.failing
 
-    async def stop(self) -> None:
+    async def stop(self, within_s: float = 10.0) -> None:
+        """Cancel every task and wait for it, for at most `within_s`.
+
+        A task can swallow a cancellation: nats-py turns a request cancelled mid-way into its
+        own error, which a retry loop catches and goes on. So the cancel is repeated until
+        every task has ended; one still running after `within_s` is logged and left, and a
+        service's stop never hangs on it (a test once waited 300 s on a sign's stop)."""
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        running = [task for task in self._tasks if not task.done()]
+        while running and loop.time() < deadline:
+            for task in running:
+                task.cancel()
+            await asyncio.wait(running, timeout=0.5)
+            running = [task for task in running if not task.done()]
+        if running:
+            log.error("tasks_not_stopped", service=self.service,
+                      tasks=[task.get_name() for task in running])
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: logged already by _keep if it mattered
         self._tasks.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from structlog.testing import capture_logs
 
@@ -34,3 +35,51 @@ async def test_a_failed_task_is_logged_with_its_stack_and_started_again() -> Non
     assert failed["task"] == "show" and failed["exc_info"] is True
     assert any(e["event"] == "task_restarted" for e in logs)
     await tasks.stop()
+
+
+async def test_stop_ends_a_task_that_turns_its_cancellation_into_another_error() -> None:
+    """As a nats-py request cancelled mid-way does; the task's retry loop catches it."""
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed == 1:
+                    raise RuntimeError("nats: timeout") from None
+                raise
+
+    tasks = Supervisor("test", first_delay_s=0.01)
+    task = tasks.start("reporter", stubborn)
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):
+        await tasks.stop(within_s=5)
+    assert task.done() and swallowed >= 1
+
+
+async def test_a_task_that_never_ends_does_not_hold_the_stop_forever() -> None:
+    deaf_to_cancel = True
+
+    async def deaf() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if not deaf_to_cancel:
+                    raise
+
+    tasks = Supervisor("test")
+    task = tasks.start("deaf", deaf)
+    await asyncio.sleep(0.05)
+    with capture_logs() as logs:
+        async with asyncio.timeout(10):
+            await tasks.stop(within_s=1)
+    assert not task.done()
+    assert [e["tasks"] for e in logs if e["event"] == "tasks_not_stopped"] == [["test-deaf"]]
+    deaf_to_cancel = False  # the test must not leave it running
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
