@@ -57,7 +57,10 @@ class Sign:
         """True if the playlist changed within `within` seconds."""
         event = self._changed
         try:
-            await asyncio.wait_for(event.wait(), within)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that comes
+            # as the event is set, and the sign's loop would then outlive its stop.
+            async with asyncio.timeout(within):
+                await event.wait()
         except TimeoutError:
             return False
         return True
