@@ -314,14 +314,18 @@ QUEUED_CHANNELS = ("email", "sms", "push")
 
 
 async def watch_queues(v: BenchVillage, start: float, into: list[dict[str, Any]],
-                       every_s: float = 0.5) -> None:
-    """Every `every_s`: the events each channel's fan-out has not planned yet and the jobs
-    its worker has not finished (its durable consumers' info), to see which stage waits;
-    and each process's CPU seconds so far, and the machine's (every process, /proc/stat)."""
+                       stop: asyncio.Event, every_s: float = 0.5) -> None:
+    """Every `every_s` until `stop`: the events each channel's fan-out has not planned yet
+    and the jobs its worker has not finished (its durable consumers' info), to see which
+    stage waits; and each process's CPU seconds so far, and the machine's (/proc/stat).
+
+    Stopped by an event, not cancelled: nats-py turns a request cancelled mid-way into its
+    own error, which the loop below suppresses, and a cancelled watcher then ran for ever
+    (a CI run's quick bench hung after its last delivery)."""
     nc = await nats.connect(v.nats_url)
     js = nc.jetstream()
     try:
-        while True:
+        while not stop.is_set():
             sample: dict[str, Any] = {"t": time.perf_counter() - start, "cpu": cpu_all(v)}
             sample["cpu"]["bench"] = time.process_time()
             sample["cpu"]["machine"] = machine_busy_s()
@@ -333,7 +337,9 @@ async def watch_queues(v: BenchVillage, start: float, into: list[dict[str, Any]]
                         "events": (fan.num_pending or 0) + (fan.num_ack_pending or 0),
                         "jobs": (work.num_pending or 0) + (work.num_ack_pending or 0)}
             into.append(sample)
-            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every_s):
+                    await stop.wait()
     finally:
         await nc.close()
 
@@ -432,14 +438,14 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int,
         start, start_wall = time.perf_counter(), time.time()
         publishing = asyncio.create_task(all_of_them())
         queues: list[dict[str, Any]] = []
-        watching = asyncio.create_task(watch_queues(v, start, queues))
+        done = asyncio.Event()
+        watching = asyncio.create_task(watch_queues(v, start, queues, done))
         try:
             result = await _deliveries(v, marks, start_wall, n, within_s=120 + n / 40,
                                        publishing=publishing)
         finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+            done.set()
+            await watching
         sent = publishing.result()
     after = cpu_all(v)
     # Where the time went: the publications, then when the messages reached each sink
