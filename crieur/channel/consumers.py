@@ -79,7 +79,11 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
                     armed.set()
             try:
                 msgs = await sub.fetch(batch, timeout=wait_s)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # A quiet queue. nats-py says so with its own TimeoutError, or with
+                # asyncio's plain one when the wait ran out between its two pull requests;
+                # taken for a failure, that one logged a warning every few seconds of quiet
+                # and paused the loop a second: jobs queued meanwhile waited up to 1 s.
                 idle += 1
                 if idle % 10 == 0:
                     # A quiet queue, or a consumer the server no longer has (restarted
