@@ -5,7 +5,8 @@
   (signed headers required) -> `{"ids": [n], "validReceivers": [...], ...}`.
 
 Every send request is recorded as it arrived, with the status it was answered (`status`),
-one JSON line in `<dir>/sms.jsonl`, and kept in memory for `GET /_standin/received`.
+one JSON line in `<dir>/sms.jsonl`, and the last KEPT_IN_MEMORY of them in memory for
+`GET /_standin/received` (a bench of 200,000 SMS kept them all: 484 MB).
 It can be told, over HTTP, to:
 
 - fail: `POST /_standin/fail {"status": 503, "times": 5}` or `{"status": 429,
@@ -34,6 +35,7 @@ import json
 import os
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,12 +69,17 @@ class Failure:
         return self.times is None or self.times > 0
 
 
+# Requests kept in memory (the file keeps every one).
+KEPT_IN_MEMORY = 10_000
+
+
 @dataclass
 class SmsStandinState:
     directory: Path
     webhook: str | None = None
     receipts: bool = False
-    received: list[dict[str, Any]] = field(default_factory=list)
+    received: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=KEPT_IN_MEMORY))
     failure: Failure | None = None
     invalid: set[str] = field(default_factory=set)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_000_001))
@@ -211,7 +218,7 @@ def build_app(state: SmsStandinState) -> Starlette:
                              "validReceivers": valid, "ids": ids, "tag": ""})
 
     async def received(request: Request) -> Response:
-        return JSONResponse(state.received)
+        return JSONResponse(list(state.received))
 
     async def forget(request: Request) -> Response:
         state.received.clear()
@@ -286,7 +293,7 @@ class SmsStandin:
 
     @property
     def received(self) -> list[dict[str, Any]]:
-        return self.state.received
+        return list(self.state.received)
 
     def sends(self) -> list[dict[str, Any]]:
         """The send requests (either API), not the clock reads."""
