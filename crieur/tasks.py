@@ -86,3 +86,13 @@ class Supervisor:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: logged already by _keep if it mattered
         self._tasks.clear()
+
+
+async def cancel_and_wait(task: asyncio.Task[object]) -> None:
+    """Cancel `task` and wait until it has ended (a helper loop, when its work is done).
+
+    Not left to end on its own later: a task still pending when the loop closes is
+    reported destroyed. A cancellation of the caller meanwhile still reaches the caller.
+    """
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

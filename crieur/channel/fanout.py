@@ -27,6 +27,7 @@ from crieur.channel.port import RECIPIENT_ID, ChannelPort
 from crieur.channel.sent import PUBLISH_TIMEOUT_S, SentRecords
 from crieur.channel.settings import ChannelSettings
 from crieur.deadletter import dead_letter
+from crieur.tasks import cancel_and_wait
 from schemas import subjects
 from schemas.events import EventKind, NoticeEvent, parse_notice_event
 from schemas.jobs import Job
@@ -153,7 +154,7 @@ class Fanout:
             metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "retried").inc()
             return
         finally:
-            keepalive.cancel()
+            await cancel_and_wait(keepalive)
         await msg.ack()
         metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "planned").inc()
         bound.info("fanout_planned", jobs=count, attempt=attempt)

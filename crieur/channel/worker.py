@@ -42,6 +42,7 @@ from crieur.channel.reports import Reports
 from crieur.channel.sent import SentRecords
 from crieur.channel.settings import ChannelSettings
 from crieur.deadletter import dead_letter
+from crieur.tasks import cancel_and_wait
 from schemas import subjects
 from schemas.deliveries import ALREADY_SENT, DeliveryOutcome
 from schemas.jobs import Job
@@ -149,7 +150,7 @@ class Worker:
                 await self._queue(batch.more, self._traces(batch))
             await self._report_and_ack(batch)
         finally:
-            keepalive.cancel()
+            await cancel_and_wait(keepalive)
 
     async def _report_and_ack(self, batch: _Batch) -> None:
         """The batch's outcomes on DELIVERIES, then the acks (both in few network writes)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 from structlog.testing import capture_logs
 
-from crieur.tasks import Supervisor
+from crieur.tasks import Supervisor, cancel_and_wait
 
 
 async def test_a_failed_task_is_logged_with_its_stack_and_started_again() -> None:
@@ -83,3 +84,30 @@ async def test_a_task_that_never_ends_does_not_hold_the_stop_forever() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def test_cancel_and_wait_returns_once_the_task_has_ended() -> None:
+    task = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)
+    assert task.cancelled()
+
+
+async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> None:
+    release = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await release.wait()  # a helper that takes its time to end
+
+    helper = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    caller = asyncio.create_task(cancel_and_wait(helper))
+    await asyncio.sleep(0.05)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    release.set()
+    await asyncio.gather(helper, return_exceptions=True)
