@@ -23,5 +23,8 @@ class ChannelSettings(CommonSettings):
     channel_fanout_window: int = Field(default=1000, ge=1, le=100_000)
     # Jobs handed out at once to all the workers of a channel (JetStream max_ack_pending).
     channel_max_ack_pending: int = Field(default=2000, ge=1)
+    # How long a sent record waits for others to be written with (crieur.channel.grouped):
+    # fewer, larger writes to NATS; a process killed outright may resend this much.
+    channel_record_linger_s: float = Field(default=0.05, ge=0, le=1.0)
     # On SIGTERM, how long in-flight sends may take to finish before the process goes.
     channel_drain_s: float = Field(default=20.0, gt=0)

@@ -4,17 +4,17 @@ For each batch: unreadable jobs become dead letters; the notices are read as the
 (withdrawn, expired, superseded jobs are dropped and reported); jobs with a sent record
 are not sent again; the rest are sent `port.concurrency` at a time, paced to
 `port.rate_per_s`, each checked once more against the live notice right before it goes.
-A sent job is recorded (sent records) at once: the records of the sends that finish while
-one group of records is being written are written together next (a group commit: no
-waiting, and one network write for many). The batch's outcomes are reported together at
-its end (one DELIVERIES message per notice version, outcome and detail), then its jobs are
-acked together; a crash before that only brings back jobs whose sent records stop a second
-send. NATS round trips and socket writes, not the sends, were most of the worker's CPU
-per email when it reported and acked each job alone. A transient failure naks the
-job with backoff (Retry-After honoured) and pauses the whole sink for that long; after
-`channel_max_attempts` it is a dead letter and a `failed` report. A permanent one is a
-`bounced` report and `port.on_permanent`. Jobs fetched but not started when the worker
-stops are handed back at once (nak), so a graceful stop sends nothing twice.
+A sent job's record (sent records) is written off the send path, in groups
+(crieur.channel.grouped: the first waits up to `channel_record_linger_s` for company).
+The batch's outcomes are reported together at its end (one DELIVERIES message per notice
+version, outcome and detail), then its jobs are acked together; a crash before that only
+brings back jobs whose sent records stop a second send. NATS round trips and socket writes,
+not the sends, were most of the worker's CPU per email when it reported and acked each job
+alone. A transient failure naks the job with backoff (Retry-After honoured) and pauses the
+whole sink for that long; after `channel_max_attempts` it is a dead letter and a `failed`
+report. A permanent one is a `bounced` report and `port.on_permanent`. Jobs fetched but not
+started when the worker stops are handed back at once (nak), so a graceful stop sends
+nothing twice.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from crieur.channel import policy
 from crieur.channel.current import CurrentNotices
 from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
 from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
+from crieur.channel.grouped import GroupWriter
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import ChannelPort, Edition
 from crieur.channel.reports import Reports
@@ -70,9 +71,8 @@ class _Batch:
     # Jobs to queue because the notice moved on (publication of a new version, follow-ups).
     more: list[Job] = field(default_factory=list)
     sent: list[Job] = field(default_factory=list)
-    # Sent, their records not written yet; the task writing the current group.
-    unrecorded: list[tuple[_Item, str]] = field(default_factory=list)
-    recorder: asyncio.Task[None] | None = None
+    # Sent jobs (and what took them) whose records are to be written, in groups.
+    records: GroupWriter[tuple[_Item, str]] | None = None
 
 
 class Drafts:
@@ -128,6 +128,9 @@ class Worker:
 
     async def handle(self, msgs: list[Msg]) -> None:
         batch = _Batch()
+        batch.records = GroupWriter(lambda group: self._record_group(group, batch),
+                                    self.settings.channel_record_linger_s,
+                                    name="sent_records")
         for msg in msgs:
             attempt = msg.metadata.num_delivered or 1
             try:
@@ -197,8 +200,8 @@ class Worker:
                    for _ in range(max(1, min(self.port.concurrency, todo.qsize())))]
         if senders:
             await asyncio.gather(*senders)
-        if batch.recorder is not None:
-            await batch.recorder
+        if batch.records is not None:
+            await batch.records.flush()
         # The notice moved on while these were going out: those recipients need the
         # correction or withdrawal too, which a fan-out reading the sent records a moment
         # earlier could not know.
@@ -287,17 +290,13 @@ class Worker:
         self._count("sent")
         metrics.observe_publish_to_send(str(self.port.channel),
                                         trace.published_at(item.msg.headers), self.now())
-        # Recorded in the background: the sink's slot takes the next job now (a NATS round
-        # trip would otherwise add to every send). One writer at a time per batch; what
-        # finishes meanwhile is written as the next group.
-        batch.unrecorded.append((item, target))
-        if batch.recorder is None or batch.recorder.done():
-            batch.recorder = asyncio.create_task(self._record_groups(batch))
+        # Recorded in the background and in groups: the sink's slot takes the next job now
+        # (a NATS round trip would otherwise add to every send).
+        assert batch.records is not None
+        batch.records.add((item, target))
 
-    async def _record_groups(self, batch: _Batch) -> None:
-        while batch.unrecorded:
-            group, batch.unrecorded = batch.unrecorded, []
-            await asyncio.gather(*(self._record(item, target, batch) for item, target in group))
+    async def _record_group(self, group: list[tuple[_Item, str]], batch: _Batch) -> None:
+        await asyncio.gather(*(self._record(item, target, batch) for item, target in group))
 
     async def _record(self, item: _Item, target: str, batch: _Batch) -> None:
         job = item.job

@@ -100,7 +100,7 @@ class SmsService:
         js = self.nc.jetstream()
         self.registry = await Registry.open(js)
         messages = await ensure_bucket(js, MESSAGES)
-        self.message_ids = ids = MessageIds(messages)
+        self.message_ids = ids = MessageIds(messages, self.settings.channel_record_linger_s)
         await ensure_stream(js, DELIVERIES)
         self._tasks.append(asyncio.create_task(self.registry.watch()))
         # Sends take numbers from the live index while this proves it current.

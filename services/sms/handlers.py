@@ -22,6 +22,7 @@ import structlog
 from nats.js.kv import KeyValue
 
 from crieur.channel.errors import Deferred, Permanent, Unsubscribed
+from crieur.channel.grouped import GroupWriter
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import Edition
 from schemas.deliveries import Channel
@@ -44,36 +45,29 @@ def message_key(message_id: str) -> str:
 class MessageIds:
     """Provider message id -> what was sent (bucket sms_messages), for delivery receipts.
 
-    Written off the send path and in groups: a send hands its record over and its slot
-    takes the next SMS; the records of the sends that finish while one group is being
-    written are written together next (as the kit's sent records are). A KV put awaited
-    in every send was a NATS round trip and a socket write of its own per SMS.
-    `settled()` waits until every record handed over is written: a receipt reads after it.
+    Written off the send path and in groups, as the kit's sent records are
+    (crieur.channel.grouped): a KV put awaited in every send was a NATS round trip and a
+    socket write of its own per SMS. `settled()` waits until every record handed over is
+    written: a receipt reads after it.
     """
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, linger_s: float) -> None:
         self.kv = kv
-        self._pending: list[tuple[str, bytes]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._records: GroupWriter[tuple[str, bytes]] = GroupWriter(
+            self._write, linger_s, name="sms_message_ids")
 
     def keep(self, message_id: str, record: dict[str, object]) -> None:
-        self._pending.append((message_key(message_id), json.dumps(record).encode()))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
+        self._records.add((message_key(message_id), json.dumps(record).encode()))
 
-    async def _write(self) -> None:
-        while self._pending:
-            group, self._pending = self._pending, []
-            done = await asyncio.gather(*(self.kv.put(key, value) for key, value in group),
-                                        return_exceptions=True)
-            lost = [error for error in done if isinstance(error, BaseException)]
-            if lost:  # the SMS are sent: a lost receipt is no reason to resend
-                log.warning("sms_message_id_not_kept", count=len(lost),
-                            error=repr(lost[0])[:200])
+    async def _write(self, group: list[tuple[str, bytes]]) -> None:
+        done = await asyncio.gather(*(self.kv.put(key, value) for key, value in group),
+                                    return_exceptions=True)
+        lost = [error for error in done if isinstance(error, BaseException)]
+        if lost:  # the SMS are sent: a lost receipt is no reason to resend
+            log.warning("sms_message_id_not_kept", count=len(lost), error=repr(lost[0])[:200])
 
     async def settled(self) -> None:
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        await self._records.flush()
 
 
 @dataclass(frozen=True)
