@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from crieur.standins.smtp import ARRIVALS_FILE
+
 
 def count_mail(directory: Path) -> int:
     """Messages the SMTP stand-in stored (one .eml file each)."""
@@ -41,19 +43,19 @@ class JsonLines:
         return [json.loads(line) for line in self.new_lines()]
 
 
-def mail_arrivals(directory: Path, since_ns: int) -> list[float]:
-    """Wall-clock arrival times (s) of the messages stored since `since_ns`, sorted: the SMTP
-    stand-in names each file by its arrival (`<time_ns>-<n>.eml`)."""
-    if not directory.exists():
-        return []
-    found = []
-    with os.scandir(directory) as entries:
-        for e in entries:
-            if e.name.endswith(".eml"):
-                ns = int(e.name.split("-", 1)[0])
-                if ns >= since_ns:
-                    found.append(ns / 1e9)
-    return sorted(found)
+class MailArrivals:
+    """Follows the SMTP stand-in's `.arrivals` (a line per message kept, its file name
+    `<time_ns>-<n>`) from where it is now: reads only what was added since, where a count
+    of the directory reads every file name."""
+
+    def __init__(self, directory: Path) -> None:
+        self._lines = JsonLines(directory / ARRIVALS_FILE)
+        self.times: list[float] = []
+
+    def read(self) -> int:
+        """Reads the new lines; returns how many messages arrived since the start."""
+        self.times += [int(line.split(b"-", 1)[0]) / 1e9 for line in self._lines.new_lines()]
+        return len(self.times)
 
 
 def sms_arrivals(records: list[dict[str, Any]]) -> list[float]:

@@ -10,7 +10,10 @@ address, so retries and bounces are proven against a real SMTP conversation:
 
 Each message is written to `<dir>/<arrival ns>-<n>.eml` (temp file then rename, so a
 reader never sees half a message), with `Return-Path` and `Delivered-To` lines on top,
-as a mailbox delivery does.
+as a mailbox delivery does. Its name is then appended to `<dir>/.arrivals`, one line per
+message in the order they were kept: a reader follows new mail by reading that file's new
+lines, where listing the directory reads every file name (50 ms of CPU at 100,000, which
+`make bench` polling every second took from the village it measured).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -39,6 +42,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 FAULTS_FILE = ".faults.json"
+ARRIVALS_FILE = ".arrivals"
 # Named, so aiosmtpd does not ask the resolver for this machine's name at every connection.
 SERVER_NAME = "crieur-standin.localhost"
 
@@ -78,9 +82,12 @@ class Mailbox:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _faults_mtime: float = 0.0
+    _arrivals: BinaryIO = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Unbuffered: each line is in the file as soon as its message is.
+        self._arrivals = (self.directory / ARRIVALS_FILE).open("ab", buffering=0)
 
     def refusal(self, address: str) -> str | None:
         self._reload_faults()
@@ -104,7 +111,11 @@ class Mailbox:
         os.replace(tmp, path)
         with self._lock:
             self.accepted += 1
+            self._arrivals.write(f"{name}\n".encode())
         return path
+
+    def close(self) -> None:
+        self._arrivals.close()
 
     def _reload_faults(self) -> None:
         # Process mode: faults come from a file, so a test in another process can steer us.
@@ -221,6 +232,7 @@ class SmtpStandin:
 
     def stop(self) -> None:
         self._controller.stop()
+        self.mailbox.close()
 
     def answer(self, code: int, text: str = "", *, address: str | None = None,
                seconds: float | None = None, times: int | None = None) -> None:
@@ -259,6 +271,7 @@ async def serve(args: argparse.Namespace) -> None:
     await stop.wait()
     server.close()
     await server.wait_closed()
+    mailbox.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import pytest
 
 from crieur.channel.errors import Transient
 from crieur.nats_server import free_port
-from crieur.standins.smtp import FAULTS_FILE, SmtpStandin, messages
+from crieur.standins.smtp import ARRIVALS_FILE, FAULTS_FILE, SmtpStandin, messages
 from services.email.sender import Bounced, SmtpConfig, SmtpPool
 from services.email.settings import SmtpTls
 
@@ -61,6 +61,22 @@ async def test_messages_are_kept_as_files_through_persistent_connections(
     assert first["Delivered-To"].startswith("r")
     assert sorted(email.message_from_bytes(p.read_bytes())["Subject"] for p in kept) == sorted(
         f"essai {n}" for n in range(30))
+
+
+async def test_the_arrivals_file_names_each_message_kept_in_order(standin: SmtpStandin) -> None:
+    """What `make bench` follows instead of listing the directory."""
+    pool = pool_for(standin, size=2)
+    try:
+        await asyncio.gather(*(pool.send(FROM, f"r{n}@example.org", message(f"r{n}@example.org", n))
+                               for n in range(12)))
+        standin.answer(550, address="gone@example.org")
+        with pytest.raises(Bounced):
+            await pool.send(FROM, "gone@example.org", message("gone@example.org"))
+    finally:
+        await pool.close()
+    names = (standin.mailbox.directory / ARRIVALS_FILE).read_text().splitlines()
+    assert names == [p.stem for p in standin.messages()]  # a refused one is not there
+    assert len(names) == 12
 
 
 async def test_a_5xx_for_one_address_is_permanent_and_the_others_go(standin: SmtpStandin) -> None:
