@@ -8,8 +8,9 @@ the whole group, while what arrives meanwhile waits for the next one. One writer
 Why the linger: each small publish to NATS wakes nats-server, and its reply wakes this
 process again. With a sink taking a few hundred messages a second, sends finish a few ms
 apart, so without waiting every group held one record. Measured in the bench (10,000
-email and SMS at once, 2 cores): waiting 20 ms took nats-server from 0.35 to 0.23 ms of
-CPU per email+SMS pair and the email service from 0.69 to 0.58 ms per email. The price:
+email and SMS at once, 2 cores): waiting 50 ms took nats-server from 0.31-0.35 to
+0.11-0.14 ms of CPU per email+SMS pair and the email service from 0.66-0.69 to 0.47-0.54
+ms per email (10 ms gives most of it). The price:
 a process killed outright may have sent, in its last `linger_s`, a few messages whose
 records were not written yet; they are sent again (at most the jobs in flight, as before).
 """
