@@ -164,8 +164,13 @@ def test_every_service_is_ready_and_counts_a_delivery_followed_by_its_notice_id(
         return found
 
     services = ("notices", "email", "sms", "push", "panel")
-    about = eventually(lambda: (found := lines_about_alert()) and set(services) <= set(found)
-                       and found, f"{alert} in the logs of {services}", within=30)
+    try:
+        # As generous as the other waits: under a loaded CI machine a log line can come late.
+        about = eventually(lambda: (found := lines_about_alert()) and set(services) <= set(found)
+                           and found, f"{alert} in the logs of {services}", within=WITHIN)
+    except AssertionError as error:
+        missing = set(services) - set(lines_about_alert())
+        raise AssertionError(f"{error}; no line about it from {sorted(missing)}") from None
     trace_ids = {r["trace_id"] for r in about["notices"] if r.get("trace_id")}
     assert len(trace_ids) == 1, about["notices"]
     for channel in ("email", "sms", "push"):
