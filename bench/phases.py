@@ -196,7 +196,6 @@ async def _deliveries(v: BenchVillage, marks: Marks, started_wall: float, expect
     got = {"email": 0, "sms": 0}
     sms_at: list[float] = []
     done: set[str] = set()
-    interval = 0.5
     deadline = time.perf_counter() + within_s
 
     def read_sms() -> None:
@@ -205,7 +204,7 @@ async def _deliveries(v: BenchVillage, marks: Marks, started_wall: float, expect
         sms_at.extend(sms_arrivals([json.loads(line) for line in accepted]))
 
     while len(done) < len(channels):
-        await asyncio.sleep(interval)
+        await asyncio.sleep(0.5)
         now = time.perf_counter()
         got["email"] = mail.read()
         read_sms()

@@ -36,7 +36,7 @@ from typing import Any
 from bench import baselines, kit, messages, phases
 from bench import village as bench_village
 from bench.cpu import cpu_seconds
-from bench.sinks import count_mail
+from bench.sinks import MailArrivals
 from crieur.nats_server import NatsServer
 
 # The issue's targets (issue 14).
@@ -97,23 +97,23 @@ async def raw_sinks(v: bench_village.BenchVillage, args: argparse.Namespace,
 
     # CPU per message of the client (this process, which does nothing else meanwhile)
     # and of the stand-in: what a delivery costs without Crieur in between.
-    before = cpu_seconds(smtp_pid), time.process_time(), count_mail(v.mail_dir)
+    before, mail = (cpu_seconds(smtp_pid), time.process_time()), MailArrivals(v.mail_dir)
     smtp = await baselines.smtp_loop("127.0.0.1", int(v.env["CRIEUR_SMTP_PORT"]), args.pool,
                                      n, email)
     found = {"email": smtp, "smtp_standin_cpu_ms_per_msg": ms(cpu_seconds(smtp_pid) - before[0]),
              "smtp_client_cpu_ms_per_msg": ms(time.process_time() - before[1])}
-    if count_mail(v.mail_dir) - before[2] != n:
+    if mail.read() != n:
         raise RuntimeError("the raw SMTP baseline lost messages")
-    before = cpu_seconds(sms_pid), time.process_time(), 0
+    before = cpu_seconds(sms_pid), time.process_time()
     found["sms"] = await baselines.sms_http_loop(v.url("sms-standin"), args.sms_concurrency,
                                                  sms)
     found |= {"sms_standin_cpu_ms_per_msg": ms(cpu_seconds(sms_pid) - before[0]),
               "sms_client_cpu_ms_per_msg": ms(time.process_time() - before[1])}
-    before = 0.0, 0.0, count_mail(v.mail_dir)
+    mail = MailArrivals(v.mail_dir)
     both = await baselines.smtp_and_sms_at_once(
         ("127.0.0.1", int(v.env["CRIEUR_SMTP_PORT"]), args.pool, n, email),
         (v.url("sms-standin"), args.sms_concurrency, sms))
-    if count_mail(v.mail_dir) - before[2] != n:
+    if mail.read() != n:
         raise RuntimeError("the concurrent raw SMTP baseline lost messages")
     found |= {"email_concurrent": both["email"], "sms_concurrent": both["sms"]}
     return found

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from crieur.standins.smtp import ARRIVALS_FILE
-
-
-def count_mail(directory: Path) -> int:
-    """Messages the SMTP stand-in stored (one .eml file each)."""
-    if not directory.exists():
-        return 0
-    with os.scandir(directory) as entries:
-        return sum(1 for e in entries if e.name.endswith(".eml"))
 
 
 class JsonLines:
