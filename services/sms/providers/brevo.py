@@ -4,7 +4,8 @@ Sent with httpcore, the HTTP engine under httpx, straight: httpx's client layers
 building, auth, redirects, cookies, its Response model) were a third of the SMS service's
 busy time in a py-spy profile of a bench fan-out, for features one fixed POST does not use.
 The same connection pool, timeouts, certificates (certifi) and environment proxies as the
-httpx client it replaces.
+httpx client it replaces; each request leaves in one write, not httpcore's two
+(services.sms.providers.coalescing).
 
 Also the stand-in's language (crieur.standins.sms speaks it for `make run` and tests).
 """
@@ -21,6 +22,7 @@ import httpx
 
 from crieur.channel.errors import Permanent, Transient
 from services.sms.format import Encoding, Sms
+from services.sms.providers.coalescing import CoalescingBackend
 from services.sms.sender import INVALID_NUMBER, Accepted, Receipt, Reply
 
 PATH = "/v3/transactionalSMS/send"
@@ -79,10 +81,12 @@ _TRANSPORT_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.Pro
 
 def connection_pool(url: str, concurrency: int) -> httpcore.AsyncConnectionPool:
     """Keep-alive connections to `url`'s host, through the environment's proxy if it names
-    one for it (HTTPS_PROXY, NO_PROXY...: what httpx's client honoured)."""
+    one for it (HTTPS_PROXY, NO_PROXY...: what httpx's client honoured); each request goes
+    out in one write (services.sms.providers.coalescing)."""
     limits: dict[str, Any] = {"max_connections": concurrency,
                               "max_keepalive_connections": concurrency,
-                              "keepalive_expiry": 5.0}  # httpx's default
+                              "keepalive_expiry": 5.0,  # httpx's default
+                              "network_backend": CoalescingBackend()}
     parts = urllib.parse.urlsplit(url)
     proxy = urllib.request.getproxies().get(parts.scheme)
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
