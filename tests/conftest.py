@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real nats-server for the session, chromium.
+"""Fixtures shared by every test: a real nats-server for the session, chromium, a TLS
+certificate.
 
 Helpers live in tests/helpers.py; the names tests imported from here still work."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -47,3 +49,15 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     return chromium_path()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key (paths), made by openssl: for a
+    test server speaking TLS, and a client told to trust it."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key

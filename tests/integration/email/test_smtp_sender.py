@@ -142,16 +142,6 @@ async def test_authentication(tmp_path: Path) -> None:
     assert len(server.messages()) == 1
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.mark.parametrize("mode", [SmtpTls.STARTTLS, SmtpTls.TLS])
 async def test_tls_modes(tmp_path: Path, certificate: tuple[str, str], mode: SmtpTls) -> None:
     cert, key = certificate

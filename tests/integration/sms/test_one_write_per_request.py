@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import subprocess
 from typing import Any, ClassVar
 
 import httpcore
@@ -103,16 +102,6 @@ async def test_a_brevo_request_goes_to_the_socket_in_one_write(
         assert head.startswith(b"POST /v3/transactionalSMS/send HTTP/1.1\r\n")
         assert b"\r\napi-key: key-1\r\n" in head
         assert json.loads(body)["content"] == text
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
-    return cert, key
 
 
 async def test_over_tls_the_request_is_one_record(certificate: tuple[str, str]) -> None:
