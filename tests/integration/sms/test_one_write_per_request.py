@@ -1,5 +1,5 @@
-"""Each Brevo request leaves in one write (services.sms.providers.coalescing), in clear and
-over TLS, and the server gets the same bytes as before: a raw server records its reads."""
+"""Each Brevo request leaves in one socket write (services.sms.providers.coalescing), and
+the server gets exactly those bytes; over TLS each request still arrives whole."""
 
 from __future__ import annotations
 
@@ -55,10 +55,7 @@ def _requests_in(reads: list[bytes]) -> list[bytes]:
     return [r for r in reads if r.startswith(b"POST ")]
 
 
-_ANYIO = httpcore.AnyIOBackend
-
-
-class _CountingBackend(_ANYIO):
+class _CountingBackend(httpcore.AnyIOBackend):
     """httpcore's asyncio backend, counting what goes to the socket."""
 
     writes: ClassVar[list[bytes]] = []
@@ -104,7 +101,7 @@ async def test_a_brevo_request_goes_to_the_socket_in_one_write(
         assert json.loads(body)["content"] == text
 
 
-async def test_over_tls_the_request_is_one_record(certificate: tuple[str, str]) -> None:
+async def test_over_tls_each_request_arrives_whole(certificate: tuple[str, str]) -> None:
     cert, key = certificate
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     served.load_cert_chain(cert, key)
