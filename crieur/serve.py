@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,11 @@ from starlette.types import ASGIApp
 from crieur import log
 from crieur.settings import CommonSettings
 
+# A young collection every 10,000 new container objects rather than CPython's 700: a batch
+# of jobs then dies young instead of being promoted to the old generation, whose growth is
+# what triggers the full passes.
+YOUNG_COLLECTION_EVERY = 10_000
+
 
 def serve(app: ASGIApp, host: str, port: int, grace_s: int,
           loop: Literal["asyncio", "uvloop"] = "asyncio") -> None:
@@ -19,6 +25,7 @@ def serve(app: ASGIApp, host: str, port: int, grace_s: int,
 
     `loop`: asyncio's own unless a service asks for uvloop (the email service: CPU per email).
     """
+    settle_heap()
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=grace_s, loop=loop)
 
@@ -32,3 +39,19 @@ def component() -> str:
     """The service this process runs: `python -m services.email` is `email`."""
     started = Path(sys.argv[0] if sys.argv else "")
     return started.parent.name if started.name == "__main__.py" else started.stem
+
+
+def settle_heap() -> None:
+    """Once a service's modules and app are built, before it serves: tune the collector.
+
+    Start-up leaves 80,000 to 100,000 objects that the garbage collector tracks and that
+    live as long as the process (modules, classes, functions, pydantic's validators). Each
+    full collection walked them all: 34 to 55 passes of up to 123 ms in a fan-out to
+    100,000. `gc.freeze()` takes them out of every later collection (`gc.collect()` first,
+    so no garbage is frozen), and young collections run less often (above). In the bench's
+    département run, collection time went from 3.0 to 1.0 s in the email service and from
+    4.0 to 0.9 s in the SMS service, per 100,000 messages each (README, Benchmark).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])

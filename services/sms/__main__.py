@@ -6,7 +6,7 @@ import asyncio
 
 import uvloop
 
-from crieur.serve import configure_logging
+from crieur.serve import configure_logging, settle_heap
 from services.sms.app import main
 from services.sms.settings import SmsSettings
 
@@ -14,6 +14,7 @@ from services.sms.settings import SmsSettings
 def run() -> None:
     settings = SmsSettings()
     configure_logging(settings)
+    settle_heap()  # as crieur.serve.serve does for the services it runs
     # uvloop: the sends' many small socket reads and writes (HTTP and NATS) cost less
     # CPU on libuv (as in the email service).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
