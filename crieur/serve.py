@@ -1,4 +1,5 @@
-"""Runs a service's ASGI app the same way for every service: our logging, graceful stop."""
+"""Runs a service's ASGI app the same way for every service: our logging, the garbage
+collector's settings, graceful stop."""
 
 from __future__ import annotations
 
@@ -45,12 +46,11 @@ def settle_heap() -> None:
     """Once a service's modules and app are built, before it serves: tune the collector.
 
     Start-up leaves 80,000 to 100,000 objects that the garbage collector tracks and that
-    live as long as the process (modules, classes, functions, pydantic's validators). Each
-    full collection walked them all: 34 to 55 passes of up to 123 ms in a fan-out to
-    100,000. `gc.freeze()` takes them out of every later collection (`gc.collect()` first,
-    so no garbage is frozen), and young collections run less often (above). In the bench's
-    département run, collection time went from 3.0 to 1.0 s in the email service and from
-    4.0 to 0.9 s in the SMS service, per 100,000 messages each (README, Benchmark).
+    live as long as the process (modules, classes, functions, pydantic's validators), and
+    each full collection walked them all. `gc.freeze()` takes them out of every later
+    collection (`gc.collect()` first, so no garbage is frozen), and young collections run
+    less often (above). What that saved in the email and SMS services is measured in the
+    README (Benchmark, "The garbage collector").
     """
     gc.collect()
     gc.freeze()
