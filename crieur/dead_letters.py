@@ -28,6 +28,7 @@ from crieur.bus import TRY_ONCE, servers
 from crieur.settings import CommonSettings
 from schemas import subjects
 from schemas.deadletters import DeadLetter
+from schemas.jobs import ATTEMPTS_HEADER
 from schemas.streams import DEADLETTERS_STREAM
 
 MSG_ID = "Nats-Msg-Id"
@@ -66,6 +67,8 @@ async def replay(js: JetStreamContext, sequence: int, new_id: bool = False) -> s
     raw = await js.get_msg(DEADLETTERS_STREAM, seq=sequence)
     letter = DeadLetter.model_validate_json(raw.data or b"")
     headers = dict(letter.headers)
+    # Replayed once the cause is fixed: a job's attempts start again.
+    headers.pop(ATTEMPTS_HEADER, None)
     if new_id or MSG_ID in headers:
         headers[MSG_ID] = (f"replay:{uuid.uuid4().hex}" if new_id else headers[MSG_ID])
     ack = await js.publish(letter.subject, base64.b64decode(letter.payload_b64),

@@ -22,7 +22,7 @@ from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.deadletters import DeadLetter
 from schemas.deliveries import Channel, DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
-from schemas.jobs import Job
+from schemas.jobs import ATTEMPTS_HEADER, Job, JobGroup
 from schemas.previews import EmailPreview, PanelPreview, PreviewRequest, PushPreview, SmsPreview
 from schemas.streams import DEADLETTERS_STREAM, DELIVERIES_STREAM, JOBS_STREAM, NOTICES_STREAM
 
@@ -57,8 +57,17 @@ def broker() -> NatsBroker:
                 subjects.jobs(channel, "{commune}"), stream=jobs, schema=Job,
                 title=f"jobs-{channel}",
                 description=(f"The {channel} channel's fan-out queues one job per recipient "
-                             f"on the work queue {JOBS_STREAM} (Nats-Msg-Id = Job.key, the "
-                             f"event's trace headers copied); its worker takes them."))
+                             f"on the work queue {JOBS_STREAM}, in groups (JobGroup, "
+                             f"Nats-Msg-Id = JobGroup.key) or alone (Job, Nats-Msg-Id = "
+                             f"Job.key, and {ATTEMPTS_HEADER} when a job of a group is queued "
+                             f"again alone), the event's trace headers copied; its worker "
+                             f"takes them."))
+            bus.publisher(
+                subjects.jobs(channel, "{commune}"), stream=jobs, schema=JobGroup,
+                title=f"jobs-{channel}-group",
+                description=(f"The jobs of one notice event for up to "
+                             f"CRIEUR_CHANNEL_GROUP_SIZE recipients of the {channel} "
+                             f"channel in one message (schema_version 2)."))
         bus.publisher(
             subjects.delivery(channel, "{commune}"), stream=deliveries, schema=DeliveryReport,
             title=f"deliveries-{channel}",

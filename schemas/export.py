@@ -17,7 +17,7 @@ from schemas.commune import Commune
 from schemas.deadletters import DeadLetter
 from schemas.deliveries import DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
-from schemas.jobs import Job
+from schemas.jobs import Job, JobGroup
 from schemas.notice import Notice
 from schemas.previews import (
     ChannelUnavailable,
@@ -38,6 +38,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "delivery-report": DeliveryReport,
     "dead-letter": DeadLetter,
     "job": Job,
+    "job-group": JobGroup,
     "commune": Commune,
     "channel-http-request": ChannelHttpRequest,
     "channel-http-reply": ChannelHttpReply,

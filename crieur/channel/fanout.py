@@ -1,9 +1,12 @@
 """The fan-out: each NOTICES event becomes one job per recipient on `jobs.<name>.<commune>`.
 
-Jobs are published asynchronously in windows (never 100,000 futures at once), each with
-`Nats-Msg-Id = Job.key`, and the event is acked only once every job is stored: a planner
-killed midway plans again from the start and JetStream keeps each job once. An event that
-cannot be read is a dead letter, and the next event goes on.
+The jobs go in groups of `channel_group_size` recipients, one bus message each
+(schemas.jobs.JobGroup; a lone recipient is a plain Job). Groups are published
+asynchronously in windows (never 100,000 futures at once), each with `Nats-Msg-Id` =
+its key, and the event is acked only once every group is stored. The recipients come
+sorted, so a planner killed midway plans the same groups again from the start and
+JetStream keeps each once. An event that cannot be read is a dead letter, and the next
+event goes on.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from crieur.deadletter import dead_letter
 from crieur.tasks import cancel_and_wait
 from schemas import subjects
 from schemas.events import EventKind, NoticeEvent, parse_notice_event
-from schemas.jobs import Job
+from schemas.jobs import Job, JobGroup
 from schemas.notice import NoticeState
 from schemas.streams import JOBS_STREAM
 from schemas.versions import NewerSchemaVersion
@@ -39,17 +42,33 @@ log = structlog.get_logger("crieur.channel.fanout")
 
 
 class JobTemplate:
-    """Serialises the jobs of one event cheaply: the JSON is the same but for the recipient."""
+    """Serialises the jobs of one event cheaply: the JSON is the same but for the recipients.
+
+    Recipients are RECIPIENT_ID strings (or a channel's own ids, such as push topics),
+    which need no JSON escaping.
+    """
 
     def __init__(self, job: Job) -> None:
         marker = "\x00recipient\x00"
         text = job.model_copy(update={"recipient": marker}).model_dump_json()
         self._before, self._after = text.split(json.dumps(marker), 1)
         self._key = job.key[: -len(job.recipient)]
+        group = JobGroup(**job.model_dump(exclude={"schema_version", "recipient"}),
+                         recipients=(marker,)).model_dump_json()
+        self._group_before, self._group_after = group.split(json.dumps(marker), 1)
+        self._job = job
 
     def render(self, recipient: str) -> tuple[bytes, str]:
-        # RECIPIENT_ID characters need no JSON escaping.
         return f'{self._before}"{recipient}"{self._after}'.encode(), self._key + recipient
+
+    def render_group(self, recipients: list[str]) -> tuple[bytes, str]:
+        """One message for `recipients` (a plain Job for one alone), and its msg id."""
+        if len(recipients) == 1:
+            return self.render(recipients[0])
+        inner = '","'.join(recipients)
+        key = JobGroup(**self._job.model_dump(exclude={"schema_version", "recipient"}),
+                       recipients=tuple(recipients)).key
+        return f'{self._group_before}"{inner}"{self._group_after}'.encode(), key
 
 
 async def publish_jobs(js: JetStreamContext, subject: str,
@@ -174,12 +193,12 @@ class Fanout:
                                    kind=event.kind, recipient="x"))
         subject = subjects.jobs(self.name, notice.commune)
 
-        async def rendered() -> AsyncIterator[tuple[bytes, str]]:
+        async def recipients() -> AsyncIterator[str]:
             if policy.audience(event.kind) is policy.Audience.SUBSCRIBERS:
                 planned = 0
                 async for recipient in self.port.recipients(notice):
                     if RECIPIENT_ID.match(recipient):
-                        yield template.render(recipient)
+                        yield recipient
                     else:
                         log.error("recipient_id_invalid", channel=self.name, length=len(recipient))
                     planned += 1
@@ -189,12 +208,31 @@ class Fanout:
                                  planned=planned)
                         return
             else:
-                for recipient in await self.sent.recipients(notice.id, event.kind,
-                                                            notice.version):
-                    yield template.render(recipient)
+                for recipient in sorted(await self.sent.recipients(notice.id, event.kind,
+                                                                   notice.version)):
+                    yield recipient
 
-        return await publish_jobs(self.js, subject, rendered(),
-                                  self.settings.channel_fanout_window, headers=headers)
+        size = self.settings.channel_group_size
+        count = 0
+
+        async def grouped() -> AsyncIterator[tuple[bytes, str]]:
+            nonlocal count
+            group: list[str] = []
+            async for recipient in recipients():
+                group.append(recipient)
+                if len(group) >= size:
+                    count += len(group)
+                    yield template.render_group(group)
+                    group = []
+            if group:
+                count += len(group)
+                yield template.render_group(group)
+
+        # Windows of messages: a window of groups holds `size` times the jobs.
+        await publish_jobs(self.js, subject, grouped(),
+                           max(1, self.settings.channel_fanout_window // size),
+                           headers=headers)
+        return count
 
 
 async def keep_in_progress(msgs: Callable[[], list[Msg]], ack_wait_s: float) -> None:

@@ -70,7 +70,9 @@ class ChannelPort(Protocol[DraftT]):
 
     def recipients(self, notice: Notice) -> AsyncIterator[str]:
         """Ids (RECIPIENT_ID) of confirmed subscribers who follow the notice's commune and
-        category, as an async iterator (never a list of 100,000 in memory)."""
+        category, as an async iterator (never a list of 100,000 in memory), in a stable
+        order (sorted): a fan-out planned again then queues the same groups of jobs,
+        which JetStream keeps once."""
         ...
 
     async def prepare(self, edition: Edition) -> DraftT:

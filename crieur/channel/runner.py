@@ -105,7 +105,9 @@ class ChannelRunner:
             self._tasks.append(asyncio.create_task(name=f"{self.name}-worker", coro=pull_loop(
                 self.js, stream=JOBS_STREAM, subject=subjects.jobs(self.name, ">"),
                 config=worker_consumer(self.name, ack_wait, self.settings.channel_max_ack_pending),
-                batch=self.settings.channel_batch, handle=self.worker.handle,
+                # About channel_batch jobs a pull, whether they come in groups or alone.
+                batch=-(-self.settings.channel_batch // self.settings.channel_group_size),
+                handle=self.worker.handle,
                 stopping=self.stopping, ensure=self.ensure, armed=_new(armed))))
         # Ready once the consumers exist: an event published from now on is planned.
         for event in armed:

@@ -12,6 +12,10 @@ class ChannelSettings(CommonSettings):
 
     # Jobs per pull request: large enough that NATS round trips vanish behind the sends.
     channel_batch: int = Field(default=256, ge=1, le=10_000)
+    # Recipients of one event queued in one JOBS message (schemas.jobs.JobGroup): a
+    # message per recipient cost the bus and both ends more than a fast sink's sends
+    # (README, Benchmark). 1 queues a message per recipient.
+    channel_group_size: int = Field(default=64, ge=1, le=1000)
     # A job not acked (nor marked in progress) within this time is redelivered.
     channel_ack_wait_s: float = Field(default=30.0, gt=1.0)
     # Attempts of one job (transient failures) before it becomes a dead letter.
@@ -20,8 +24,10 @@ class ChannelSettings(CommonSettings):
     channel_backoff_s: float = Field(default=2.0, gt=0)
     channel_backoff_max_s: float = Field(default=300.0, gt=0)
     # Jobs published at once by the fan-out before waiting for their acks (memory bound).
+    # (Counted in jobs, published in groups.)
     channel_fanout_window: int = Field(default=1000, ge=1, le=100_000)
-    # Jobs handed out at once to all the workers of a channel (JetStream max_ack_pending).
+    # JOBS messages (a job or a group) handed out at once to all the workers of a channel
+    # (JetStream max_ack_pending).
     channel_max_ack_pending: int = Field(default=2000, ge=1)
     # How long a sent record waits for others to be written with (crieur.channel.grouped):
     # fewer, larger writes to NATS; a process killed outright may resend this much.

@@ -15,6 +15,14 @@ whole sink for that long; after `channel_max_attempts` it is a dead letter and a
 report. A permanent one is a `bounced` report and `port.on_permanent`. Jobs fetched but not
 started when the worker stops are handed back at once (nak), so a graceful stop sends
 nothing twice.
+
+A JOBS message may be a group (schemas.jobs.JobGroup): its jobs are handled one by one like
+any other, and the message is acked once each of them is settled. Those that must come
+back (a retry, a hold, a stop) come back together, the group naked, when none of them got
+anywhere; otherwise they are queued again as jobs of their own (their attempts so far in
+`ATTEMPTS_HEADER`) before the group is acked. A job of a group that could not be settled
+(NATS away) leaves the whole group to come back after ack_wait, unreported: its sent jobs
+are skipped then, by their sent records.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import Header
 from pydantic import ValidationError
 
 from crieur import metrics, trace
@@ -46,8 +55,8 @@ from crieur.deadletter import dead_letter
 from crieur.tasks import cancel_and_wait
 from schemas import subjects
 from schemas.deliveries import ALREADY_SENT, DeliveryOutcome
-from schemas.jobs import Job
-from schemas.versions import NewerSchemaVersion, read_message
+from schemas.jobs import ATTEMPTS_HEADER, Job, read_jobs
+from schemas.versions import NewerSchemaVersion
 
 log = structlog.get_logger("crieur.channel.worker")
 
@@ -63,6 +72,13 @@ class _Item:
     outcome: tuple[DeliveryOutcome, str, str] | None = None
     # The sink's pause round when this job's send started (see Worker._retry_later).
     round: int = 0
+    # One of the jobs of a group message: `msg` is shared, acked or naked for all of them.
+    grouped: bool = False
+    # A grouped job to come back (see Worker._come_back), after this delay if any.
+    back: bool = False
+    back_delay: float | None = None
+    # A grouped job kept as a dead letter of its own.
+    dead: bool = False
 
 
 @dataclass
@@ -132,18 +148,18 @@ class Worker:
                                     self.settings.channel_record_linger_s,
                                     name="sent_records")
         for msg in msgs:
-            attempt = msg.metadata.num_delivered or 1
+            attempt = (msg.metadata.num_delivered or 1) + _attempts_before(msg)
             try:
-                job = read_message(Job, msg.data)
+                jobs, grouped = read_jobs(msg.data)
             except (ValidationError, NewerSchemaVersion) as error:
                 await self._dead_letter(msg, attempt, f"not a job: {error}")
                 continue
-            batch.items.append(_Item(msg, job, attempt))
+            batch.items.extend(_Item(msg, job, attempt, grouped=grouped) for job in jobs)
         batch.items = _one_copy_each(batch.items)
         if not batch.items:
             return
         keepalive = asyncio.create_task(keep_in_progress(
-            lambda: [i.msg for i in batch.items if not i.done],
+            lambda: list({id(i.msg): i.msg for i in batch.items if not i.done}.values()),
             self.settings.channel_ack_wait_s))
         try:
             await self._handle_batch(batch)
@@ -157,15 +173,55 @@ class Worker:
 
     async def _report_and_ack(self, batch: _Batch) -> None:
         """The batch's outcomes on DELIVERIES, then the acks (both in few network writes)."""
-        finished = [i for i in batch.items if i.outcome is not None and not i.done]
-        if not finished:
-            return
-        await self.reports.report_many(
-            ((i.job, *i.outcome) for i in finished if i.outcome is not None), self.now(),
-            traces=self._traces(batch))
-        for item in finished:
-            # Not awaited one by one on the wire: nats-py queues them for one flush.
-            await self._ack(item)
+        finished = [i for i in batch.items
+                    if not i.grouped and i.outcome is not None and not i.done]
+        acks = [i.msg for i in finished]
+        naks: list[tuple[Msg, float | None]] = []
+        groups: dict[int, list[_Item]] = {}
+        for item in batch.items:
+            if item.grouped:
+                groups.setdefault(id(item.msg), []).append(item)
+        for items in groups.values():
+            if any(i.outcome is None and not i.back and not i.dead for i in items):
+                continue  # left to come back after ack_wait, reported then
+            back = [i for i in items if i.back]
+            if len(back) == len(items):
+                # None of it got anywhere (a stop, a paused sink, quiet hours): as it is.
+                delays = [i.back_delay for i in back]
+                naks.append((items[0].msg, None if None in delays else min(
+                    d for d in delays if d is not None)))
+                continue
+            if back:
+                # Queued again alone before the group is acked: a crash in between queues
+                # them again, deduplicated by their Nats-Msg-Id.
+                await self._queue_back(back, batch)
+            finished += [i for i in items if i.outcome is not None]
+            acks.append(items[0].msg)
+        if finished:
+            await self.reports.report_many(
+                ((i.job, *i.outcome) for i in finished if i.outcome is not None), self.now(),
+                traces=self._traces(batch))
+        # Not awaited one by one on the wire: nats-py queues them for one flush.
+        for msg in acks:
+            await msg.ack()
+        for msg, delay in naks:
+            await msg.nak(delay=delay)
+        for item in batch.items:
+            item.done = True
+
+    async def _queue_back(self, items: list[_Item], batch: _Batch) -> None:
+        """Jobs of a group that must come back, queued alone with their attempts so far."""
+        by_route: dict[tuple[str, str, int], list[tuple[bytes, str]]] = {}
+        for item in items:
+            job = item.job
+            by_route.setdefault((subjects.jobs(self.name, job.commune), job.notice_id,
+                                 item.attempt), []).append(JobTemplate(job).render(job.recipient))
+            self._count("requeued")
+        traces = self._traces(batch)
+        for (subject, notice_id, attempt), jobs in by_route.items():
+            await publish_jobs(self.js, subject, jobs, self.settings.channel_fanout_window,
+                               headers={**traces.get(notice_id, {}),
+                                        ATTEMPTS_HEADER: str(attempt)})
 
     @staticmethod
     def _traces(batch: _Batch) -> dict[str, dict[str, str]]:
@@ -232,8 +288,7 @@ class Worker:
             await self.pacer.wait()
         if self.stopping.is_set():
             # Graceful stop: not started, so hand it back for another worker now.
-            await item.msg.nak()
-            item.done = True
+            await self._come_back(item, None)
             return
         # The last word: a withdrawal seen a moment ago stops this job.
         verdict = policy.verdict(item.job, self.notices.peek(item.job.notice_id), self.now())
@@ -266,8 +321,7 @@ class Worker:
             # Held on purpose (quiet hours): back in the queue after the delay, so it
             # survives a restart; the job is checked again (withdrawn, expired) then.
             self._count("deferred")
-            await item.msg.nak(delay=held.delay_s)
-            item.done = True
+            await self._come_back(item, held.delay_s)
             return
         except Unsubscribed as error:
             self._count("dropped")
@@ -334,9 +388,7 @@ class Worker:
             await self.reports.report(item.job, DeliveryOutcome.FAILED, self.now(),
                                       target=self.target_of(item.job.recipient),
                                       detail=f"gave up after {item.attempt} attempts: {reason}")
-            await self._dead_letter(item.msg, item.attempt,
-                                    f"gave up after {item.attempt} attempts: {reason}")
-            item.done = True
+            await self._dead_letter_job(item, f"gave up after {item.attempt} attempts: {reason}")
             return
         delay = policy.backoff_delay(item.attempt, self.settings.channel_backoff_s,
                                      self.settings.channel_backoff_max_s, retry_after,
@@ -344,7 +396,15 @@ class Worker:
         self._count("retried")
         metrics.RETRIES.labels(str(self.port.channel)).inc()
         bound.warning("send_failed_retry", retry_in_s=round(delay, 2))
-        await item.msg.nak(delay=delay)
+        await self._come_back(item, delay)
+
+    async def _come_back(self, item: _Item, delay: float | None) -> None:
+        """This job is to be taken again (after `delay`): naked if alone; a grouped one is
+        settled with its group at the end of the batch (_report_and_ack)."""
+        if item.grouped:
+            item.back, item.back_delay = True, delay
+        else:
+            await item.msg.nak(delay=delay)
         item.done = True
 
     async def _drop(self, item: _Item, verdict: policy.Verdict, batch: _Batch) -> None:
@@ -366,15 +426,34 @@ class Worker:
             await publish_jobs(self.js, subject, items, self.settings.channel_fanout_window,
                                headers=traces.get(notice_id) or None)
 
-    async def _ack(self, item: _Item) -> None:
-        await item.msg.ack()
+    async def _dead_letter(self, msg: Msg, attempt: int, reason: str,
+                           job: Job | None = None) -> None:
+        """`msg` kept as a dead letter and acked; or, given `job` (one of a group), that job
+        alone, its own key as Nats-Msg-Id (a replay sends it alone), `msg` not acked."""
+        data, headers = msg.data, dict(msg.headers or {})
+        if job is not None:
+            data, headers[Header.MSG_ID] = JobTemplate(job).render(job.recipient)
+        await dead_letter(self.js, service=f"{self.name}-worker", subject=msg.subject,
+                          data=data, reason=reason[:2000], headers=headers,
+                          deliveries=attempt, stream_sequence=msg.metadata.sequence.stream)
+        if job is None:
+            await msg.ack()
+
+    async def _dead_letter_job(self, item: _Item, reason: str) -> None:
+        """One job kept as a dead letter; a group's other jobs go on, and its message is
+        acked with them."""
+        if item.grouped:
+            await self._dead_letter(item.msg, item.attempt, reason, job=item.job)
+            item.dead = True
+        else:
+            await self._dead_letter(item.msg, item.attempt, reason)
         item.done = True
 
-    async def _dead_letter(self, msg: Msg, attempt: int, reason: str) -> None:
-        await dead_letter(self.js, service=f"{self.name}-worker", subject=msg.subject,
-                          data=msg.data, reason=reason[:2000], headers=dict(msg.headers or {}),
-                          deliveries=attempt, stream_sequence=msg.metadata.sequence.stream)
-        await msg.ack()
+
+def _attempts_before(msg: Msg) -> int:
+    """Attempts a job had before it was queued again alone (ATTEMPTS_HEADER), else 0."""
+    value = (msg.headers or {}).get(ATTEMPTS_HEADER, "")
+    return int(value) if value.isdigit() else 0
 
 
 def _one_copy_each(items: list[_Item]) -> list[_Item]:

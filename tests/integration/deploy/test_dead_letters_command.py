@@ -31,7 +31,8 @@ async def test_list_then_replay_a_dead_letter(nats_url: str, tmp_path: Path) -> 
         await js.publish(subject, b'{"bad": 1}', headers={"Nats-Msg-Id": f"orig-{uid}"})
         await dead_letter(js, service=service, subject=subject, data=b'{"bad": 1}',
                           reason="schema_version 9 unknown\nto this reader",
-                          headers={"Nats-Msg-Id": f"orig-{uid}", "X-Trace": "t1"},
+                          headers={"Nats-Msg-Id": f"orig-{uid}", "X-Trace": "t1",
+                                   "Crieur-Attempts": "7"},
                           deliveries=3, stream_sequence=1)
 
         listed = crieur(["dead-letters", "list", "--service", service], env)
@@ -56,6 +57,8 @@ async def test_list_then_replay_a_dead_letter(nats_url: str, tmp_path: Path) -> 
         last = await js.get_last_msg(stream, subject)
         assert last.data == b'{"bad": 1}'
         assert (last.headers or {}).get("X-Trace") == "t1"
+        # A replayed job's attempts start again (the cause is fixed).
+        assert "Crieur-Attempts" not in (last.headers or {})
         assert (await js.stream_info(stream)).state.messages == 2
 
         missing = crieur(["dead-letters", "replay", "999999999"], env)
