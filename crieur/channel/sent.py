@@ -17,7 +17,7 @@ import nats.errors
 import nats.js.errors
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import Header
+from nats.js.api import DeliverPolicy, Header
 from nats.js.kv import KeyValue
 
 from crieur.bus import ensure_bucket
@@ -119,28 +119,41 @@ class SentRecords:
         return True
 
     async def recipients(self, notice_id: str, kind: EventKind, version: int) -> set[str]:
-        """Who got this notice: the audience of a correction or withdrawal (kind, version)."""
+        """Who got this notice: the audience of a correction or withdrawal (kind, version).
+
+        Read with an ordered consumer of its own rather than nats-py's KV watch: the watch
+        says "nothing more" before its first entry when the server has pushed every record
+        before answering the consumer-info request the watch makes (found by the chaos
+        suite, scenario 7: a withdrawal planned for nobody).
+        """
         found: set[str] = set()
-        watcher = await self._kv.watch(f"{self._name}.{notice_id}.>", meta_only=True,
-                                       ignore_deletes=True)
+        sub = await self._js.subscribe(f"{self._prefix}{self._name}.{notice_id}.>",
+                                       stream=self._kv._stream, ordered_consumer=True,
+                                       deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                                       headers_only=True, inactive_threshold=300.0)
         try:
+            info = await sub.consumer_info()
+            delivered = (info.delivered.consumer_seq or 0) if info.delivered else 0
+            # Nothing delivered and nothing to deliver: nobody got it. Otherwise the
+            # records come, and the last says none is pending.
+            if not info.num_pending and not delivered:
+                return found
             while True:
-                entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                # <name>.<notice_id>.<version>.<kind>.<recipient>
-                parts = entry.key.split(".", 4)
-                if len(parts) != 5:
-                    continue
-                try:
-                    record_kind = EventKind(parts[3])
-                    record_version = int(parts[2])
-                except ValueError:
-                    continue
-                if policy.got_earlier(record_kind, record_version, kind, version):
-                    found.add(parts[4])
-                if not entry.delta:  # num_pending: nothing more to read
+                msg = await sub.next_msg(timeout=30.0)
+                if (msg.headers or {}).get(KV_OP) not in ("DEL", "PURGE"):
+                    # <name>.<notice_id>.<version>.<kind>.<recipient>
+                    parts = msg.subject[len(self._prefix):].split(".", 4)
+                    if len(parts) == 5:
+                        try:
+                            record_kind = EventKind(parts[3])
+                            record_version = int(parts[2])
+                        except ValueError:
+                            record_kind = None
+                        if record_kind is not None and policy.got_earlier(
+                                record_kind, record_version, kind, version):
+                            found.add(parts[4])
+                if msg.metadata.num_pending == 0:
                     break
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            await sub.unsubscribe()
         return found

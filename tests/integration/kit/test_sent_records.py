@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -50,3 +51,15 @@ async def test_who_got_a_notice_for_a_correction_and_a_withdrawal(nc: Client) ->
     assert await sent.recipients(nid, EventKind.CORRECTED, 3) == {"a", "b", "c"}
     assert await sent.recipients(nid, EventKind.WITHDRAWN, 2) == {"a", "b", "c"}
     assert await sent.recipients(uuid.uuid4().hex[:16], EventKind.WITHDRAWN, 1) == set()
+
+
+async def test_who_got_a_notice_is_read_whole_every_time(nc: Client) -> None:
+    """Found by the chaos suite (scenario 7): nats-py's KV watch may say "nothing more" before
+    its first entry, when the server has pushed every record before answering the
+    consumer-info request the watch makes; a withdrawal was then planned for nobody."""
+    sent = await SentRecords.open(nc.jetstream(), f"kit-{uuid.uuid4().hex[:8]}")
+    nid = uuid.uuid4().hex[:16]
+    everyone = {f"r{i:04d}" for i in range(1500)}
+    await asyncio.gather(*(sent.record(_job(nid, r), "t", _now()) for r in everyone))
+    for _ in range(30):
+        assert await sent.recipients(nid, EventKind.WITHDRAWN, 1) == everyone
