@@ -212,6 +212,13 @@ class RecipientRegistry(Generic[S]):
             return None
         return self.index.active(rid)
 
+    def _loaded(self, index: RecipientIndex[S], last_seen: int) -> None:
+        """The initial values are all in `index`: it becomes the one plans and sends read."""
+        self.index = index
+        self._note(last_seen)
+        self.ready.set()
+        self._log.info("subscribers_loaded", channel=self._name, active=len(index))
+
     def _note(self, applied: int | None = None) -> None:
         if applied is not None:
             self._applied = max(self._applied, applied)
@@ -240,18 +247,24 @@ class RecipientRegistry(Generic[S]):
             try:
                 # Until the new watch has caught up, `cached` answers None.
                 self._current_at, self._applied, self._probe = -1e9, 0, None
+                # nats-py's None ("the initial values are all in") is trusted only for a
+                # bucket empty when the watch began: it comes before the first value when
+                # the server pushed them all before answering the watch's consumer-info
+                # request (the race crieur.channel.sent reads around). Otherwise the index
+                # is complete with the value after which nothing is pending.
+                info = await self.kv._js.stream_info(self.kv._stream)
+                empty = not info.state.messages
                 watcher = await self.kv.watchall()
                 # A fresh index each time, swapped in once complete: a watch restarted
                 # after an outage must not keep someone who left meanwhile.
                 index: RecipientIndex[S] = RecipientIndex()
                 last_seen = 0
+                loaded = False
                 async for entry in watcher:
-                    if entry is None:  # the initial values are all in
-                        self.index = index
-                        self._note(last_seen)
-                        self.ready.set()
-                        self._log.info("subscribers_loaded", channel=self._name,
-                                       active=len(index))
+                    if entry is None:
+                        if empty and not loaded:
+                            loaded = True
+                            self._loaded(index, last_seen)
                         continue
                     last_seen = max(last_seen, entry.revision or 0)
                     subscriber = None
@@ -262,7 +275,10 @@ class RecipientRegistry(Generic[S]):
                             self._log.error("subscriber_unreadable", recipient=entry.key[:12],
                                             error=str(error)[:200])
                     index.put(entry.key, subscriber)
-                    if index is self.index:
+                    if not loaded and not entry.delta:
+                        loaded = True
+                        self._loaded(index, last_seen)
+                    elif index is self.index:
                         self._note(entry.revision)
             except asyncio.CancelledError:
                 raise

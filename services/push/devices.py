@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from crieur.bus import ensure_bucket
+from crieur.bus import bucket_keys, ensure_bucket
 from schemas.buckets import PUSH_DEVICES
 from schemas.commune import Insee
 from schemas.notice import Category
@@ -136,10 +136,8 @@ class Devices:
         return len(await self._keys())
 
     async def _keys(self) -> list[str]:
-        try:
-            return list(await self._kv.keys())
-        except nats.js.errors.NoKeysError:
-            return []
+        # Not kv.keys() alone: it may find no key in a bucket that holds some (crieur.bus).
+        return await bucket_keys(self._kv)
 
     async def all(self) -> AsyncIterator[Device]:
         """Every stored phone, one at a time."""
