@@ -39,6 +39,7 @@ import nats
 from nats.aio.client import Client
 
 from crieur.bus import ensure_bucket
+from crieur.channel.settings import ChannelSettings
 from crieur.nats_server import NatsServer, free_port
 from crieur.village import SERVICES, Service, run_setup, wait_healthy, wait_listening
 from schemas.commune import Commune
@@ -525,12 +526,14 @@ class ChaosVillage:
             await nc.close()
 
     async def in_flight(self, consumer: str) -> int:
-        """Jobs the server handed out and not yet acked (num_ack_pending): at most this many
-        may be sent twice when their worker is killed."""
+        """Jobs the server handed out and not yet acked: at most this many may be sent twice
+        when their worker is killed. The server counts messages (num_ack_pending), and a
+        message is a job alone or a group of up to CRIEUR_CHANNEL_GROUP_SIZE: this is that
+        upper bound."""
         nc = await self.connect()
         try:
             info = await nc.jetstream().consumer_info("JOBS", consumer)
-            return int(info.num_ack_pending or 0)
+            return int(info.num_ack_pending or 0) * ChannelSettings().channel_group_size
         finally:
             await nc.close()
 
