@@ -48,3 +48,24 @@ async def read_subject(js: JetStreamContext, subject: str, wait_s: float = 1.0) 
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+async def sizes_when_ready(registry: Any, within_s: float = 30.0) -> list[int]:
+    """Run a RecipientRegistry's watch until it says ready, then stop it; the index's size
+    at each moment `ready` was set (recorded inside `set`, before anything else runs)."""
+    sizes: list[int] = []
+
+    class Recording(asyncio.Event):
+        def set(self) -> None:
+            sizes.append(len(registry.index))
+            super().set()
+
+    registry.ready = Recording()
+    task = asyncio.create_task(registry.watch())
+    try:
+        await asyncio.wait_for(registry.ready.wait(), within_s)
+    finally:
+        registry.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return sizes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,19 @@ def make_notice(commune: str, **fields: Any) -> Notice:
 async def dead_letters(nc: Client, service: str) -> list[DeadLetter]:
     found = await read_subject(nc.jetstream(), subjects.dead_letter(service), wait_s=0.5)
     return [DeadLetter.model_validate_json(m.data) for m in found]
+
+
+async def wait_planned(nc: Client, name: str, within_s: float = 30.0) -> None:
+    """Until channel `name`'s fan-out has acked an event: it does so once every job of it
+    is stored (alone or in groups)."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + within_s
+    while True:
+        info = await js.consumer_info("NOTICES", f"{name}-fanout")
+        if info.delivered.consumer_seq and not info.num_ack_pending:
+            return
+        assert time.monotonic() < deadline, "the event was not planned"
+        await asyncio.sleep(0.1)
 
 
 FAST = {"channel_ack_wait_s": 3.0, "channel_backoff_s": 0.1, "channel_backoff_max_s": 2.0,

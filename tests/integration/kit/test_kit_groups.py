@@ -30,6 +30,7 @@ from tests.integration.kit.conftest import (
     make_notice,
     random_insee,
     wait_for,
+    wait_planned,
 )
 from tests.integration.kit.fake import FakeChannel
 
@@ -65,11 +66,7 @@ async def test_a_fan_out_queues_groups_and_sends_each_recipient_once(nc: Client)
             info = await js.stream_info("JOBS", subjects_filter=subject)
             return sum((info.state.subjects or {}).values())
 
-        deadline = time.monotonic() + 20
-        while await queued() < 3:
-            assert time.monotonic() < deadline, "the groups were not queued"
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
+        await wait_planned(nc, name)
         # 150 recipients in groups of 64: three messages, the last holding 22.
         assert await queued() == 3
         last = await js.get_last_msg("JOBS", subject)

@@ -14,7 +14,14 @@ from nats.aio.client import Client
 
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.settings import ChannelSettings
-from tests.integration.kit.conftest import FAST, Mairie, make_notice, random_insee, wait_for
+from tests.integration.kit.conftest import (
+    FAST,
+    Mairie,
+    make_notice,
+    random_insee,
+    wait_for,
+    wait_planned,
+)
 from tests.integration.kit.fake import FakeChannel
 
 
@@ -35,18 +42,8 @@ async def test_sends_failing_together_are_one_step_of_the_schedule(nc: Client) -
     try:
         await asyncio.wait_for(planner.ready.wait(), 20)
         await Mairie(nc).publish(make_notice(commune))
-        js = nc.jetstream()
-
-        async def planned() -> bool:
-            # The fan-out acks its event once every job is stored (in one group here).
-            info = await js.consumer_info("NOTICES", f"{name}-fanout")
-            return info.delivered.consumer_seq >= 1 and info.num_ack_pending == 0
-
-        for _ in range(300):
-            if await planned():
-                break
-            await asyncio.sleep(0.1)
-        assert await planned()
+        # The fan-out acks its event once every job is stored (in one group here).
+        await wait_planned(nc, name)
         tasks.append(asyncio.create_task(worker.run()))
 
         await wait_for(lambda: len(port.attempts) == 8, within_s=30, what="the first round")

@@ -10,6 +10,7 @@ import pytest
 
 from crieur.channel.recipients import CURRENT_WITHIN_S, Follow
 from services.email.subscribers import Registry, add_confirmed
+from tests.helpers import sizes_when_ready
 from tests.integration.kit.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,23 +79,7 @@ async def test_the_index_is_ready_only_once_every_subscriber_is_in(nats_url: str
         await asyncio.gather(*(add_confirmed(seeding, f"ready{i:011d}", f"r{i}@example.org",
                                              FOLLOWS) for i in range(30)))
         for _ in range(20):
-            registry = Registry(kv)
-            sizes: list[int] = []
-
-            class Recording(asyncio.Event):
-                def set(self) -> None:
-                    sizes.append(len(registry.index))  # noqa: B023 - this round's registry
-                    super().set()
-
-            registry.ready = Recording()
-            task = asyncio.create_task(registry.watch())
-            try:
-                await asyncio.wait_for(registry.ready.wait(), 30)
-            finally:
-                registry.close()
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            assert sizes == [30]
+            assert await sizes_when_ready(Registry(kv)) == [30]
     finally:
         await js.delete_key_value(bucket)
         await nc.close()

@@ -17,6 +17,7 @@ from nats.js.kv import KeyValue
 
 from crieur.channel.recipients import Follow
 from services.email.subscribers import Registry, Subscriber, now
+from tests.helpers import sizes_when_ready
 
 FOLLOWS = (Follow.model_validate({"commune": "70299", "categories": ["alerte"]}),)
 
@@ -48,32 +49,9 @@ class RacyBucket:
 
 async def test_ready_waits_for_the_value_after_which_nothing_is_pending() -> None:
     registry = Registry(RacyBucket(50))  # type: ignore[arg-type]
-    sizes: list[int] = []
-
-    class Recording(asyncio.Event):
-        def set(self) -> None:
-            sizes.append(len(registry.index))
-            super().set()
-
-    registry.ready = Recording()
-    task = asyncio.create_task(registry.watch())
-    try:
-        await asyncio.wait_for(registry.ready.wait(), 5)
-    finally:
-        registry.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert sizes == [50]
+    assert await sizes_when_ready(registry, 5) == [50]
     assert len(registry.matching("70299", "alerte")) == 50
 
 
 async def test_an_empty_bucket_is_ready_at_once() -> None:
-    registry = Registry(RacyBucket(0))  # type: ignore[arg-type]
-    task = asyncio.create_task(registry.watch())
-    try:
-        await asyncio.wait_for(registry.ready.wait(), 5)
-    finally:
-        registry.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert len(registry.index) == 0
+    assert await sizes_when_ready(Registry(RacyBucket(0)), 5) == [0]  # type: ignore[arg-type]
