@@ -262,6 +262,10 @@ class RecipientRegistry(Generic[S]):
                 loaded = False
                 async for entry in watcher:
                     if entry is None:
+                        if not loaded and not empty:
+                            # Emptied since (its last values expired): nothing will come.
+                            info = await self.kv._js.stream_info(self.kv._stream)
+                            empty = not info.state.messages
                         if empty and not loaded:
                             loaded = True
                             self._loaded(index, last_seen)

@@ -25,13 +25,16 @@ FOLLOWS = (Follow.model_validate({"commune": "70299", "categories": ["alerte"]})
 class RacyBucket:
     """A bucket of `count` subscribers whose watch says "all in" before the first one."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, stored: list[int] | None = None) -> None:
         self.count = count
+        # What stream_info says, call after call (the count if not given).
+        self.stored = stored
         self._stream = "KV_email_subscribers"
         self._js = SimpleNamespace(stream_info=self._stream_info)
 
     async def _stream_info(self, stream: str) -> Any:
-        return SimpleNamespace(state=SimpleNamespace(messages=self.count))
+        messages = self.stored.pop(0) if self.stored else self.count
+        return SimpleNamespace(state=SimpleNamespace(messages=messages))
 
     async def watchall(self) -> AsyncIterator[KeyValue.Entry | None]:
         async def updates() -> AsyncIterator[KeyValue.Entry | None]:
@@ -55,3 +58,9 @@ async def test_ready_waits_for_the_value_after_which_nothing_is_pending() -> Non
 
 async def test_an_empty_bucket_is_ready_at_once() -> None:
     assert await sizes_when_ready(Registry(RacyBucket(0)), 5) == [0]  # type: ignore[arg-type]
+
+
+async def test_a_bucket_emptied_before_the_watch_began_is_ready_too() -> None:
+    # 3 values when asked first, expired before the watch began: it delivers none.
+    registry = Registry(RacyBucket(0, stored=[3, 0]))  # type: ignore[arg-type]
+    assert await sizes_when_ready(registry, 5) == [0]
