@@ -9,6 +9,7 @@ retry, a hold) is queued again as a `Job`, with the attempts it had in `ATTEMPTS
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -72,9 +73,8 @@ class JobGroup(BaseModel):
     def key(self) -> str:
         """`Nats-Msg-Id`: the same recipients in the same order give the same key (a
         planner that starts again queues each group once); never a `Job.key`."""
-        digest = hashlib.blake2b("\n".join(self.recipients).encode(), digest_size=12)
-        return (f"{self.notice_id}:{self.version}:{self.kind}:{self.channel}"
-                f":*{len(self.recipients)}*{digest.hexdigest()}")
+        return group_key(f"{self.notice_id}:{self.version}:{self.kind}:{self.channel}:",
+                         self.recipients)
 
     def jobs(self) -> list[Job]:
         """Each recipient's job."""
@@ -82,6 +82,13 @@ class JobGroup(BaseModel):
         # The group checked every field as Job does: no second validation per job.
         return [Job.model_construct(**fields, recipient=recipient)
                 for recipient in self.recipients]
+
+
+def group_key(prefix: str, recipients: Sequence[str]) -> str:
+    """JobGroup.key from the part it shares with Job.key (up to the recipient) and the
+    recipients, for a planner that renders groups without building each JobGroup."""
+    digest = hashlib.blake2b("\n".join(recipients).encode(), digest_size=12)
+    return f"{prefix}*{len(recipients)}*{digest.hexdigest()}"
 
 
 def read_jobs(data: bytes | str) -> tuple[list[Job], bool]:

@@ -33,7 +33,7 @@ from crieur.deadletter import dead_letter
 from crieur.tasks import cancel_and_wait
 from schemas import subjects
 from schemas.events import EventKind, NoticeEvent, parse_notice_event
-from schemas.jobs import Job, JobGroup
+from schemas.jobs import Job, JobGroup, group_key
 from schemas.notice import NoticeState
 from schemas.streams import JOBS_STREAM
 from schemas.versions import NewerSchemaVersion
@@ -56,7 +56,6 @@ class JobTemplate:
         group = JobGroup(**job.model_dump(exclude={"schema_version", "recipient"}),
                          recipients=(marker,)).model_dump_json()
         self._group_before, self._group_after = group.split(json.dumps(marker), 1)
-        self._job = job
 
     def render(self, recipient: str) -> tuple[bytes, str]:
         return f'{self._before}"{recipient}"{self._after}'.encode(), self._key + recipient
@@ -66,9 +65,8 @@ class JobTemplate:
         if len(recipients) == 1:
             return self.render(recipients[0])
         inner = '","'.join(recipients)
-        key = JobGroup(**self._job.model_dump(exclude={"schema_version", "recipient"}),
-                       recipients=tuple(recipients)).key
-        return f'{self._group_before}"{inner}"{self._group_after}'.encode(), key
+        return (f'{self._group_before}"{inner}"{self._group_after}'.encode(),
+                group_key(self._key, recipients))
 
 
 async def publish_jobs(js: JetStreamContext, subject: str,

@@ -211,17 +211,12 @@ class Worker:
 
     async def _queue_back(self, items: list[_Item], batch: _Batch) -> None:
         """Jobs of a group that must come back, queued alone with their attempts so far."""
-        by_route: dict[tuple[str, str, int], list[tuple[bytes, str]]] = {}
+        by_attempt: dict[int, list[Job]] = {}
         for item in items:
-            job = item.job
-            by_route.setdefault((subjects.jobs(self.name, job.commune), job.notice_id,
-                                 item.attempt), []).append(JobTemplate(job).render(job.recipient))
+            by_attempt.setdefault(item.attempt, []).append(item.job)
             self._count("requeued")
-        traces = self._traces(batch)
-        for (subject, notice_id, attempt), jobs in by_route.items():
-            await publish_jobs(self.js, subject, jobs, self.settings.channel_fanout_window,
-                               headers={**traces.get(notice_id, {}),
-                                        ATTEMPTS_HEADER: str(attempt)})
+        for attempt, jobs in by_attempt.items():
+            await self._queue(jobs, self._traces(batch), {ATTEMPTS_HEADER: str(attempt)})
 
     @staticmethod
     def _traces(batch: _Batch) -> dict[str, dict[str, str]]:
@@ -415,8 +410,9 @@ class Worker:
         item.outcome = (DeliveryOutcome.DROPPED, self.target_of(item.job.recipient),
                         verdict.reason)
 
-    async def _queue(self, jobs: list[Job], traces: dict[str, dict[str, str]]) -> None:
-        """Queue jobs the worker made itself, with their notice's trace headers."""
+    async def _queue(self, jobs: list[Job], traces: dict[str, dict[str, str]],
+                     headers: dict[str, str] | None = None) -> None:
+        """Queue jobs alone, with their notice's trace headers (and `headers`)."""
         by_route: dict[tuple[str, str], list[tuple[bytes, str]]] = {}
         for job in jobs:
             payload, key = JobTemplate(job).render(job.recipient)
@@ -424,7 +420,8 @@ class Worker:
                                 []).append((payload, key))
         for (subject, notice_id), items in by_route.items():
             await publish_jobs(self.js, subject, items, self.settings.channel_fanout_window,
-                               headers=traces.get(notice_id) or None)
+                               headers={**traces.get(notice_id, {}), **(headers or {})}
+                               or None)
 
     async def _dead_letter(self, msg: Msg, attempt: int, reason: str,
                            job: Job | None = None) -> None:
