@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -44,6 +46,34 @@ async def read_subject(js: JetStreamContext, subject: str, wait_s: float = 1.0) 
     finally:
         await sub.unsubscribe()
     return found
+
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris_local(days_from_now: int, at: str = "10:00", now: datetime | None = None) -> str:
+    """A naive local date-time as staff type it ("YYYY-MM-DDTHH:MM"), `days_from_now` days
+    after today in Europe/Paris: tests build their dates from now, never from a literal."""
+    today = (now or datetime.now(UTC)).astimezone(PARIS).date()
+    return f"{today + timedelta(days=days_from_now)}T{at}"
+
+
+def next_clock_changes(after: datetime | None = None) -> tuple[date, date]:
+    """The next day Europe/Paris springs forward (02:00 -> 03:00) and the next day it falls
+    back (03:00 -> 02:00) after `after` (now by default): a calendar fact taken from the
+    time zone database, so DST tests keep testing a date still to come, whatever the day."""
+    day = (after or datetime.now(UTC)).astimezone(PARIS).date() + timedelta(days=1)
+    spring = autumn = None
+    while spring is None or autumn is None:
+        before = datetime.combine(day, datetime.min.time(), PARIS).utcoffset()
+        later = datetime.combine(day, datetime.min.time().replace(hour=12), PARIS).utcoffset()
+        assert before is not None and later is not None
+        if later > before and spring is None:
+            spring = day
+        if later < before and autumn is None:
+            autumn = day
+        day += timedelta(days=1)
+    return spring, autumn
 
 
 def repo_root() -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import paris_local
 from tests.integration.notices.helpers import FrontDoor, random_insee
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ async def test_a_token_of_another_commune_is_403(front_door: FrontDoor) -> None:
         ({"body": "x" * 5001}, "body"),
         ({"category": "fete"}, "category"),
         ({"colour": "red"}, "colour"),
-        ({"starts_at": "2026-12-02T10:00", "ends_at": "2026-12-01T10:00"}, "ends_at"),
+        ({"starts_at": paris_local(3), "ends_at": paris_local(2)}, "ends_at"),
         ({"ends_at": "demain"}, "ends_at"),
         ({"links": [{"url": "pas une adresse"}]}, "links.0.url"),
     ],
@@ -93,10 +94,14 @@ async def test_a_missing_field_is_422(front_door: FrontDoor) -> None:
 
 async def test_a_correction_is_validated_as_a_whole(front_door: FrontDoor) -> None:
     fd = front_door
-    window = {"starts_at": "2026-12-01T08:00", "ends_at": "2026-12-03T18:00"}
-    notice = (await fd.http.post(fd.notices_url(), json=GOOD | window, headers=fd.auth)).json()
-    url = f"{fd.notices_url()}/{notice['id']}"
-    response = await fd.http.patch(url, json={"ends_at": "2026-11-30T08:00"}, headers=fd.auth)
+    window = {"starts_at": paris_local(3, "08:00", fd.clock.now),
+              "ends_at": paris_local(5, "18:00", fd.clock.now)}
+    created = await fd.http.post(fd.notices_url(), json=GOOD | window, headers=fd.auth)
+    assert created.status_code == 201, created.text
+    url = f"{fd.notices_url()}/{created.json()['id']}"
+    # Still to come, but before the notice's start: only the whole notice shows it is wrong.
+    before_start = paris_local(2, "08:00", fd.clock.now)
+    response = await fd.http.patch(url, json={"ends_at": before_start}, headers=fd.auth)
     assert response.status_code == 422
     assert "ends_at" in response.json()["error"]["message"]
     response = await fd.http.patch(url, json={"version": 7}, headers=fd.auth)

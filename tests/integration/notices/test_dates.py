@@ -16,11 +16,14 @@ from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 from tests.conftest import read_subject
+from tests.helpers import next_clock_changes
 from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
 
 GOOD = {"category": "information", "title": "Mairie fermée", "body": "Fermée lundi."}
+# The next clock changes in Europe/Paris, so each DST case tests a date still to come.
+SPRING, AUTUMN = next_clock_changes()
 XSD = Path(__file__).resolve().parents[2] / "unit" / "notices" / "cap12_subset.xsd"
 
 
@@ -32,10 +35,10 @@ XSD = Path(__file__).resolve().parents[2] / "unit" / "notices" / "cap12_subset.x
         ({"ends_at": "9999-12-31T23:59:59-14:00"}, "ends_at", "year"),
         ({"publish_at": "2101-01-01T00:00"}, "publish_at", "year"),
         ({"starts_at": "1899-12-31T23:59:59Z"}, "starts_at", "year"),
-        # Clock changes in Europe/Paris: 02:30 does not exist on 29 March 2026 ...
-        ({"starts_at": "2026-03-29T02:30"}, "starts_at", "does not exist"),
-        # ... and happens twice on 25 October 2026.
-        ({"ends_at": "2026-10-25T02:30"}, "ends_at", "happens twice"),
+        # Clock changes in Europe/Paris: 02:30 does not exist on the last Sunday of March ...
+        ({"starts_at": f"{SPRING}T02:30"}, "starts_at", "does not exist"),
+        # ... and happens twice on the last Sunday of October.
+        ({"ends_at": f"{AUTUMN}T02:30"}, "ends_at", "happens twice"),
         ({"ends_at": "2020-01-01T10:00"}, "ends_at", "past"),
         ({"publish_at": "2030-06-02T10:00", "ends_at": "2030-06-01T10:00"}, "ends_at",
          "publish_at"),
@@ -57,7 +60,7 @@ async def test_a_correction_into_the_past_or_a_skipped_hour_is_422(front_door: F
     notice = (await fd.http.post(fd.notices_url(), json=GOOD, headers=fd.auth)).json()
     url = f"{fd.notices_url()}/{notice['id']}"
     for change, field in [({"ends_at": "2020-01-01T10:00"}, "ends_at"),
-                          ({"starts_at": "2027-03-28T02:15"}, "starts_at"),
+                          ({"starts_at": f"{SPRING}T02:15"}, "starts_at"),
                           ({"ends_at": "1026-12-01T10:00"}, "ends_at")]:
         response = await fd.http.patch(url, json=change, headers=fd.auth)
         assert response.status_code == 422, response.text
@@ -67,20 +70,19 @@ async def test_a_correction_into_the_past_or_a_skipped_hour_is_422(front_door: F
 
 async def test_an_ambiguous_hour_with_its_offset_is_kept_as_given(front_door: FrontDoor) -> None:
     fd = front_door
-    fd.clock.now = fd.clock.now.replace(year=2025)
     # The second 02:30 is an hour after the first: a window of one hour, not an empty one.
-    window = {"starts_at": "2026-10-25T02:30+02:00", "ends_at": "2026-10-25T02:30+01:00"}
+    window = {"starts_at": f"{AUTUMN}T02:30+02:00", "ends_at": f"{AUTUMN}T02:30+01:00"}
     response = await fd.http.post(fd.notices_url(), json=GOOD | window, headers=fd.auth)
     assert response.status_code == 201, response.text
-    assert response.json()["starts_at"] == "2026-10-25T02:30:00+02:00"
-    assert response.json()["ends_at"] == "2026-10-25T02:30:00+01:00"
+    assert response.json()["starts_at"] == f"{AUTUMN}T02:30:00+02:00"
+    assert response.json()["ends_at"] == f"{AUTUMN}T02:30:00+01:00"
 
 
 EDGES = [
     # The first and last instants of the accepted range, and both sides of each clock change.
     {"starts_at": "2000-01-01T00:00", "ends_at": "2100-12-31T23:59:59"},
-    {"starts_at": "2026-03-29T01:59:59", "ends_at": "2026-03-29T03:00"},
-    {"starts_at": "2026-10-25T01:59", "ends_at": "2026-10-25T03:00"},
+    {"starts_at": f"{SPRING}T01:59:59", "ends_at": f"{SPRING}T03:00"},
+    {"starts_at": f"{AUTUMN}T01:59", "ends_at": f"{AUTUMN}T03:00"},
     {"starts_at": "2027-01-01T00:00:00.999999+14:00", "ends_at": "2099-12-31T23:00-12:00"},
 ]
 

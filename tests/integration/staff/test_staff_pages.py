@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from schemas.notice import PARIS
+from tests.helpers import paris_local
 from tests.integration.notices.helpers import random_insee
 from tests.integration.staff.helpers import PASSWORD, Office, csrf_of, page_csrf, shown, sign_in
 
@@ -98,7 +99,8 @@ async def test_the_form_says_in_french_what_is_wrong_and_keeps_what_was_typed(
         reply = await http.post(f"/staff/communes/{office.insee}/preview", **as_multipart(
             DRAFT | {"csrf": token, "title": "", "body": "Texte gardé",
                      "when": "later", "publish_at": "",
-                     "starts_at": "2026-12-05T10:00", "ends_at": "2026-12-04T10:00"}))
+                     "starts_at": paris_local(5, now=office.clock.now),
+                     "ends_at": paris_local(4, now=office.clock.now)}))
         assert reply.status_code == 422
         assert "Titre : Ce champ est obligatoire." in shown(reply)
         assert "Choisissez la date et l'heure de publication." in shown(reply)
