@@ -43,7 +43,8 @@ async def test_staff_add_sets_a_password_and_passwd_resets_it(
     assert account is not None and account.communes == (insee,)
 
     code, out, _ = await crieur(nats_url, "staff", "list")
-    assert f"login elise-martin-{insee}\t{name}\t{insee}\tpassword set " in out
+    assert f"elise-martin-{insee}\t{name}\ttoken " in out
+    assert f"\t{insee}\tactive: 1 token, password set " in out
 
     code, _, err = await crieur(nats_url, "staff", "passwd", name, "--password-stdin",
                                 stdin="court\n")
