@@ -3,6 +3,8 @@
 Sessions live server-side in the `staff_sessions` bucket, keyed by a hash of the cookie (a
 read of the bucket gives no usable cookie); the cookie is HttpOnly, SameSite=Lax, and
 Secure when the public URL is HTTPS. Every form carries the session's CSRF token.
+A session holds its account's session generation when it was opened; revoking the account or
+setting its password again raises it, which ends every session opened before (`still_valid`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Session(BaseModel):
     login: str
     csrf: str
     created_at: datetime
+    generation: int = 0
 
 
 class Failures(BaseModel):
@@ -77,7 +80,8 @@ class Sessions:
 
     async def create(self, account: StaffAccount, now: datetime) -> tuple[str, Session]:
         session_id = new_token()
-        session = Session(login=account.login, csrf=new_token(), created_at=now)
+        session = Session(login=account.login, csrf=new_token(), created_at=now,
+                          generation=account.session_generation)
         await self.kv.put(_session_key(session_id), session.model_dump_json().encode())
         return session_id, session
 
@@ -140,6 +144,13 @@ class Sessions:
             # Deleted (after a success): its delete marker is the revision to update from.
             return Failures(), entry.revision
         return read_message(Failures, entry.value), entry.revision
+
+
+def still_valid(session: Session, account: StaffAccount | None) -> bool:
+    """Whether a session's account still lets it in: not revoked, no password set since."""
+    return (account is not None and account.revoked_at is None
+            and account.login == session.login
+            and account.session_generation == session.generation)
 
 
 def now_utc() -> datetime:

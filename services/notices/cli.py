@@ -28,7 +28,7 @@ from crieur import dead_letters
 from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
-from services.notices.staff import check_password, login_of
+from services.notices.staff import Person, StaffNotFound, check_password, login_of
 from services.notices.store import NatsStore
 
 StoreCommand = Callable[[NatsStore, argparse.Namespace], Awaitable[int]]
@@ -135,6 +135,7 @@ def read_password(args: argparse.Namespace) -> str | None:
 
 async def _set_password(store: NatsStore, name: str, password: str,
                         communes: tuple[str, ...] = ()) -> int:
+    before = await store.staff_account(login_of(name))
     try:
         account = await store.set_staff_password(name, password, communes)
     except ValueError as error:  # WeakPassword, a login taken by another name
@@ -142,6 +143,9 @@ async def _set_password(store: NatsStore, name: str, password: str,
         return 2
     print(f"password set: sign in at /staff/login as user {account.login!r} "
           f"(communes {', '.join(account.communes)})", file=sys.stderr)
+    if before is not None:
+        print(f"sessions ended: every browser signed in as {account.login!r} must sign in "
+              "again", file=sys.stderr)
     return 0
 
 
@@ -188,25 +192,51 @@ async def staff_passwd(store: NatsStore, args: argparse.Namespace) -> int:
     return await _set_password(store, name, password)
 
 
+def _ids(person: Person) -> str:
+    """Every id a person answers to, each said for what it is (a revoked token marked)."""
+    shown = [f"token {t.id}" + (" (revoked)" if t.revoked_at and person.revoked_at is None
+                                else "") for t in person.tokens]
+    if person.account is not None:
+        shown.append(f"sign-in {person.account.id}")
+    return ", ".join(shown)
+
+
+def _state(person: Person) -> str:
+    if person.revoked_at is not None:
+        return f"revoked {person.revoked_at:%Y-%m-%d}"
+    live = len(person.live_tokens)
+    ways = [f"{live} token{'s' if live > 1 else ''}" if live else "no token"]
+    account = person.account
+    ways.append(f"password set {account.password_set_at:%Y-%m-%d}"
+                if account is not None and person.signs_in else "no password")
+    return f"active: {', '.join(ways)}"
+
+
 async def staff_list(store: NatsStore, _: argparse.Namespace) -> int:
-    for _key, m in await store.staff():
-        state = f"revoked {m.revoked_at:%Y-%m-%d}" if m.revoked_at else "active"
-        print(f"{m.id}\t{m.name}\t{','.join(m.communes)}\t{state}")
-    # Who may sign in to the staff pages, after the tokens (scripts read the lines above).
-    for a in sorted(await store.staff_accounts(), key=lambda a: a.login):
-        state = f"revoked {a.revoked_at:%Y-%m-%d}" if a.revoked_at else \
-            f"password set {a.password_set_at:%Y-%m-%d}"
-        print(f"login {a.login}\t{a.name}\t{','.join(a.communes)}\t{state}")
+    # One line a person, tab-separated: login (- if no sign-in), name, ids, communes, state.
+    for person in await store.staff_people():
+        login = person.account.login if person.account is not None else "-"
+        print(f"{login}\t{person.name}\t{_ids(person)}\t{','.join(person.communes)}"
+              f"\t{_state(person)}")
     return 0
 
 
 async def staff_revoke(store: NatsStore, args: argparse.Namespace) -> int:
-    revoked = await store.revoke_staff(args.who)
-    if not revoked:
-        print(f"error: no active staff token with id or name {args.who!r}", file=sys.stderr)
+    try:
+        revoked = await store.revoke_staff(args.who)
+    except StaffNotFound as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
         return 1
-    for m in revoked:
-        print(f"revoked {m.id} ({m.name})")
+    person = revoked.person
+    if not revoked.tokens and revoked.account is None:
+        # Idempotent: a script that revokes twice has what it asked for.
+        print(f"{person.name} ({', '.join(person.ids)}): already revoked, nothing to end")
+        return 0
+    for token in revoked.tokens:
+        print(f"revoked token {token.id} ({person.name}): the API refuses it")
+    if revoked.account is not None:
+        print(f"revoked sign-in {revoked.account.login} ({person.name}): password and "
+              "open sessions ended")
     return 0
 
 
@@ -331,8 +361,8 @@ def parser() -> argparse.ArgumentParser:
     c_approval.add_argument("--none", action="store_true", help="no approval needed any more")
     c_approval.set_defaults(run=commune_approval, store=True)
 
-    staff = sub.add_parser("staff", help="staff tokens").add_subparsers(
-        required=True, metavar="action")
+    staff = sub.add_parser("staff", help="staff members: tokens, passwords, sessions"
+                           ).add_subparsers(required=True, metavar="action")
     s_add = staff.add_parser("add", help="create a staff token (printed once) and set the "
                              "member's password for the staff pages (typed at a prompt)")
     s_add.add_argument("--commune", action="append", required=True, type=insee,
@@ -343,14 +373,18 @@ def parser() -> argparse.ArgumentParser:
     s_add.add_argument("--no-password", action="store_true",
                        help="a token only (a script's), no sign-in in the browser")
     s_add.set_defaults(run=staff_add, store=True)
-    s_passwd = staff.add_parser("passwd", help="set or reset a staff member's password")
+    s_passwd = staff.add_parser("passwd", help="set or reset a staff member's password; "
+                                "ends the sessions opened with the old one")
     s_passwd.add_argument("name", help="the staff member's name (or login)")
     s_passwd.add_argument("--password-stdin", action="store_true",
                           help="read the password from the first line of stdin (scripts)")
     s_passwd.set_defaults(run=staff_passwd, store=True)
-    staff.add_parser("list", help="list staff tokens").set_defaults(run=staff_list, store=True)
-    s_revoke = staff.add_parser("revoke", help="revoke the tokens of a staff id or name")
-    s_revoke.add_argument("who")
+    staff.add_parser("list", help="one line a person: login (- if none), name, ids (tokens "
+                     "and sign-in), communes, state").set_defaults(run=staff_list, store=True)
+    s_revoke = staff.add_parser("revoke", help="end every way a person has in: tokens, "
+                                "password and open sessions; prints what it ended")
+    s_revoke.add_argument("who", help="the person's login, name, or any of its ids (token or "
+                          "sign-in, as staff list shows them)")
     s_revoke.set_defaults(run=staff_revoke, store=True)
 
     def api_args(sp: argparse.ArgumentParser) -> None:

@@ -2,6 +2,8 @@
 
 A token's record is keyed by the token's SHA-256 (scripts and the API); a staff member's
 sign-in for the browser is keyed `login.<login>` and holds an argon2id hash of the password.
+One person is the tokens of a name and the sign-in of that name (`Person`): revoking any of
+them by login, name or id revokes them all.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -48,6 +51,10 @@ class StaffAccount(BaseModel):
     created_at: datetime
     password_set_at: datetime
     revoked_at: datetime | None = None
+    # Raised when the password is set again or the sign-in revoked: a session opened under
+    # an older generation is over (auth.still_valid, checked on every request). A counter,
+    # not a time, so that the operator's clock and the front door's need not agree.
+    session_generation: int = 0
 
     def member(self) -> StaffMember:
         """The account as the routes see a staff member (the same as a token's record)."""
@@ -65,6 +72,64 @@ _DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
 
 class WeakPassword(ValueError):
     """A password too short (or absurdly long) to be set."""
+
+
+class StaffNotFound(LookupError):
+    """No member of staff, or more than one, answers to a login, name or id."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """Every way one member of staff has in: the tokens of a name and its sign-in."""
+
+    name: str
+    tokens: tuple[StaffMember, ...]
+    account: StaffAccount | None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return (*(t.id for t in self.tokens), *((self.account.id,) if self.account else ()))
+
+    @property
+    def live_tokens(self) -> tuple[StaffMember, ...]:
+        return tuple(t for t in self.tokens if t.revoked_at is None)
+
+    @property
+    def signs_in(self) -> bool:
+        return self.account is not None and self.account.revoked_at is None
+
+    @property
+    def revoked_at(self) -> datetime | None:
+        """When the last of its ways in was revoked; None while one is left."""
+        if self.live_tokens or self.signs_in:
+            return None
+        times = [t.revoked_at for t in self.tokens if t.revoked_at is not None]
+        if self.account is not None and self.account.revoked_at is not None:
+            times.append(self.account.revoked_at)
+        return max(times, default=None)
+
+    @property
+    def communes(self) -> tuple[str, ...]:
+        """The communes it may publish for (or, once revoked, those it could)."""
+        live = self.revoked_at is None
+        found = {c for t in (self.live_tokens if live else self.tokens) for c in t.communes}
+        if self.account is not None and (self.signs_in or not live):
+            found.update(self.account.communes)
+        return tuple(sorted(found))
+
+    def answers_to(self, who: str) -> bool:
+        # login_of(name) too: a token-only script answers to the login it would sign in with.
+        logins = {login_of(self.name), *((self.account.login,) if self.account else ())}
+        return who == self.name or who in logins or who in self.ids
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """What `StaffRegistry.revoke` ended: nothing at all if the person was already revoked."""
+
+    person: Person
+    tokens: tuple[StaffMember, ...]
+    account: StaffAccount | None
 
 
 def login_of(name: str) -> str:
@@ -124,20 +189,50 @@ class StaffRegistry:
             members.append((key, read_message(StaffMember, entry.value or b"")))
         return sorted(members, key=lambda km: km[1].created_at)
 
-    async def revoke(self, id_or_name: str) -> list[StaffMember]:
-        """Revoke every live token whose id or name matches; returns what was revoked."""
-        revoked = []
+    async def people(self) -> list[Person]:
+        """Every member of staff, live or revoked, the first added first."""
+        tokens: dict[str, list[StaffMember]] = {}
+        for _, member in await self.all():
+            tokens.setdefault(member.name, []).append(member)
+        accounts = {a.name: a for a in await self.accounts()}
+        people = [Person(name, tuple(tokens.get(name, ())), accounts.get(name))
+                  for name in tokens.keys() | accounts.keys()]
+        return sorted(people, key=lambda p: min(
+            [t.created_at for t in p.tokens] + ([p.account.created_at] if p.account else [])))
+
+    async def person(self, who: str) -> Person:
+        """The one member of staff whose login, name, token id or sign-in id this is."""
+        found = [p for p in await self.people() if who and p.answers_to(who)]
+        if not found:
+            raise StaffNotFound(f"no staff member with login, name or id {who!r} "
+                                "(crieur staff list)")
+        if len(found) > 1:
+            names = ", ".join(repr(p.name) for p in found)
+            raise StaffNotFound(f"{who!r} is several staff members ({names}): give an id "
+                                "(crieur staff list)")
+        return found[0]
+
+    async def revoke(self, who: str) -> Revoked:
+        """End every way in of the person `who` names: its tokens, password and sessions.
+
+        Raises StaffNotFound, having changed nothing, when `who` is no one (or several).
+        """
+        person = await self.person(who)
+        now = datetime.now(UTC)
+        ids = {t.id for t in person.live_tokens}
+        tokens = []
         for key, member in await self.all():
-            if member.revoked_at is None and id_or_name in (member.id, member.name):
-                done = member.model_copy(update={"revoked_at": datetime.now(UTC)})
+            if member.id in ids and member.revoked_at is None:
+                done = member.model_copy(update={"revoked_at": now})
                 await self.kv.put(key, done.model_dump_json().encode())
-                revoked.append(done)
-        for account in await self.accounts():
-            if account.revoked_at is None and id_or_name in (account.id, account.name,
-                                                             account.login):
-                await self._put_account(account.model_copy(
-                    update={"revoked_at": datetime.now(UTC)}))
-        return revoked
+                tokens.append(done)
+        account = None
+        if person.account is not None and person.account.revoked_at is None:
+            account = person.account.model_copy(update={
+                "revoked_at": now,
+                "session_generation": person.account.session_generation + 1})
+            await self._put_account(account)
+        return Revoked(person, tuple(tokens), account)
 
     # -- sign-in with a password (the staff pages) ---------------------------------------
 
@@ -186,6 +281,8 @@ class StaffRegistry:
             id=existing.id if existing else secrets.token_hex(4), login=login, name=name,
             communes=tuple(sorted(kept | live | set(communes))), password_hash=digest,
             created_at=existing.created_at if existing else now, password_set_at=now,
+            # A new password ends the sessions opened with the old one (or before a revoke).
+            session_generation=existing.session_generation + 1 if existing else 0,
         )
         await self._put_account(account)
         return account

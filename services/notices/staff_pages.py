@@ -36,6 +36,7 @@ from services.notices.auth import (
     Sessions,
     new_token,
     same,
+    still_valid,
 )
 from services.notices.errors import ApiError
 from services.notices.pages import TEMPLATES, human_size
@@ -233,7 +234,7 @@ async def signed_in(request: Request) -> SignedIn | None:
     if session is None:
         return None
     account = await c.store.staff_account(session.login)
-    if account is None or account.revoked_at is not None:
+    if account is None or not still_valid(session, account):
         return None
     structlog.contextvars.bind_contextvars(staff=account.id)
     return SignedIn(session_id, session, account)

@@ -31,7 +31,7 @@ from services.notices.communes import CommuneRegistry
 from services.notices.idempotency import IdempotencyKeys
 from services.notices.notices import ConcurrentChange, NoticeLog
 from services.notices.schedule import Schedule
-from services.notices.staff import StaffAccount, StaffMember, StaffRegistry
+from services.notices.staff import Person, Revoked, StaffAccount, StaffMember, StaffRegistry
 from services.notices.view import NoticeView
 
 __all__ = ["ConcurrentChange", "NatsStore", "StaffMember"]
@@ -128,8 +128,14 @@ class NatsStore:
     async def staff(self) -> list[tuple[str, StaffMember]]:
         return await self.staff_registry.all()
 
-    async def revoke_staff(self, id_or_name: str) -> list[StaffMember]:
-        return await self.staff_registry.revoke(id_or_name)
+    async def staff_people(self) -> list[Person]:
+        return await self.staff_registry.people()
+
+    async def staff_person(self, who: str) -> Person:
+        return await self.staff_registry.person(who)
+
+    async def revoke_staff(self, who: str) -> Revoked:
+        return await self.staff_registry.revoke(who)
 
     async def set_staff_password(
         self, name: str, password: str, communes: tuple[str, ...] = ()

@@ -114,8 +114,11 @@ def test_the_crieur_command_does_the_operators_and_the_staffs_work(village: Vill
                   "--body", "y", extra_env={"CRIEUR_TOKEN": token})
     assert refused.returncode == 1 and "commune_forbidden" in refused.stdout
 
-    staff_id = run("staff", "list").stdout.split("Accueil Ajaccio")[0].split("\n")[-1].strip()
-    assert run("staff", "revoke", staff_id).returncode == 0
+    # `staff list`: login, name, ids ("token <id>", ...), communes, state; one line a person.
+    line = next(x for x in run("staff", "list").stdout.splitlines() if "\tAccueil Ajaccio\t" in x)
+    staff_id = line.split("\t")[2].split(",")[0].removeprefix("token ")
+    revoked = run("staff", "revoke", staff_id)
+    assert revoked.returncode == 0 and f"revoked token {staff_id}" in revoked.stdout
     after = httpx.post(f"{village.api}/api/v1/communes/2A004/notices",
                        json={"category": "information", "title": "t", "body": "b"},
                        headers={"Authorization": f"Bearer {token}"})

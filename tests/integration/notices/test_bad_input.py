@@ -34,7 +34,8 @@ async def test_publishing_without_a_valid_token_is_401(
 async def test_a_revoked_token_is_401(front_door: FrontDoor) -> None:
     fd = front_door
     member, token = await fd.store.add_staff("Ancien adjoint", (fd.insee,))
-    assert [m.id for m in await fd.store.revoke_staff(member.id)] == [member.id]
+    revoked = await fd.store.revoke_staff(member.id)
+    assert [m.id for m in revoked.tokens] == [member.id]
     response = await fd.http.post(fd.notices_url(), json=GOOD,
                                   headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import os
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -14,6 +18,7 @@ from tests.integration.notices.helpers import Clock
 
 PASSWORD = "correct horse battery staple"
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+CRIEUR = str(Path(sys.executable).parent / "crieur")
 
 
 def csrf_of(html: str) -> str:
@@ -59,3 +64,15 @@ async def page_csrf(http: httpx.AsyncClient, path: str) -> str:
 def shown(reply: httpx.Response) -> str:
     """The page's HTML with entities decoded, to look for French text in it (l'avis)."""
     return html.unescape(reply.text)
+
+
+async def crieur(nats_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    """Run the `crieur` command as an operator does; its exit code, stdout and stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
+    process = await asyncio.create_subprocess_exec(
+        CRIEUR, *args, env=env | {"CRIEUR_NATS_URL": nats_url},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from schemas import Commune
 from services.notices.store import NatsStore
 from tests.integration.notices.helpers import random_insee
+from tests.integration.staff.helpers import crieur
 
 pytestmark = pytest.mark.integration
-
-CRIEUR = str(Path(sys.executable).parent / "crieur")
-
-
-async def crieur(nats_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
-    process = await asyncio.create_subprocess_exec(
-        CRIEUR, *args, env=env | {"CRIEUR_NATS_URL": nats_url},
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -59,7 +43,8 @@ async def test_staff_add_sets_a_password_and_passwd_resets_it(
     assert account is not None and account.communes == (insee,)
 
     code, out, _ = await crieur(nats_url, "staff", "list")
-    assert f"login elise-martin-{insee}\t{name}\t{insee}\tpassword set " in out
+    assert f"elise-martin-{insee}\t{name}\ttoken " in out
+    assert f"\t{insee}\tactive: 1 token, password set " in out
 
     code, _, err = await crieur(nats_url, "staff", "passwd", name, "--password-stdin",
                                 stdin="court\n")
