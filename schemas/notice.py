@@ -343,6 +343,14 @@ class Notice(_Window):
     approved_by: str | None = Field(
         default=None, max_length=100,
         description="The staff member who approved it, when the commune requires approval")
+    approved_version: int | None = Field(
+        default=None, ge=1,
+        description="The version whose text `approved_by` approved (a later version that only "
+        "moved dates keeps it; one whose text changed waits for a new approval)")
+    content_authors: tuple[str, ...] = Field(
+        default=(),
+        description="While it waits for approval: every staff member who wrote any of the "
+        "text waiting (none of them may approve it); empty once approved, or never needed")
     sent_versions: tuple[SentVersion, ...] = Field(
         default=(),
         description="Every version that went out, oldest first: the first is what CAP calls "

@@ -135,6 +135,22 @@ async def find(c: Context, insee: str, notice_id: str) -> tuple[int, Notice]:
     return 0, scheduled
 
 
+async def waiting_correction(c: Context, sent: Notice) -> Notice | None:
+    """The correction of a sent notice that waits for approval, if there is one: kept in
+    the schedule bucket under the notice's id, off the stream, so no channel sees it."""
+    if sent.state is NoticeState.WITHDRAWN:
+        return None
+    held = await c.store.scheduled(sent.id)
+    return held if held is not None and lifecycle.waits_on(held, sent) else None
+
+
+async def find_latest(c: Context, insee: str, notice_id: str
+                      ) -> tuple[int, Notice, Notice | None]:
+    """`find`, and the correction waiting for approval on the notice found, if any."""
+    seq, notice = await find(c, insee, notice_id)
+    return seq, notice, await waiting_correction(c, notice) if seq else None
+
+
 async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
     """The notice if it is on the stream or in the schedule, else None."""
     if not NOTICE_ID_RE.match(notice_id):
@@ -154,8 +170,9 @@ def notice_etag(notice: Notice, now: datetime) -> str:
     return f'"{notice.version}"'
 
 
-def check_if_match(if_match: str | None, notice: Notice) -> None:
-    """RFC 9110 If-Match: refuse (412) a change made from a version that is no longer current."""
+def check_if_match(if_match: str | None, *current: Notice) -> None:
+    """RFC 9110 If-Match: refuse (412) a change made from a version that is no longer current
+    (any of `current`: a withdrawal may be made from the version sent or the one waiting)."""
     if if_match is None:
         return
     tags = {t.strip() for t in if_match.split(",")}
@@ -163,7 +180,7 @@ def check_if_match(if_match: str | None, notice: Notice) -> None:
         return
     # The version is what a correction is made from; a derived state (expired) does not count.
     versions = {t.removeprefix("W/").strip('"').split("-")[0] for t in tags}
-    if str(notice.version) not in versions:
+    if not versions & {str(n.version) for n in current}:
         raise ApiError(errors.NOTICE_MOVED_ON)
 
 
@@ -181,7 +198,8 @@ UNCONFIRMED = (NatsTimeoutError, TimeoutError)
 
 async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
                was_scheduled: bool = False) -> Notice:
-    """Store a new or corrected notice: on the stream, or in the schedule until its time."""
+    """Store a new or corrected notice: on the stream, or in the schedule until its time
+    (or until approved: a correction of a sent notice waits there too, beside it)."""
     try:
         if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL):
             await c.store.schedule(notice)
@@ -286,14 +304,20 @@ async def publish_notice(
 
 
 @router.patch("/communes/{insee}/notices/{notice_id}", summary="Correct a notice (new version)",
-              responses={412: {"description": "If-Match names a version that moved on"}})
+              responses={202: {"description": "The new version waits for another member of "
+                               "staff's approval (state pending_approval): its text changed "
+                               "and the commune requires approval for its category. If the "
+                               "notice was sent, what was sent stays until it is approved"},
+                         412: {"description": "If-Match names a version that moved on"}})
 async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
     request: Request, if_match: IfMatch = None,
 ) -> Notice:
     commune = await staff_commune(c, insee, member)
     now = c.clock()
-    seq, notice = await find(c, insee, notice_id)
+    seq, sent, waiting = await find_latest(c, insee, notice_id)
+    # A correction waiting for approval is the latest version: changes join it.
+    notice = waiting or sent
     check_if_match(if_match, notice)
     patch = await resolved_attachments(request, insee, patch)
     try:
@@ -306,13 +330,15 @@ async def correct_notice(
         raise ApiError(kind, message=str(error)) from error
     except ValidationError as error:
         raise invalid(error) from error
-    if corrected is notice:
-        # Nothing changed: no new version, nothing sent.
-        return notice_response(response, notice, now)
-    saved = await save(c, corrected, seq, now, was_scheduled=notice.state in (
-        NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL))
-    structlog.get_logger().info("notice_corrected", version=saved.version, state=saved.state)
-    return notice_response(response, saved, now)
+    if corrected is not notice:
+        corrected = await save(c, corrected, seq, now, was_scheduled=seq == 0)
+        structlog.get_logger().info("notice_corrected", version=corrected.version,
+                                    state=corrected.state)
+    # else nothing changed: no new version, nothing sent.
+    if corrected.state is NoticeState.PENDING_APPROVAL:
+        # Accepted, not done: this version goes out only once another member approves it.
+        response.status_code = 202
+    return notice_response(response, corrected, now)
 
 
 @router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice",
@@ -323,8 +349,8 @@ async def withdraw_notice(
 ) -> Notice:
     await staff_commune(c, insee, member)
     now = c.clock()
-    seq, notice = await find(c, insee, notice_id)
-    check_if_match(if_match, notice)
+    seq, notice, waiting = await find_latest(c, insee, notice_id)
+    check_if_match(if_match, notice, *([waiting] if waiting else []))
     try:
         event: NoticeWithdrawn = lifecycle.withdraw(notice, author=member.name, now=now)
     except lifecycle.LifecycleError as error:
@@ -336,7 +362,8 @@ async def withdraw_notice(
         raise ApiError(errors.NOTICE_CHANGED) from error
     except UNCONFIRMED as error:
         raise ApiError(errors.BUS_TIMEOUT) from error
-    if seq == 0:
+    if seq == 0 or waiting is not None:
+        # Unsent, or with a correction waiting: what waits goes with the withdrawal.
         await c.store.unschedule(notice_id)
     structlog.get_logger().info("notice_withdrawn", version=notice.version)
     return notice_response(response, event.notice, now)

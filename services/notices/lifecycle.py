@@ -70,6 +70,7 @@ def create(
         updated_at=now,
         published_at=None if held else now,
         sent_versions=() if held else (SentVersion(version=1, sent_at=now),),
+        content_authors=(author,) if approval_required else (),
         **draft.model_dump(),
     )
     _check_times(notice, now, set(draft.model_fields_set))
@@ -85,16 +86,47 @@ def _sent_now(notice: Notice, now: datetime) -> Notice:
 
 
 class OwnApproval(LifecycleError):
-    """The last author of a notice may not approve it: approval is a second pair of eyes."""
+    """Whoever wrote any of the text waiting for approval may not approve it: a second pair
+    of eyes reads every word that goes out."""
+
+
+def waiting_authors(notice: Notice) -> tuple[str, ...]:
+    """Who wrote the text waiting for approval (none of them may approve it).
+
+    A notice stored before `content_authors` existed names its last writer only.
+    """
+    return notice.content_authors or (notice.author,)
+
+
+def is_sent(notice: Notice) -> bool:
+    """Sent to the channels at least once: a change to it is a correction of what they have."""
+    return notice.published_at is not None
+
+
+def waits_on(held: Notice, sent: Notice) -> bool:
+    """Whether `held`, kept aside under the id of the sent notice `sent`, is a correction of
+    it waiting for approval; an older or equal version is what a crash between sending and
+    unscheduling left behind, and a withdrawal ends whatever waited."""
+    return (held.commune == sent.commune and held.state is NoticeState.PENDING_APPROVAL
+            and held.version > sent.version and sent.state is not NoticeState.WITHDRAWN)
 
 
 def approve(notice: Notice, *, approver: str, now: datetime) -> Notice:
-    """The approved notice: scheduled if its `publish_at` is still ahead, else sent now."""
+    """The approved notice: scheduled if its `publish_at` is still ahead, else sent now.
+
+    A correction waiting on a notice already sent goes out at once as its next version.
+    """
     if notice.state is not NoticeState.PENDING_APPROVAL:
         raise LifecycleError(f"notice {notice.id} is {notice.state}, not pending approval")
-    if approver == notice.author:
-        raise OwnApproval("the author of a notice cannot approve it")
-    approved = notice.model_copy(update={"approved_by": approver, "updated_at": now})
+    if approver in waiting_authors(notice):
+        raise OwnApproval("who wrote the text waiting for approval cannot approve it")
+    approved = notice.model_copy(update={
+        "approved_by": approver, "approved_version": notice.version, "content_authors": (),
+        "updated_at": now})
+    if is_sent(notice):
+        sent = (*notice.sent_versions, SentVersion(version=notice.version, sent_at=now))
+        return approved.model_copy(update={"state": NoticeState.CORRECTED,
+                                           "sent_versions": sent})
     if notice.publish_at is not None and notice.publish_at > now:
         return approved.model_copy(update={"state": NoticeState.SCHEDULED})
     return _sent_now(approved, now)
@@ -109,6 +141,9 @@ def publish_due(notice: Notice, now: datetime) -> NoticePublished:
 
 # What a correction may not change, and what it does not count as a change.
 _BOOKKEEPING = ("version", "state", "updated_at", "author")
+# What a second member of staff approves: a change to any of these waits for approval again
+# (dates only move when the same text goes out).
+CONTENT = frozenset({"category", "title", "body", "links", "attachments"})
 
 
 NEEDS_APPROVAL = ("the commune has this category approved by a second member of staff: "
@@ -128,8 +163,14 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime,
 
     Returns `notice` itself when the patch changes nothing (no new version). A scheduled
     notice whose `publish_at` is set to null or to a time already passed goes out now.
-    Moved into a category of `approval_for` (the commune's), a scheduled notice waits for
-    approval and a sent one is refused (NeedsApproval): approval cannot be walked around.
+
+    Approval binds to the text: a change of content (CONTENT) to a notice whose category,
+    before or after, is in `approval_for` (the commune's) waits for another member's
+    approval. Unsent, the notice goes back to pending approval; sent, the result is a
+    correction pending approval, which the caller keeps aside: what was sent stays as it
+    was until it is approved. A sent notice moved into such a category is refused
+    (NeedsApproval): its first send as an alert must be approved as a new notice.
+    `notice` may itself be a correction waiting: the change joins it.
     """
     if notice.state is NoticeState.WITHDRAWN:
         raise LifecycleError("a withdrawn notice cannot be corrected")
@@ -138,8 +179,8 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime,
                if current[k] != v}
     if not changes:
         return notice
-    held = notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL)
-    if "publish_at" in changes and not held:
+    sent = is_sent(notice)
+    if "publish_at" in changes and sent:
         raise InvalidTimes("publish_at", "publish_at cannot change: the notice is already "
                            "published")
     state = notice.state
@@ -154,21 +195,29 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime,
     # Validating the whole notice again catches a window made inverted by the patch.
     corrected = Notice.model_validate(data)
     _check_times(corrected, now, set(changes))
-    if corrected.category is not notice.category and corrected.category.value in approval_for:
-        if notice.state is NoticeState.SCHEDULED:
-            return corrected.model_copy(update={"state": NoticeState.PENDING_APPROVAL})
-        if notice.state is not NoticeState.PENDING_APPROVAL:
-            raise NeedsApproval()
-    if corrected.state is NoticeState.PENDING_APPROVAL:
-        # Still waits for its approval; an approver reviews this version (its author is
-        # the one who corrected it).
-        return corrected
+    moved_in = (corrected.category is not notice.category
+                and corrected.category.value in approval_for)
+    if moved_in and sent:
+        raise NeedsApproval()
+    rewritten = not CONTENT.isdisjoint(changes)
+    if notice.state is NoticeState.PENDING_APPROVAL:
+        # Still waits; whoever added to its text is one more who may not approve it, and
+        # whoever only moved its dates is not (the text is not theirs).
+        authors = waiting_authors(notice)
+        if rewritten and author not in authors:
+            authors = (*authors, author)
+        return corrected.model_copy(update={"content_authors": authors})
+    if rewritten and (notice.category.value in approval_for
+                      or corrected.category.value in approval_for):
+        return corrected.model_copy(update={"state": NoticeState.PENDING_APPROVAL,
+                                            "content_authors": (author,)})
     if corrected.state is NoticeState.SCHEDULED:
         if corrected.publish_at is None or corrected.publish_at <= now:
             return _sent_now(corrected, now)
         return corrected
-    sent = (*notice.sent_versions, SentVersion(version=corrected.version, sent_at=now))
-    return corrected.model_copy(update={"sent_versions": sent})
+    sent_versions = (*notice.sent_versions,
+                     SentVersion(version=corrected.version, sent_at=now))
+    return corrected.model_copy(update={"sent_versions": sent_versions})
 
 
 def withdraw(notice: Notice, *, author: str, now: datetime) -> NoticeWithdrawn:

@@ -23,7 +23,7 @@ from services.notices.api import (
     Limit,
     Offset,
     Staff,
-    find,
+    find_latest,
     notice_response,
     page_url,
     shown,
@@ -38,13 +38,28 @@ from services.notices.store import StaffMember
 _STATE_RANK = {NoticeState.PENDING_APPROVAL: 0, NoticeState.SCHEDULED: 1}
 
 
-def every_notice(c: Context, insee: str, now: datetime) -> list[Notice]:
-    """The commune's notices in every state, as staff see them (expiry derived)."""
+def every_notice(c: Context, insee: str, now: datetime) -> list[tuple[Notice, Notice | None]]:
+    """The commune's notices in every state, as staff see them (expiry derived), each with
+    the correction waiting for approval on it, if any: such a notice waits for someone, so
+    it comes first with the pending ones."""
     on_stream = {n.id: shown(n, now) for n in c.store.view.all(insee)}
-    held = [n for n in c.store.all_scheduled() if n.commune == insee and n.id not in on_stream]
+    held: list[Notice] = []
+    waiting: dict[str, Notice] = {}
+    for n in c.store.all_scheduled():
+        if n.commune != insee:
+            continue
+        sent = on_stream.get(n.id)
+        if sent is None:
+            held.append(n)
+        elif lifecycle.waits_on(n, sent):
+            waiting[n.id] = n
     notices = [*on_stream.values(), *held]
-    return sorted(notices, key=lambda n: (_STATE_RANK.get(n.state, 2),
-                                          -n.updated_at.timestamp(), n.id))
+
+    def rank(n: Notice) -> int:
+        return 0 if n.id in waiting else _STATE_RANK.get(n.state, 2)
+
+    ordered = sorted(notices, key=lambda n: (rank(n), -n.updated_at.timestamp(), n.id))
+    return [(n, waiting.get(n.id)) for n in ordered]
 
 
 Reach = dict[str, Any]
@@ -64,6 +79,10 @@ class StaffNotice(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     notice: Notice
+    pending_correction: Notice | None = Field(
+        default=None, description="A correction of this sent notice waiting for another "
+        "member's approval (state pending_approval); `notice` is what was sent, and stays "
+        "so until the correction is approved")
     reach: Reach = Field(description="Per channel, what DELIVERIES counted for this notice, "
                          "as GET .../notices/{id}/reach answers it (push: sent and phones "
                          "per topic; email: sent, bounced; sms: sent, delivered; panel: "
@@ -83,17 +102,23 @@ def listing(request: Request, c: Context, commune: Commune, now: datetime, limit
             offset: int, state: NoticeState | None = None) -> tuple[list[StaffNotice], int]:
     notices = every_notice(c, commune.insee, now)
     if state is not None:
-        notices = [n for n in notices if n.state is state]
+        # A notice whose correction waits is pending approval too: an approver finds it.
+        notices = [(n, w) for n, w in notices
+                   if n.state is state or (w is not None and w.state is state)]
     page = notices[offset:offset + limit]
-    reach = reach_of(request, commune.insee, page)
-    return [StaffNotice(notice=n, reach=reach.get(n.id, {})) for n in page], len(notices)
+    reach = reach_of(request, commune.insee, [n for n, _ in page])
+    return [StaffNotice(notice=n, pending_correction=w, reach=reach.get(n.id, {}))
+            for n, w in page], len(notices)
 
 
 async def approve(c: Context, member: StaffMember, insee: str, notice_id: str) -> Notice:
-    """Approve a pending notice: it goes out now, or at its publish_at if still ahead."""
+    """Approve a pending notice: it goes out now, or at its publish_at if still ahead; a
+    sent notice's correction waiting for approval goes out now as its next version."""
     await staff_commune(c, insee, member)
     now = c.clock()
-    seq, notice = await find(c, insee, notice_id)
+    seq, sent, waiting = await find_latest(c, insee, notice_id)
+    # A sent notice's correction waiting for approval is what is approved, and goes out.
+    notice = waiting or sent
     try:
         approved = lifecycle.approve(notice, approver=member.name, now=now)
     except lifecycle.OwnApproval as error:

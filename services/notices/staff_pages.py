@@ -80,8 +80,8 @@ ERROR_FRENCH = {
                        "page et recommencez.",
     "notice_withdrawn": "Cet avis est retiré : il ne peut plus être modifié.",
     "notice_not_pending": "Cet avis n'attend pas d'approbation.",
-    "own_approval": "Vous avez écrit (ou corrigé en dernier) cet avis : une autre personne de "
-                    "la mairie doit l'approuver.",
+    "own_approval": "Vous avez écrit une partie du texte qui attend l'approbation : une autre "
+                    "personne de la mairie doit l'approuver.",
     "notice_not_found": "Cet avis n'existe pas dans cette commune.",
     "commune_forbidden": "Vous n'avez pas accès à cette commune.",
     "bus_unavailable": "Le service est momentanément indisponible. Réessayez dans un instant.",
@@ -593,20 +593,28 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
                        commune)
     now = c.clock()
     notice = api.shown(notice, now)
+    # A sent notice may have a correction waiting for approval: the page shows both, and
+    # the correction form starts from the correction (the latest version).
+    waiting = (await api.waiting_correction(c, notice)
+               if api.on_stream(c, commune.insee, notice_id) is not None else None)
+    latest = waiting or notice
     reach = staff_api.reach_of(request, commune.insee, [notice]).get(notice.id, {})
     if values is None:
-        links = [{"url": str(x.url), "label": x.label} for x in notice.links]
+        links = [{"url": str(x.url), "label": x.label} for x in latest.links]
         links += [{"url": "", "label": ""} for _ in range(LINK_ROWS - len(links))]
-        values = {"category": notice.category.value, "title": notice.title,
-                  "body": notice.body, "starts_at": local_input(notice.starts_at),
-                  "ends_at": local_input(notice.ends_at),
-                  "publish_at": local_input(notice.publish_at), "links": links}
+        values = {"category": latest.category.value, "title": latest.title,
+                  "body": latest.body, "starts_at": local_input(latest.starts_at),
+                  "ends_at": local_input(latest.ends_at),
+                  "publish_at": local_input(latest.publish_at), "links": links}
     editable = notice.state is not NoticeState.WITHDRAWN
-    can_approve = (notice.state is NoticeState.PENDING_APPROVAL
-                   and notice.author != who.account.name)
+    authors = lifecycle.waiting_authors(latest)
+    can_approve = (latest.state is NoticeState.PENDING_APPROVAL
+                   and who.account.name not in authors)
     return page("notice.html", status=status, me=who.account, csrf=who.session.csrf,
-                commune=commune, notice=notice, reach=reach, v=values, problems=problems or {},
-                error=error, editable=editable, can_approve=can_approve,
+                commune=commune, notice=notice, waiting=waiting, latest=latest, reach=reach,
+                v=values, problems=problems or {}, error=error, editable=editable,
+                can_approve=can_approve, authors=authors,
+                approval=approval_needed(commune, latest.category.value),
                 flash=request.query_params.get("ok", "")[:40], field_labels=FIELD_LABELS,
                 public_url=f"/communes/{commune.insee}/notices/{notice.id}")
 
@@ -653,7 +661,11 @@ async def correct(request: Request, insee: str, notice_id: str) -> Response:
                                          status=422, values=values)
             return await notice_page(request, who, commune, notice_id, error=api_failure(error),
                                      status=error.kind.status, values=values)
-        return to(f"/staff/communes/{insee}/notices/{notice.id}?ok=corrected")
+        done = "corrected"
+        if notice.state is NoticeState.PENDING_APPROVAL:
+            # Sent already: what was sent stays until the correction is approved.
+            done = "correction-pending" if notice.published_at else "pending_approval"
+        return to(f"/staff/communes/{insee}/notices/{notice.id}?ok={done}")
 
     return await guarded(request, insee, act, post=True)
 

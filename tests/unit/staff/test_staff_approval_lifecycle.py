@@ -54,15 +54,37 @@ def test_approved_before_its_time_it_is_scheduled() -> None:
     assert approved.state is NoticeState.SCHEDULED and approved.published_at is None
 
 
-def test_a_correction_keeps_it_pending_and_makes_its_corrector_the_author() -> None:
+def test_a_correction_keeps_it_pending_and_every_writer_of_its_text_out_of_approving() -> None:
     corrected = lifecycle.correct(held(), NoticePatch(title="Tempête ce soir"), author="Bruno",
                                   now=NOW)
     assert corrected.state is NoticeState.PENDING_APPROVAL
     assert corrected.version == 2 and corrected.sent_versions == ()
-    # Bruno wrote this version: Anne may now approve it, Bruno may not.
+    assert corrected.author == "Bruno" and corrected.content_authors == ("Anne", "Bruno")
+    # Anne wrote the body, Bruno the title: neither may approve what waits; Claire may.
+    for author in ("Anne", "Bruno"):
+        with pytest.raises(lifecycle.OwnApproval):
+            lifecycle.approve(corrected, approver=author, now=NOW)
+    approved = lifecycle.approve(corrected, approver="Claire", now=NOW)
+    assert (approved.approved_by, approved.approved_version) == ("Claire", 2)
+    assert approved.content_authors == ()
+
+
+def test_who_only_moves_its_dates_leaves_the_text_to_its_author() -> None:
+    later = NOW + timedelta(days=1)
+    moved = lifecycle.correct(held(), NoticePatch(publish_at=later), author="Bruno", now=NOW)
+    assert moved.author == "Bruno" and moved.content_authors == ("Anne",)
     with pytest.raises(lifecycle.OwnApproval):
-        lifecycle.approve(corrected, approver="Bruno", now=NOW)
-    assert lifecycle.approve(corrected, approver="Anne", now=NOW).approved_by == "Anne"
+        lifecycle.approve(moved, approver="Anne", now=NOW)
+    assert lifecycle.approve(moved, approver="Bruno", now=NOW).state is NoticeState.SCHEDULED
+
+
+def test_a_notice_stored_before_content_authors_names_its_last_writer() -> None:
+    old = held().model_copy(update={"content_authors": ()})
+    with pytest.raises(lifecycle.OwnApproval):
+        lifecycle.approve(old, approver="Anne", now=NOW)
+    moved = lifecycle.correct(old, NoticePatch(ends_at=NOW + timedelta(days=2)),
+                              author="Bruno", now=NOW)
+    assert moved.content_authors == ("Anne",)
 
 
 def test_its_publication_time_may_still_change_while_pending() -> None:
@@ -98,8 +120,73 @@ def test_approval_cannot_be_walked_around_by_correcting_the_category() -> None:
     held_now = lifecycle.correct(scheduled, NoticePatch(category="alerte"), author="Anne",
                                  now=NOW, approval_for=("alerte",))
     assert held_now.state is NoticeState.PENDING_APPROVAL
-    # An approved alert's text may still be corrected (its category does not change).
+    # An approved alert's dates may still be corrected at once (the text stays approved).
     alert = published("alerte")
-    fixed = lifecycle.correct(alert, NoticePatch(body="Restez à l'abri."), author="Anne",
-                              now=NOW, approval_for=("alerte",))
+    fixed = lifecycle.correct(alert, NoticePatch(ends_at=NOW + timedelta(days=1)),
+                              author="Anne", now=NOW, approval_for=("alerte",))
     assert fixed.state is NoticeState.CORRECTED
+    assert [v.version for v in fixed.sent_versions] == [1, 2]
+
+
+def approved_alert(**draft: object) -> Notice:
+    notice = held(DRAFT.model_copy(update=draft))
+    return lifecycle.approve(notice, approver="Bruno", now=NOW)
+
+
+def test_an_approved_sent_alert_rewritten_is_a_correction_waiting_for_approval() -> None:
+    alert = approved_alert()
+    assert (alert.approved_by, alert.approved_version) == ("Bruno", 1)
+    waiting = lifecycle.correct(alert, NoticePatch(body="Sortez."), author="Anne", now=NOW,
+                                approval_for=("alerte",))
+    assert waiting.state is NoticeState.PENDING_APPROVAL and waiting.version == 2
+    assert waiting.content_authors == ("Anne",)
+    # Not sent: the sent versions and the approval still describe version 1.
+    assert [v.version for v in waiting.sent_versions] == [1]
+    assert (waiting.approved_by, waiting.approved_version) == ("Bruno", 1)
+    assert lifecycle.waits_on(waiting, alert)
+    assert not lifecycle.waits_on(alert, alert)
+    with pytest.raises(lifecycle.OwnApproval):
+        lifecycle.approve(waiting, approver="Anne", now=NOW)
+    later = NOW + timedelta(minutes=10)
+    sent = lifecycle.approve(waiting, approver="Bruno", now=later)
+    assert sent.state is NoticeState.CORRECTED and sent.body == "Sortez."
+    assert [v.version for v in sent.sent_versions] == [1, 2]
+    assert sent.published_at == alert.published_at and sent.approved_version == 2
+    assert type(lifecycle.event_for(sent, later)).__name__ == "NoticeCorrected"
+
+
+def test_a_sent_alert_waiting_for_its_correction_cannot_move_its_publication() -> None:
+    waiting = lifecycle.correct(approved_alert(), NoticePatch(title="Tempête"), author="Anne",
+                                now=NOW, approval_for=("alerte",))
+    with pytest.raises(lifecycle.InvalidTimes) as refused:
+        lifecycle.correct(waiting, NoticePatch(publish_at=NOW + timedelta(days=1)),
+                          author="Anne", now=NOW, approval_for=("alerte",))
+    assert refused.value.field == "publish_at"
+
+
+def test_each_content_field_of_an_approved_alert_waits_and_so_does_leaving_the_category() -> None:
+    alert = approved_alert()
+    for patch in (NoticePatch(title="Autre"), NoticePatch(body="Autre texte."),
+                  NoticePatch(category="information"),
+                  NoticePatch(links=({"url": "https://example.org/"},)),
+                  NoticePatch(attachments=({"name": "Arrêté",
+                                            "url": "https://example.org/a.pdf"},))):
+        corrected = lifecycle.correct(alert, patch, author="Anne", now=NOW,
+                                      approval_for=("alerte",))
+        assert corrected.state is NoticeState.PENDING_APPROVAL, patch
+
+
+def test_an_approved_scheduled_alert_rewritten_waits_and_null_publish_at_sends_nothing() -> None:
+    scheduled = approved_alert(publish_at=NOW + timedelta(hours=3))
+    assert scheduled.state is NoticeState.SCHEDULED
+    rewritten = lifecycle.correct(scheduled, NoticePatch(body="Sortez."), author="Anne",
+                                  now=NOW, approval_for=("alerte",))
+    assert rewritten.state is NoticeState.PENDING_APPROVAL
+    assert rewritten.content_authors == ("Anne",)
+    now = lifecycle.correct(rewritten, NoticePatch(publish_at=None), author="Anne", now=NOW,
+                            approval_for=("alerte",))
+    assert now.state is NoticeState.PENDING_APPROVAL and now.published_at is None
+    # Its dates alone move without a new approval.
+    moved = lifecycle.correct(scheduled, NoticePatch(publish_at=NOW + timedelta(hours=4)),
+                              author="Anne", now=NOW, approval_for=("alerte",))
+    assert moved.state is NoticeState.SCHEDULED
