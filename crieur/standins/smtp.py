@@ -31,11 +31,11 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
+import struct
 import sys
 import threading
-import socket
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,8 +208,8 @@ class _Smtp(SMTP):
         transport = self.transport
         if transport is None:
             return
+        assert isinstance(transport, asyncio.WriteTransport)
         if self.on_idle == "421":
-            assert isinstance(transport, asyncio.WriteTransport)
             transport.write(f"421 4.4.2 {SERVER_NAME} Error: timeout exceeded\r\n".encode())
         elif self.on_idle == "reset":
             sock = transport.get_extra_info("socket")
