@@ -8,6 +8,11 @@ address, so retries and bounces are proven against a real SMTP conversation:
 - as a process: `python -m crieur.standins.smtp --dir var/mail --port 2525`, told by
   writing a JSON list of faults to `<dir>/.faults.json` (re-read when it changes).
 
+A 421 answer closes the connection, as RFC 5321 says it does and relays do. Like Postfix
+(`smtpd_timeout`), it closes a connection idle for 300 s (`idle_timeout_s`, `--idle-timeout`
+or CRIEUR_SMTP_IDLE_TIMEOUT_S); `on_idle` says how: a plain close, "421" first (Postfix),
+or a reset.
+
 Each message is written to `<dir>/<arrival ns>-<n>.eml` (temp file then rename, so a
 reader never sees half a message), with `Return-Path` and `Delivered-To` lines on top,
 as a mailbox delivery does. Its name is then appended to `<dir>/.arrivals`, one line per
@@ -26,13 +31,15 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
+import struct
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -45,6 +52,9 @@ FAULTS_FILE = ".faults.json"
 ARRIVALS_FILE = ".arrivals"
 # Named, so aiosmtpd does not ask the resolver for this machine's name at every connection.
 SERVER_NAME = "crieur-standin.localhost"
+IDLE_TIMEOUT_S = 300.0  # Postfix's smtpd_timeout
+
+OnIdle = Literal["close", "421", "reset"]
 
 
 @dataclass
@@ -169,6 +179,9 @@ class _Handler:
                           address: str, rcpt_options: list[str]) -> str:
         refusal = self.mailbox.refusal(address)
         if refusal is not None:
+            if refusal.startswith("421"):
+                # "Closing transmission channel": the reply is written before this runs.
+                asyncio.get_running_loop().call_soon(_close, server.transport)
             return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -177,6 +190,43 @@ class _Handler:
         content = envelope.original_content or b""
         self.mailbox.keep(str(envelope.mail_from), list(envelope.rcpt_tos), content)
         return "250 2.0.0 Message accepted"
+
+
+def _close(transport: asyncio.BaseTransport | None) -> None:
+    if transport is not None:
+        transport.close()
+
+
+class _Smtp(SMTP):
+    """aiosmtpd's server, with what it does to an idle connection chosen."""
+
+    def __init__(self, *args: Any, on_idle: OnIdle = "close", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_idle = on_idle
+
+    def _timeout_cb(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        assert isinstance(transport, asyncio.WriteTransport)
+        if self.on_idle == "421":
+            transport.write(f"421 4.4.2 {SERVER_NAME} Error: timeout exceeded\r\n".encode())
+        elif self.on_idle == "reset":
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # SO_LINGER 0: close() sends a RST, not a FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            return
+        transport.close()
+
+
+class _Controller(Controller):
+    def __init__(self, *args: Any, on_idle: OnIdle = "close", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_idle: OnIdle = on_idle
+
+    def factory(self) -> SMTP:
+        return _Smtp(self.handler, on_idle=self.on_idle, **self.SMTP_kwargs)
 
 
 class _Authenticator:
@@ -213,16 +263,18 @@ class SmtpStandin:
     def __init__(self, directory: Path, *, host: str = "127.0.0.1", port: int = 0,
                  username: str | None = None, password: str | None = None,
                  tls: str = "none", certfile: str | None = None,
-                 keyfile: str | None = None, pipelining: bool = True) -> None:
+                 keyfile: str | None = None, pipelining: bool = True,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, on_idle: OnIdle = "close") -> None:
         from crieur.nats_server import free_port
 
         self.mailbox = Mailbox(Path(directory))
         self.host = host
         self.port = port or free_port(host)
         context = server_tls(certfile, keyfile) if certfile and keyfile else None
-        self._controller = Controller(
+        self._controller = _Controller(
             _Handler(self.mailbox, pipelining), hostname=host, port=self.port,
             ssl_context=context if tls == "tls" else None, server_hostname=SERVER_NAME,
+            timeout=idle_timeout_s, on_idle=on_idle,
             **smtp_kwargs(username, password, context if tls == "starttls" else None),
         )
 
@@ -260,8 +312,9 @@ async def serve(args: argparse.Namespace) -> None:
                          context if args.tls == "starttls" else None)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(_Handler(mailbox, not args.no_pipelining), loop=loop,
-                     hostname=SERVER_NAME, **kwargs),
+        lambda: _Smtp(_Handler(mailbox, not args.no_pipelining), loop=loop,
+                      hostname=SERVER_NAME, timeout=args.idle_timeout, on_idle=args.on_idle,
+                      **kwargs),
         args.host, args.port, ssl=context if args.tls == "tls" else None)
     where = Path(args.dir).resolve()  # noqa: ASYNC240 - once, at start
     print(f"SMTP stand-in on {args.host}:{args.port}, messages in {where}", flush=True)
@@ -289,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyfile")
     parser.add_argument("--no-pipelining", action="store_true",
                         help="do not offer PIPELINING (a relay that does not)")
+    parser.add_argument("--idle-timeout", type=float, default=float(
+        os.environ.get("CRIEUR_SMTP_IDLE_TIMEOUT_S", IDLE_TIMEOUT_S)),
+        help="close a connection idle this long, in seconds (default "
+             "CRIEUR_SMTP_IDLE_TIMEOUT_S, else 300 as Postfix's smtpd_timeout)")
+    parser.add_argument("--on-idle", choices=("close", "421", "reset"), default="close",
+                        help="how an idle connection ends: a close, 421 then a close, a reset")
     args = parser.parse_args(argv)
     if args.tls != "none" and not (args.certfile and args.keyfile):
         parser.error("--tls needs --certfile and --keyfile")

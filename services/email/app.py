@@ -218,7 +218,8 @@ def create_app(settings: EmailSettings, service: EmailService | None = None) -> 
             return ["starting"]
         return [*await email.runner.not_ready(),
                 *await metrics.nats_reasons(email.nc, [f"KV_{SUBSCRIBERS.name}"]),
-                *metrics.task_reasons({t.get_name(): t for t in email._tasks})]
+                *metrics.task_reasons({t.get_name(): t for t in email._tasks}),
+                *email.pool.not_ready()]
 
     app.router.routes.extend(metrics.Readiness(ready).routes())
     return app

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import ssl
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -99,7 +101,12 @@ def classify(error: Exception) -> Transient | Permanent:
 class _Connection:
     """One pooled connection. aiosmtplib opens it (greeting, EHLO, STARTTLS, AUTH); when the
     relay offers PIPELINING, the mail transactions then go through `_Pipelined`, on the same
-    transport, and otherwise through aiosmtplib's commands."""
+    transport, and otherwise through aiosmtplib's commands.
+
+    aiosmtplib holds a lock from `connect()` until `close()`, and learns of a lost connection
+    only through its own protocol, which `_Pipelined` replaces: so whatever ends a connection
+    (the relay's idle timeout, a 421, a reset) closes the client here, and every connect
+    starts with a close (issue 23: a second connect waited on that lock for ever)."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self.client = config.client()
@@ -113,32 +120,69 @@ class _Connection:
         return self.client.is_connected
 
     async def connect(self) -> None:
-        self.pipelined = None
-        await self.client.connect()
-        if self.client.last_ehlo_response is None:  # no STARTTLS or login asked for it yet
-            with contextlib.suppress(aiosmtplib.SMTPHeloError):
-                await self.client.ehlo()  # a relay without EHLO: aiosmtplib's HELO path
+        self._forget()
+        # aiosmtplib bounds each step; this bounds them all (greeting, EHLO, STARTTLS, AUTH).
+        async with asyncio.timeout(self.timeout_s):
+            await self.client.connect()
+            if self.client.last_ehlo_response is None:  # no STARTTLS or login asked for it
+                with contextlib.suppress(aiosmtplib.SMTPHeloError):
+                    await self.client.ehlo()  # a relay without EHLO: aiosmtplib's HELO path
         transport = self.client.transport
         if self.client.supports_extension("pipelining") and transport is not None:
-            self.pipelined = _Pipelined(transport, self.client.supports_extension("size"))
+            self.pipelined = _Pipelined(transport, self.client.supports_extension("size"),
+                                        on_lost=self._lost)
+
+    def _lost(self, pipelined: _Pipelined) -> None:
+        # Heard late, the loss of a connection already replaced must not close the new one.
+        if pipelined is self.pipelined:
+            self.client.close()
 
     async def transfer(self, envelope_from: str, to: str, message: bytes) -> None:
-        if self.pipelined is not None:
-            await self.pipelined.transfer(envelope_from, to, message, self.timeout_s)
-        else:
-            await _transfer(self.client, envelope_from, to, message)
+        # One bound for the whole transaction: aiosmtplib's is per command (three of them).
+        async with asyncio.timeout(self.timeout_s):
+            if self.pipelined is not None:
+                await self.pipelined.transfer(envelope_from, to, message)
+            else:
+                await _transfer(self.client, envelope_from, to, message)
 
     async def close(self, polite: bool = False) -> None:
+        if self.pipelined is not None and polite:
+            await self.pipelined.quit()
+        if self.pipelined is None:
+            await _close(self.client, polite)
+        self._forget()
+
+    def _forget(self) -> None:
         if self.pipelined is not None:
-            if polite:
-                await self.pipelined.quit()
             self.pipelined.close()
             self.pipelined = None
-        await _close(self.client, polite)
+        with contextlib.suppress(Exception):
+            self.client.close()  # and aiosmtplib's connect lock is free again
+
+
+def _dropped(error: Exception) -> bool:
+    """The relay ended the connection: it hung up, reset it, or said 421 (closing)."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code == 421
+    return isinstance(error, (aiosmtplib.SMTPServerDisconnected, ConnectionError))
+
+
+def _ours(error: Exception) -> bool:
+    """The failure is the relay's or the link's, not one recipient's or one message's."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code == 421 or isinstance(error, (
+            aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError,
+            aiosmtplib.SMTPHeloError, aiosmtplib.SMTPConnectResponseError))
+    return True
 
 
 class SmtpPool:
-    """`pool` persistent connections; each send borrows one, a broken one is replaced."""
+    """`pool` persistent connections; each send borrows one, a broken one is replaced.
+
+    It also knows whether it can deliver (`not_ready`, for /readyz): the last send failed
+    for a reason of the relay's or the link's, or a send has run past its bounds."""
+
+    PROBE_EVERY_S = 5.0
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
@@ -146,6 +190,12 @@ class SmtpPool:
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
         for connection in self._all:
             self._idle.put_nowait(connection)
+        self.problem: str | None = None
+        self._failing_since = 0.0
+        self._sending: dict[int, float] = {}  # id -> time.monotonic() it started
+        self._ids = itertools.count()
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = 0.0
 
     @contextlib.asynccontextmanager
     async def _borrow(self) -> AsyncIterator[_Connection]:
@@ -157,30 +207,86 @@ class SmtpPool:
 
     async def send(self, envelope_from: str, to: str, message: bytes) -> None:
         """Hand one message to the relay; raises Transient or Permanent (`Bounced`)."""
-        async with self._borrow() as connection:
-            for attempt in (1, 2):
-                fresh = not connection.is_connected
-                try:
-                    if fresh:
-                        await connection.connect()
-                    await connection.transfer(envelope_from, to, message)
-                    return
-                except aiosmtplib.SMTPServerDisconnected as error:
-                    # A relay closes idle connections: one reconnect on a reused one is
-                    # not a failure worth a retry round.
+        key = next(self._ids)
+        self._sending[key] = time.monotonic()
+        try:
+            async with self._borrow() as connection:
+                await self._send(connection, envelope_from, to, message)
+        finally:
+            del self._sending[key]
+
+    async def _send(self, connection: _Connection, envelope_from: str, to: str,
+                    message: bytes) -> None:
+        for attempt in (1, 2):
+            fresh = not connection.is_connected
+            try:
+                if fresh:
+                    await connection.connect()
+                await connection.transfer(envelope_from, to, message)
+            except Exception as error:
+                failure = classify(error)
+                if _dropped(error) or (isinstance(failure, Transient) and not isinstance(
+                        error, aiosmtplib.SMTPResponseException)):
                     await connection.close()
-                    if fresh or attempt == 2:
-                        raise classify(error) from error
-                except Exception as error:
-                    failure = classify(error)
-                    if isinstance(failure, Transient) and not isinstance(
-                            error, aiosmtplib.SMTPResponseException):
-                        await connection.close()
-                    elif isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 421:
-                        await connection.close()  # 421: the relay is closing this connection
-                    raise failure from error
+                if _dropped(error) and not fresh and attempt == 1:
+                    # A relay closes idle connections (or says 421 as it does): one reconnect
+                    # on a reused one is not a failure worth a retry round.
+                    continue
+                if isinstance(failure, Transient) and _ours(error):
+                    self._failing(failure.reason)
+                raise failure from error
+            self._delivering()
+            return
+
+    def not_ready(self) -> list[str]:
+        """Why the pool cannot deliver now (for /readyz); empty when it can."""
+        now = time.monotonic()
+        found = []
+        if self.problem is not None:
+            found.append(f"smtp: cannot deliver for {now - self._failing_since:.0f} s "
+                         f"({self.problem})")
+            if self._probe is None and now - self._probed_at >= self.PROBE_EVERY_S:
+                # Nothing may be left to send (jobs dead-lettered, nobody subscribing): try
+                # the relay ourselves, or this would stay until the next send.
+                self._probed_at = now
+                self._probe = asyncio.create_task(self._probe_relay(), name="smtp-probe")
+        # Connect and transfer are bounded, each twice at most; past that a send is stuck.
+        bound = 4 * self.config.timeout_s + 5.0
+        stuck = [started for started in self._sending.values() if now - started > bound]
+        if stuck:
+            found.append(f"smtp: {len(stuck)} send(s) running for more than {bound:.0f} s "
+                         f"(the longest {now - min(stuck):.0f} s)")
+        return found
+
+    async def _probe_relay(self) -> None:
+        connection = _Connection(self.config)
+        try:
+            await connection.connect()
+            await connection.close(polite=True)
+        except Exception as error:
+            await connection.close()
+            self._failing(classify(error).reason)
+        else:
+            self._delivering()
+        finally:
+            self._probe = None
+
+    def _failing(self, reason: str) -> None:
+        if self.problem is None:
+            self._failing_since = time.monotonic()
+            log.warning("smtp_cannot_deliver", reason=reason,
+                        relay=f"{self.config.host}:{self.config.port}")
+        self.problem = reason
+
+    def _delivering(self) -> None:
+        if self.problem is not None:
+            log.info("smtp_delivering_again", after_s=round(
+                time.monotonic() - self._failing_since, 1))
+        self.problem = None
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
         for connection in self._all:
             await connection.close(polite=True)
 
@@ -194,9 +300,11 @@ class _Pipelined(asyncio.Protocol):
     Measured in `make bench` (README, Benchmark): per email, fewer socket writes and reads
     in the email service and in the relay, whose commands arrive together."""
 
-    def __init__(self, transport: asyncio.BaseTransport, size: bool) -> None:
+    def __init__(self, transport: asyncio.BaseTransport, size: bool,
+                 on_lost: Callable[[_Pipelined], object]) -> None:
         self.transport = cast(asyncio.WriteTransport, transport)
         self.size = size
+        self.on_lost = on_lost
         self._buffer = bytearray()
         self._lines: list[str] = []
         self._replies: deque[asyncio.Future[aiosmtplib.SMTPResponse]] = deque()
@@ -235,6 +343,8 @@ class _Pipelined(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._open = False
         self._fail(aiosmtplib.SMTPServerDisconnected("Connection lost"))
+        # aiosmtplib's protocol, which would have told its client, no longer hears of it.
+        self.on_lost(self)
 
     def _fail(self, error: Exception) -> None:
         while self._replies:
@@ -252,23 +362,22 @@ class _Pipelined(asyncio.Protocol):
         self.transport.write(data)
         return waiters
 
-    async def transfer(self, envelope_from: str, to: str, message: bytes,
-                       within_s: float) -> None:
+    async def transfer(self, envelope_from: str, to: str, message: bytes) -> None:
+        """One mail transaction; the caller bounds it in time."""
         if "\r" in to or "\n" in to or "\r" in envelope_from or "\n" in envelope_from:
             raise ValueError("an address holds a line break")  # never a second command
         size = f" SIZE={len(message)}" if self.size else ""
         envelope = f"MAIL FROM:<{envelope_from}>{size}\r\nRCPT TO:<{to}>\r\nDATA\r\n"
         try:
-            async with asyncio.timeout(within_s):
-                mail, rcpt, data = self._send(envelope.encode("ascii"), 3)
-                sender, recipient, start = await mail, await rcpt, await data
-                if start.code == 354 and sender.code == 250 and recipient.code in (250, 251):
-                    (done,) = self._send(_dot_stuffed(message), 1)
-                    accepted = await done
-                    if accepted.code != 250:
-                        raise aiosmtplib.SMTPDataError(accepted.code, accepted.message)
-                    return
-        except TimeoutError:
+            mail, rcpt, data = self._send(envelope.encode("ascii"), 3)
+            sender, recipient, start = await mail, await rcpt, await data
+            if start.code == 354 and sender.code == 250 and recipient.code in (250, 251):
+                (done,) = self._send(_dot_stuffed(message), 1)
+                accepted = await done
+                if accepted.code != 250:
+                    raise aiosmtplib.SMTPDataError(accepted.code, accepted.message)
+                return
+        except asyncio.CancelledError:
             self.transport.close()  # replies may still come: this connection is out of step
             raise
         if start.code == 354:  # the relay took DATA without a sender or a recipient

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -426,6 +426,15 @@ class ChaosVillage:
     def restart(self, name: str) -> float:
         """Start a stopped service again, as the launcher does; returns when it is healthy."""
         self.launch(self.running[name].service)
+        self.wait_ready(name)
+        return time.time()
+
+    def relaunch(self, name: str, *args: str) -> float:
+        """Stop a service (SIGTERM) and start it again with `args` added to its command line,
+        or as it was first launched when there are none; returns when it is ready."""
+        self.kill(name, signal.SIGTERM)
+        first = next(s for s in SERVICES if s.name == name)
+        self.launch(replace(first, command=(*first.argv(), *args)) if args else first)
         self.wait_ready(name)
         return time.time()
 

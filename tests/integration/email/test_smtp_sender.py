@@ -15,9 +15,10 @@ import pytest
 
 from crieur.channel.errors import Transient
 from crieur.nats_server import free_port
-from crieur.standins.smtp import ARRIVALS_FILE, FAULTS_FILE, SmtpStandin, messages
+from crieur.standins.smtp import ARRIVALS_FILE, FAULTS_FILE, OnIdle, SmtpStandin, messages
 from services.email.sender import Bounced, SmtpConfig, SmtpPool
 from services.email.settings import SmtpTls
+from tests.integration.email.helpers import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -244,3 +245,113 @@ async def test_with_pipelining_the_envelope_leaves_in_one_write() -> None:
     assert envelopes == [
         f"MAIL FROM:<{FROM}> SIZE={len(message(f'r{n}@example.org', n))}\r\n"
         f"RCPT TO:<r{n}@example.org>\r\nDATA\r\n".encode() for n in range(2)]
+
+
+# -- a relay that closes connections (issue 23) ---------------------------------------------
+
+IDLE_S = 2.0
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.mark.parametrize("on_idle", ["close", "421", "reset"])
+async def test_a_connection_the_relay_dropped_when_idle_is_replaced_by_the_next_send(
+        tmp_path: Path, pipelining: bool, on_idle: OnIdle) -> None:
+    """Issue 23: after an idle timeout, the next send went nowhere, for good."""
+    server = SmtpStandin(tmp_path / "mail", pipelining=pipelining, idle_timeout_s=IDLE_S,
+                         on_idle=on_idle).start()
+    pool = SmtpPool(SmtpConfig(host=server.host, port=server.port, pool=1, timeout_s=5))
+    try:
+        await pool.send(FROM, "a@example.org", message("a@example.org", 1))
+        for n in (2, 3):  # and again: the replacement is dropped in turn
+            await asyncio.sleep(IDLE_S * 2)  # the relay has closed the connection by now
+            async with asyncio.timeout(15):
+                await pool.send(FROM, "a@example.org", message("a@example.org", n))
+        assert pool.not_ready() == []
+    finally:
+        await pool.close()
+        server.stop()
+    assert [email.message_from_bytes(p.read_bytes())["Subject"] for p in server.messages()] == [
+        "essai 1", "essai 2", "essai 3"]
+
+
+async def test_a_421_that_closes_a_connection_in_use_is_replaced_in_the_same_send(
+        standin: SmtpStandin) -> None:
+    pool = pool_for(standin, size=1)
+    try:
+        await pool.send(FROM, "a@example.org", message("a@example.org", 1))
+        standin.answer(421, times=1)  # and the stand-in hangs up, as RFC 5321 says
+        async with asyncio.timeout(15):
+            await pool.send(FROM, "a@example.org", message("a@example.org", 2))
+            await pool.send(FROM, "a@example.org", message("a@example.org", 3))
+    finally:
+        await pool.close()
+    assert len(standin.messages()) == 3
+
+
+async def test_a_421_on_a_new_connection_is_transient_and_the_next_send_reconnects(
+        standin: SmtpStandin) -> None:
+    pool = pool_for(standin, size=1)
+    standin.answer(421, times=1)
+    try:
+        with pytest.raises(Transient) as later:
+            await pool.send(FROM, "a@example.org", message("a@example.org", 1))
+        assert later.value.reason.startswith("smtp 421")
+        async with asyncio.timeout(15):
+            await pool.send(FROM, "a@example.org", message("a@example.org", 2))
+    finally:
+        await pool.close()
+    assert len(standin.messages()) == 1
+
+
+class _Silent(asyncio.Protocol):
+    """A relay that greets, answers EHLO (with or without PIPELINING), then says nothing."""
+
+    pipelining = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        self.transport = transport
+        transport.write(b"220 relais\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"EHLO"):
+            offer = b"250-PIPELINING\r\n" if self.pipelining else b""
+            self.transport.write(b"250-relais\r\n" + offer + b"250 SIZE 1000000\r\n")
+
+
+async def test_a_relay_that_stalls_fails_the_send_as_transient_within_the_timeout(
+        pipelining: bool) -> None:
+    relay = type("Relay", (_Silent,), {"pipelining": pipelining})
+    server = await asyncio.get_running_loop().create_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = SmtpPool(SmtpConfig(host="127.0.0.1", port=port, pool=1, timeout_s=1))
+    try:
+        for _ in range(2):  # the stalled connection is not reused, nor any lock held
+            async with asyncio.timeout(10):
+                with pytest.raises(Transient):
+                    await pool.send(FROM, "a@example.org", message("a@example.org"))
+        assert any("cannot deliver" in reason for reason in pool.not_ready())
+    finally:
+        await pool.close()
+        server.close()
+
+
+async def test_readiness_says_why_the_pool_cannot_deliver_then_clears(tmp_path: Path) -> None:
+    port = free_port()
+    pool = SmtpPool(SmtpConfig(host="127.0.0.1", port=port, pool=1, timeout_s=2))
+    assert pool.not_ready() == []
+    with pytest.raises(Transient):
+        await pool.send(FROM, "a@example.org", message("a@example.org"))
+    (reason,) = pool.not_ready()
+    assert reason.startswith("smtp: cannot deliver") and "SMTPConnectError" in reason
+    server = SmtpStandin(tmp_path / "mail", port=port).start()
+    try:
+        # Nothing to send: the readiness check probes the relay itself.
+        await wait_for(lambda: not pool.not_ready(), 15, "the relay probed")
+    finally:
+        await pool.close()
+        server.stop()
