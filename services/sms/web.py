@@ -1,7 +1,10 @@
 """The SMS channel's HTTP routes, over the front door's request-reply (`channels.sms.http`).
 
 Residents: subscribe with a number and get a code by SMS, confirm it, ask to delete
-everything (also by code). No answer tells whether a number was known. Providers: the
+everything (also by code). No answer tells whether a number was known. Public means
+hostile: only mobiles of CRIEUR_SMS_COUNTRIES, limits per client (/64 for IPv6) and per
+number, and an hourly budget of code SMS, all counted in NATS KV by every process (`Limits`).
+Providers: the
 webhooks under /webhooks/sms/<secret>/ (replies such as STOP, delivery receipts); a call
 without the right secret gets 404 and changes nothing. Staff: the SMS preview.
 """
