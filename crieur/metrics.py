@@ -39,6 +39,11 @@ NOTICE_EVENTS = Counter(
     "crieur_notice_events_published_total",
     "Notice events the front door published on NOTICES (published, corrected, withdrawn)",
     ["kind"])
+SMS_CODE_BUDGET_REFUSED = Counter(
+    "crieur_sms_code_budget_refused_total",
+    "Confirmation-code SMS refused because the hourly budget was reached, by scope "
+    "(all: every number; prefix: one number range)",
+    ["scope"])
 PUBLISH_TO_SEND = Histogram(
     "crieur_publish_to_send_seconds",
     "From the front door's publication of a notice event to a channel's sink accepting it",

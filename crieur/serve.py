@@ -27,8 +27,12 @@ def serve(app: ASGIApp, host: str, port: int, grace_s: int,
     `loop`: asyncio's own unless a service asks for uvloop (the email service: CPU per email).
     """
     settle_heap()
+    # No forwarded header is believed here: uvicorn would trust X-Forwarded-For from
+    # 127.0.0.1 (its default, or $FORWARDED_ALLOW_IPS), so anyone reaching the front door
+    # through a local process could pick their address. The client address stays the
+    # direct peer; the channels read X-Forwarded-For only from CRIEUR_TRUSTED_PROXIES.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=grace_s, loop=loop)
+                timeout_graceful_shutdown=grace_s, loop=loop, proxy_headers=False)
 
 
 def configure_logging(settings: CommonSettings) -> None:

@@ -28,5 +28,11 @@ SMS_SUBSCRIBERS = Bucket(
 SMS_MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, version, commune",
                       ttl=7 * DAY)
 
+# Residents' limits and the code budget, counted by every process of the SMS channel
+# (crieur.channel.ratelimit.SharedLimit): key <channel>.<limit>.<hour window>.<id>, ids
+# keyed hashes or number prefixes. Two hours: a window is one, then it may go.
+SMS_LIMITS = Bucket("sms_limits", "SMS subscription limits and code budget, per hour window",
+                    ttl=2 * 3600)
+
 CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_SUBSCRIBERS,
-                                       SMS_MESSAGES)
+                                       SMS_MESSAGES, SMS_LIMITS)

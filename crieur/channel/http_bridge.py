@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
+from crieur.channel.ratelimit import Network, client_key, within
 from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 
@@ -46,19 +47,26 @@ class Request:
     def client(self) -> str:
         return self.raw.client_ip
 
-    def client_behind(self, trusted_proxies: frozenset[str]) -> str:
+    def client_behind(self, trusted_proxies: Iterable[Network]) -> str:
         """The client's address, through proxies we trust (X-Forwarded-For, right to left).
 
-        Without a trusted proxy in front, the header is anyone's to forge: it is ignored.
+        The front door forwards the address of its direct peer (uvicorn trusts no
+        forwarded header, crieur.serve). Unless that peer is a trusted proxy, the header is
+        anyone's to forge: it is ignored. By default no proxy is trusted.
         """
+        trusted = tuple(trusted_proxies)
         client = self.raw.client_ip
-        if client not in trusted_proxies:
+        if not within(client, trusted):
             return client
         hops = [h.strip() for h in self.header("x-forwarded-for").split(",") if h.strip()]
         for hop in reversed(hops):
-            if hop not in trusted_proxies:
+            if not within(hop, trusted):
                 return hop
         return client
+
+    def client_key(self, trusted_proxies: Iterable[Network]) -> str:
+        """What a per-client limit counts: the client's address, its /64 for IPv6."""
+        return client_key(self.client_behind(trusted_proxies))
 
     def header(self, name: str) -> str:
         return self.raw.headers.get(name.lower(), "")

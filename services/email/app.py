@@ -114,7 +114,7 @@ class EmailService:
             send_confirmation=self.send_confirmation, clock=self.clock,
             per_client=RateLimiter(self.settings.email_rate_per_client, HOUR),
             per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
-            trusted_proxies=self.settings.trusted_proxies)
+            trusted_proxies=self.settings.proxies())
         self._http = await self.web.router().serve(self.nc, Channel.EMAIL.value)
         registry = self.registry
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from crieur.channel.ratelimit import Network, parse_networks
 from crieur.channel.settings import ChannelSettings
 
 
@@ -55,9 +56,15 @@ class EmailSettings(ChannelSettings):
     # the proxy's rate limit.
     email_trusted_proxies: str = ""
 
-    @property
-    def trusted_proxies(self) -> frozenset[str]:
-        return frozenset(p.strip() for p in self.email_trusted_proxies.split(",") if p.strip())
+    @field_validator("email_trusted_proxies")
+    @classmethod
+    def _email_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    def proxies(self) -> tuple[Network, ...]:
+        """CRIEUR_TRUSTED_PROXIES, and the email channel's own older setting."""
+        return super().proxies() + parse_networks(self.email_trusted_proxies)
     # The kit's name for this channel (work queue jobs.<name>.*, durable consumers, sent
     # records): two instances sharing one NATS (staging, tests) each set their own.
     email_channel_name: str = Field(default="email", pattern=r"^[a-z][a-z0-9-]{0,30}$")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
-from crieur.channel.ratelimit import RateLimiter
+from crieur.channel.ratelimit import Network, RateLimiter
 from schemas.channels import ChannelHttpReply
 from schemas.notice import CATEGORY_LABELS, Category
 from services.email.format import BadAddress, normalise_address
@@ -61,7 +61,7 @@ class Web:
     clock: Callable[[], datetime]
     per_client: RateLimiter
     per_address: RateLimiter
-    trusted_proxies: frozenset[str] = frozenset()
+    trusted_proxies: tuple[Network, ...] = ()
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def router(self) -> Router:
@@ -85,7 +85,7 @@ class Web:
     # -- subscribe and confirm --------------------------------------------------------
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
-        _limit(self.per_client, "client:" + request.client_behind(self.trusted_proxies))
+        _limit(self.per_client, "client:" + request.client_key(self.trusted_proxies))
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:

@@ -86,7 +86,8 @@ class PushService:
 
         self.routes = DeviceRoutes(devices, self.sender, commune_known,
                                    per_hour=settings.push_rate_limit_per_ip, now=self.now,
-                                   reply_within_s=settings.push_reply_within_s)
+                                   reply_within_s=settings.push_reply_within_s,
+                                   trusted_proxies=settings.proxies())
         router = Router()
         self.routes.register(router)
         self._http = await router.serve(self.nc, Channel.PUSH.value)

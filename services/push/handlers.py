@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from crieur.channel.errors import Permanent, RecipientGone, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
 from crieur.channel.port import Edition
-from crieur.channel.ratelimit import RateLimiter
+from crieur.channel.ratelimit import Network, RateLimiter
 from schemas.channels import ChannelHttpReply
 from schemas.deliveries import Channel
 from schemas.jobs import Job
@@ -101,8 +101,10 @@ class DeviceRoutes:
 
     def __init__(self, devices: Devices, fcm: Fcm,
                  commune_known: Callable[[str], Any], *, per_hour: int,
-                 now: Callable[[], datetime], reply_within_s: float = 3.0) -> None:
+                 now: Callable[[], datetime], reply_within_s: float = 3.0,
+                 trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.devices = devices
+        self.trusted_proxies = trusted_proxies
         self.fcm = fcm
         self.commune_known = commune_known
         self.per_client = RateLimiter(per_hour, 3600.0)
@@ -116,7 +118,7 @@ class DeviceRoutes:
         router.add("DELETE", "/api/v1/devices/{token}", self.delete)
 
     def _limit(self, request: Request) -> None:
-        wait = self.per_client.hit("client:" + request.client)
+        wait = self.per_client.hit("client:" + request.client_key(self.trusted_proxies))
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             raise HttpError(429, "rate_limited", "Trop de demandes ; réessayez plus tard.",

@@ -27,12 +27,13 @@ from starlette.routing import Route
 
 from crieur import metrics
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_stream, servers
+from crieur.channel.pacing import Pacer
 from crieur.channel.preview import serve_previews
-from crieur.channel.ratelimit import RateLimiter
+from crieur.channel.ratelimit import SharedLimit
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.sent import publish_patiently
 from schemas import subjects
-from schemas.buckets import SMS_MESSAGES, SMS_SUBSCRIBERS
+from schemas.buckets import SMS_LIMITS, SMS_MESSAGES, SMS_SUBSCRIBERS
 from schemas.commune import Commune
 from schemas.deliveries import Channel, DeliveryOutcome, DeliveryReport
 from schemas.previews import PreviewRequest
@@ -45,7 +46,7 @@ from services.sms.providers.ovh import OvhProvider
 from services.sms.sender import Provider, Receipt
 from services.sms.settings import ProviderName, SmsSettings
 from services.sms.subscribers import MESSAGES, Registry
-from services.sms.web import WEBHOOKS, Web
+from services.sms.web import WEBHOOKS, Limits, Web
 
 log = structlog.get_logger("crieur.sms")
 
@@ -92,6 +93,8 @@ class SmsService:
     runner: ChannelRunner | None = None
     web: Web | None = None
     message_ids: MessageIds | None = None
+    # One pace for every SMS of this process, notices' and codes' (CRIEUR_SMS_RATE).
+    pacer: Pacer | None = None
     _subscription: Subscription | None = None
     _previews: Subscription | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -109,14 +112,16 @@ class SmsService:
             self.provider = make_provider(self.settings)
         key = self.settings.secret_key()
         communes = await ensure_bucket(js, COMMUNES)
+        self.pacer = Pacer(self.settings.sms_rate)
         self.web = Web(
             registry=self.registry, key=key,
             commune_name=lambda insee: commune_name(communes, insee),
             send_now=self._send_now,
             record_receipt=lambda receipt: record_receipt(js, ids, receipt, self.clock),
             clock=self.clock,
-            per_client=RateLimiter(self.settings.sms_rate_per_client, 3600),
-            per_number=RateLimiter(self.settings.sms_rate_per_number, 3600),
+            limits=await self._limits(js),
+            countries=self.settings.countries(),
+            trusted_proxies=self.settings.proxies(),
             webhook_secret=self.settings.webhook_secret(),
             code_ttl_s=self.settings.sms_code_ttl_s,
             code_attempts=self.settings.sms_code_attempts,
@@ -130,15 +135,33 @@ class SmsService:
 
         self._previews = await serve_previews(self.nc, Channel.SMS, preview)
         if self.provider is not None:
-            port = SmsChannel(self.settings, self.registry, self.provider, ids, self.clock)
+            port = SmsChannel(self.settings, self.registry, self.provider, ids, self.clock,
+                              pacer=self.pacer)
             self.runner = ChannelRunner(port, self.settings, self.nc, name=self.name,
                                         now=self.clock)
             await self.runner.start()
         log.info("sms_service_started", provider=str(self.settings.sms_provider),
                  on=self.provider is not None, quiet_hours=self.settings.sms_quiet_hours)
 
+    async def _limits(self, js: JetStreamContext) -> Limits:
+        kv = await ensure_bucket(js, SMS_LIMITS)
+        # Keys start with the kit's name: two instances sharing one NATS count apart.
+        name = self.name or Channel.SMS.value
+        every, per_prefix = self.settings.code_budget()
+
+        def limit(what: str, count: int) -> SharedLimit:
+            return SharedLimit(kv, f"{name}.{what}", count, 3600.0,
+                               clock=lambda: self.clock().timestamp())
+
+        return Limits(per_client=limit("client", self.settings.sms_rate_per_client),
+                      per_number=limit("number", self.settings.sms_rate_per_number),
+                      codes=limit("codes", every), codes_per_prefix=limit("prefix", per_prefix))
+
     async def _send_now(self, number: str, sms: Sms) -> None:
-        assert self.provider is not None
+        """A confirmation code: paced with the notices' SMS, ahead of the queued ones (the
+        worker holds at most CRIEUR_SMS_CONCURRENCY sends in the pacer)."""
+        assert self.provider is not None and self.pacer is not None
+        await self.pacer.wait()
         await self.provider.send(number, sms)
 
     async def stop(self) -> None:
@@ -222,13 +245,15 @@ async def main(settings: SmsSettings) -> None:
         if service.registry is None or not service.registry.ready.is_set():
             found.append("subscribers: index loading")
         return [*found, *await metrics.nats_reasons(
-                    nc, [f"KV_{SMS_SUBSCRIBERS.name}", f"KV_{SMS_MESSAGES.name}"]),
+                    nc, [f"KV_{SMS_SUBSCRIBERS.name}", f"KV_{SMS_MESSAGES.name}",
+                         f"KV_{SMS_LIMITS.name}"]),
                 *metrics.task_reasons({f"task{i}": t for i, t in enumerate(service._tasks)})]
 
     routes = [Route("/healthz", healthz), *metrics.Readiness(ready).routes()]
     server = _Server(uvicorn.Config(Starlette(routes=routes),
                                    host=settings.sms_http_host, port=settings.sms_http_port,
-                                   log_config=None, access_log=False, lifespan="off"))
+                                   log_config=None, access_log=False, lifespan="off",
+                                   proxy_headers=False))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -96,7 +96,8 @@ class SmsChannel:
     channel = Channel.SMS
 
     def __init__(self, settings: SmsSettings, registry: Registry, provider: Provider,
-                 messages: MessageIds, clock: Callable[[], datetime]) -> None:
+                 messages: MessageIds, clock: Callable[[], datetime],
+                 pacer: Pacer | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.provider = provider
@@ -105,7 +106,8 @@ class SmsChannel:
         self.concurrency = settings.sms_concurrency
         # Paced here, after the quiet-hours check: a held job must not use a send slot.
         self.rate_per_s: float | None = None
-        self._pacer = Pacer(settings.sms_rate)
+        # Shared with the confirmation codes (services.sms.app): one pace for all SMS.
+        self._pacer = pacer or Pacer(settings.sms_rate)
         self._hours = settings.quiet_hours()
 
     async def recipients(self, notice: Notice) -> AsyncIterator[str]:

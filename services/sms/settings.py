@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from crieur.channel.settings import ChannelSettings
 from crieur.secretfile import kept_secret
 from schemas.notice import Category
+from services.sms.phones import FRENCH_MOBILE_REGIONS, parse_regions
 
 # Where `make run` keeps the generated webhook secret (read by the SMS stand-in too).
 WEBHOOK_SECRET_FILE = "sms-webhook-secret"
@@ -20,6 +21,18 @@ class ProviderName(StrEnum):
     BREVO = "brevo"
     # Brevo's HTTP API served by crieur.standins.sms (make run, tests): CRIEUR_SMS_API_URL.
     STANDIN = "standin"
+
+
+def parse_budget(value: str) -> tuple[int, int]:
+    """"200,20" -> (200 code SMS an hour in all, 20 an hour per number prefix)."""
+    try:
+        every, per_prefix = (int(part) for part in value.split(","))
+    except ValueError as error:
+        raise ValueError("the code budget is '<per hour in all>,<per hour per prefix>', "
+                         "e.g. 200,20") from error
+    if every < 1 or per_prefix < 1:
+        raise ValueError("each budget must be at least 1")
+    return every, per_prefix
 
 
 def parse_hours(value: str) -> tuple[time, time] | None:
@@ -81,9 +94,18 @@ class SmsSettings(ChannelSettings):
     # Confirmation codes: how long one is valid, and wrong tries before it is void.
     sms_code_ttl_s: int = Field(default=900, ge=60)
     sms_code_attempts: int = Field(default=5, ge=1, le=20)
-    # Subscription requests per hour per client address and per number.
+    # Subscription requests per hour per client address (its /64 for IPv6) and per number,
+    # counted together by every process and kept across restarts (bucket sms_limits).
     sms_rate_per_client: int = Field(default=20, ge=1)
     sms_rate_per_number: int = Field(default=3, ge=1)
+    # Regions whose mobile numbers may subscribe (ISO 3166-1 codes, comma-separated);
+    # other numbers get 422 and no SMS. Default: France and its overseas departments
+    # (services.sms.phones.FRENCH_MOBILE_REGIONS says why NC, PF and WF are not in it).
+    sms_countries: str = ",".join(FRENCH_MOBILE_REGIONS)
+    # Confirmation-code SMS per hour, "<in all>,<per number prefix>" (prefix: the country
+    # code and the first three digits of the national number, e.g. 33612). Shared by every
+    # process and kept across restarts; once reached, requests get 429 until the hour ends.
+    sms_code_budget: str = "200,20"
     # /healthz of the SMS service (its routes for residents go through the front door).
     sms_http_host: str = "127.0.0.1"
     sms_http_port: int = Field(default=8086, ge=0, le=65535)
@@ -100,6 +122,24 @@ class SmsSettings(ChannelSettings):
     def _hours(cls, value: str) -> str:
         parse_hours(value)
         return value
+
+    @field_validator("sms_countries")
+    @classmethod
+    def _countries(cls, value: str) -> str:
+        parse_regions(value)
+        return value
+
+    @field_validator("sms_code_budget")
+    @classmethod
+    def _budget(cls, value: str) -> str:
+        parse_budget(value)
+        return value
+
+    def countries(self) -> frozenset[str]:
+        return parse_regions(self.sms_countries)
+
+    def code_budget(self) -> tuple[int, int]:
+        return parse_budget(self.sms_code_budget)
 
     def quiet_hours(self) -> tuple[time, time] | None:
         return parse_hours(self.sms_quiet_hours)

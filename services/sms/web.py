@@ -1,7 +1,10 @@
 """The SMS channel's HTTP routes, over the front door's request-reply (`channels.sms.http`).
 
 Residents: subscribe with a number and get a code by SMS, confirm it, ask to delete
-everything (also by code). No answer tells whether a number was known. Providers: the
+everything (also by code). No answer tells whether a number was known. Public means
+hostile: only mobiles of CRIEUR_SMS_COUNTRIES, limits per client (/64 for IPv6) and per
+number, and an hourly budget of code SMS, all counted in NATS KV by every process (`Limits`).
+Providers: the
 webhooks under /webhooks/sms/<secret>/ (replies such as STOP, delivery receipts); a call
 without the right secret gets 404 and changes nothing. Staff: the SMS preview.
 """
@@ -22,11 +25,12 @@ from urllib.parse import parse_qsl
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crieur import metrics
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
-from crieur.channel.ratelimit import RateLimiter
+from crieur.channel.ratelimit import LimitUnavailable, Network, Refused, SharedLimit
 from schemas.channels import ChannelHttpReply
 from services.sms import format as compose
-from services.sms.phones import BadNumber, code_hash, normalise, recipient_id
+from services.sms.phones import BadNumber, code_hash, normalise, number_prefix, recipient_id
 from services.sms.sender import Receipt, read_receipt, read_reply
 from services.sms.subscribers import (
     Follow,
@@ -46,6 +50,8 @@ PREVIEW = "/api/v1/previews/sms"
 SENT_CODE = ("Si ce numéro peut recevoir nos SMS, un code vient de lui être envoyé : "
              "saisissez-le pour confirmer.")
 BAD_CODE = "Code invalide ou expiré. Demandez un nouveau code."
+BUDGET_REACHED = ("Trop de codes ont été envoyés récemment ; réessayez dans une heure. "
+                  "Vous pouvez aussi suivre les avis par e-mail ou sur l’application.")
 # "stop", "Stop ", "STOP SMS", "stôp", "ARRÊT": letters only, accents off, any case.
 _STOP = re.compile(r"^(STOP(SMS|ALL)?|ARRET|DESINSCRIPTION|DESABONNEMENT)$")
 
@@ -95,11 +101,35 @@ def _fields(error: ValidationError) -> list[dict[str, str]]:
             for e in error.errors()]
 
 
-def _limit(limiter: RateLimiter, key: str) -> None:
-    wait = limiter.hit(key)
-    if wait is not None:
+async def _hit(limit: SharedLimit, key: str) -> Refused | None:
+    """One hit on a shared limit; 503 when it cannot be counted (no limit, no SMS)."""
+    try:
+        return await limit.hit(key)
+    except LimitUnavailable as error:
+        log.warning("sms_limit_unavailable", limit=limit.prefix, error=str(error))
+        raise HttpError(503, "channel_unavailable", "Le service SMS est momentanément "
+                        "indisponible ; réessayez plus tard.") from error
+
+
+async def _limit(limit: SharedLimit, key: str) -> None:
+    refused = await _hit(limit, key)
+    if refused is not None:
         raise HttpError(429, "rate_limited", "Trop de demandes ; réessayez plus tard.",
-                        headers={"retry-after": str(int(wait) + 1)})
+                        headers={"retry-after": str(int(refused.retry_after_s) + 1)})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The residents' limits, shared by every process (crieur.channel.ratelimit.SharedLimit).
+
+    Per client address (its /64 for IPv6) and per number, then the budget of code SMS: in
+    all and per number prefix, what caps the bill whatever the addresses and numbers used.
+    """
+
+    per_client: SharedLimit
+    per_number: SharedLimit
+    codes: SharedLimit
+    codes_per_prefix: SharedLimit
 
 
 @dataclass
@@ -110,9 +140,12 @@ class Web:
     send_now: SendNow
     record_receipt: RecordReceipt
     clock: Callable[[], datetime]
-    per_client: RateLimiter
-    per_number: RateLimiter
+    limits: Limits
     webhook_secret: str | None
+    # Regions whose mobiles may subscribe (None: any).
+    countries: frozenset[str] | None = None
+    # Proxies whose X-Forwarded-For is believed (CRIEUR_TRUSTED_PROXIES).
+    trusted_proxies: tuple[Network, ...] = ()
     code_ttl_s: int = 900
     code_attempts: int = 5
     transliterated: bool = True
@@ -143,10 +176,33 @@ class Web:
 
     def _number(self, raw: str) -> str:
         try:
-            return normalise(raw)
+            return normalise(raw, allowed=self.countries)
         except BadNumber as error:
             raise HttpError(422, "invalid_input", "Numéro de téléphone invalide.",
                             fields=[{"field": "phone", "message": str(error)}]) from error
+
+    def _client(self, request: Request) -> str:
+        """The client's limit key: a keyed hash, so no address is kept in the bucket."""
+        address = request.client_key(self.trusted_proxies)
+        return hmac.new(self.key.encode(), b"client:" + address.encode(),
+                        "sha256").hexdigest()[:32]
+
+    async def _within_budget(self, number: str) -> None:
+        """Counts one code SMS against the hour's budget; 429 (said once) when it is spent."""
+        prefix = number_prefix(number)
+        for scope, limit, key in (("prefix", self.limits.codes_per_prefix, prefix),
+                                  ("all", self.limits.codes, "all")):
+            refused = await _hit(limit, key)
+            if refused is None:
+                continue
+            metrics.SMS_CODE_BUDGET_REFUSED.labels(scope).inc()
+            if refused.first:
+                # Once per window and scope across every process: the hit that reached it.
+                log.warning("sms_code_budget_reached", scope=scope,
+                            prefix=prefix if scope == "prefix" else None,
+                            budget=limit.limit, resets_in_s=int(refused.retry_after_s))
+            raise HttpError(429, "code_budget_reached", BUDGET_REACHED,
+                            headers={"retry-after": str(int(refused.retry_after_s) + 1)})
 
     def _body(self, request: Request, model: type[BaseModel]) -> Any:
         try:
@@ -157,7 +213,7 @@ class Web:
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
         self._on()
-        _limit(self.per_client, "client:" + request.client)
+        await _limit(self.limits.per_client, self._client(request))
         body: SubscribeRequest = self._body(request, SubscribeRequest)
         number = self._number(body.phone)
         names = []
@@ -169,18 +225,21 @@ class Web:
                      "message": f"la commune {follow.commune} n’utilise pas ce service"}])
             names.append(name)
         rid = recipient_id(self.key, number)
-        _limit(self.per_number, "rid:" + rid)
+        await _limit(self.limits.per_number, rid)
+        await self._within_budget(number)
         await self._send_code(rid, number, Purpose.SUBSCRIBE, body.follows, names)
         return json_reply(202, {"status": "pending", "message": SENT_CODE})
 
     async def delete(self, request: Request) -> ChannelHttpReply:
         """Delete all my data: a code by SMS first (only the phone's owner may)."""
         self._on()
-        _limit(self.per_client, "client:" + request.client)
+        await _limit(self.limits.per_client, self._client(request))
         body: PhoneRequest = self._body(request, PhoneRequest)
         number = self._number(body.phone)
         rid = recipient_id(self.key, number)
-        _limit(self.per_number, "rid:" + rid)
+        await _limit(self.limits.per_number, rid)
+        # Counted whether the number is known or not: a spent budget must not tell.
+        await self._within_budget(number)
         if await self.registry.get(rid) is not None:
             await self._send_code(rid, number, Purpose.DELETE, (), [])
         # The same answer whether the number was known or not.
@@ -219,7 +278,7 @@ class Web:
 
     async def confirm(self, request: Request) -> ChannelHttpReply:
         self._on()
-        _limit(self.per_client, "client:" + request.client)
+        await _limit(self.limits.per_client, self._client(request))
         body: ConfirmRequest = self._body(request, ConfirmRequest)
         try:
             number = normalise(body.phone)

@@ -26,7 +26,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 from crieur.channel.direct import multi_last
 from crieur.provision import definitions
 from schemas import subjects
-from schemas.buckets import EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_MESSAGES, SMS_SUBSCRIBERS
+from schemas.buckets import (
+    EMAIL_SUBSCRIBERS,
+    PUSH_DEVICES,
+    SMS_LIMITS,
+    SMS_MESSAGES,
+    SMS_SUBSCRIBERS,
+)
 from tests.helpers import eventually
 from tests.integration.deploy.helpers import (
     DEPLOY,
@@ -305,6 +311,12 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
         await kv.put("r1", b"{}")
         assert (await kv.get("r1")).value == b"{}"
         assert await kv.keys() == ["r1"]
+    if channel == "sms":
+        # The residents' limits: counted with compare-and-set (no watch needed).
+        limits = await js.key_value(SMS_LIMITS.name)
+        revision = await limits.create("sms.codes.1.all", b"1")
+        await limits.update("sms.codes.1.all", b"2", last=revision)
+        assert (await limits.get("sms.codes.1.all")).value == b"2"
     communes = await js.key_value("communes")
     assert json.loads((await communes.get(COMMUNE)).value or b"{}")["name"] == "Lavoncourt"
     await js.publish(subjects.delivery(channel, COMMUNE), b'{"outcome": "sent"}')

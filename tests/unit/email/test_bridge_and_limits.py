@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
-from crieur.channel.ratelimit import RateLimiter
+from crieur.channel.ratelimit import RateLimiter, parse_networks
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 
 
@@ -69,7 +69,7 @@ def test_the_client_is_read_through_trusted_proxies_only() -> None:
     def client(peer: str, forwarded: str, trusted: set[str]) -> str:
         raw = ChannelHttpRequest(method="POST", path="/", client_ip=peer,
                                  headers={"x-forwarded-for": forwarded})
-        return Request(raw, {}).client_behind(frozenset(trusted))
+        return Request(raw, {}).client_behind(parse_networks(",".join(trusted)))
 
     assert client("203.0.113.5", "198.51.100.1", set()) == "203.0.113.5", "forged header ignored"
     assert client("10.0.0.2", "198.51.100.1", {"10.0.0.2"}) == "198.51.100.1"
