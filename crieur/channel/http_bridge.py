@@ -23,7 +23,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from schemas import subjects
-from schemas.channels import ChannelHttpReply, ChannelHttpRequest
+from schemas.channels import CHANNEL_PATHS, ChannelHttpReply, ChannelHttpRequest, channel_for
 
 log = structlog.get_logger("crieur.channel.http")
 
@@ -121,6 +121,9 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
+        if channel_for(pattern) is not None and pattern not in CHANNEL_PATHS:
+            # The front door could only log such a path whole, secrets and all.
+            raise ValueError(f"{pattern}: add it to schemas.channels.CHANNEL_PATHS")
         self._routes.append((method.upper(), _compile(pattern), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import nats.errors
 import structlog
@@ -18,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crieur import metrics, trace
 from crieur.tasks import Supervisor
+from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
 from services.notices import attachments, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
@@ -47,7 +50,9 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # In place, not a copy: the request log reads the route the router puts in the scope.
+        scope["method"] = "GET"
+        await self.app(scope, receive, headers_only)
 
 
 class BodyLimit:
@@ -103,11 +108,48 @@ class BodyLimit:
         await JSONResponse(body, status_code=kind.status)(scope, receive, send)
 
 
-class RequestLog:
-    """Logs every request once it is answered: method, path, status, time. Never a token.
+_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
+# The channels' own templates: the front door's route for them is only `<prefix>/{rest}`.
+_CHANNEL_TEMPLATES = tuple(
+    (template, re.compile("^" + "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)"
+        for i, part in enumerate(re.split(r"\{(\w+)\}", template))) + "$"))
+    for template in CHANNEL_PATHS)
 
-    The query string is left out (a resident's link may carry one some day) and headers
-    are not logged at all; the log context is fresh for every request.
+
+def _filled(template: str, params: Mapping[str, Any]) -> str:
+    return _PARAMETER.sub(lambda m: REDACTED if m[1] in SECRET_PARAMETERS
+                          else str(params.get(m[1], m[0])), template)
+
+
+def logged_path(scope: Scope) -> str:
+    """The path as a log line shows it: its route's template, secret parameters redacted.
+
+    Read once the request is answered: the router has put its route in the scope by then.
+    A path under a channel's prefix that no channel template matches is redacted after the
+    prefix (it may be a token with a slash too many); a path that reached no route (an
+    unknown one, or a body refused before routing) is not written.
+    """
+    path: str = scope["path"]
+    if channel_for(path) is not None:
+        for template, regex in _CHANNEL_TEMPLATES:
+            found = regex.match(path)
+            if found is not None:
+                return _filled(template, found.groupdict())
+        prefix = max((p for p in CHANNEL_ROUTES if path.startswith(p + "/")), key=len)
+        return f"{prefix}/{REDACTED}"
+    template = getattr(scope.get("route"), "path_format", None)
+    if isinstance(template, str):
+        return _filled(template, scope.get("path_params", {}))
+    return "[not routed]"
+
+
+class RequestLog:
+    """Logs every request once it is answered: method, route, status, time. Never a secret.
+
+    The path is logged as its route's template with the secret parameters (a device token,
+    a signed email link, the SMS webhook secret) redacted; the query string is left out
+    and headers are not logged at all; the log context is fresh for every request.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -122,6 +164,7 @@ class RequestLog:
         structlog.contextvars.bind_contextvars(trace_id=trace.new_trace_id())
         started = time.perf_counter()
         status = 500
+        method = scope["method"]  # HeadAsGet answers a HEAD as a GET
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -134,7 +177,7 @@ class RequestLog:
         finally:
             seconds = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels("notices", f"{status // 100}xx").observe(seconds)
-            log.info("http_request", method=scope["method"], path=scope["path"], status=status,
+            log.info("http_request", method=method, path=logged_path(scope), status=status,
                      ms=round(seconds * 1000, 1))
 
 

@@ -57,10 +57,11 @@ async def reports(nc: Client, commune: str) -> list[DeliveryReport]:
 
 
 async def call(nc: Client, method: str, path: str, body: Any = None, query: str = "",
-               client_ip: str = "192.0.2.1") -> tuple[int, Any]:
+               client_ip: str = "192.0.2.1",
+               headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """One HTTP request as the front door forwards it to the SMS channel."""
     request = ChannelHttpRequest(method=method, path=path, query=query,
-                                 headers={"content-type": "application/json"},
+                                 headers={"content-type": "application/json", **(headers or {})},
                                  body=json.dumps(body) if body is not None else "",
                                  client_ip=client_ip)
     msg = await nc.request(subjects.channel_http("sms"), request.model_dump_json().encode(),
