@@ -193,8 +193,9 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert {f.commune: [c.value for c in f.categories] for f in found[0].follows} == {
         front_door.insee: ["evenement", "travaux"],
         "70001": ["alerte", "evenement", "information", "travaux"]}
-    unknown = await front_door.http.post(manage, data={"new_commune": "12"})
-    assert unknown.status_code == 422 and "inconnue" in unknown.text
+    for bad in ("12", "../../x", "70.01", "7*001", "70 01>"):
+        unknown = await front_door.http.post(manage, data={"new_commune": bad})
+        assert unknown.status_code == 422 and "inconnue" in unknown.text, bad
 
     deleted = await front_door.http.post(manage + "/delete")
     assert deleted.status_code == 200 and "Vos données sont effacées" in deleted.text
