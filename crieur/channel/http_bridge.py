@@ -64,12 +64,15 @@ class Request:
         return self.raw.headers.get(name.lower(), "")
 
     def json(self) -> Any:
-        """The body as JSON; raises HttpError(400) if it is not."""
+        """The body as JSON; raises HttpError(400) if it is not, or is nested too deep to read."""
         try:
             return json.loads(self.raw.body or "null")
         except ValueError as error:
             raise HttpError(400, "invalid_json", "Le corps de la requête n’est pas du JSON "
                             "valide.") from error
+        except RecursionError as error:
+            raise HttpError(400, "invalid_json", "Le corps de la requête est imbriqué trop "
+                            "profondément pour être lu.") from error
 
     def form(self) -> dict[str, list[str]]:
         """An HTML form post (application/x-www-form-urlencoded)."""

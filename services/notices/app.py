@@ -55,6 +55,12 @@ class HeadAsGet:
         await self.app(scope, receive, headers_only)
 
 
+# A channel's request crosses NATS as one message holding its body twice (as text, JSON-
+# escaped, and in base64): it must stay under the server's max_payload (1 MB by default)
+# whatever the bytes. Subscriptions, devices and webhooks need a few KB.
+CHANNEL_BODY_LIMIT = 64 * 1024
+
+
 class BodyLimit:
     """Answers 413 to a body over the limit, declared or streamed, before anything reads it."""
 
@@ -63,12 +69,18 @@ class BodyLimit:
         self.default = limit
         # Attachment uploads may be larger than any JSON body (CRIEUR_ATTACHMENT_MAX_BYTES).
         self.uploads = max(limit, uploads)
+        self.channels = min(limit, CHANNEL_BODY_LIMIT)
+
+    def limit(self, path: str) -> int:
+        if attachments.is_upload(path):
+            return self.uploads
+        return self.channels if channel_for(path) is not None else self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.uploads if attachments.is_upload(scope["path"]) else self.default
+        limit = self.limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self.too_large(scope, receive, send)
@@ -103,8 +115,7 @@ class BodyLimit:
     async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         upload = attachments.is_upload(scope["path"])
         kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
-        limit = self.uploads if upload else self.default
-        body = errors.error_body(kind.code, kind.message.format(limit=limit))
+        body = errors.error_body(kind.code, kind.message.format(limit=self.limit(scope["path"])))
         await JSONResponse(body, status_code=kind.status)(scope, receive, send)
 
 

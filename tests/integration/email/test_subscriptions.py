@@ -244,3 +244,15 @@ async def stored_keys(service: EmailService) -> list[str]:
         return list(await service.registry.kv.keys())
     except NoKeysError:
         return []
+
+
+@pytest.mark.parametrize("depth", [900, 30_000])
+async def test_json_nested_too_deep_is_a_400_or_422_not_a_500(
+        front_door: FrontDoor, start_email: Any, depth: int) -> None:
+    await start_email()
+    deep = "[" * depth + "]" * depth
+    for body in (deep, '{"email": "a@example.org", "follows": ' + deep + "}"):
+        response = await front_door.http.post(
+            URL, content=body, headers={"content-type": "application/json"})
+        assert response.status_code in (400, 422), response.text
+        assert response.json()["error"]["code"] in ("invalid_json", "invalid_input")
