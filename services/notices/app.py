@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +23,7 @@ from crieur import metrics, trace
 from crieur.tasks import Supervisor
 from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
-from services.notices import attachments, errors, previews, reach, scheduler
+from services.notices import attachments, docs, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
@@ -155,6 +156,39 @@ def logged_path(scope: Scope) -> str:
     return "[not routed]"
 
 
+# The residents' and staff pages: no script at all, their own styles and images, forms
+# posted back here, never framed. /docs sets its own (services.notices.docs).
+PAGES_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+class SecurityHeaders:
+    """Every answer: no MIME sniffing, never framed; every HTML page: a CSP unless it has one.
+
+    Headers a route or a channel set (a channel's pages carry their own) are kept.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=list(message.get("headers", [])))
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", PAGES_CSP)
+                message = {**message, "headers": headers.raw}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 class RequestLog:
     """Logs every request once it is answered: method, route, status, time. Never a secret.
 
@@ -229,12 +263,15 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         summary="Public notices of French communes: publish once, reach every channel.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served by us instead.
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
                        uploads=settings.attachment_max_bytes)
     # Answers the routes did not compress themselves (cached answers come gzipped already).
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
 
     app.add_exception_handler(errors.ApiError, errors.on_api_error)
@@ -247,6 +284,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)
+    app.include_router(docs.router)
     app.include_router(previews.router)
     app.include_router(reach.router)
     app.include_router(attachments.router)
