@@ -150,9 +150,9 @@ def logged_path(scope: Scope) -> str:
                 return _filled(template, found.groupdict())
         prefix = max((p for p in CHANNEL_ROUTES if path.startswith(p + "/")), key=len)
         return f"{prefix}/{REDACTED}"
-    template = getattr(scope.get("route"), "path_format", None)
-    if isinstance(template, str):
-        return _filled(template, scope.get("path_params", {}))
+    route_template = getattr(scope.get("route"), "path_format", None)
+    if isinstance(route_template, str):
+        return _filled(route_template, scope.get("path_params", {}))
     return "[not routed]"
 
 
