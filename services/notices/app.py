@@ -148,8 +148,9 @@ def logged_path(scope: Scope) -> str:
             found = regex.match(path)
             if found is not None:
                 return _filled(template, found.groupdict())
-        prefix = max((p for p in CHANNEL_ROUTES if path.startswith(p + "/")), key=len)
-        return f"{prefix}/{REDACTED}"
+        prefix = max((p for p in CHANNEL_ROUTES if path == p or path.startswith(p + "/")),
+                     key=len)
+        return prefix if path == prefix else f"{prefix}/{REDACTED}"
     route_template = getattr(scope.get("route"), "path_format", None)
     if isinstance(route_template, str):
         return _filled(route_template, scope.get("path_params", {}))

@@ -39,6 +39,8 @@ SECRET_PATHS = [
     ("GET", f"/api/v1/subscriptions/email/confirm/{TOKEN}/more",
      "/api/v1/subscriptions/email/[redacted]"),
     ("GET", f"/webhooks/sms/{SECRET}", "/webhooks/sms/[redacted]"),
+    ("GET", "/webhooks/sms", "/webhooks/sms"),
+    ("GET", "/api/v1/devices/", "/api/v1/devices/[redacted]"),
     ("GET", f"/api/v1/subscriptions/email?token={TOKEN}", "/api/v1/subscriptions/email"),
 ]
 
