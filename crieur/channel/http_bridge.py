@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from crieur.channel.ratelimit import Network, client_key, within
 from schemas import subjects
-from schemas.channels import ChannelHttpReply, ChannelHttpRequest
+from schemas.channels import CHANNEL_PATHS, ChannelHttpReply, ChannelHttpRequest, channel_for
 
 log = structlog.get_logger("crieur.channel.http")
 
@@ -72,12 +72,15 @@ class Request:
         return self.raw.headers.get(name.lower(), "")
 
     def json(self) -> Any:
-        """The body as JSON; raises HttpError(400) if it is not."""
+        """The body as JSON; raises HttpError(400) if it is not, or is nested too deep to read."""
         try:
             return json.loads(self.raw.body or "null")
         except ValueError as error:
             raise HttpError(400, "invalid_json", "Le corps de la requête n’est pas du JSON "
                             "valide.") from error
+        except RecursionError as error:
+            raise HttpError(400, "invalid_json", "Le corps de la requête est imbriqué trop "
+                            "profondément pour être lu.") from error
 
     def form(self) -> dict[str, list[str]]:
         """An HTML form post (application/x-www-form-urlencoded)."""
@@ -129,6 +132,9 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
+        if channel_for(pattern) is not None and pattern not in CHANNEL_PATHS:
+            # The front door could only log such a path whole, secrets and all.
+            raise ValueError(f"{pattern}: add it to schemas.channels.CHANNEL_PATHS")
         self._routes.append((method.upper(), _compile(pattern), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:

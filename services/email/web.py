@@ -21,6 +21,7 @@ from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
 from crieur.channel.ratelimit import Network, RateLimiter
 from schemas.channels import ChannelHttpReply
+from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
 from services.email.format import BadAddress, normalise_address
 from services.email.links import PREFIX, BadLink, Links
@@ -254,7 +255,8 @@ class Web:
             return await self._manage_form(rid, found[0], 422, "Choix invalide.")
         new = (form.get("new_commune") or [""])[0].strip()
         if new:
-            if await self.commune_name(new) is None:
+            # Checked before the look-up: `../x` or `a.b` is no valid bucket key (a 500).
+            if not INSEE_RE.match(new) or await self.commune_name(new) is None:
                 return await self._manage_form(
                     rid, found[0], 422,
                     f"La commune « {new} » est inconnue : vérifiez le code à 5 chiffres.")

@@ -36,6 +36,7 @@ from services.notices.cap import NotSent, notice_to_cap
 from services.notices.errors import ApiError
 from services.notices.settings import NoticesSettings
 from services.notices.store import ConcurrentChange, NatsStore, StaffMember
+from services.notices.view import went_out
 
 # What lifecycle.new_notice_id makes; anything else cannot be a notice (and must not reach
 # NATS as a subject token: `*`, `>` or a space would be a wildcard or an invalid subject).
@@ -411,8 +412,7 @@ async def get_notice(
 ) -> Response:
     await registered_commune(c, insee)
     now = c.clock()
-    found = on_stream(c, insee, notice_id)
-    notice = found[1] if found is not None else None
+    notice = went_out(on_stream(c, insee, notice_id))
     if notice is None and authorization is not None:
         # Staff may read back what they scheduled; residents see it once it is out.
         await staff_commune(c, insee, await staff_member(c, authorization))

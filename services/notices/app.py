@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import nats.errors
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crieur import metrics, trace
 from crieur.tasks import Supervisor
+from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
-from services.notices import attachments, errors, previews, reach, scheduler
+from services.notices import attachments, docs, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
@@ -47,7 +51,15 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # In place, not a copy: the request log reads the route the router puts in the scope.
+        scope["method"] = "GET"
+        await self.app(scope, receive, headers_only)
+
+
+# A channel's request crosses NATS as one message holding its body twice (as text, JSON-
+# escaped, and in base64): it must stay under the server's max_payload (1 MB by default)
+# whatever the bytes. Subscriptions, devices and webhooks need a few KB.
+CHANNEL_BODY_LIMIT = 64 * 1024
 
 
 class BodyLimit:
@@ -58,12 +70,18 @@ class BodyLimit:
         self.default = limit
         # Attachment uploads may be larger than any JSON body (CRIEUR_ATTACHMENT_MAX_BYTES).
         self.uploads = max(limit, uploads)
+        self.channels = min(limit, CHANNEL_BODY_LIMIT)
+
+    def limit(self, path: str) -> int:
+        if attachments.is_upload(path):
+            return self.uploads
+        return self.channels if channel_for(path) is not None else self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.uploads if attachments.is_upload(scope["path"]) else self.default
+        limit = self.limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self.too_large(scope, receive, send)
@@ -98,16 +116,86 @@ class BodyLimit:
     async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         upload = attachments.is_upload(scope["path"])
         kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
-        limit = self.uploads if upload else self.default
-        body = errors.error_body(kind.code, kind.message.format(limit=limit))
+        body = errors.error_body(kind.code, kind.message.format(limit=self.limit(scope["path"])))
         await JSONResponse(body, status_code=kind.status)(scope, receive, send)
 
 
-class RequestLog:
-    """Logs every request once it is answered: method, path, status, time. Never a token.
+_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
+# The channels' own templates: the front door's route for them is only `<prefix>/{rest}`.
+_CHANNEL_TEMPLATES = tuple(
+    (template, re.compile("^" + "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)"
+        for i, part in enumerate(re.split(r"\{(\w+)\}", template))) + "$"))
+    for template in CHANNEL_PATHS)
 
-    The query string is left out (a resident's link may carry one some day) and headers
-    are not logged at all; the log context is fresh for every request.
+
+def _filled(template: str, params: Mapping[str, Any]) -> str:
+    return _PARAMETER.sub(lambda m: REDACTED if m[1] in SECRET_PARAMETERS
+                          else str(params.get(m[1], m[0])), template)
+
+
+def logged_path(scope: Scope) -> str:
+    """The path as a log line shows it: its route's template, secret parameters redacted.
+
+    Read once the request is answered: the router has put its route in the scope by then.
+    A path under a channel's prefix that no channel template matches is redacted after the
+    prefix (it may be a token with a slash too many); a path that reached no route (an
+    unknown one, or a body refused before routing) is not written.
+    """
+    path: str = scope["path"]
+    if channel_for(path) is not None:
+        for template, regex in _CHANNEL_TEMPLATES:
+            found = regex.match(path)
+            if found is not None:
+                return _filled(template, found.groupdict())
+        prefix = max((p for p in CHANNEL_ROUTES if path == p or path.startswith(p + "/")),
+                     key=len)
+        return prefix if path == prefix else f"{prefix}/{REDACTED}"
+    route_template = getattr(scope.get("route"), "path_format", None)
+    if isinstance(route_template, str):
+        return _filled(route_template, scope.get("path_params", {}))
+    return "[not routed]"
+
+
+# The residents' and staff pages: no script at all, their own styles and images, forms
+# posted back here, never framed. /docs sets its own (services.notices.docs).
+PAGES_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+class SecurityHeaders:
+    """Every answer: no MIME sniffing, never framed; every HTML page: a CSP unless it has one.
+
+    Headers a route or a channel set (a channel's pages carry their own) are kept.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=list(message.get("headers", [])))
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", PAGES_CSP)
+                message = {**message, "headers": headers.raw}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class RequestLog:
+    """Logs every request once it is answered: method, route, status, time. Never a secret.
+
+    The path is logged as its route's template with the secret parameters (a device token,
+    a signed email link, the SMS webhook secret) redacted; the query string is left out
+    and headers are not logged at all; the log context is fresh for every request.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -122,6 +210,7 @@ class RequestLog:
         structlog.contextvars.bind_contextvars(trace_id=trace.new_trace_id())
         started = time.perf_counter()
         status = 500
+        method = scope["method"]  # HeadAsGet answers a HEAD as a GET
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -134,7 +223,7 @@ class RequestLog:
         finally:
             seconds = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels("notices", f"{status // 100}xx").observe(seconds)
-            log.info("http_request", method=scope["method"], path=scope["path"], status=status,
+            log.info("http_request", method=method, path=logged_path(scope), status=status,
                      ms=round(seconds * 1000, 1))
 
 
@@ -175,12 +264,15 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         summary="Public notices of French communes: publish once, reach every channel.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served by us instead.
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
                        uploads=settings.attachment_max_bytes)
     # Answers the routes did not compress themselves (cached answers come gzipped already).
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
 
     app.add_exception_handler(errors.ApiError, errors.on_api_error)
@@ -193,6 +285,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)
+    app.include_router(docs.router)
     app.include_router(previews.router)
     app.include_router(reach.router)
     app.include_router(attachments.router)

@@ -26,6 +26,7 @@ from schemas.notice import CATEGORY_LABELS, PARIS, Category
 from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.errors import ApiError
+from services.notices.view import went_out
 
 HTML = "text/html; charset=utf-8"
 # Notices per page of the commune page: a village rarely has more current at once.
@@ -164,11 +165,9 @@ async def notice_page(request: Request, insee: str, notice_id: str) -> Response:
     commune = await public_commune(c, insee)
     if commune is None:
         return not_found(None, NO_COMMUNE)
-    found = on_stream(c, insee, notice_id)
-    # A notice withdrawn before its time never went out: to residents it never existed.
-    if found is None or found[1].published_at is None:
+    notice = went_out(on_stream(c, insee, notice_id))
+    if notice is None:
         return not_found(commune, NO_NOTICE)
-    notice = found[1]
     now = c.clock()
     state = notice.state_at(now)
     modified = notice.updated_at

@@ -30,6 +30,17 @@ def withdrawal_visible_until(notice: Notice) -> datetime | None:
     return min(until, notice.ends_at) if notice.ends_at is not None else until
 
 
+def went_out(found: tuple[int, Notice] | None) -> Notice | None:
+    """The notice as residents may read it: None if it never went out.
+
+    A notice withdrawn while scheduled or pending approval has its withdrawal on the stream
+    but was never sent: to residents it never existed (staff may still read it back).
+    """
+    if found is None or found[1].published_at is None:
+        return None
+    return found[1]
+
+
 class NoticeView:
     def __init__(self) -> None:
         self._by_commune: dict[str, dict[str, tuple[int, Notice]]] = defaultdict(dict)

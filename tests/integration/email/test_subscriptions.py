@@ -193,8 +193,9 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert {f.commune: [c.value for c in f.categories] for f in found[0].follows} == {
         front_door.insee: ["evenement", "travaux"],
         "70001": ["alerte", "evenement", "information", "travaux"]}
-    unknown = await front_door.http.post(manage, data={"new_commune": "12"})
-    assert unknown.status_code == 422 and "inconnue" in unknown.text
+    for bad in ("12", "../../x", "70.01", "7*001", "70 01>"):
+        unknown = await front_door.http.post(manage, data={"new_commune": bad})
+        assert unknown.status_code == 422 and "inconnue" in unknown.text, bad
 
     deleted = await front_door.http.post(manage + "/delete")
     assert deleted.status_code == 200 and "Vos données sont effacées" in deleted.text
@@ -243,3 +244,15 @@ async def stored_keys(service: EmailService) -> list[str]:
         return list(await service.registry.kv.keys())
     except NoKeysError:
         return []
+
+
+@pytest.mark.parametrize("depth", [900, 30_000])
+async def test_json_nested_too_deep_is_a_400_or_422_not_a_500(
+        front_door: FrontDoor, start_email: Any, depth: int) -> None:
+    await start_email()
+    deep = "[" * depth + "]" * depth
+    for body in (deep, '{"email": "a@example.org", "follows": ' + deep + "}"):
+        response = await front_door.http.post(
+            URL, content=body, headers={"content-type": "application/json"})
+        assert response.status_code in (400, 422), response.text
+        assert response.json()["error"]["code"] in ("invalid_json", "invalid_input")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import logging
+import sys
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import structlog
 
 from services.notices.api import Context
 from services.notices.app import create_app
@@ -14,7 +18,7 @@ from services.notices.store import NatsStore
 from tests.integration.notices.helpers import Clock, FrontDoor, random_insee
 
 # Re-exported for tests that import them from this conftest.
-__all__ = ["Clock", "FrontDoor", "front_door", "random_insee"]
+__all__ = ["Clock", "FrontDoor", "front_door", "json_logs", "random_insee"]
 
 
 @pytest.fixture
@@ -32,3 +36,18 @@ async def front_door(nats_url: str) -> AsyncIterator[FrontDoor]:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield FrontDoor(http, store, clock, insee, token, app)
     await store.close()
+
+
+@pytest.fixture
+def json_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Logs as in production (JSON, to stderr, here a buffer), then back to the tests' own."""
+    from crieur import log
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    written = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", written)
+    log.configure("INFO", "json")
+    yield written
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,3 +39,9 @@ class FrontDoor:
 
     def notices_url(self, insee: str | None = None) -> str:
         return f"/api/v1/communes/{insee or self.insee}/notices"
+
+
+def logged(written: io.StringIO, event: str) -> list[dict[str, object]]:
+    """The JSON log lines named `event` in what the `json_logs` fixture captured."""
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
+    return [line for line in lines if line["event"] == event]

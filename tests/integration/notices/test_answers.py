@@ -4,42 +4,17 @@ names the field in a caller's words, and an id that cannot exist is a 404."""
 from __future__ import annotations
 
 import io
-import json
-import logging
-import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import structlog
 
-from tests.integration.notices.helpers import FrontDoor
+from tests.integration.notices.helpers import FrontDoor, logged
 
 pytestmark = pytest.mark.integration
 
 GOOD = {"category": "information", "title": "Mairie fermée", "body": "Fermée lundi."}
 ATTACHMENT = {"name": "Arrêté", "url": "https://mairie.example.fr/a.pdf",
               "media_type": "application/pdf"}
-
-
-@pytest.fixture
-def json_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """Logs as in production (JSON, to stderr, here a buffer), then back to the tests' own."""
-    from crieur import log
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    written = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", written)
-    log.configure("INFO", "json")
-    yield written
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
-
-
-def logged(written: io.StringIO, event: str) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
-    return [line for line in lines if line["event"] == event]
 
 
 def assert_documented(response_json: dict[str, object]) -> dict[str, object]:

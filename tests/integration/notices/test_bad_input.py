@@ -158,3 +158,16 @@ async def test_unknown_notice_is_404_and_withdrawn_twice_is_409(front_door: Fron
 async def test_reading_an_unregistered_commune_is_422(front_door: FrontDoor) -> None:
     response = await front_door.http.get(front_door.notices_url(random_insee()))
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/v1/subscriptions/email", "/api/v1/devices",
+                                  "/webhooks/sms/receipts"])
+async def test_a_channel_body_too_large_for_the_bus_is_a_413(front_door: FrontDoor,
+                                                               path: str) -> None:
+    """900 KB is under the front door's 1 MB but over NATS's max_payload once forwarded."""
+    body = b'{"email": "' + b"a" * 900_000 + b'"}'
+    response = await front_door.http.post(path, content=body,
+                                          headers={"content-type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == {
+        "code": "body_too_large", "message": "the request body is larger than 65536 bytes"}

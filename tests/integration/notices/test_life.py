@@ -101,6 +101,36 @@ async def test_a_withdrawn_scheduled_notice_has_no_cap_document_but_a_404(
     assert response.json()["error"]["code"] == "notice_not_sent"
 
 
+@pytest.mark.parametrize("held", ["scheduled", "pending_approval"])
+async def test_a_notice_withdrawn_before_it_went_out_is_a_404_to_anyone(
+    front_door: FrontDoor, held: str,
+) -> None:
+    fd = front_door
+    if held == "pending_approval":
+        await fd.store.require_approval(fd.insee, ("evenement",))
+        notice, url = await post_held(fd)
+    else:
+        notice, url = await post_held(fd, publish_at=in_(fd, timedelta(hours=1)))
+    assert notice["state"] == held
+    assert (await fd.http.post(f"{url}/withdraw", headers=fd.auth)).status_code == 200
+    assert fd.store.get(fd.insee, notice["id"]) is not None  # its withdrawal is on the stream
+    response = await fd.http.get(url)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "notice_not_found"
+    assert (await fd.http.get(f"/communes/{fd.insee}/notices/{notice['id']}")).status_code == 404
+    # Staff still read back what they withdrew.
+    staff = await fd.http.get(url, headers=fd.auth)
+    assert (staff.status_code, staff.json()["state"]) == (200, "withdrawn")
+
+
+async def post_held(fd: FrontDoor, **changes: object) -> tuple[dict[str, Any], str]:
+    """A notice held back (scheduled, or waiting for approval): 201 or 202."""
+    response = await fd.http.post(fd.notices_url(), json=DRAFT | changes, headers=fd.auth)
+    assert response.status_code in (201, 202), response.text
+    notice: dict[str, Any] = response.json()
+    return notice, f"{fd.notices_url()}/{notice['id']}"
+
+
 async def test_every_state_has_a_valid_cap_document_or_a_404(front_door: FrontDoor) -> None:
     fd = front_door
     notice, url = await post(fd, ends_at=in_(fd, timedelta(days=1)))

@@ -253,7 +253,11 @@ async def test_a_delivery_receipt_is_recorded_on_deliveries(
     receipt = {"messageId": int(message_id), "event": "delivered", "to": "33610005000"}
     assert (await call(nc, "POST", "/webhooks/sms/not-the-secret-0000/receipts", receipt))[0] \
         == 404
-    status, body = await call(nc, "POST", f"/webhooks/sms/{SECRET}/receipts", receipt)
+    assert (await call(nc, "POST", "/webhooks/sms/receipts", receipt, headers={
+        "x-crieur-webhook-secret": "not-the-secret-0000"}))[0] == 404
+    # The secret in a header, as providers are now told to send it.
+    status, body = await call(nc, "POST", "/webhooks/sms/receipts", receipt,
+                              headers={"x-crieur-webhook-secret": SECRET})
     assert (status, body["status"]) == (200, "recorded")
     delivered = [r for r in await reports(nc, commune)
                  if r.outcome is DeliveryOutcome.DELIVERED]
