@@ -7,17 +7,16 @@ window (max_ack_pending), so nothing queued or held in one can block the other:
 - alert:  `jobs.<channel>.<commune>.alert`, the `alerte` notices.
 
 Both lanes' workers share the channel's sink: its `concurrency` send slots go through a
-`PriorityGate`, where an alert job waiting for a slot gets the next one free, before any
-normal job. The sink's pacing (its rate) is taken inside a slot, so an alert waits at most
-for the sends already in flight, whatever the backlog.
+`PriorityGate`. A sender keeps its slot from job to job while its batch lasts, but a
+normal lane's sender hands it over as soon as an alert's sender waits, and a freed slot
+goes to an alert's sender first. The sink's pacing (its rate) is taken inside a slot, so
+an alert waits at most for the sends already in flight, whatever the backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from enum import StrEnum
 
 from schemas.notice import Category
@@ -70,10 +69,6 @@ class PriorityGate:
                     return
         self._free += 1
 
-    @asynccontextmanager
-    async def slot(self, lane: Lane) -> AsyncIterator[None]:
-        await self.acquire(lane)
-        try:
-            yield
-        finally:
-            self.release()
+    def alerts_first(self, lane: Lane) -> bool:
+        """Whether a holder of `lane` should hand its slot over now (alerts are waiting)."""
+        return lane is Lane.NORMAL and bool(self._waiting[Lane.ALERT])

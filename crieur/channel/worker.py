@@ -274,26 +274,39 @@ class Worker:
                 batch.more.append(extra)
 
     async def _sender(self, todo: asyncio.Queue[_Item], batch: _Batch) -> None:
-        while not todo.empty():
-            item = todo.get_nowait()
-            try:
-                # Every line logged about this job, and its report, name the notice.
-                with trace.bound(item.msg.headers, item.job.notice_id):
-                    await self._take(item, batch)
-            except Exception as error:
-                # NATS away for longer than the publishes wait: the job comes back after
-                # ack_wait; its sent record (if stored) stops a second send.
-                log.error("job_handling_failed", error=repr(error)[:300],
-                          notice_id=item.job.notice_id)
-                item.done = True
+        """One of the sink's `concurrency` slots (shared by both lanes), job after job."""
+        await self.gate.acquire(batch.lane)
+        held = True
+        try:
+            while not todo.empty():
+                if self.gate.alerts_first(batch.lane):
+                    # An alert's sender waits: it takes this slot, this one queues again.
+                    held = False
+                    self.gate.release()
+                    await self.gate.acquire(batch.lane)
+                    held = True
+                    if todo.empty():
+                        break
+                await self._send_next(todo.get_nowait(), batch)
+        finally:
+            if held:
+                self.gate.release()
+
+    async def _send_next(self, item: _Item, batch: _Batch) -> None:
+        try:
+            # Every line logged about this job, and its report, name the notice.
+            with trace.bound(item.msg.headers, item.job.notice_id):
+                await self._take(item, batch)
+        except Exception as error:
+            # NATS away for longer than the publishes wait: the job comes back after
+            # ack_wait; its sent record (if stored) stops a second send.
+            log.error("job_handling_failed", error=repr(error)[:300],
+                      notice_id=item.job.notice_id)
+            item.done = True
 
     async def _take(self, item: _Item, batch: _Batch) -> None:
-        # The pacing is inside the slot: an alert waits for the sends in flight, never
+        # Paced inside the sender's slot: an alert waits for the sends in flight, never
         # behind the pace of a whole backlog.
-        async with self.gate.slot(batch.lane):
-            await self._take_in_slot(item, batch)
-
-    async def _take_in_slot(self, item: _Item, batch: _Batch) -> None:
         if not self.stopping.is_set():
             await self._wait_for_sink()
             await self.pacer.wait()
