@@ -68,6 +68,14 @@ def broker() -> NatsBroker:
                 description=(f"The jobs of one notice event for up to "
                              f"CRIEUR_CHANNEL_GROUP_SIZE recipients of the {channel} "
                              f"channel in one message (schema_version 2)."))
+            bus.publisher(
+                subjects.jobs(channel, "{commune}", alert=True), stream=jobs, schema=JobGroup,
+                title=f"jobs-{channel}-alert",
+                description=(f"The alert lane of the {channel} channel: the jobs of "
+                             f"`alerte` notices, alone (Job) or in groups (JobGroup) as on "
+                             f"the normal lane, taken by its own worker "
+                             f"({channel}-alert-worker) ahead of the normal lane's "
+                             f"(crieur/channel/lanes.py)."))
         bus.publisher(
             subjects.delivery(channel, "{commune}"), stream=deliveries, schema=DeliveryReport,
             title=f"deliveries-{channel}",

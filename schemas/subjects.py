@@ -9,7 +9,10 @@ NOTICES = "notices.>"
 # deliveries.<channel>.<commune>: what each channel did with each notice.
 DELIVERIES = "deliveries.>"
 
-# jobs.<channel>.<commune>: the channel kit's work queue, one job per recipient (schemas.jobs).
+# jobs.<channel>.<commune>: the channel kit's work queue, one job per recipient (schemas.jobs);
+# jobs.<channel>.<commune>.alert: the alert lane, jobs of `alerte` notices, taken first.
+# The two lanes' filters (`channel_jobs`, `channel_alert_jobs`) never overlap: JOBS is a
+# work queue, where each job belongs to one consumer.
 JOBS = "jobs.>"
 
 # deadletters.<service>: what a service could not handle, with the reason (schemas.deadletters).
@@ -47,5 +50,14 @@ def dead_letter(service: str) -> str:
     return f"deadletters.{service}"
 
 
-def jobs(channel: str, commune: str) -> str:
-    return f"jobs.{channel}.{commune}"
+def jobs(channel: str, commune: str, *, alert: bool = False) -> str:
+    return f"jobs.{channel}.{commune}.alert" if alert else f"jobs.{channel}.{commune}"
+
+
+def channel_jobs(channel: str) -> str:
+    """The normal lane of a channel: one token after the channel, never an alert's."""
+    return f"jobs.{channel}.*"
+
+
+def channel_alert_jobs(channel: str) -> str:
+    return f"jobs.{channel}.*.alert"

@@ -7,7 +7,8 @@ again, re-creating the consumer if the server lost it, for as long as the servic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import nats.errors
 import nats.js.errors
@@ -16,16 +17,31 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from crieur.channel.lanes import Lane
+from schemas import subjects
+from schemas.streams import JOBS_STREAM, NOTICES_STREAM
+
 log = structlog.get_logger("crieur.channel.consumers")
 
 
-def fanout_consumer(name: str, ack_wait_s: float) -> ConsumerConfig:
+def durable(name: str, role: str, lane: Lane = Lane.NORMAL) -> str:
+    """`<name>-fanout`, `<name>-worker`; the alert lane's `<name>-alert-fanout`..."""
+    return f"{name}-{role}" if lane is Lane.NORMAL else f"{name}-alert-{role}"
+
+
+def fanout_consumer(name: str, ack_wait_s: float, lane: Lane = Lane.NORMAL,
+                    start_seq: int | None = None) -> ConsumerConfig:
+    """Both lanes read every NOTICES event (the subject does not carry the category); each
+    plans those of its lane and acks the others at once."""
     return ConsumerConfig(
-        durable_name=f"{name}-fanout",
-        description=f"{name}: NOTICES events to plan into jobs",
+        durable_name=durable(name, "fanout", lane),
+        description=f"{name}: NOTICES events to plan into jobs ({lane} lane)",
         # Only events from the channel's first start on: a new channel does not mail the
         # whole history of the village. The durable remembers its place from then on.
-        deliver_policy=DeliverPolicy.NEW,
+        # The alert lane, made after the normal one, starts where that one stands (see
+        # ensure_consumers), so no event falls between the two.
+        deliver_policy=DeliverPolicy.NEW if start_seq is None else DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
         ack_policy=AckPolicy.EXPLICIT,
         # The fan-out marks the event in progress while it plans; a crashed planner's
         # event comes back after this long and is planned again (jobs deduplicated).
@@ -33,25 +49,72 @@ def fanout_consumer(name: str, ack_wait_s: float) -> ConsumerConfig:
         # Unbounded at the server: the kit bounds attempts itself and writes a dead letter;
         # a server-side limit would strand the event silently.
         max_deliver=-1,
-        # One event at a time, in order: a withdrawal is planned after its publication.
+        # One event at a time, in order, over every process: a withdrawal is planned after
+        # its publication. An alert waits only for the alert planned before it.
         max_ack_pending=1,
     )
 
 
-def worker_consumer(name: str, ack_wait_s: float, max_ack_pending: int) -> ConsumerConfig:
+def worker_consumer(name: str, ack_wait_s: float, max_ack_pending: int,
+                    lane: Lane = Lane.NORMAL) -> ConsumerConfig:
     return ConsumerConfig(
-        durable_name=f"{name}-worker",
-        description=f"{name}: jobs to send",
+        durable_name=durable(name, "worker", lane),
+        description=f"{name}: jobs to send ({lane} lane)",
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
+        filter_subject=(subjects.channel_alert_jobs(name) if lane is Lane.ALERT
+                        else subjects.channel_jobs(name)),
         # Short enough that a killed worker's jobs come back soon; a slow send is kept
         # alive by in-progress acks every ack_wait/3, so it is never sent twice.
         ack_wait=ack_wait_s,
         max_deliver=-1,
         # Jobs out at once over every process sharing the queue: bounds the redeliveries
-        # after a crash and the memory of each worker.
+        # after a crash and the memory of each worker. Each lane has its own: jobs held in
+        # the normal lane (quiet hours, Retry-After) never fill the alert lane's.
         max_ack_pending=max_ack_pending,
     )
+
+
+async def ensure_consumers(js: JetStreamContext, configs: Sequence[ConsumerConfig],
+                           name: str) -> None:
+    """The lanes' durables, made in an order that loses nothing, and older layouts upgraded.
+
+    - `<name>-worker` made before lanes existed reads `jobs.<name>.>`, which overlaps the
+      alert lane (a work queue refuses overlapping consumers): its filter is narrowed in
+      place to `jobs.<name>.*` (nats-server 2.10+), keeping its queued and pending jobs,
+      before the alert worker is made.
+    - `<name>-alert-fanout` is made after `<name>-fanout`, starting just after the last
+      event that one finished: an alert the normal lane skipped is one the alert lane
+      reads (an event read by both is planned once: jobs carry a Nats-Msg-Id).
+    """
+    by_name = {c.durable_name: c for c in configs}
+    worker = by_name.get(durable(name, "worker"))
+    if worker is not None:
+        try:
+            info = await js.consumer_info(JOBS_STREAM, durable(name, "worker"))
+        except nats.js.errors.NotFoundError:
+            await js.add_consumer(JOBS_STREAM, worker)
+        else:
+            if info.config.filter_subject != worker.filter_subject:
+                log.info("consumer_filter_narrowed", consumer=worker.durable_name,
+                         was=info.config.filter_subject, now=worker.filter_subject)
+                await js.add_consumer(JOBS_STREAM, replace(
+                    info.config, filter_subject=worker.filter_subject,
+                    description=worker.description))
+    alert_fanout = by_name.get(durable(name, "fanout", Lane.ALERT))
+    if alert_fanout is not None:
+        try:
+            await js.consumer_info(NOTICES_STREAM, durable(name, "fanout", Lane.ALERT))
+        except nats.js.errors.NotFoundError:
+            try:
+                normal = await js.consumer_info(NOTICES_STREAM, durable(name, "fanout"))
+            except nats.js.errors.NotFoundError:
+                normal = await js.add_consumer(NOTICES_STREAM, fanout_consumer(
+                    name, alert_fanout.ack_wait or 30.0))
+            floor = normal.ack_floor.stream_seq if normal.ack_floor else 0
+            await js.add_consumer(NOTICES_STREAM, replace(
+                alert_fanout, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=floor + 1))
 
 
 Handler = Callable[[list[Msg]], Awaitable[None]]

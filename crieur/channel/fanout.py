@@ -1,4 +1,9 @@
-"""The fan-out: each NOTICES event becomes one job per recipient on `jobs.<name>.<commune>`.
+"""The fan-out: each NOTICES event becomes one job per recipient on `jobs.<name>.<commune>`
+(`jobs.<name>.<commune>.alert` for an alert: crieur.channel.lanes).
+
+A channel runs one fan-out per lane, each on its own durable reading every event: each
+plans its lane's events, one at a time and in order, and acks the others unread, so an
+alert is planned while a 100,000-recipient information is still being planned.
 
 The jobs go in groups of `channel_group_size` recipients, one bus message each
 (schemas.jobs.JobGroup; a lone recipient is a plain Job). Groups are published
@@ -25,7 +30,9 @@ from pydantic import ValidationError
 
 from crieur import metrics, trace
 from crieur.channel import policy
+from crieur.channel.consumers import durable
 from crieur.channel.current import CurrentNotices
+from crieur.channel.lanes import Lane, lane_of
 from crieur.channel.port import RECIPIENT_ID, ChannelPort
 from crieur.channel.sent import PUBLISH_TIMEOUT_S, SentRecords
 from crieur.channel.settings import ChannelSettings
@@ -114,8 +121,11 @@ async def publish_jobs(js: JetStreamContext, subject: str,
 class Fanout:
     def __init__(self, port: ChannelPort[Any], settings: ChannelSettings, js: JetStreamContext,
                  name: str, sent: SentRecords, notices: CurrentNotices,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], lane: Lane = Lane.NORMAL) -> None:
         self.port = port
+        self.lane = lane
+        # Dead letters and metrics are the channel's fan-out's, whichever lane.
+        self.service = durable(name, "fanout")
         self.settings = settings
         self.js = js
         self.name = name
@@ -136,13 +146,19 @@ class Fanout:
         try:
             event = parse_notice_event(msg.data)
         except (ValidationError, NewerSchemaVersion) as error:
+            if self.lane is not Lane.NORMAL:
+                await msg.ack()  # the normal lane keeps it as a dead letter, once
+                return
             # Not an event, or one of a newer contract (kept, to replay after an upgrade).
-            await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
+            await dead_letter(self.js, service=self.service, subject=msg.subject,
                               data=msg.data, reason=f"not a notice event: {error}"[:2000],
                               headers=dict(msg.headers or {}), deliveries=attempt,
                               stream_sequence=msg.metadata.sequence.stream)
             await msg.ack()
-            metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "dead_letter").inc()
+            metrics.MESSAGES.labels(self.service, "notice_event", "dead_letter").inc()
+            return
+        if lane_of(event.notice.category) is not self.lane:
+            await msg.ack()  # the other lane's fan-out plans it
             return
         structlog.contextvars.bind_contextvars(notice_id=event.notice.id)
         bound = log.bind(notice_id=event.notice.id, commune=event.notice.commune,
@@ -155,12 +171,12 @@ class Fanout:
         except Exception as error:
             keepalive.cancel()
             if attempt >= self.settings.channel_max_attempts:
-                await dead_letter(self.js, service=f"{self.name}-fanout", subject=msg.subject,
+                await dead_letter(self.js, service=self.service, subject=msg.subject,
                                   data=msg.data, reason=f"planning failed: {error!r}"[:2000],
                                   deliveries=attempt,
                                   stream_sequence=msg.metadata.sequence.stream)
                 await msg.ack()
-                metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event",
+                metrics.MESSAGES.labels(self.service, "notice_event",
                                         "dead_letter").inc()
                 return
             delay = policy.backoff_delay(attempt, self.settings.channel_backoff_s,
@@ -168,13 +184,13 @@ class Fanout:
             bound.warning("fanout_failed", error=repr(error)[:300], attempt=attempt,
                           retry_in_s=delay)
             await msg.nak(delay=delay)
-            metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "retried").inc()
+            metrics.MESSAGES.labels(self.service, "notice_event", "retried").inc()
             return
         finally:
             await cancel_and_wait(keepalive)
         await msg.ack()
-        metrics.MESSAGES.labels(f"{self.name}-fanout", "notice_event", "planned").inc()
-        bound.info("fanout_planned", jobs=count, attempt=attempt)
+        metrics.MESSAGES.labels(self.service, "notice_event", "planned").inc()
+        bound.info("fanout_planned", jobs=count, attempt=attempt, lane=self.lane)
 
     def _withdrawn(self, notice_id: str) -> bool:
         current = self.notices.peek(notice_id)
@@ -189,7 +205,8 @@ class Fanout:
         template = JobTemplate(Job(channel=self.port.channel, commune=notice.commune,
                                    notice_id=notice.id, version=notice.version,
                                    kind=event.kind, recipient="x"))
-        subject = subjects.jobs(self.name, notice.commune)
+        subject = subjects.jobs(self.name, notice.commune,
+                                alert=lane_of(notice.category) is Lane.ALERT)
 
         async def recipients() -> AsyncIterator[str]:
             if policy.audience(event.kind) is policy.Audience.SUBSCRIBERS:

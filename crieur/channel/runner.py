@@ -1,4 +1,5 @@
-"""ChannelRunner: what a channel service starts; it runs the fan-out and the worker for a port.
+"""ChannelRunner: what a channel service starts; it runs the fan-out and the worker for a port,
+each in two lanes (crieur.channel.lanes: alerts first).
 
     nc = await nats.connect(settings.nats_url, **RECONNECT_FOREVER)
     runner = ChannelRunner(port, settings, nc)
@@ -19,12 +20,20 @@ from typing import Any
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
 
 from crieur import metrics
 from crieur.bus import ensure_bucket, ensure_streams
-from crieur.channel.consumers import fanout_consumer, pull_loop, worker_consumer
+from crieur.channel.consumers import (
+    durable,
+    ensure_consumers,
+    fanout_consumer,
+    pull_loop,
+    worker_consumer,
+)
 from crieur.channel.current import CurrentNotices
 from crieur.channel.fanout import Fanout
+from crieur.channel.lanes import Lane
 from crieur.channel.port import ChannelPort
 from crieur.channel.reports import Reports
 from crieur.channel.sent import SentRecords
@@ -89,26 +98,41 @@ class ChannelRunner:
                 await asyncio.sleep(1.0)
         await self.notices.start()
         reports = Reports(self.js, self.port.channel)
-        ack_wait = self.settings.channel_ack_wait_s
         armed: list[asyncio.Event] = []
+        configs = self._consumers()
+        lock = asyncio.Lock()
+
+        async def ensure() -> None:
+            # The streams, then the lanes' durables in their order (ensure_consumers); the
+            # pull loops call it again after a server lost them.
+            await self.ensure()
+            async with lock:
+                await ensure_consumers(self.js, list(configs.values()), self.name)
+
         if self._run_fanout:
-            self.fanout = Fanout(self.port, self.settings, self.js, self.name, sent,
-                                 self.notices, self.now)
-            self._tasks.append(asyncio.create_task(name=f"{self.name}-fanout", coro=pull_loop(
-                self.js, stream=NOTICES_STREAM, subject=subjects.NOTICES,
-                config=fanout_consumer(self.name, ack_wait), batch=1,
-                handle=self.fanout.handle, stopping=self.stopping, ensure=self.ensure,
-                armed=_new(armed))))
+            for lane in Lane:
+                fanout = Fanout(self.port, self.settings, self.js, self.name, sent,
+                                self.notices, self.now, lane)
+                if lane is Lane.NORMAL:
+                    self.fanout = fanout
+                config = configs[durable(self.name, "fanout", lane)]
+                self._tasks.append(asyncio.create_task(name=config.durable_name, coro=pull_loop(
+                    self.js, stream=NOTICES_STREAM, subject=subjects.NOTICES, config=config,
+                    batch=1, handle=fanout.handle, stopping=self.stopping, ensure=ensure,
+                    armed=_new(armed))))
         if self._run_worker:
             self.worker = Worker(self.port, self.settings, self.js, self.name, sent, reports,
                                  self.notices, self.now, self.stopping)
-            self._tasks.append(asyncio.create_task(name=f"{self.name}-worker", coro=pull_loop(
-                self.js, stream=JOBS_STREAM, subject=subjects.jobs(self.name, ">"),
-                config=worker_consumer(self.name, ack_wait, self.settings.channel_max_ack_pending),
-                # About channel_batch jobs a pull, whether they come in groups or alone.
-                batch=-(-self.settings.channel_batch // self.settings.channel_group_size),
-                handle=self.worker.handle,
-                stopping=self.stopping, ensure=self.ensure, armed=_new(armed))))
+            for lane in Lane:
+                config = configs[durable(self.name, "worker", lane)]
+                self._tasks.append(asyncio.create_task(name=config.durable_name, coro=pull_loop(
+                    self.js, stream=JOBS_STREAM, subject=config.filter_subject or "",
+                    config=config,
+                    # About channel_batch jobs a pull, whether in groups or alone.
+                    batch=-(-self.settings.channel_batch // self.settings.channel_group_size),
+                    handle=(self.worker.handle_alerts if lane is Lane.ALERT
+                            else self.worker.handle),
+                    stopping=self.stopping, ensure=ensure, armed=_new(armed))))
         # Ready once the consumers exist: an event published from now on is planned.
         for event in armed:
             await event.wait()
@@ -122,15 +146,27 @@ class ChannelRunner:
         if not self.ready.is_set():
             return [f"channel {self.name}: starting"]
         consumers: dict[str, list[str]] = {}
-        if self._run_fanout:
-            consumers[NOTICES_STREAM] = [f"{self.name}-fanout"]
-        if self._run_worker:
-            consumers[JOBS_STREAM] = [f"{self.name}-worker"]
+        for config in self._consumers().values():
+            name = config.durable_name or ""
+            stream = NOTICES_STREAM if name.endswith("-fanout") else JOBS_STREAM
+            consumers.setdefault(stream, []).append(name)
         found = await metrics.nats_reasons(
             self.nc, [NOTICES_STREAM, JOBS_STREAM, DELIVERIES_STREAM, DEADLETTERS_STREAM,
                       f"KV_{SENT.name}"], consumers)
         return found + metrics.task_reasons(
             {task.get_name(): task for task in self._tasks} if self._tasks else {"kit": None})
+
+    def _consumers(self) -> dict[str, ConsumerConfig]:
+        """This runner's durables by name: a fan-out and a worker per lane."""
+        ack_wait = self.settings.channel_ack_wait_s
+        found: list[ConsumerConfig] = []
+        if self._run_fanout:
+            found += [fanout_consumer(self.name, ack_wait, lane) for lane in Lane]
+        if self._run_worker:
+            found += [worker_consumer(self.name, ack_wait, self.settings.channel_max_ack_pending),
+                      worker_consumer(self.name, ack_wait,
+                                      self.settings.channel_alert_max_ack_pending, Lane.ALERT)]
+        return {c.durable_name or "": c for c in found}
 
     async def run(self) -> None:
         """Start, then wait until `stop()`; in-flight work is finished before returning."""

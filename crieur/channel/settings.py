@@ -30,6 +30,9 @@ class ChannelSettings(CommonSettings):
     # JOBS messages (a job or a group) handed out at once to all the workers of a channel
     # (JetStream max_ack_pending).
     channel_max_ack_pending: int = Field(default=2000, ge=1)
+    # The same for the alert lane (crieur.channel.lanes), a window of its own: what the
+    # normal lane holds (quiet hours, Retry-After, a paused sink) never fills it.
+    channel_alert_max_ack_pending: int = Field(default=500, ge=1)
     # How long a sent record waits for others to be written with (crieur.channel.grouped):
     # fewer, larger writes to NATS; a process killed outright may resend this much.
     channel_record_linger_s: float = Field(default=0.05, ge=0, le=1.0)

@@ -4,6 +4,8 @@ For each batch: unreadable jobs become dead letters; the notices are read as the
 (withdrawn, expired, superseded jobs are dropped and reported); jobs with a sent record
 are not sent again; the rest are sent `port.concurrency` at a time, paced to
 `port.rate_per_s`, each checked once more against the live notice right before it goes.
+One Worker serves both lanes (crieur.channel.lanes), a batch of each at once: the sink's
+`concurrency` slots are shared, and an alert job waiting for one gets the next free.
 A sent job's record (sent records) is written off the send path, in groups
 (crieur.channel.grouped: the first waits up to `channel_record_linger_s` for company).
 The batch's outcomes are reported together at its end (one DELIVERIES message per notice
@@ -46,6 +48,7 @@ from crieur.channel.current import CurrentNotices
 from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
 from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
 from crieur.channel.grouped import GroupWriter
+from crieur.channel.lanes import Lane, PriorityGate, lane_of
 from crieur.channel.pacing import Pacer
 from crieur.channel.port import ChannelPort, Edition
 from crieur.channel.reports import Reports
@@ -89,6 +92,7 @@ class _Batch:
     sent: list[Job] = field(default_factory=list)
     # Sent jobs (and what took them) whose records are to be written, in groups.
     records: GroupWriter[tuple[_Item, str]] | None = None
+    lane: Lane = Lane.NORMAL
 
 
 class Drafts:
@@ -126,6 +130,8 @@ class Worker:
         self.stopping = stopping
         self.drafts = Drafts(port)
         self.pacer = Pacer(port.rate_per_s)
+        # Both lanes' batches share the sink's slots; an alert job takes the next one free.
+        self.gate = PriorityGate(port.concurrency)
         # The sink is failing: no send before this (monotonic) time.
         self._paused_until = 0.0
         self._failures_in_a_row = 0
@@ -142,8 +148,12 @@ class Worker:
         self.counts[what] = self.counts.get(what, 0) + 1
         metrics.MESSAGES.labels(self.name, "job", what).inc()
 
-    async def handle(self, msgs: list[Msg]) -> None:
-        batch = _Batch()
+    async def handle_alerts(self, msgs: list[Msg]) -> None:
+        """A batch of the alert lane (crieur.channel.lanes)."""
+        await self.handle(msgs, Lane.ALERT)
+
+    async def handle(self, msgs: list[Msg], lane: Lane = Lane.NORMAL) -> None:
+        batch = _Batch(lane=lane)
         batch.records = GroupWriter(lambda group: self._record_group(group, batch),
                                     self.settings.channel_record_linger_s,
                                     name="sent_records")
@@ -264,20 +274,39 @@ class Worker:
                 batch.more.append(extra)
 
     async def _sender(self, todo: asyncio.Queue[_Item], batch: _Batch) -> None:
-        while not todo.empty():
-            item = todo.get_nowait()
-            try:
-                # Every line logged about this job, and its report, name the notice.
-                with trace.bound(item.msg.headers, item.job.notice_id):
-                    await self._take(item, batch)
-            except Exception as error:
-                # NATS away for longer than the publishes wait: the job comes back after
-                # ack_wait; its sent record (if stored) stops a second send.
-                log.error("job_handling_failed", error=repr(error)[:300],
-                          notice_id=item.job.notice_id)
-                item.done = True
+        """One of the sink's `concurrency` slots (shared by both lanes), job after job."""
+        await self.gate.acquire(batch.lane)
+        held = True
+        try:
+            while not todo.empty():
+                if self.gate.alerts_first(batch.lane):
+                    # An alert's sender waits: it takes this slot, this one queues again.
+                    held = False
+                    self.gate.release()
+                    await self.gate.acquire(batch.lane)
+                    held = True
+                    if todo.empty():
+                        break
+                await self._send_next(todo.get_nowait(), batch)
+        finally:
+            if held:
+                self.gate.release()
+
+    async def _send_next(self, item: _Item, batch: _Batch) -> None:
+        try:
+            # Every line logged about this job, and its report, name the notice.
+            with trace.bound(item.msg.headers, item.job.notice_id):
+                await self._take(item, batch)
+        except Exception as error:
+            # NATS away for longer than the publishes wait: the job comes back after
+            # ack_wait; its sent record (if stored) stops a second send.
+            log.error("job_handling_failed", error=repr(error)[:300],
+                      notice_id=item.job.notice_id)
+            item.done = True
 
     async def _take(self, item: _Item, batch: _Batch) -> None:
+        # Paced inside the sender's slot: an alert waits for the sends in flight, never
+        # behind the pace of a whole backlog.
         if not self.stopping.is_set():
             await self._wait_for_sink()
             await self.pacer.wait()
@@ -416,12 +445,18 @@ class Worker:
         by_route: dict[tuple[str, str], list[tuple[bytes, str]]] = {}
         for job in jobs:
             payload, key = JobTemplate(job).render(job.recipient)
-            by_route.setdefault((subjects.jobs(self.name, job.commune), job.notice_id),
-                                []).append((payload, key))
+            by_route.setdefault((self._subject(job), job.notice_id), []).append((payload, key))
         for (subject, notice_id), items in by_route.items():
             await publish_jobs(self.js, subject, items, self.settings.channel_fanout_window,
                                headers={**traces.get(notice_id, {}), **(headers or {})}
                                or None)
+
+    def _subject(self, job: Job) -> str:
+        """Where a job queued again goes: its notice's lane as the notice stands now (a
+        correction may have made it an alert, or no longer one)."""
+        notice = self.notices.peek(job.notice_id)
+        alert = notice is not None and lane_of(notice.category) is Lane.ALERT
+        return subjects.jobs(self.name, job.commune, alert=alert)
 
     async def _dead_letter(self, msg: Msg, attempt: int, reason: str,
                            job: Job | None = None) -> None:

@@ -45,7 +45,7 @@ class EmailPort:
     def __post_init__(self) -> None:
         # As many sends at once as the pool has connections; the relay's quota, if any.
         self.concurrency = self.settings.smtp_pool
-        self.rate_per_s = self.settings.smtp_rate_per_s or None
+        self.rate_per_s = self.settings.smtp_rate or self.settings.smtp_rate_per_s or None
 
     async def recipients(self, notice: Notice) -> AsyncIterator[str]:
         """Confirmed, not suspended, following this commune and category."""

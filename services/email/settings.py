@@ -37,7 +37,10 @@ class EmailSettings(ChannelSettings):
     smtp_pool: int = Field(default=4, ge=1, le=100)
     # Seconds before a silent relay counts as a transient failure.
     smtp_timeout_s: float = Field(default=30.0, gt=0)
-    # Sends per second at most (the relay's quota); 0 means only the pool limits.
+    # Emails per second at most (the relay's quota); unset means only the pool limits.
+    # Alerts keep their priority inside it (crieur.channel.lanes).
+    smtp_rate: float | None = Field(default=None, gt=0, le=10_000)
+    # The older name of the same quota (0: none); CRIEUR_SMTP_RATE wins when both are set.
     smtp_rate_per_s: float = Field(default=0.0, ge=0)
     # Links in emails and pages start with this (the front door, as residents reach it).
     public_url: str = "http://127.0.0.1:8080"

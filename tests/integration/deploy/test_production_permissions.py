@@ -23,7 +23,9 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
+from crieur.channel.consumers import ensure_consumers, fanout_consumer, worker_consumer
 from crieur.channel.direct import multi_last
+from crieur.channel.lanes import Lane
 from crieur.provision import definitions
 from schemas import subjects
 from schemas.buckets import (
@@ -299,6 +301,22 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1))
     [job] = await worker.fetch(1, timeout=10)
     await job.in_progress()
+    # The lanes (crieur.channel.lanes), as the kit makes them: the worker's filter narrowed
+    # in place, the alert fan-out and worker made, an alert job read from its lane.
+    lanes = [fanout_consumer(channel, 30, lane) for lane in Lane] + [
+        worker_consumer(channel, 30, 2000), worker_consumer(channel, 30, 500, Lane.ALERT)]
+    await ensure_consumers(js, lanes, channel)
+    assert (await js.consumer_info("JOBS", f"{channel}-worker")).config.filter_subject == (
+        subjects.channel_jobs(channel))
+    await js.publish(subjects.jobs(channel, COMMUNE, alert=True), b'{"job": 2}',
+                     headers={"Nats-Msg-Id": f"alert-job-{channel}"})
+    alerts = await js.pull_subscribe(subjects.channel_alert_jobs(channel),
+                                     durable=f"{channel}-alert-worker", stream="JOBS",
+                                     config=lanes[3])
+    [alert_job] = await alerts.fetch(1, timeout=10)
+    await alert_job.ack()
+    await js.pull_subscribe(subjects.NOTICES, durable=f"{channel}-alert-fanout",
+                            stream="NOTICES", config=lanes[1])
     # Sent records (create, read back, watch), its own bucket, reports, dead letters.
     sent = await js.key_value("sent")
     await sent.create(f"{channel}.n1.1.published.r1", b"1")

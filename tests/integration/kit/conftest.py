@@ -49,13 +49,14 @@ async def dead_letters(nc: Client, service: str) -> list[DeadLetter]:
 
 
 async def wait_planned(nc: Client, name: str, within_s: float = 30.0) -> None:
-    """Until channel `name`'s fan-out has acked an event: it does so once every job of it
-    is stored (alone or in groups)."""
+    """Until channel `name`'s fan-outs (both lanes) have acked an event: each does so once
+    every job of it is stored (alone or in groups), or at once if it is the other lane's."""
     js = nc.jetstream()
     deadline = time.monotonic() + within_s
     while True:
-        info = await js.consumer_info("NOTICES", f"{name}-fanout")
-        if info.delivered.consumer_seq and not info.num_ack_pending:
+        infos = [await js.consumer_info("NOTICES", f"{name}-{role}")
+                 for role in ("fanout", "alert-fanout")]
+        if all(i.delivered.consumer_seq and not i.num_ack_pending for i in infos):
             return
         assert time.monotonic() < deadline, "the event was not planned"
         await asyncio.sleep(0.1)

@@ -21,6 +21,7 @@ from crieur.channel.settings import ChannelSettings
 from schemas import subjects
 from schemas.deliveries import DeliveryOutcome
 from schemas.jobs import read_jobs
+from schemas.notice import Category
 from tests.integration.helpers import reports
 from tests.integration.kit.conftest import (
     FAST,
@@ -39,8 +40,9 @@ async def _queue_empty(nc: Client, runner: ChannelRunner, within_s: float = 30) 
     js = nc.jetstream()
     deadline = time.monotonic() + within_s
     while True:
-        info = await js.consumer_info("JOBS", f"{runner.name}-worker")
-        if info.num_pending == 0 and info.num_ack_pending == 0:
+        infos = [await js.consumer_info("JOBS", f"{runner.name}-{role}")
+                 for role in ("worker", "alert-worker")]
+        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
             return
         assert time.monotonic() < deadline, "jobs left on the queue"
         await asyncio.sleep(0.2)
@@ -58,7 +60,8 @@ async def test_a_fan_out_queues_groups_and_sends_each_recipient_once(nc: Client)
     tasks = [asyncio.create_task(planner.run())]
     try:
         await asyncio.wait_for(planner.ready.wait(), 20)
-        notice = await Mairie(nc).publish(make_notice(commune))
+        # Not an alert: its jobs go on the normal lane, jobs.<name>.<commune>.
+        notice = await Mairie(nc).publish(make_notice(commune, category=Category.INFORMATION))
         js = nc.jetstream()
         subject = subjects.jobs(name, commune)
 

@@ -142,8 +142,9 @@ async def test_a_withdrawal_stops_the_planning_of_a_large_fan_out(
     js = nc.jetstream()
 
     async def left() -> int:
-        info = await js.consumer_info("JOBS", f"{runner.name}-worker")
-        return int(info.num_pending) + int(info.num_ack_pending)
+        infos = [await js.consumer_info("JOBS", f"{runner.name}-{role}")
+                 for role in ("worker", "alert-worker")]
+        return sum(int(i.num_pending) + int(i.num_ack_pending) for i in infos)
 
     deadline = time.monotonic() + 60
     while await left() > 0 or not any(s.kind == "withdrawn" for s in port.sent):
