@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import nats
 import structlog
+from nats import errors
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
+from pydantic import ValidationError
 
 from crieur.settings import CommonSettings
 from schemas.streams import BUCKETS, CONFIG_VERSION_KEY, STREAMS, Bucket
@@ -27,17 +33,83 @@ def servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-async def _log_error(error: Exception) -> None:
-    # nats-py's default prints a traceback per failed attempt; one line says as much.
-    log.warning("nats_error", error=repr(error))
+class Outage:
+    """One line when the connection to NATS is lost, one when it is back.
+
+    While nats-server is away every reconnect attempt fails (once a second), and every
+    request and consumer re-creation in flight times out: logged one by one, that was
+    hundreds of lines per service for a restart of a few seconds. During an outage those
+    errors are counted, and the count is said once the connection is back.
+    """
+
+    # What a server that went away causes; anything else (a permission refused, a slow
+    # consumer) is logged as it comes, outage or not.
+    LOST: tuple[type[BaseException], ...] = (
+        OSError, asyncio.TimeoutError, errors.StaleConnectionError,
+        errors.ConnectionClosedError, errors.NoServersError,
+        errors.ConnectionReconnectingError)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.since: float | None = None
+        self.errors = 0
+
+    def begin(self, error: BaseException | None = None) -> None:
+        if self.since is not None:
+            return
+        self.since, self.errors = self.clock(), 0
+        if error is None:
+            log.warning("nats_disconnected")
+        else:
+            log.warning("nats_disconnected", error=repr(error))
+
+    def end(self, event: str = "nats_reconnected") -> None:
+        if self.since is None:
+            return
+        log.info(event, outage_s=round(self.clock() - self.since, 1),
+                 errors_while_away=self.errors)
+        self.since = None
+
+    async def on_error(self, error: Exception) -> None:
+        if isinstance(error, self.LOST):
+            if self.since is None and not isinstance(error, asyncio.TimeoutError):
+                self.begin(error)
+                return
+            if self.since is not None:
+                self.errors += 1
+                return
+        # nats-py's default prints a traceback per error; one line says as much.
+        log.warning("nats_error", error=repr(error))
+
+    async def on_disconnected(self) -> None:
+        self.begin()
+
+    async def on_reconnected(self) -> None:
+        self.end()
 
 
-async def _log_disconnected() -> None:
-    log.warning("nats_disconnected")
+# One per process: a process keeps one NATS identity, and its connections share a fate.
+OUTAGE = Outage()
 
 
-async def _log_reconnected() -> None:
-    log.info("nats_reconnected")
+async def connect(url: str, name: str | None = None,
+                  options: Mapping[str, Any] | None = None) -> NATS:
+    """nats.connect to CRIEUR_NATS_URL's servers (RECONNECT_FOREVER unless `options`).
+
+    nats-py calls no callback when a first connection succeeds after failed attempts, so
+    the end of that outage is said here.
+    """
+    nc = await nats.connect(servers(url), name=name, **(options or RECONNECT_FOREVER))
+    OUTAGE.end("nats_connected")
+    return nc
+
+
+class LibraryConnectionLines(logging.Filter):
+    """Drops a library's own line per connection error (FastStream's "Connection broken",
+    with a traceback, once per reconnect attempt): `Outage` says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Connection broken", "Connection established"))
 
 
 # An ordered consumer (every subscription that follows a stream or a bucket) is recreated
@@ -56,13 +128,23 @@ RECONNECT_FOREVER: dict[str, Any] = {
     # instead of the default 4 minutes.
     "ping_interval": 10,
     "max_outstanding_pings": 2,
-    "error_cb": _log_error,
-    "disconnected_cb": _log_disconnected,
-    "reconnected_cb": _log_reconnected,
+    "error_cb": OUTAGE.on_error,
+    "disconnected_cb": OUTAGE.on_disconnected,
+    "reconnected_cb": OUTAGE.on_reconnected,
 }
 
+
+def _inbox_prefix() -> str:
+    try:
+        return CommonSettings().nats_inbox_prefix
+    except ValidationError:
+        # Settings refused (a NATS URL the client cannot read): the service says so in one
+        # line when it loads its own, which an import error here would drown in a traceback.
+        return str(CommonSettings.model_fields["nats_inbox_prefix"].default)
+
+
 # Read once, at start: a process keeps one NATS identity for its whole life.
-INBOX_PREFIX = CommonSettings().nats_inbox_prefix
+INBOX_PREFIX = _inbox_prefix()
 RECONNECT_FOREVER["inbox_prefix"] = INBOX_PREFIX
 
 # A command run by hand fails fast and says so, rather than waiting for a server.
@@ -71,7 +153,7 @@ TRY_ONCE: dict[str, Any] = {
     "max_reconnect_attempts": 1,
     "allow_reconnect": False,
     "connect_timeout": 3,
-    "error_cb": _log_error,
+    "error_cb": OUTAGE.on_error,
     "inbox_prefix": INBOX_PREFIX,
 }
 

@@ -90,20 +90,30 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> str:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process and return at once (the launcher restarts it this way)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self.store_dir / "nats-server.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary(), "--jetstream", "--store_dir", str(self.store_dir),
-             "--addr", self.host, "--port", str(self.port), "--server_name", "crieur"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Own process group: Ctrl-C in `make run` is handled by the launcher, which
-            # stops the server last, after the services have drained.
-            start_new_session=True,
-            env=server_env(),
-            # A test session or a launcher killed outright must not leave a server behind.
-            preexec_fn=die_with_parent,
-        )
+        with (self.store_dir / "nats-server.log").open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [binary(), "--jetstream", "--store_dir", str(self.store_dir),
+                 "--addr", self.host, "--port", str(self.port), "--server_name", "crieur"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                # Own process group: Ctrl-C in `make run` is handled by the launcher, which
+                # stops the server last, after the services have drained.
+                start_new_session=True,
+                env=server_env(),
+                # A test session or a launcher killed outright must not leave a server behind.
+                preexec_fn=die_with_parent,
+            )
+        return self.process
+
+    def wait_ready(self, timeout: float = 15.0) -> str:
+        """The URL once the server accepts connections; stopped and an error if it does not."""
+        assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -2,8 +2,9 @@
 
 Starts a real nats-server (unless CRIEUR_NATS_URL names one), runs the setup steps (the
 demo commune and its staff token), starts every service of `SERVICES`, prints where to
-go, and restarts a service that dies (with a backoff) while the others keep serving. On
-Ctrl-C it stops everything it started: services first (they drain), then the server.
+go, and restarts a service that dies (with a backoff) while the others keep serving; its
+own nats-server is watched and restarted the same way. On Ctrl-C it stops everything it
+started: services first (they drain), then the server.
 This module imports no service: services are named by module, and run as processes.
 """
 
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,8 @@ class Service:
     when: str = ""
     # Not started when this variable is set: a real provider is configured instead.
     unless_set: str = ""
+    # Starts the process instead of `argv()` (the launcher's own nats-server).
+    spawn: Callable[[], subprocess.Popen[bytes]] | None = None
 
     def argv(self) -> list[str]:
         return list(self.command) if self.command else [sys.executable, "-m", self.module]
@@ -126,8 +130,11 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 
 def start(service: Service, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(service.argv(), env=env, start_new_session=True,
-                               preexec_fn=die_with_parent)
+    if service.spawn is not None:
+        process = service.spawn()
+    else:
+        process = subprocess.Popen(service.argv(), env=env, start_new_session=True,
+                                   preexec_fn=die_with_parent)
     log.info("service_started", service=service.name, pid=process.pid)
     return process
 
@@ -216,9 +223,15 @@ def main() -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CRIEUR_DATA_DIR=str(data_dir))
     server = None
+    # Watched like a service (same backoff, same log lines), but not in `running`: it is
+    # stopped last, once the services have drained.
+    watched_server: list[Running] = []
     if not env.get("CRIEUR_NATS_URL"):
         server = NatsServer(data_dir / "nats", port=int(env.get("CRIEUR_NATS_PORT", "4222")))
-        env["CRIEUR_NATS_URL"] = server.start()
+        nats = Service("nats-server", "", "CRIEUR_NATS_PORT", server.port, health_path="",
+                       spawn=server.spawn)
+        watched_server.append(Running(nats, start(nats, env), time.monotonic()))
+        env["CRIEUR_NATS_URL"] = server.wait_ready()
     running: list[Running] = []
     stopping = False
 
@@ -252,7 +265,7 @@ def main() -> int:
             wait_healthy(urls[r.service.name] + r.service.health_path, r.process)
         print(banner(urls, demo, env["CRIEUR_NATS_URL"], data_dir), flush=True)
         while not stopping:
-            for r in running:
+            for r in [*watched_server, *running]:
                 r.check(env, time.monotonic())
             time.sleep(0.2)
     except Exception as error:

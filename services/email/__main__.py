@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
 from crieur.serve import configure_logging, serve
+from crieur.settings import load
 from services.email.app import create_app
 from services.email.settings import EmailSettings
 
 
 def main() -> None:
-    try:
-        settings = EmailSettings()
-    except ValidationError as error:
-        # An impossible configuration is refused at start-up, in one readable message.
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-                             for e in error.errors())
-        sys.exit(f"email: configuration refused: {problems}")
+    # An impossible configuration is refused at start-up, in one readable message.
+    settings = load(EmailSettings, "email")
     configure_logging(settings)
     # uvloop: the sends' many small socket reads and writes cost less CPU on libuv.
     serve(create_app(settings), settings.email_http_host, settings.email_http_port, grace_s=3,

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import nats
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -23,7 +22,7 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
 from crieur import metrics
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
+from crieur.bus import connect, ensure_bucket
 from crieur.channel.preview import serve_previews
 from crieur.channel.ratelimit import RateLimiter
 from crieur.channel.runner import ChannelRunner
@@ -75,9 +74,7 @@ class EmailService:
         delay = 1.0
         while True:  # nats-py gives up on a first connection that fails: we do not
             try:
-                self.nc = await nats.connect(servers(self.settings.nats_url),
-                                             name=f"crieur-{self.name}",
-                                             **RECONNECT_FOREVER)
+                self.nc = await connect(self.settings.nats_url, name=f"crieur-{self.name}")
                 break
             except Exception as error:
                 log.warning("email_waiting_for_nats", error=repr(error)[:200], retry_in_s=delay)

@@ -42,8 +42,6 @@ class EmailSettings(ChannelSettings):
     smtp_rate: float | None = Field(default=None, gt=0, le=10_000)
     # The older name of the same quota (0: none); CRIEUR_SMTP_RATE wins when both are set.
     smtp_rate_per_s: float = Field(default=0.0, ge=0)
-    # Links in emails and pages start with this (the front door, as residents reach it).
-    public_url: str = "http://127.0.0.1:8080"
     # Signs the links (confirm, unsubscribe, manage) and keys the recipient ids. Unset:
     # kept in <data_dir>/email-secret-key, generated on first start.
     email_secret_key: str | None = Field(default=None, min_length=32)
@@ -74,11 +72,6 @@ class EmailSettings(ChannelSettings):
     # /healthz of the email service (its routes for residents go through the front door).
     email_http_host: str = "127.0.0.1"
     email_http_port: int = Field(default=8085, ge=0, le=65535)
-
-    @field_validator("public_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @field_validator("smtp_from")
     @classmethod

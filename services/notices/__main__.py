@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from crieur.serve import configure_logging, serve
+from crieur.settings import load
 from services.notices.app import create_app
 from services.notices.settings import NoticesSettings
 
 
 def main() -> None:
-    settings = NoticesSettings()
+    settings = load(NoticesSettings, "notices")
     configure_logging(settings)
     serve(create_app(settings), settings.http_host, settings.http_port, grace_s=10)
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
 
-from crieur.bus import RECONNECT_FOREVER, ensure_all, servers
+from crieur.bus import connect, ensure_all
 from schemas import Commune, Notice, NoticeEvent
 from schemas.streams import (
     COMMUNES,
@@ -59,7 +58,7 @@ class NatsStore:
     async def connect(
         cls, url: str, name: str = "crieur-notices", options: dict[str, Any] | None = None
     ) -> NatsStore:
-        nc = await nats.connect(servers(url), name=name, **(options or RECONNECT_FOREVER))
+        nc = await connect(url, name=name, options=options)
         js = nc.jetstream()
         return cls(nc, js, await ensure_all(js, OWNED_STREAMS, OWNED_BUCKETS))
 

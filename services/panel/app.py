@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
 from crieur import metrics
-from crieur.bus import ensure_streams
+from crieur.bus import OUTAGE, ensure_streams
 from crieur.communes import CommuneDirectory
 from crieur.tasks import Supervisor
 from schemas import subjects
@@ -137,6 +137,7 @@ class Panel:
         while True:
             try:
                 await self.broker.connect()
+                OUTAGE.end("nats_connected")
                 js = self.broker.connection.jetstream()
                 await ensure_streams(js, WRITES)
                 # NOTICES is the front door's: the sign waits for it rather than create it.

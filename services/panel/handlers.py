@@ -19,7 +19,7 @@ from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
 from crieur import metrics
-from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER, servers
+from crieur.bus import IDLE_HEARTBEAT_S, RECONNECT_FOREVER, LibraryConnectionLines, servers
 from crieur.channel.preview import Preview, reply_to
 from crieur.deadletter import dead_letter
 from schemas import subjects
@@ -103,8 +103,13 @@ def _sequence(msg: NatsMessage) -> int | None:
 def make_broker(nats_url: str) -> NatsBroker:
     # FastStream's own "Received/Processed" lines go to DEBUG: `notice_event_applied` says
     # the same at INFO, with the notice and the commune bound.
+    # Its own logger, rendered like every other line (crieur.log), without FastStream's
+    # "Connection broken" traceback per reconnect attempt (crieur.bus logs the outage).
+    logger = logging.getLogger("crieur.panel.faststream")
+    if not any(isinstance(f, LibraryConnectionLines) for f in logger.filters):
+        logger.addFilter(LibraryConnectionLines())
     return NatsBroker(servers(nats_url), name="crieur-panel", log_level=logging.DEBUG,
-                      **RECONNECT_FOREVER)
+                      logger=logger, **RECONNECT_FOREVER)
 
 
 def register(broker: NatsBroker, feed: NoticeFeed) -> None:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
-
 from crieur.serve import configure_logging, serve
+from crieur.settings import load
 from services.push.app import create_app
 from services.push.settings import PushSettings
 
 
 def main() -> int:
-    try:
-        settings = PushSettings()
-    except ValidationError as error:
-        # Refused at start-up, in one clear line, not at the first notice.
-        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
-        print(f"push: configuration refused: {problems}", file=sys.stderr)
-        return 2
+    # Refused at start-up, in one clear line, not at the first notice.
+    settings = load(PushSettings, "push")
     configure_logging(settings)
     serve(create_app(settings), settings.push_http_host, settings.push_http_port, grace_s=25)
     return 0

@@ -11,7 +11,6 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
-import nats
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -19,7 +18,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from crieur import metrics
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket, servers
+from crieur.bus import connect, ensure_bucket
 from crieur.channel.http_bridge import Router
 from crieur.channel.preview import serve_previews
 from crieur.channel.runner import ChannelRunner
@@ -67,8 +66,7 @@ class PushService:
         settings = self.settings
         while self.nc is None:
             try:
-                self.nc = await nats.connect(servers(settings.nats_url), name="crieur-push",
-                                             **RECONNECT_FOREVER)
+                self.nc = await connect(settings.nats_url, name="crieur-push")
             except Exception as error:  # NATS not up yet: a channel waits for it
                 log.warning("push_waiting_for_nats", error=repr(error)[:200])
                 await asyncio.sleep(1.0)

@@ -33,8 +33,6 @@ class PushSettings(ChannelSettings):
     push_rate_per_s: float = Field(default=0.0, ge=0)
     # Device registrations (POST, PUT, DELETE) allowed per client address per hour.
     push_rate_limit_per_ip: int = Field(default=60, ge=1)
-    # Links in notifications start with this (the front door, as residents reach it).
-    public_url: str = "http://127.0.0.1:8080"
     # A registration answers 202 (and goes on) when FCM takes longer than this; keep it
     # under the front door's CRIEUR_CHANNEL_TIMEOUT_S.
     push_reply_within_s: float = Field(default=3.0, gt=0)

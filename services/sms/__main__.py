@@ -7,12 +7,13 @@ import asyncio
 import uvloop
 
 from crieur.serve import configure_logging, settle_heap
+from crieur.settings import load
 from services.sms.app import main
 from services.sms.settings import SmsSettings
 
 
 def run() -> None:
-    settings = SmsSettings()
+    settings = load(SmsSettings, "sms")
     configure_logging(settings)
     settle_heap()  # as crieur.serve.serve does for the services it runs
     # uvloop: the sends' many small socket reads and writes (HTTP and NATS) cost less

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crieur import metrics
-from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_stream, servers
+from crieur.bus import connect, ensure_bucket, ensure_stream
 from crieur.channel.pacing import Pacer
 from crieur.channel.preview import serve_previews
 from crieur.channel.ratelimit import SharedLimit
@@ -225,7 +225,7 @@ class _Server(uvicorn.Server):
 
 
 async def main(settings: SmsSettings) -> None:
-    nc = await nats.connect(servers(settings.nats_url), **RECONNECT_FOREVER)
+    nc = await connect(settings.nats_url)
     service = SmsService(settings, nc)
     await service.start()
 

@@ -90,7 +90,6 @@ class SmsSettings(ChannelSettings):
     sms_secret_key: str | None = Field(default=None, min_length=32)
     # The link to the full notice when an SMS is cut.
     sms_notice_url: str = "{public_url}/communes/{commune}/notices/{id}"
-    public_url: str = "http://127.0.0.1:8080"
     # Confirmation codes: how long one is valid, and wrong tries before it is void.
     sms_code_ttl_s: int = Field(default=900, ge=60)
     sms_code_attempts: int = Field(default=5, ge=1, le=20)
@@ -111,11 +110,6 @@ class SmsSettings(ChannelSettings):
     sms_http_port: int = Field(default=8086, ge=0, le=65535)
     # The stand-in's port (make run): its URL when CRIEUR_SMS_API_URL is unset.
     sms_standin_port: int = Field(default=8087, ge=1, le=65535)
-
-    @field_validator("public_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @field_validator("sms_quiet_hours")
     @classmethod

@@ -48,7 +48,10 @@ class Village:
         return self.process.returncode
 
 
-def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Village:
+def start_village(data_dir: Path, env_extra: dict[str, str] | None = None,
+                  python: str = sys.executable, cwd: Path | None = None) -> Village:
+    """`python -m crieur.village` from `cwd` (the repository by default); an installed
+    package is tested with its venv's python and a `cwd` outside the repository."""
     ports = {"CRIEUR_NATS_PORT": free_port(), "CRIEUR_HTTP_PORT": free_port(),
              "CRIEUR_PANEL_HTTP_PORT": free_port(),
              "CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
@@ -64,7 +67,7 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None) -> Vi
     already = output.stat().st_size if output.exists() else 0  # a restart appends
     with output.open("a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "crieur.village"], cwd=repo_root(), env=env,
+            [python, "-m", "crieur.village"], cwd=cwd or repo_root(), env=env,
             stdout=log, stderr=subprocess.STDOUT, text=True,
         )
     api = f"http://127.0.0.1:{ports['CRIEUR_HTTP_PORT']}"

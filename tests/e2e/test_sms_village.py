@@ -41,6 +41,8 @@ def test_a_resident_subscribes_gets_an_alert_and_stops(sms_village: tuple[Villag
     code_sms = subscribe_by_sms(village, standin, "06 12 34 56 78",
                                 confirm_as="+33 6 12 34 56 78")["body"]
     assert code_sms["recipient"] == "33612345678"
+    # Delivery receipts come back to the front door's port as the village was started.
+    assert code_sms["webUrl"].startswith(village.api + "/webhooks/sms/")
     time.sleep(1.0)  # the fan-out's index follows the subscribers bucket
 
     publish(village, "Tempête : restez chez vous", "alerte",

@@ -12,11 +12,13 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
 import pytest
 
+from crieur import village as village_module
 from tests.e2e.helpers import Village, launcher_events, start_village
 from tests.helpers import read_subject
 
@@ -207,3 +209,54 @@ def process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_killed_nats_server_is_restarted_and_each_service_says_so_once(
+        tmp_path: Path) -> None:
+    village = start_village(tmp_path / "var")
+    try:
+        [server] = [e for e in launcher_events(village, "service_started")
+                    if e["service"] == "nats-server"]
+        before = village.output.stat().st_size
+        os.kill(server["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        created = None
+        while time.monotonic() < deadline:
+            # Publishing goes through the bus: it works again only once the server is back.
+            created = httpx.post(village.api + NOTICES, headers=village.auth, timeout=10,
+                                 json={"category": "information", "title": "Après la panne",
+                                       "body": "Le serveur NATS est revenu."})
+            if created.status_code == 201:
+                break
+            time.sleep(0.5)
+        assert created is not None and created.status_code == 201, created and created.text
+        [died] = launcher_events(village, "service_died")
+        assert died["service"] == "nats-server" and died["pid"] == server["pid"]
+        assert died["restart_in_s"] == village_module.FIRST_BACKOFF_S
+        [restarted] = launcher_events(village, "service_restarted")
+        assert restarted["service"] == "nats-server" and restarted["pid"] != server["pid"]
+        # Each service: one line when the server went, one when it came back; no traceback.
+        everyone = sorted(["notices", "panel", "email", "push", "sms"])
+        deadline = time.monotonic() + 60
+        while said(village, before, "nats_reconnected") != everyone:
+            assert time.monotonic() < deadline, said(village, before, "nats_reconnected")
+            time.sleep(0.5)
+        assert said(village, before, "nats_disconnected") == everyone
+        records = after(village, before)
+        assert not [r for r in records if r.get("event") == "nats_error"]
+        text = village.output.read_bytes()[before:].decode()
+        assert "Traceback" not in text
+        assert [line for line in text.splitlines() if line and not line.startswith("{")] == []
+    finally:
+        assert village.stop() == 0, "Ctrl-C still stops everything"
+
+
+def after(village: Village, offset: int) -> list[dict[str, Any]]:
+    """The JSON log lines written since `offset`."""
+    return [json.loads(line) for line in village.output.read_bytes()[offset:].decode()
+            .splitlines() if line.startswith("{")]
+
+
+def said(village: Village, offset: int, event: str) -> list[str]:
+    """The services that logged `event` since `offset`, once per line."""
+    return sorted(r["component"] for r in after(village, offset) if r.get("event") == event)

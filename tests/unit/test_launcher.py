@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from crieur import village
+from crieur.nats_server import NatsServer
 from crieur.village import Running, Service
 
 
@@ -52,3 +55,28 @@ def test_a_service_that_keeps_dying_is_restarted_with_a_growing_then_reset_backo
     running.process.code = 1  # type: ignore[attr-defined]
     running.check({}, now + village.STABLE_AFTER_S + 1)
     assert running.restart_at == now + village.STABLE_AFTER_S + 1 + 1.0
+
+
+def test_the_launchers_nats_server_is_restarted_like_any_service(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "nats")
+    nats = Service("nats-server", "", "CRIEUR_NATS_PORT", server.port, health_path="",
+                   spawn=server.spawn)
+    try:
+        with capture_logs() as logs:
+            running = Running(nats, village.start(nats, {}), started=0.0)
+            server.wait_ready()
+            first = running.process.pid
+            server.kill()
+            running.check({}, 1.0)  # seen dead: restart in 1 s, as any service
+            running.check({}, 1.5)
+            assert running.process.pid == first, "not before its backoff"
+            running.check({}, 2.0)
+        assert running.process.pid != first and running.process is server.process
+        assert server.wait_ready().endswith(f":{server.port}"), "back on the same port"
+        lines = [(e["event"], e["service"]) for e in logs]
+        assert lines == [("service_started", "nats-server"), ("service_died", "nats-server"),
+                         ("service_started", "nats-server"),
+                         ("service_restarted", "nats-server")]
+        assert logs[1]["restart_in_s"] == 1.0 and logs[1]["exit_code"] == -9
+    finally:
+        server.stop()

@@ -50,9 +50,10 @@ def test_the_village_runs_the_email_channel_and_keeps_mail_in_var_mail(village: 
     assert subscribed.status_code == 202, subscribed.text
     confirmation = wait_mail(village, already + 1)[-1]
     assert confirmation["To"] == "habitant@example.org"
-    link = re.search(r"(/api/v1/subscriptions/email/confirm/\S+)", body(confirmation))
-    assert link is not None
-    confirmed = httpx.get(village.api + link.group(1))
+    # The link is on the front door's port as the village was started (not 8080).
+    link = re.search(r"(\S+/api/v1/subscriptions/email/confirm/\S+)", body(confirmation))
+    assert link is not None and link.group(1).startswith(village.api + "/"), link
+    confirmed = httpx.get(link.group(1))
     assert confirmed.status_code == 200 and "C’est confirmé" in confirmed.text
 
     published = httpx.post(village.api + "/api/v1/communes/70299/notices", headers=village.auth,

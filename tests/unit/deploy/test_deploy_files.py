@@ -180,3 +180,62 @@ def test_nats_configs_parse_with_an_operators_environment(config: str, tmp_path:
             "NATS_TLS_KEY": str(tmp_path / "server.pem"), "NATS_TLS_CA": str(tmp_path / "ca.pem")}
     done = run([binary(), "-c", str(DEPLOY / "nats" / config), "-t"], env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# Each service's HTTP port: its variable, and where its default is set.
+HTTP_PORTS = {
+    "CRIEUR_HTTP_PORT": ("services.notices.settings", "NoticesSettings", "http_port"),
+    "CRIEUR_PANEL_HTTP_PORT": ("services.panel.settings", "PanelSettings", "panel_http_port"),
+    "CRIEUR_EMAIL_HTTP_PORT": ("services.email.settings", "EmailSettings", "email_http_port"),
+    "CRIEUR_PUSH_HTTP_PORT": ("services.push.settings", "PushSettings", "push_http_port"),
+    "CRIEUR_SMS_HTTP_PORT": ("services.sms.settings", "SmsSettings", "sms_http_port"),
+}
+# How the docs name each service next to its port.
+DOC_NAMES = {"notices": "CRIEUR_HTTP_PORT", "panel": "CRIEUR_PANEL_HTTP_PORT",
+             "email": "CRIEUR_EMAIL_HTTP_PORT", "push": "CRIEUR_PUSH_HTTP_PORT",
+             "SMS": "CRIEUR_SMS_HTTP_PORT"}
+
+
+def port_default(variable: str) -> int:
+    module, cls, field = HTTP_PORTS[variable]
+    default = getattr(importlib.import_module(module), cls).model_fields[field].default
+    assert isinstance(default, int)
+    return default
+
+
+def said_ports() -> list[tuple[str, str, int]]:
+    """(where, variable, port) for every HTTP port the deploy files and the docs give."""
+    said = []
+    for example in sorted((DEPLOY / "env").glob("*.env.example")):
+        for variable, value in re.findall(r"^(CRIEUR_\w*HTTP_PORT)=(\d+)$",
+                                          example.read_text(), re.M):
+            said.append((example.name, variable, int(value)))
+    for name, service in compose()["services"].items():
+        environment = service.get("environment") or {}
+        for variable, value in environment.items():
+            if variable in HTTP_PORTS:
+                said.append((f"compose {name}", variable, int(value)))
+                published = [int(p.rsplit(":", 1)[1]) for p in service.get("ports", [])]
+                said += [(f"compose {name} ports", variable, p) for p in published]
+    monitoring = (DEPLOY / "README.md").read_text().split("## Monitoring", 1)[1][:800]
+    for name, value in re.findall(r"\b(notices|panel|push|email|SMS) (\d{4})\b", monitoring):
+        said.append(("deploy/README.md Monitoring", DOC_NAMES[name], int(value)))
+    readme = (repo_root() / "README.md").read_text()
+    for variable, value in re.findall(r"`(CRIEUR_\w*HTTP_PORT)` (\d{4})\b", readme):
+        said.append(("README.md", variable, int(value)))
+    launcher = importlib.import_module("crieur.village")
+    said += [("crieur/village.py", s.port_var, s.default_port) for s in launcher.SERVICES
+             if s.port_var in HTTP_PORTS]
+    return said
+
+
+def test_every_file_gives_each_service_the_port_its_settings_default_to() -> None:
+    said = said_ports()
+    # Each source is read, so a format change cannot make this test pass on nothing.
+    sources = {where.split(" ")[0] for where, _, _ in said}
+    assert {"email.env.example", "compose", "deploy/README.md", "README.md",
+            "crieur/village.py"} <= sources, sources
+    assert {v for _, v, _ in said} == set(HTTP_PORTS)
+    wrong = [(where, variable, port, port_default(variable)) for where, variable, port in said
+             if port != port_default(variable)]
+    assert wrong == [], "(where, variable, says, settings default)"
