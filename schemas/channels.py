@@ -35,7 +35,7 @@ STAFF_ROUTES: frozenset[str] = frozenset({"/api/v1/previews/sms"})
 
 
 def takes_json(method: str, path: str) -> bool:
-    """Whether a forwarded request must carry `Content-Type: application/json`."""
+    """Whether a forwarded request's body (if any) must be `Content-Type: application/json`."""
     return method.upper() in ("POST", "PUT", "PATCH") and not path.startswith(
         NOT_JSON_PREFIXES)
 

@@ -530,12 +530,12 @@ async def forward_to_channel(request: Request) -> Response:
     channel = channel_for(request.url.path)
     if channel is None:  # only routes of CHANNEL_ROUTES lead here
         raise ApiError(errors.NOT_FOUND)
+    body = await request.body()
     # A hostile page can post text/plain (a JSON text inside) from a visitor's browser
     # without asking; application/json it cannot, so only that type is read as JSON.
-    if takes_json(request.method, request.url.path) and not is_json(
+    if body and takes_json(request.method, request.url.path) and not is_json(
             request.headers.get("content-type", "")):
         raise ApiError(errors.JSON_REQUIRED)
-    body = await request.body()
     message = ChannelHttpRequest(
         method=request.method,
         path=request.url.path,
