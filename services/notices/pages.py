@@ -309,8 +309,8 @@ async def subscribe_email(request: Request, insee: str) -> Response:
     if 200 <= reply.status < 300:
         return html("message.html", commune=commune, heading="Vérifiez vos e-mails",
                     lines=["Un e-mail de confirmation vient de vous être envoyé.",
-                           "Ouvrez-le et cliquez sur le lien qu'il contient : vous recevrez "
-                           f"alors les avis de {commune.name}.",
+                           "Ouvrez-le, cliquez sur le lien qu'il contient puis sur "
+                           f"« Confirmer » : vous recevrez alors les avis de {commune.name}.",
                            "Rien reçu dans quelques minutes ? Regardez dans le dossier des "
                            "courriers indésirables (spam)."])
     if reply.status == 429:
