@@ -42,6 +42,9 @@ class Subscriber(BaseModel):
     suspended: bool = False
     created_at: datetime
     confirmed_at: datetime | None = None
+    # The last "you are already subscribed" email: kept here, not in memory, so that a
+    # restart cannot let a stranger's repeated requests flood a confirmed mailbox.
+    already_mailed_at: datetime | None = None
 
     @property
     def active(self) -> bool:

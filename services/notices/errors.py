@@ -57,6 +57,10 @@ ATTACHMENT_TYPE = ErrorKind(
     "attachment_type", 415, "an attachment must be a PNG, JPEG or WebP image or a PDF file "
     "(judged by its content)"
 )
+JSON_REQUIRED = ErrorKind(
+    "json_required", 415, "this route takes a JSON body: send it with "
+    "Content-Type: application/json"
+)
 ATTACHMENTS_UNAVAILABLE = ErrorKind(
     "attachments_unavailable", 503, "attachments cannot be stored or read right now; retry"
 )
