@@ -147,11 +147,15 @@ class Sessions:
         raised yet. An attempt refused writes nothing, so knocking does not push the
         rightful user's turn back.
         """
-        client_key = _client_failures_key(client)
+        client_key, login_key = _client_failures_key(client), _failures_key(login_of(user))
+        # A throttled login is refused on one read, before the client's count is touched:
+        # a flood at one login costs the store no writes.
+        wait = throttle.wait_s((await self._failures(login_key))[0], throttle.free, now)
+        if wait > 0:
+            raise TooEarly(wait, "login")
         await self._admit(client_key, throttle, throttle.client_free, "client", now)
         try:
-            await self._admit(_failures_key(login_of(user)), throttle, throttle.free,
-                              "login", now)
+            await self._admit(login_key, throttle, throttle.free, "login", now)
         except BaseException:
             await self._refund(client_key)
             raise

@@ -252,3 +252,33 @@ async def test_password_checks_at_once_are_bounded(nats_url: str, office: Office
         assert Failures.model_validate_json(entry.value or b"").count == 2
         for http in browsers:
             await http.aclose()
+
+
+async def test_behind_a_trusted_proxy_the_client_is_read_from_x_forwarded_for(
+    nats_url: str, office: Office,
+) -> None:
+    proxy, stranger = address(office, 10), address(office, 11)
+    n = int(office.insee)
+    alice, bob = (f"198.51.{n // 256 % 256}.{n % 256}", f"203.0.{n // 256 % 256}.{n % 256}")
+    async with front_door(nats_url, office, signin_free_failures=100,
+                          signin_client_free_failures=1, signin_delay_s=30,
+                          trusted_proxies=f"{proxy}/32") as door:
+
+        async def through(peer: str, forwarded: str, user: str) -> httpx.Response:
+            async with door.browser(peer) as http:
+                http.headers["X-Forwarded-For"] = forwarded
+                return await sign_in(http, user, WRONG)
+
+        with capture_logs() as logs:
+            assert (await through(proxy, alice, f"nobody-{office.insee}")).status_code == 401
+        assert [e["client"] for e in logs if e["event"] == "staff_signin_failed"] == [alice]
+        # Another client behind the same proxy has its own count...
+        assert (await through(proxy, f"{alice}, {bob}", f"nobody-{office.insee}")
+                ).status_code == 401
+        # ...and the first one's is spent.
+        assert throttled(await through(proxy, alice, f"anne-{office.insee}"))
+        # From a peer that is no trusted proxy, the header is anyone's to write: ignored,
+        # neither blaming a spent client nor buying a fresh one.
+        carol = f"192.0.{n // 256 % 256}.{n % 256}"
+        assert (await through(stranger, alice, f"nobody-{office.insee}")).status_code == 401
+        assert throttled(await through(stranger, carol, f"nobody-{office.insee}"))
