@@ -73,7 +73,10 @@ class Throttle:
             return 0.0
         # The exponent is capped: a count in the thousands must not overflow the float.
         delay = min(self.max_delay_s, self.delay_s * 2.0 ** min(failures.count - free, 40))
-        return max(0.0, delay - (now - failures.last_at).total_seconds())
+        # Never more than the delay: another front door's clock a little ahead must not
+        # stretch it.
+        elapsed = max(0.0, (now - failures.last_at).total_seconds())
+        return max(0.0, delay - elapsed)
 
 
 class TooEarly(Exception):
