@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from crieur.channel.ratelimit import Network, parse_networks
 from crieur.settings import CommonSettings
 
 
@@ -38,17 +37,3 @@ class ChannelSettings(CommonSettings):
     channel_record_linger_s: float = Field(default=0.05, ge=0, le=1.0)
     # On SIGTERM, how long in-flight sends may take to finish before the process goes.
     channel_drain_s: float = Field(default=20.0, gt=0)
-    # Reverse proxies in front of the front door (CRIEUR_TRUSTED_PROXIES: addresses or CIDR
-    # networks, comma-separated). Only when the front door's peer is one of them is the
-    # client read from X-Forwarded-For; by default nobody is trusted, since anyone can
-    # write the header (and every forged value would be a fresh rate limit).
-    trusted_proxies: str = ""
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        parse_networks(value)
-        return value
-
-    def proxies(self) -> tuple[Network, ...]:
-        return parse_networks(self.trusted_proxies)
