@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crieur import metrics, trace
@@ -25,7 +26,7 @@ from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PAR
 from schemas.streams import NOTICES_STREAM
 from services.notices import attachments, docs, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
-from services.notices.guard import BodyGuard
+from services.notices.guard import BodyGuard, on_client_gone
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
 from services.notices.staff_api import staff_router
@@ -221,6 +222,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     for bus_error in (nats.errors.Error, asyncio.TimeoutError):
         app.add_exception_handler(bus_error, errors.on_bus_error)
     app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)

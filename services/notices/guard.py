@@ -15,8 +15,8 @@ from typing import Any
 import nats.errors
 import structlog
 from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.channels import channel_for
@@ -149,3 +149,15 @@ async def is_staff(scope: Scope) -> bool:
     if session is None:
         return False
     return still_valid(session, await context.store.staff_account(session.login))
+
+
+# nginx's "client closed request": never sent (no one is there), only logged.
+CLIENT_GONE = 499
+
+
+async def on_client_gone(_: Request, error: Exception) -> Response:
+    """A body that ended in a disconnect: the client left, or was answered 408 or 413 and
+    cut off. Not an error of ours, so not a 500 with a traceback."""
+    assert isinstance(error, ClientDisconnect)
+    log.info("client_gone_while_sending")
+    return Response(status_code=CLIENT_GONE)
