@@ -94,7 +94,7 @@ class CommonSettings(BaseSettings):
         return self
 
 
-S = TypeVar("S", bound=CommonSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load(settings: type[S], service: str) -> S:
