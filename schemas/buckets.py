@@ -8,13 +8,15 @@ read and write its keys.
 
 from __future__ import annotations
 
-from schemas.streams import DAY, GIB, Bucket
+from schemas.streams import DAY, MIB, Bucket
 
 # Subscribers' buckets are written from the internet (a code or a link is asked for before
 # anyone is confirmed): a bound keeps a flood of sign-ups from filling the NATS disk that
-# the notices live on. One subscriber is under 1 KB (a few hundred bytes of JSON), so 1 GiB
-# holds about a million per channel, far beyond every village of a département together.
-SUBSCRIBERS_MAX_BYTES = 1 * GIB
+# the notices live on. One subscriber takes about 500 bytes on disk (a few hundred of JSON,
+# the key and the message's own), so 256 MiB holds about half a million per channel, far
+# beyond every village of a département together. NATS reserves each limit in the server's
+# max_file_store (deploy/nats), so a larger one must fit there too (tests/unit/deploy).
+SUBSCRIBERS_MAX_BYTES = 256 * MIB
 
 EMAIL_SUBSCRIBERS = Bucket(
     "email_subscribers",

@@ -20,6 +20,7 @@ from nats.js.api import (
 from schemas import subjects
 
 DAY = 24 * 3600.0
+MIB = 1024**2
 GIB = 1024**3
 
 # A stream's definition carries its version in its metadata: bump it with any change of
