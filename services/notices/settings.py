@@ -18,6 +18,9 @@ class NoticesSettings(CommonSettings):
     preview_timeout_s: float = 1.0
     # The largest attachment (image or PDF) staff may upload, in bytes.
     attachment_max_bytes: int = 5_000_000
+    # All the attachments of one commune together, in bytes: the object store is shared by
+    # every commune of the installation, and one must not fill it for the others.
+    attachments_quota_bytes: int = Field(default=500_000_000, ge=0)
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0
     # Staff sign-in throttle (services/notices/auth.py, README "Staff pages"): attempts let
