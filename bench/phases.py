@@ -502,8 +502,9 @@ class _AlertArrivals:
     def read(self) -> None:
         for line in self.mail.new_lines():
             name = line.decode()
-            head = (self.mail_dir / name).read_bytes()[:4000]
-            if f"{ALERT_PREFIX}".encode() in head:
+            with (self.mail_dir / f"{name}.eml").open("rb") as mail:
+                head = mail.read(512)  # Delivered-To: comes first
+            if ALERT_PREFIX.encode() in head:
                 self.times["email"].append(int(name.split("-", 1)[0]) / 1e9)
             else:
                 self.others["email"] += 1
