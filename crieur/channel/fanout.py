@@ -320,13 +320,13 @@ class Fanout:
             # A window no larger than the backlog kept ahead of the workers.
             window = min(window, max(1, -(-self.settings.channel_fanout_ahead // size)))
         async def room() -> None:
-            await self._room(notice.id)
+            await self._room(notice.id, window)
 
         await publish_jobs(self.js, subject, grouped(), window, headers=headers,
                            on_window=room if paced else None)
         return count
 
-    async def _room(self, notice_id: str) -> None:
+    async def _room(self, notice_id: str, window: int) -> None:
         """Until the normal worker's queue holds fewer than `channel_fanout_ahead` jobs not
         yet handed out: every notice being planned waits for this, then adds a window, so
         they take turns. Jobs handed out and held (quiet hours, a retry's delay) are not
@@ -334,7 +334,12 @@ class Fanout:
         limit = max(1, -(-self.settings.channel_fanout_ahead // self.settings.channel_group_size))
         while not self._withdrawn(notice_id):
             depth = await self._queue_depth()
-            if depth is None or depth < limit:
+            if depth is None:
+                return
+            if depth < limit:
+                # Counted at once: the planners let through on the same reading must not
+                # all see the room this window takes (windows go out faster than a poll).
+                self._depth = (self._depth[0], depth + window)
                 return
             await asyncio.sleep(_DEPTH_POLL_S)
 
