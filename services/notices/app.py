@@ -23,7 +23,7 @@ from crieur import metrics, trace
 from crieur.tasks import Supervisor
 from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
-from services.notices import attachments, docs, errors, previews, reach, scheduler
+from services.notices import attachments, docs, errors, groups, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
@@ -285,6 +285,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)
+    app.include_router(groups.router)
     app.include_router(docs.router)
     app.include_router(previews.router)
     app.include_router(reach.router)
