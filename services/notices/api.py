@@ -180,7 +180,8 @@ def refuse_broadcast_copy(notice: Notice) -> None:
 def notice_etag(notice: Notice, now: datetime) -> str:
     """`"<version>"`; a state that changes without a new version is told apart by a suffix."""
     state = notice.state_at(now)
-    if state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL, NoticeState.EXPIRED):
+    if state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL, NoticeState.EXPIRED,
+                 NoticeState.PROPOSED):
         return f'"{notice.version}-{state.value}"'
     return f'"{notice.version}"'
 
@@ -216,7 +217,8 @@ async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
     """Store a new or corrected notice: on the stream, or in the schedule until its time
     (or until approved: a correction of a sent notice waits there too, beside it)."""
     try:
-        if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL):
+        if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL,
+                            NoticeState.PROPOSED):
             await c.store.schedule(notice)
             return notice
         await c.store.append(lifecycle.event_for(notice, now), read_seq)

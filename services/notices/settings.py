@@ -18,3 +18,14 @@ class NoticesSettings(CommonSettings):
     attachment_max_bytes: int = 5_000_000
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0
+    # Official alerts in (services/notices/capfeed.py): URLs of Atom feeds of CAP entries,
+    # or of CAP documents, comma-separated; empty: none read.
+    cap_feeds: str = ""
+    # How often each feed is read (with ETag / If-Modified-Since).
+    cap_poll_s: float = 300.0
+    # Set aside (dead letter) any CAP document without an XML signature.
+    cap_require_signature: bool = False
+
+    @property
+    def cap_feed_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.cap_feeds.split(",") if u.strip())

@@ -51,6 +51,7 @@ LINK_ROWS = 3
 MAX_ATTACHMENTS = 10
 
 STATE_LABELS = {
+    NoticeState.PROPOSED: "Alerte officielle proposée",
     NoticeState.PENDING_APPROVAL: "En attente d'approbation",
     NoticeState.SCHEDULED: "Programmé",
     NoticeState.PUBLISHED: "Publié",
