@@ -239,3 +239,35 @@ async def test_the_communes_approval_rule_holds_a_published_proposal(
         assert door.store.get(LAVONCOURT, str(orange["id"])) is None  # type: ignore[index]
     finally:
         await door.store.require_approval(LAVONCOURT, ())
+
+
+async def test_the_front_door_reads_the_feeds_it_is_given(nats_url: str, source: Source) -> None:
+    """CRIEUR_CAP_FEEDS and CRIEUR_CAP_POLL_S, as `make run` sets them for the stand-in."""
+    from services.notices.api import Context
+    from services.notices.app import create_app
+    from services.notices.settings import NoticesSettings
+    from services.notices.store import NatsStore
+    from tests.integration.notices.helpers import Clock
+
+    settings = NoticesSettings(nats_url=nats_url, cap_feeds=f" {source.base}/feed.atom ,",
+                               cap_poll_s=0.2)
+    assert settings.cap_feed_urls == (f"{source.base}/feed.atom",)
+    store = await NatsStore.connect(nats_url, name="test-capfeed")
+    await store.add_commune(LAVONCOURT, "Lavoncourt")
+    _, token = await store.add_staff("Mairie", (LAVONCOURT,))
+    app = create_app(settings, Context(store=store, settings=settings, clock=Clock()))
+    started = source.feed.identifier("")
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                door = FrontDoor(http, store, Clock(), LAVONCOURT, token, app)
+                for _ in range(100):
+                    if len(from_feed(await staff_list(door, token), started)) == 2:
+                        break
+                    await asyncio.sleep(0.1)
+                items = from_feed(await staff_list(door, token), started)
+                assert {i["notice"]["state"] for i in items} == {"proposed"}  # type: ignore[index]
+                assert len(items) == 2
+    finally:
+        await store.close()
