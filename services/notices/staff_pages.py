@@ -694,6 +694,19 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
     return await _notice_button(request, insee, notice_id, action)
 
 
+@pages.post("/communes/{insee}/notices/{notice_id}/publish", response_class=HTMLResponse)
+async def publish_proposed(request: Request, insee: str, notice_id: str) -> Response:
+    """One click: an official alert proposed goes out (approval rules apply), issue 29."""
+    from services.notices import proposals
+
+    async def action(who: SignedIn) -> str:
+        notice = await proposals.publish_proposed(ctx(request), who.member, insee, notice_id,
+                                                  Response())
+        return f"proposal-{notice.state}"
+
+    return await _notice_button(request, insee, notice_id, action)
+
+
 @pages.post("/communes/{insee}/notices/{notice_id}/approve", response_class=HTMLResponse)
 async def approve(request: Request, insee: str, notice_id: str) -> Response:
     async def action(who: SignedIn) -> str:

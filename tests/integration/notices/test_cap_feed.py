@@ -17,7 +17,7 @@ from crieur.nats_server import free_port
 from crieur.standins.capfeed import Feed, create_app
 from schemas import subjects
 from schemas.streams import DEADLETTERS_STREAM
-from services.notices.capfeed import Reader
+from services.notices.capfeed import Reader, draft_id
 from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = pytest.mark.integration
@@ -271,3 +271,37 @@ async def test_the_front_door_reads_the_feeds_it_is_given(nats_url: str, source:
                 assert len(items) == 2
     finally:
         await store.close()
+
+
+async def test_staff_pages_show_the_proposal_first_and_publish_it_in_one_click(
+        front_door: FrontDoor, source: Source) -> None:
+    from tests.integration.staff.helpers import page_csrf, shown, sign_in
+
+    door = front_door
+    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
+    name = f"Secrétariat {door.insee}"
+    await door.store.set_staff_password(name, "un mot de passe solide", (LAVONCOURT,))
+    async with httpx.AsyncClient() as http:
+        await Reader(door.store, (f"{source.base}/feed.atom",), door.clock,
+                     http=http).poll_once()
+    orange = draft_id(source.feed.identifier("orange-vent"), LAVONCOURT)
+    transport = httpx.ASGITransport(app=door.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as browser:
+        assert (await sign_in(browser, name, "un mot de passe solide")).status_code == 303
+        listing = await browser.get(f"/staff/communes/{LAVONCOURT}")
+        assert listing.status_code == 200
+        assert "Alerte officielle proposée" in shown(listing)
+        # At the top of the list, whatever else the commune has.
+        first_state = listing.text.split('<span class="state ', 1)[1].split('"', 1)[0]
+        assert first_state == "proposed"
+        page = f"/staff/communes/{LAVONCOURT}/notices/{orange}"
+        csrf = await page_csrf(browser, page)
+        assert "Publier l'alerte" in shown(await browser.get(page))
+        done = await browser.post(f"{page}/publish", data={"csrf": csrf})
+        assert done.status_code == 303, done.text
+        assert done.headers["location"].endswith("?ok=proposal-published")
+        after = shown(await browser.get(done.headers["location"]))
+        assert "L'alerte officielle est publiée" in after
+    found = door.store.get(LAVONCOURT, orange)
+    assert found is not None and found[1].state.value == "published"
+    assert found[1].author == name
