@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 LOCKS := requirements.lock requirements-dev.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | cksum | cut -d' ' -f1)
 
-.PHONY: venv run test test-unit test-integration test-e2e test-future lint schemas asyncapi bench chaos clean lock audit
+.PHONY: communes-data venv run test test-unit test-integration test-e2e test-future lint schemas asyncapi bench chaos clean lock audit
 
 venv: $(STAMP)
 
@@ -88,3 +88,13 @@ chaos: venv
 
 clean:
 	rm -rf var .pytest_cache
+
+# Regenerate services/notices/data/communes.tsv.gz (communes, départements, EPCIs) from
+# Etalab's official lists, the npm package @etalab/decoupage-administratif. Not part of
+# `make venv`: the generated file is committed; run this when a new version is out.
+DECOUPAGE_VERSION ?= 6.0.0
+communes-data: venv
+	rm -rf var/communes-data && mkdir -p var/communes-data
+	cd var/communes-data && npm pack --silent @etalab/decoupage-administratif@$(DECOUPAGE_VERSION) \
+		&& tar xzf *.tgz
+	$(PY) -m services.notices.geo build var/communes-data/package

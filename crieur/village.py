@@ -77,6 +77,9 @@ SERVICES: tuple[Service, ...] = (
     Service("sms-standin", "crieur.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087,
             label="SMS stand-in"),
     Service("sms", "services.sms", "CRIEUR_SMS_HTTP_PORT", 8086),
+    # Official alerts for Haute-Saône in MeteoAlarm's format (set by its setup step).
+    Service("cap-standin", "crieur.standins.capfeed", "CRIEUR_CAP_STANDIN_PORT", 8088,
+            when="CRIEUR_CAP_STANDIN", label="MeteoAlarm stand-in"),
 )
 
 # Run once, in order, before the services start; the last JSON line each prints is kept
@@ -85,6 +88,8 @@ SETUP: tuple[tuple[str, ...], ...] = (
     (sys.executable, "-m", "services.notices.demo"),
     # Without FCM credentials: a service account for the local FCM stand-in, and demo phones.
     (sys.executable, "-m", "crieur.standins.fcm", "setup"),
+    # Unless CRIEUR_CAP_FEEDS is set: the MeteoAlarm stand-in as the official alerts' feed.
+    (sys.executable, "-m", "crieur.standins.capfeed", "setup"),
 )
 
 

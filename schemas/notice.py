@@ -119,6 +119,9 @@ class NoticeState(StrEnum):
     CORRECTED = "corrected"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+    # A draft made from an official alert (services/notices/capfeed.py); kept off the stream
+    # like a scheduled notice until a member of staff publishes it.
+    PROPOSED = "proposed"
 
 
 def _strip(value: Any) -> Any:
@@ -357,11 +360,22 @@ class Notice(_Window):
         "the Alert, the others its Updates (empty while scheduled, or for a notice stored "
         "before this field existed)",
     )
+    # Left out when unset (exclude_if), so a notice of one commune reads exactly as before.
+    broadcast_id: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]{8,32}$", exclude_if=lambda v: v is None,
+        description="Set on each commune's copy of a group publication (POST /api/v1/groups/"
+        "{group}/notices): the broadcast, corrected and withdrawn only as a whole")
+    group: str | None = Field(
+        default=None, max_length=64, exclude_if=lambda v: v is None,
+        description="The group a broadcast copy was published for")
+    cap_identifier: str | None = Field(
+        default=None, max_length=500, exclude_if=lambda v: v is None,
+        description="The CAP `identifier` of the official alert this notice was proposed from")
 
     def is_current(self, now: datetime) -> bool:
         """Within its validity window and not withdrawn: shown on the sign, listed as current."""
         if self.state in (NoticeState.WITHDRAWN, NoticeState.SCHEDULED,
-                          NoticeState.PENDING_APPROVAL):
+                          NoticeState.PENDING_APPROVAL, NoticeState.PROPOSED):
             return False
         if self.starts_at is not None and now < self.starts_at:
             return False

@@ -118,7 +118,15 @@ SCHEDULE = Bucket("schedule", "Notices waiting for their publish_at, key = notic
 STAFF_SESSIONS = Bucket("staff_sessions", "Staff sign-in sessions and failed sign-ins",
                         ttl=12 * 3600)
 
-BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS)
+# Groups of communes (`g.<group>`) and their publications (`b.<broadcast id>`: each
+# commune's copy); services/notices/groups.py.
+GROUPS = Bucket("groups", "Groups of communes and their broadcasts")
+# Official alerts read from CAP feeds (`a.<SHA-256 of the CAP identifier>`: what each became),
+# so that one identifier is never proposed twice; services/notices/capfeed.py.
+CAP_ALERTS = Bucket("cap_alerts", "Official CAP alerts read, and the drafts each became")
+
+BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS, GROUPS,
+                               CAP_ALERTS)
 
 
 # The channel kit's own: a work queue of one job per recipient, and what was sent.

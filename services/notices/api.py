@@ -170,10 +170,18 @@ async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
     return scheduled if scheduled is not None and scheduled.commune == insee else None
 
 
+def refuse_broadcast_copy(notice: Notice) -> None:
+    """A commune's copy of a group publication changes for the whole group only (groups.py)."""
+    if notice.broadcast_id is not None:
+        raise ApiError(errors.BROADCAST_COPY, group=notice.group or "?",
+                       broadcast_id=notice.broadcast_id)
+
+
 def notice_etag(notice: Notice, now: datetime) -> str:
     """`"<version>"`; a state that changes without a new version is told apart by a suffix."""
     state = notice.state_at(now)
-    if state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL, NoticeState.EXPIRED):
+    if state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL, NoticeState.EXPIRED,
+                 NoticeState.PROPOSED):
         return f'"{notice.version}-{state.value}"'
     return f'"{notice.version}"'
 
@@ -209,7 +217,8 @@ async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
     """Store a new or corrected notice: on the stream, or in the schedule until its time
     (or until approved: a correction of a sent notice waits there too, beside it)."""
     try:
-        if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL):
+        if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL,
+                            NoticeState.PROPOSED):
             await c.store.schedule(notice)
             return notice
         await c.store.append(lifecycle.event_for(notice, now), read_seq)
@@ -326,6 +335,7 @@ async def correct_notice(
     seq, sent, waiting = await find_latest(c, insee, notice_id)
     # A correction waiting for approval is the latest version: changes join it.
     notice = waiting or sent
+    refuse_broadcast_copy(notice)
     check_if_match(if_match, notice)
     patch = await resolved_attachments(request, insee, patch)
     try:
@@ -358,6 +368,7 @@ async def withdraw_notice(
     await staff_commune(c, insee, member)
     now = c.clock()
     seq, notice, waiting = await find_latest(c, insee, notice_id)
+    refuse_broadcast_copy(notice)
     check_if_match(if_match, notice, *([waiting] if waiting else []))
     try:
         event: NoticeWithdrawn = lifecycle.withdraw(notice, author=member.name, now=now)

@@ -24,7 +24,17 @@ from crieur import metrics, trace
 from crieur.tasks import Supervisor
 from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
-from services.notices import attachments, docs, errors, previews, reach, scheduler
+from services.notices import (
+    attachments,
+    capfeed,
+    docs,
+    errors,
+    groups,
+    previews,
+    proposals,
+    reach,
+    scheduler,
+)
 from services.notices.api import Context, channel_router, router
 from services.notices.guard import BodyGuard, on_client_gone
 from services.notices.pages import pages
@@ -188,6 +198,10 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         # ok: it is restarted, and /healthz says 503 until it is.
         tasks.start("scheduler", lambda: scheduler.run(ctx.store, ctx.clock,
                                                        settings.schedule_interval_s))
+        if settings.cap_feed_urls:  # official alerts in (issue 29)
+            tasks.start("capfeed", capfeed.Reader(
+                ctx.store, settings.cap_feed_urls, ctx.clock,
+                settings.cap_require_signature).runner(settings.cap_poll_s))
         log.info("notices_ready", url=f"http://{settings.http_host}:{settings.http_port}")
         try:
             yield
@@ -226,6 +240,8 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)
+    app.include_router(groups.router)
+    app.include_router(proposals.router)
     app.include_router(docs.router)
     app.include_router(previews.router)
     app.include_router(reach.router)

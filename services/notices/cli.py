@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,6 +29,8 @@ from crieur import dead_letters
 from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
 from crieur.settings import CommonSettings
+from services.notices.geo import geography
+from services.notices.groups import GROUP_RE, Group, GroupRegistry
 from services.notices.staff import Person, StaffNotFound, check_password, login_of
 from services.notices.store import NatsStore
 
@@ -67,6 +70,14 @@ async def with_store(command: StoreCommand, args: argparse.Namespace) -> int:
 
 
 async def commune_add(store: NatsStore, args: argparse.Namespace) -> int:
+    if args.name is None:
+        # The official name (geo.py), so a newcomer need not type it.
+        official = geography().communes.get(args.insee)
+        if official is None:
+            print(f"error: {args.insee} is not in the official list of communes: give its "
+                  "name (crieur commune add INSEE NAME)", file=sys.stderr)
+            return 2
+        args.name = official.name
     existing = await store.commune(args.insee)
     if existing is not None and existing.name == args.name:
         print(f"commune {existing.insee} {existing.name} already registered")
@@ -150,6 +161,21 @@ async def _set_password(store: NatsStore, name: str, password: str,
 
 
 async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
+    groups = tuple(dict.fromkeys(args.group or ()))
+    communes = list(args.commune or ())
+    registry = GroupRegistry(store.groups_kv)
+    for group_id in groups:
+        group = await registry.get(group_id)
+        if group is None:
+            print(f"error: no group {group_id!r} (crieur group list)", file=sys.stderr)
+            return 2
+        # Its registered communes too: it reads each one's staff list and approves there.
+        registered = {c.insee for c in await store.communes()}
+        communes.extend(c for c in group.communes if c in registered)
+    if not communes and not groups:
+        print("error: give --commune or --group", file=sys.stderr)
+        return 2
+    args.commune = list(dict.fromkeys(communes))
     for insee in args.commune:
         if await store.commune(insee) is None:
             print(f"error: commune {insee} is not registered (crieur commune add)",
@@ -169,8 +195,10 @@ async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    member, token = await store.add_staff(args.name, tuple(args.commune))
-    print(f"staff {member.id} ({member.name}) for {', '.join(member.communes)}",
+    member, token = await store.add_staff(args.name, tuple(args.commune), groups)
+    scope = f"group {', '.join(groups)}: " if groups else ""
+    print(f"staff {member.id} ({member.name}) for {scope}{len(member.communes)} communes "
+          f"{', '.join(member.communes[:10])}{' ...' if len(member.communes) > 10 else ''}",
           file=sys.stderr)
     print("token (shown once, keep it safe):", file=sys.stderr)
     print(token)
@@ -237,6 +265,62 @@ async def staff_revoke(store: NatsStore, args: argparse.Namespace) -> int:
     if revoked.account is not None:
         print(f"revoked sign-in {revoked.account.login} ({person.name}): password and "
               "open sessions ended")
+    return 0
+
+
+def _codes(value: str) -> tuple[str, ...]:
+    codes = tuple(dict.fromkeys(c.strip() for c in value.split(",") if c.strip()))
+    for code in codes:
+        insee(code)
+    return codes
+
+
+async def group_add(store: NatsStore, args: argparse.Namespace) -> int:
+    """A group from an official list: an EPCI, a département, or INSEE codes it checks."""
+    geo = geography()
+    if args.epci:
+        members = [c.insee for c in geo.in_epci(args.epci)]
+        if args.epci not in geo.epcis:
+            print(f"error: no EPCI with SIREN {args.epci} in {geo.header[0]}", file=sys.stderr)
+            return 2
+        kind, code, name = "epci", args.epci, geo.epcis[args.epci]
+    elif args.departement:
+        members = [c.insee for c in geo.in_departement(args.departement)]
+        if not members:
+            print(f"error: no département {args.departement!r} (70, 2A, 971...)",
+                  file=sys.stderr)
+            return 2
+        kind, code, name = "departement", args.departement, f"Département {args.departement}"
+    else:
+        members = list(args.communes)
+        unknown = [c for c in members if c not in geo.communes]
+        if unknown:
+            print(f"error: not in the official list of communes: {', '.join(unknown)}",
+                  file=sys.stderr)
+            return 2
+        if not args.id:
+            print("error: a list of communes needs a group id: crieur group add ID "
+                  "--communes ...", file=sys.stderr)
+            return 2
+        kind, code, name = "list", None, args.id
+    group_id = args.id or f"{kind}-{code}".lower()
+    if not GROUP_RE.match(group_id):
+        print(f"error: {group_id!r}: a group id is lowercase letters, digits and dashes",
+              file=sys.stderr)
+        return 2
+    group = Group(id=group_id, name=args.name or name, kind=kind, code=code,
+                  communes=tuple(sorted(members)), created_at=datetime.now(UTC))
+    await GroupRegistry(store.groups_kv).put(group)
+    registered = {c.insee for c in await store.communes()}
+    here = sum(1 for c in group.communes if c in registered)
+    print(f"group {group.id} ({group.name}): {len(group.communes)} communes, {here} "
+          "registered in Crieur")
+    return 0
+
+
+async def group_list(store: NatsStore, _: argparse.Namespace) -> int:
+    for group in await GroupRegistry(store.groups_kv).all():
+        print(f"{group.id}\t{group.name}\t{group.kind}\t{len(group.communes)} communes")
     return 0
 
 
@@ -342,9 +426,10 @@ def parser() -> argparse.ArgumentParser:
 
     commune = sub.add_parser("commune", help="register, rename and list communes").add_subparsers(
         required=True, metavar="action")
-    c_add = commune.add_parser("add", help="register a commune: commune add 70299 Lavoncourt")
+    c_add = commune.add_parser("add", help="register a commune: commune add 70299 Lavoncourt "
+                               "(without a name: the official one)")
     c_add.add_argument("insee", type=insee)
-    c_add.add_argument("name")
+    c_add.add_argument("name", nargs="?")
     c_add.set_defaults(run=commune_add, store=True)
     c_rename = commune.add_parser("rename", help="rename a registered commune")
     c_rename.add_argument("insee", type=insee)
@@ -365,8 +450,11 @@ def parser() -> argparse.ArgumentParser:
                            ).add_subparsers(required=True, metavar="action")
     s_add = staff.add_parser("add", help="create a staff token (printed once) and set the "
                              "member's password for the staff pages (typed at a prompt)")
-    s_add.add_argument("--commune", action="append", required=True, type=insee,
+    s_add.add_argument("--commune", action="append", type=insee,
                        help="INSEE code; repeat for several communes")
+    s_add.add_argument("--group", action="append",
+                       help="a group (crieur group add): publishes for it as a whole, and "
+                       "acts for each of its registered communes; repeatable")
     s_add.add_argument("--name", required=True)
     s_add.add_argument("--password-stdin", action="store_true",
                        help="read the password from the first line of stdin (scripts)")
@@ -386,6 +474,20 @@ def parser() -> argparse.ArgumentParser:
     s_revoke.add_argument("who", help="the person's login, name, or any of its ids (token or "
                           "sign-in, as staff list shows them)")
     s_revoke.set_defaults(run=staff_revoke, store=True)
+
+    group = sub.add_parser("group", help="groups of communes (EPCI, département, a list)"
+                           ).add_subparsers(required=True, metavar="action")
+    g_add = group.add_parser("add", help="a group from the official lists: group add --epci "
+                             "247000623, --departement 70, or ID --communes 70299,70300")
+    g_add.add_argument("id", nargs="?", help="the group's id (default: epci-<SIREN>, "
+                       "departement-<code>)")
+    g_from = g_add.add_mutually_exclusive_group(required=True)
+    g_from.add_argument("--epci", help="an EPCI's SIREN: its member communes")
+    g_from.add_argument("--departement", help="a département's code: its communes")
+    g_from.add_argument("--communes", type=_codes, help="INSEE codes, comma-separated")
+    g_add.add_argument("--name", help="a display name (default: the official one)")
+    g_add.set_defaults(run=group_add, store=True)
+    group.add_parser("list", help="list groups").set_defaults(run=group_list, store=True)
 
     def api_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--commune", required=True, type=insee, help="INSEE code")

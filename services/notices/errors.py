@@ -50,6 +50,14 @@ OWN_APPROVAL = ErrorKind(
 )
 BODY_TOO_LARGE = ErrorKind("body_too_large", 413, "the request body is larger than {limit} bytes")
 INVALID = ErrorKind("invalid", 422, "the request is not valid")
+GROUP_NOT_FOUND = ErrorKind("group_not_found", 404, "no such group (crieur group list)")
+GROUP_FORBIDDEN = ErrorKind("group_forbidden", 403, "this token may not act for this group")
+BROADCAST_COPY = ErrorKind(
+    "broadcast_copy", 409, "this notice was published for the group {group}: correct or "
+    "withdraw it for the whole group (/api/v1/groups/{group}/notices/{broadcast_id})"
+)
+NOT_PROPOSED = ErrorKind(
+    "not_proposed", 409, "the notice is not a proposal waiting to be published")
 ATTACHMENT_TOO_LARGE = ErrorKind(
     "attachment_too_large", 413, "the attachment is larger than {limit} bytes"
 )

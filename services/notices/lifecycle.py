@@ -200,6 +200,10 @@ def correct(notice: Notice, patch: NoticePatch, *, author: str, now: datetime,
     if moved_in and sent:
         raise NeedsApproval()
     rewritten = not CONTENT.isdisjoint(changes)
+    if notice.state is NoticeState.PROPOSED:
+        # An official alert's draft edited before it is published: still only proposed
+        # (approval rules apply when it is published).
+        return corrected
     if notice.state is NoticeState.PENDING_APPROVAL:
         # Still waits; whoever added to its text is one more who may not approve it, and
         # whoever only moved its dates is not (the text is not theirs).

@@ -34,3 +34,14 @@ class NoticesSettings(CommonSettings):
     # wait for one; beyond, a sign-in is answered 429 at once.
     signin_concurrent_verifies: int = Field(default=2, ge=1, le=64)
     signin_verify_queue: int = Field(default=4, ge=0, le=1000)
+    # Official alerts in (services/notices/capfeed.py): URLs of Atom feeds of CAP entries,
+    # or of CAP documents, comma-separated; empty: none read.
+    cap_feeds: str = ""
+    # How often each feed is read (with ETag / If-Modified-Since).
+    cap_poll_s: float = 300.0
+    # Set aside (dead letter) any CAP document without an XML signature.
+    cap_require_signature: bool = False
+
+    @property
+    def cap_feed_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.cap_feeds.split(",") if u.strip())

@@ -36,6 +36,8 @@ class StaffMember(BaseModel):
     id: str
     name: str = Field(min_length=1, max_length=100)
     communes: tuple[str, ...]
+    # Groups of communes it may publish for as a whole (services/notices/groups.py).
+    groups: tuple[str, ...] = ()
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -209,11 +211,13 @@ class StaffRegistry:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
 
-    async def add(self, name: str, communes: tuple[str, ...]) -> tuple[StaffMember, str]:
+    async def add(self, name: str, communes: tuple[str, ...],
+                  groups: tuple[str, ...] = ()) -> tuple[StaffMember, str]:
         """A new staff member; returns the token, which is shown once and never stored."""
         token = new_token()
         member = StaffMember(
-            id=secrets.token_hex(4), name=name, communes=communes, created_at=datetime.now(UTC)
+            id=secrets.token_hex(4), name=name, communes=communes, groups=groups,
+            created_at=datetime.now(UTC)
         )
         await self.kv.put(token_hash(token), member.model_dump_json().encode())
         return member, token

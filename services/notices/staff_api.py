@@ -29,13 +29,16 @@ from services.notices.api import (
     shown,
     staff_commune,
 )
+from services.notices.capfeed import CapRecords, Proposal
 from services.notices.errors import ApiError
 from services.notices.notices import ConcurrentChange
 from services.notices.reach import ReachCounter
 from services.notices.store import StaffMember
 
 # Waiting for someone first, then what is still to come, then the rest, most recent first.
-_STATE_RANK = {NoticeState.PENDING_APPROVAL: 0, NoticeState.SCHEDULED: 1}
+# An official alert proposed comes before all (issue 29): it is the most urgent to read.
+_STATE_RANK = {NoticeState.PROPOSED: -1, NoticeState.PENDING_APPROVAL: 0,
+               NoticeState.SCHEDULED: 1}
 
 
 def every_notice(c: Context, insee: str, now: datetime) -> list[tuple[Notice, Notice | None]]:
@@ -83,6 +86,10 @@ class StaffNotice(BaseModel):
         default=None, description="A correction of this sent notice waiting for another "
         "member's approval (state pending_approval); `notice` is what was sent, and stays "
         "so until the correction is approved")
+    proposal: Proposal | None = Field(
+        default=None, description="A correction or withdrawal of this published notice that "
+        "its official source proposes (CAP Update or Cancel): POST .../notices/{id}/publish "
+        "applies it")
     reach: Reach = Field(description="Per channel, what DELIVERIES counted for this notice, "
                          "as GET .../notices/{id}/reach answers it (push: sent and phones "
                          "per topic; email: sent, bounced; sms: sent, delivered; panel: "
@@ -152,6 +159,11 @@ async def staff_notices(
 ) -> StaffNoticeList:
     commune = await staff_commune(c, insee, member)
     items, total = listing(request, c, commune, c.clock(), limit, offset, state)
+    # Only a notice made from an official alert can have a proposal from its source.
+    records = CapRecords(c.store.cap_kv)
+    items = [i.model_copy(update={"proposal": await records.proposal(i.notice.id)})
+             if i.notice.cap_identifier and i.notice.state is not NoticeState.PROPOSED else i
+             for i in items]
     following = None
     if offset + limit < total:
         # The next page keeps the filter.

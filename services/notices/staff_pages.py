@@ -54,6 +54,7 @@ LINK_ROWS = 3
 MAX_ATTACHMENTS = 10
 
 STATE_LABELS = {
+    NoticeState.PROPOSED: "Alerte officielle proposée",
     NoticeState.PENDING_APPROVAL: "En attente d'approbation",
     NoticeState.SCHEDULED: "Programmé",
     NoticeState.PUBLISHED: "Publié",
@@ -738,6 +739,19 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
     async def action(who: SignedIn) -> str:
         await api.withdraw_notice(ctx(request), who.member, insee, notice_id, Response())
         return "withdrawn"
+
+    return await _notice_button(request, insee, notice_id, action)
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/publish", response_class=HTMLResponse)
+async def publish_proposed(request: Request, insee: str, notice_id: str) -> Response:
+    """One click: an official alert proposed goes out (approval rules apply), issue 29."""
+    from services.notices import proposals
+
+    async def action(who: SignedIn) -> str:
+        notice = await proposals.publish_proposed(ctx(request), who.member, insee, notice_id,
+                                                  Response())
+        return f"proposal-{notice.state}"
 
     return await _notice_button(request, insee, notice_id, action)
 

@@ -17,8 +17,10 @@ from nats.js.kv import KeyValue
 from crieur.bus import connect, ensure_all
 from schemas import Commune, Notice, NoticeEvent
 from schemas.streams import (
+    CAP_ALERTS,
     COMMUNES,
     DEADLETTERS,
+    GROUPS,
     IDEMPOTENCY,
     NOTICES,
     SCHEDULE,
@@ -46,7 +48,8 @@ SERVICE = "notices"
 # What the front door ensures at start-up: what it owns, and DEADLETTERS, which every
 # service that writes dead letters ensures. DELIVERIES belongs to the channels' side.
 OWNED_STREAMS: tuple[StreamConfig, ...] = (NOTICES, DEADLETTERS)
-OWNED_BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS)
+OWNED_BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS,
+                                     GROUPS, CAP_ALERTS)
 
 
 class NatsStore:
@@ -60,6 +63,9 @@ class NatsStore:
         self.idempotency = IdempotencyKeys(buckets[IDEMPOTENCY.name])
         # The staff pages' sessions and sign-in throttle (services/notices/auth.py).
         self.sessions: KeyValue = buckets[STAFF_SESSIONS.name]
+        # Groups and their broadcasts (groups.py); official alerts read (capfeed.py).
+        self.groups_kv: KeyValue = buckets[GROUPS.name]
+        self.cap_kv: KeyValue = buckets[CAP_ALERTS.name]
 
     @classmethod
     async def connect(
@@ -125,8 +131,9 @@ class NatsStore:
 
     # -- staff ---------------------------------------------------------------------------
 
-    async def add_staff(self, name: str, communes: tuple[str, ...]) -> tuple[StaffMember, str]:
-        return await self.staff_registry.add(name, communes)
+    async def add_staff(self, name: str, communes: tuple[str, ...],
+                        groups: tuple[str, ...] = ()) -> tuple[StaffMember, str]:
+        return await self.staff_registry.add(name, communes, groups)
 
     async def staff_for_token(self, token: str) -> StaffMember | None:
         return await self.staff_registry.for_token(token)
