@@ -34,6 +34,7 @@ CHANNEL_PATHS: tuple[str, ...] = (
     "/api/v1/subscriptions/email/unsubscribe/{token}",
     "/api/v1/subscriptions/email/manage/{token}",
     "/api/v1/subscriptions/email/manage/{token}/delete",
+    "/api/v1/subscriptions/email/manage/{token}/links",
     "/api/v1/subscriptions/sms",
     "/api/v1/subscriptions/sms/confirm",
     "/api/v1/subscriptions/sms/delete",

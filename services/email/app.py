@@ -30,7 +30,7 @@ from schemas.commune import Commune
 from schemas.deliveries import Channel
 from schemas.previews import EmailPreview, PreviewRequest
 from schemas.streams import COMMUNES
-from services.email.format import build_already_subscribed, build_confirmation
+from services.email.format import build_already_subscribed, build_confirmation, build_new_links
 from services.email.handlers import EmailPort
 from services.email.links import Links
 from services.email.preview import email_preview
@@ -59,7 +59,8 @@ class EmailService:
         # The kit's name (subjects jobs.<name>.*, durable names); tests give their own.
         self.name = name or settings.email_channel_name
         self.links = Links(settings.secret_key(), settings.public_url,
-                           settings.email_confirm_max_age_s)
+                           settings.email_confirm_max_age_s, settings.email_link_key,
+                           clock=lambda: self.clock().timestamp())
         self.pool = SmtpPool(SmtpConfig.from_settings(settings))
         self.nc: Client | None = None
         self.registry: Registry | None = None
@@ -109,7 +110,8 @@ class EmailService:
         self.web = Web(
             registry=self.registry, links=self.links, commune_name=commune_name,
             send_confirmation=self.send_confirmation,
-            send_already=self.send_already_subscribed, clock=self.clock,
+            send_already=self.send_already_subscribed, send_new_links=self.send_new_links,
+            clock=self.clock,
             per_client=RateLimiter(self.settings.email_rate_per_client, HOUR),
             per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
             trusted_proxies=self.settings.proxies())
@@ -151,6 +153,12 @@ class EmailService:
         message = build_already_subscribed(address=address, manage_url=manage_url,
                                            from_address=self.settings.smtp_from,
                                            now=self.clock(), nonce=new_nonce())
+        await self.pool.send(self.settings.smtp_from, address, message)
+
+    async def send_new_links(self, address: str, manage_url: str) -> None:
+        message = build_new_links(address=address, manage_url=manage_url,
+                                  from_address=self.settings.smtp_from, now=self.clock(),
+                                  nonce=new_nonce())
         await self.pool.send(self.settings.smtp_from, address, message)
 
     async def stop(self) -> None:

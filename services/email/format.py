@@ -258,3 +258,21 @@ def build_already_subscribed(*, address: str, manage_url: str, from_address: str
         boundary=boundary,
     )
     return draft.personalise(nonce, address)
+
+
+def build_new_links(*, address: str, manage_url: str, from_address: str, now: datetime,
+                    nonce: str) -> bytes:
+    """After the resident revoked their links: the one new way in, sent to the mailbox."""
+    context = {"manage_url": manage_url}
+    boundary = f"{_BOUNDARY}links"
+    draft = EmailDraft(
+        envelope_from=from_address,
+        head=_head(from_name="Avis de votre mairie", from_address=from_address,
+                   subject="Votre nouveau lien pour gérer vos abonnements", date=now,
+                   boundary=boundary, bulk=False, list_id=None),
+        text=_ENV.get_template("new_links.txt").render(context),
+        html=_ENV.get_template("new_links.html").render(context),
+        message_id=f"<links.{{rid}}@{_domain(from_address)}>",
+        boundary=boundary,
+    )
+    return draft.personalise(nonce, address)

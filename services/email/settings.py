@@ -45,6 +45,9 @@ class EmailSettings(ChannelSettings):
     # Signs the links (confirm, unsubscribe, manage) and keys the recipient ids. Unset:
     # kept in <data_dir>/email-secret-key, generated on first start.
     email_secret_key: str | None = Field(default=None, min_length=32)
+    # Signs the links alone when set (the secret key still keys the recipient ids): a new
+    # value voids every link ever sent without forgetting a single subscriber.
+    email_link_key: str | None = Field(default=None, min_length=32)
     # Hard bounces (SMTP 5xx) after which an address gets no more email.
     email_max_bounces: int = Field(default=3, ge=1)
     # How long a confirmation link stays valid.

@@ -42,6 +42,9 @@ class Subscriber(BaseModel):
     # The last "you are already subscribed" email: kept here, not in memory, so that a
     # restart cannot let a stranger's repeated requests flood a confirmed mailbox.
     already_mailed_at: datetime | None = None
+    # Manage and unsubscribe links made before this second (Unix time) no longer work: the
+    # resident revoked them (a forwarded email, a shared computer). 0: every link works.
+    links_valid_since: int = 0
 
     @property
     def active(self) -> bool:

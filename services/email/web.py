@@ -54,6 +54,8 @@ class SubscribeRequest(BaseModel):
 SendConfirmation = Callable[[str, str, list[str]], Awaitable[None]]
 # (address, manage url) -> sends "you are already subscribed"; may raise.
 SendAlready = Callable[[str, str], Awaitable[None]]
+# (address, manage url) -> sends the new manage link after old links were revoked; may raise.
+SendNewLinks = Callable[[str, str], Awaitable[None]]
 # INSEE code -> the commune's name, or None if it is not registered.
 CommuneName = Callable[[str], Awaitable[str | None]]
 
@@ -68,6 +70,7 @@ class Web:
     clock: Callable[[], datetime]
     per_client: RateLimiter
     per_address: RateLimiter
+    send_new_links: SendNewLinks | None = None
     trusted_proxies: tuple[Network, ...] = ()
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -82,6 +85,7 @@ class Web:
         router.add("GET", PREFIX + "/manage/{token}", self.manage_page)
         router.add("POST", PREFIX + "/manage/{token}", self.manage)
         router.add("POST", PREFIX + "/manage/{token}/delete", self.delete)
+        router.add("POST", PREFIX + "/manage/{token}/links", self.revoke_links)
         return router
 
     async def drain(self) -> None:
@@ -230,63 +234,65 @@ class Web:
 
     # -- unsubscribe --------------------------------------------------------------------
 
-    def _rid(self, read: Callable[[str], str], token: str) -> str:
+    async def _subscriber(self, kind: str, token: str) -> tuple[str, Subscriber]:
+        """The subscriber an unsubscribe or manage link names, or the page to answer
+        instead (_PageError): a bad link, a revoked one, or nobody by that id."""
         try:
-            return read(token)
+            rid, made = self.links.read(kind, token)
         except BadLink as error:
-            raise _PageError(_page(400, "Ce lien n’est pas valable", [
-                "Ce lien n’est pas valable. Utilisez le lien du dernier courriel reçu."
-            ])) from error
+            raise _PageError(_invalid()) from error
+        found = await self.registry.get(rid)
+        if found is None:
+            raise _PageError(_gone())
+        if made < found[0].links_valid_since:
+            log.info("revoked_link_used", recipient=rid[:12], link=kind)
+            raise _PageError(_invalid())
+        return rid, found[0]
 
     async def unsubscribe_page(self, request: Request) -> ChannelHttpReply:
         try:
-            rid = self._rid(self.links.read_unsubscribe, request.params["token"])
+            rid, subscriber = await self._subscriber("unsubscribe", request.params["token"])
         except _PageError as page:
+            if page.reply.status == 404:
+                return _page(200, "Vous êtes désabonné", [
+                    "Vous ne recevez plus d’avis par courriel à cette adresse."])
             return page.reply
-        found = await self.registry.get(rid)
-        if found is None:
-            return _page(200, "Vous êtes désabonné", [
-                "Vous ne recevez plus d’avis par courriel à cette adresse."])
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
-                       masked=mask(found[0].email),
+                       masked=mask(subscriber.email),
                        action=self.links.unsubscribe_url(rid),
                        manage_url=self.links.manage_url(rid))
 
     async def unsubscribe(self, request: Request) -> ChannelHttpReply:
         """The page's button and RFC 8058 one-click (body `List-Unsubscribe=One-Click`)."""
         try:
-            rid = self._rid(self.links.read_unsubscribe, request.params["token"])
+            rid, _ = await self._subscriber("unsubscribe", request.params["token"])
         except _PageError as page:
-            return page.reply
+            if page.reply.status != 404:
+                return page.reply
+            # Already gone: unsubscribing twice (a mail provider's one-click, then the
+            # page's button) says the same as the first time.
+            return _unsubscribed()
         await self.registry.forget(rid)
         log.info("unsubscribed", recipient=rid[:12],
                  one_click="List-Unsubscribe=One-Click" in request.raw.body)
-        return _page(200, "Vous êtes désabonné", [
-            "Vous ne recevrez plus d’avis de la mairie par courriel.",
-            "Votre adresse a été effacée."])
+        return _unsubscribed()
 
     # -- manage and delete ----------------------------------------------------------------
 
     async def manage_page(self, request: Request) -> ChannelHttpReply:
         try:
-            rid = self._rid(self.links.read_manage, request.params["token"])
+            rid, subscriber = await self._subscriber("manage", request.params["token"])
         except _PageError as page:
             return page.reply
-        found = await self.registry.get(rid)
-        if found is None:
-            return _gone()
-        return await self._manage_form(rid, found[0], 200)
+        return await self._manage_form(rid, subscriber, 200)
 
     async def manage(self, request: Request) -> ChannelHttpReply:
         try:
-            rid = self._rid(self.links.read_manage, request.params["token"])
+            rid, subscriber = await self._subscriber("manage", request.params["token"])
         except _PageError as page:
             return page.reply
         form = request.form()
         chosen: dict[str, set[Category]] = {}
-        found = await self.registry.get(rid)
-        if found is None:
-            return _gone()
         for key, values in form.items():
             if not key.startswith("c."):
                 continue
@@ -294,18 +300,18 @@ class Web:
             try:
                 cats = {Category(v) for v in values}
             except ValueError:
-                return await self._manage_form(rid, found[0], 422, "Choix invalide.")
+                return await self._manage_form(rid, subscriber, 422, "Choix invalide.")
             chosen[commune] = cats
         # A commune shown with every box unticked is a commune no longer followed.
-        known = {f.commune for f in found[0].follows}
+        known = {f.commune for f in subscriber.follows}
         if not set(chosen) <= known:
-            return await self._manage_form(rid, found[0], 422, "Choix invalide.")
+            return await self._manage_form(rid, subscriber, 422, "Choix invalide.")
         new = (form.get("new_commune") or [""])[0].strip()
         if new:
             # Checked before the look-up: `../x` or `a.b` is no valid bucket key (a 500).
             if not INSEE_RE.match(new) or await self.commune_name(new) is None:
                 return await self._manage_form(
-                    rid, found[0], 422,
+                    rid, subscriber, 422,
                     f"La commune « {new} » est inconnue : vérifiez le code à 5 chiffres.")
             chosen.setdefault(new, set()).update(Category)
         follows = tuple(Follow(commune=c, categories=tuple(sorted(cats)))
@@ -322,7 +328,7 @@ class Web:
 
     async def delete(self, request: Request) -> ChannelHttpReply:
         try:
-            rid = self._rid(self.links.read_manage, request.params["token"])
+            rid, _ = await self._subscriber("manage", request.params["token"])
         except _PageError as page:
             return page.reply
         await self.registry.forget(rid)
@@ -330,6 +336,41 @@ class Web:
         return _page(200, "Vos données sont effacées", [
             "Votre adresse et vos choix ont été effacés.",
             "Vous ne recevrez plus d’avis par courriel."])
+
+    async def revoke_links(self, request: Request) -> ChannelHttpReply:
+        """Every manage and unsubscribe link made until now stops working; a new manage link
+        goes to the mailbox, never to this page (whoever holds an old link may not be the
+        resident)."""
+        try:
+            rid, _ = await self._subscriber("manage", request.params["token"])
+        except _PageError as page:
+            return page.reply
+        # The next second on: a link made in this very second is revoked too.
+        since = int(self.clock().timestamp()) + 1
+
+        def revoke(current: Subscriber | None) -> Subscriber | None:
+            return None if current is None else current.model_copy(
+                update={"links_valid_since": since})
+
+        saved = await self.registry.change(rid, revoke)
+        if saved is None:
+            return _gone()
+        log.info("links_revoked", recipient=rid[:12])
+        if self.send_new_links is not None:
+            send, address = self.send_new_links, saved.email
+            # Made once the revocation is a second old, so that it is not revoked itself.
+            self._in_background("new_links", rid, lambda: self._after(
+                since, lambda: send(address, self.links.manage_url(rid))))
+        return _page(200, "Vos anciens liens ne fonctionnent plus", [
+            "Les liens de gestion et de désabonnement des courriels déjà reçus ne "
+            "fonctionnent plus.",
+            "Un nouveau lien vient d’être envoyé à votre adresse : utilisez-le désormais."])
+
+    async def _after(self, since: int, send: Callable[[], Awaitable[None]]) -> None:
+        wait = since - self.clock().timestamp()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await send()
 
     async def _manage_form(self, rid: str, subscriber: Subscriber, status: int,
                            error: str = "", saved: bool = False) -> ChannelHttpReply:
@@ -339,7 +380,8 @@ class Web:
         return _render(status, "manage.html", heading="Mes avis par courriel",
                        masked=mask(subscriber.email), follows=follows,
                        categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
-                       action=url, delete_action=url + "/delete", error=error, saved=saved)
+                       action=url, delete_action=url + "/delete",
+                       links_action=url + "/links", error=error, saved=saved)
 
     async def _name(self, insee: str) -> str:
         name = await self.commune_name(insee)
@@ -384,6 +426,17 @@ def _missing() -> ChannelHttpReply:
     return _page(404, "Inscription introuvable", [
         "Cette inscription a été effacée entre-temps.",
         "Inscrivez-vous à nouveau si vous souhaitez recevoir les avis."])
+
+
+def _unsubscribed() -> ChannelHttpReply:
+    return _page(200, "Vous êtes désabonné", [
+        "Vous ne recevrez plus d’avis de la mairie par courriel.",
+        "Votre adresse a été effacée."])
+
+
+def _invalid() -> ChannelHttpReply:
+    return _page(400, "Ce lien n’est pas valable", [
+        "Ce lien n’est pas valable. Utilisez le lien du dernier courriel reçu."])
 
 
 def _gone() -> ChannelHttpReply:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,14 +113,19 @@ async def test_a_thousand_confirmed_subscribers_get_one_correct_email_each(
         assert msg["From"] == "Mairie de Lavoncourt <avis@crieur.example.org>"
         assert msg["Subject"] == "Alerte : Tempête : restez chez vous"
         assert msg["Message-ID"] == f"<{notice['id']}.1.published.{rid}@crieur.example.org>"
-        assert msg["List-Unsubscribe"] == f"<{LINKS.unsubscribe_url(rid)}>"
+        unsubscribe = msg["List-Unsubscribe"].strip("<>")
+        prefix = f"{PUBLIC_URL}/api/v1/subscriptions/email/unsubscribe/"
+        assert unsubscribe.startswith(prefix)
+        assert LINKS.read("unsubscribe", unsubscribe.removeprefix(prefix))[0] == rid
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert msg["Return-Path"] == "<avis@crieur.example.org>"
         assert msg["Delivered-To"] == to
         assert msg.get_content_type() == "multipart/alternative"
         body = text_of(msg)
         assert f"{PUBLIC_URL}/communes/{insee}/notices/{notice['id']}" in body
-        assert LINKS.manage_url(rid) in body
+        manage = re.search(re.escape(f"{PUBLIC_URL}/api/v1/subscriptions/email/manage/")
+                           + r"(\S+)", body)
+        assert manage is not None and LINKS.read("manage", manage[1])[0] == rid
     reports = await email_reports(front_door, notice["id"])
     assert Counter(r.outcome for r in reports) == {DeliveryOutcome.SENT: 1000}
     assert {r.target for r in reports} == {rid[:12] for rid in rids}

@@ -7,13 +7,21 @@ from typing import Any
 
 import httpx
 import pytest
+from itsdangerous import Signer
 from nats.js.errors import NoKeysError
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.app import EmailService
 from services.email.format import normalise_address
 from services.email.subscribers import Subscriber
-from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, text_of, wait_for
+from tests.integration.email.helpers import (
+    PUBLIC_URL,
+    SECRET,
+    link_in,
+    mails_to,
+    text_of,
+    wait_for,
+)
 from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
@@ -129,7 +137,7 @@ async def test_a_confirmed_address_gets_one_manage_mail_a_day_whatever_the_reque
     [confirmation, already] = mails_to(mailbox, address)
     assert confirmation["Subject"] == "Confirmez votre inscription aux avis de votre mairie"
     assert already["Subject"] == "Vous êtes déjà abonné·e : gérer vos abonnements"
-    assert link_in(already, "manage") == service.links.manage_url(rid).removeprefix(PUBLIC_URL)
+    assert service.links.read("manage", link_in(already, "manage").rsplit("/", 1)[1])[0] == rid
     assert "/confirm/" not in text_of(already), "a stranger's request changes nothing"
     found = await registry_get(service, rid)
     assert [c.value for c in found.follows[0].categories] == ["alerte"]
@@ -359,3 +367,63 @@ async def test_json_nested_too_deep_is_a_400_or_422_not_a_500(
             URL, content=body, headers={"content-type": "application/json"})
         assert response.status_code in (400, 422), response.text
         assert response.json()["error"]["code"] in ("invalid_json", "invalid_input")
+
+
+async def test_a_resident_revokes_every_link_already_sent_and_gets_a_new_one(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    clock = Clock()
+    service: EmailService = await start_email(clock=clock)
+    address = "odile@example.org"
+    await subscribe_and_confirm(front_door, mailbox, address, "alerte")
+    rid = service.links.recipient_id(address)
+    old_manage = service.links.manage_url(rid).removeprefix(PUBLIC_URL)
+    old_unsubscribe = service.links.unsubscribe_url(rid).removeprefix(PUBLIC_URL)
+    # A link made before links carried their time (mails sent by an older release).
+    legacy = Signer(SECRET, salt="crieur-email-manage").sign(rid).decode()
+    legacy_manage = f"{URL}/manage/{legacy}"
+    for link in (old_manage, old_unsubscribe, legacy_manage):
+        assert (await front_door.http.get(link)).status_code == 200, link
+    page = await front_door.http.get(old_manage)
+    assert "Désactiver mes anciens liens</button>" in page.text
+
+    clock.now += timedelta(minutes=1)
+    before = len(mails_to(mailbox, address))
+    revoked = await front_door.http.post(old_manage + "/links", data={})
+    assert revoked.status_code == 200 and "ne fonctionnent plus" in revoked.text
+    assert "/manage/" not in revoked.text, "the new link goes to the mailbox, not the page"
+    # Every link made before is void: pages, form posts, one-click unsubscribe.
+    for link in (old_manage, old_unsubscribe, legacy_manage):
+        answer = await front_door.http.get(link)
+        assert answer.status_code == 400 and "n’est pas valable" in answer.text, link
+    assert (await front_door.http.post(old_unsubscribe, data={})).status_code == 400
+    assert (await front_door.http.post(old_manage + "/delete")).status_code == 400
+    assert await registry_get(service, rid), "a revoked link unsubscribes nobody"
+
+    clock.now += timedelta(seconds=2)
+    await wait_for(lambda: len(mails_to(mailbox, address)) > before, what="the new link")
+    mail = mails_to(mailbox, address)[-1]
+    assert mail["Subject"] == "Votre nouveau lien pour gérer vos abonnements"
+    fresh = link_in(mail, "manage")
+    assert fresh != old_manage
+    page = await front_door.http.get(fresh)
+    assert page.status_code == 200 and "o•••@example.org" in page.text
+    # Mails sent from now on carry links that work.
+    assert (await front_door.http.get(
+        service.links.unsubscribe_url(rid).removeprefix(PUBLIC_URL))).status_code == 200
+
+
+async def test_a_new_link_key_voids_every_link_and_keeps_every_subscriber(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    address = "leon@example.org"
+    await subscribe_and_confirm(front_door, mailbox, address, "alerte")
+    rid = service.links.recipient_id(address)
+    old_manage = service.links.manage_url(rid).removeprefix(PUBLIC_URL)
+    await service.stop()
+
+    service = await start_email(email_link_key="k" * 40)
+    assert service.links.recipient_id(address) == rid, "the subscriber is the same"
+    assert (await front_door.http.get(old_manage)).status_code == 400
+    assert (await registry_get(service, rid)).confirmed
+    page = await front_door.http.get(service.links.manage_url(rid).removeprefix(PUBLIC_URL))
+    assert page.status_code == 200 and "l•••@example.org" in page.text
