@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 # What nats-py cannot read in a URL's user or password: it splits the URL itself and
 # decodes no percent-escape, so `tls://u:a/b@host` fails with "invalid connect url option"
@@ -60,6 +66,22 @@ class CommonSettings(BaseSettings):
     # receipts webhook and push links all start with it. Unset, it is the address the front
     # door answers at, so the links work out of the box wherever CRIEUR_HTTP_PORT moves it.
     public_url: str = ""
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Any setting may also come from a file named after it (`CRIEUR_NATS_URL`...) in
+        $CREDENTIALS_DIRECTORY: systemd's LoadCredential= (readable by this service's user
+        alone), or compose's per-service secrets. A secret in the environment is readable
+        by every process of the same user (/proc/<pid>/environ) and by its children."""
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=credentials)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("nats_url")
     @classmethod
