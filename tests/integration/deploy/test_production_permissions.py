@@ -269,7 +269,7 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
     watcher = await (await ejs.key_value("sent")).watch("email.nothing.>", meta_only=True)
     operator, _ = await connect("operator")
     ojs = operator.jetstream()
-    ephemeral = [c.name for c in await ojs._jsm.consumers_info("KV_sent")]
+    ephemeral = [c.name for c in await operator.jsm().consumers_info("KV_sent")]
     assert ephemeral
     for user in ("panel", "notices", "sms", "push"):
         nc, conn = await connect(user)
@@ -300,7 +300,7 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
     # And no service deletes a consumer, not even its own (none needs to).
     with pytest.raises(nats.errors.TimeoutError):
         await email.jetstream(timeout=1).delete_consumer("NOTICES", "email-fanout")
-    assert {c.name for c in await ojs._jsm.consumers_info("KV_sent")} >= set(ephemeral)
+    assert {c.name for c in await operator.jsm().consumers_info("KV_sent")} >= set(ephemeral)
     await watcher.stop()
 
 
