@@ -4,18 +4,39 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The venv is refilled when pyproject.toml or a lock file changes (pins move by `make lock`).
+LOCKS := requirements.lock requirements-dev.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | cksum | cut -d' ' -f1)
 
-.PHONY: venv run test test-unit test-integration test-e2e test-future lint schemas asyncapi bench chaos clean
+.PHONY: venv run test test-unit test-integration test-e2e test-future lint schemas asyncapi bench chaos clean lock audit
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, each checked against its hash; then crieur itself, whose
+# dependencies are all in the lock already.
+$(STAMP): pyproject.toml $(LOCKS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# Re-resolve pyproject.toml's ranges into the lock files, for CPython 3.11 on Linux (the
+# Docker image's), with every file's hash: each pin moves to the newest release allowed.
+# `make lock UPGRADE=` only adds or drops what pyproject.toml changed and keeps the rest.
+# The dev lock is constrained by the runtime lock, so both name the same versions.
+UPGRADE ?= --upgrade
+LOCK_ARGS := --quiet --custom-compile-command 'make lock' --generate-hashes --python-version 3.11 --python-platform linux $(UPGRADE)
+lock: venv
+	$(VENV)/bin/uv pip compile $(LOCK_ARGS) pyproject.toml -o requirements.lock
+	$(VENV)/bin/uv pip compile $(LOCK_ARGS) --extra dev -c requirements.lock pyproject.toml \
+		-o requirements-dev.lock
+
+# Known vulnerabilities in the locked versions (runtime and dev). Needs the network to
+# reach the advisory database (PyPI's JSON API / OSV): run it by hand, not in CI.
+audit: venv
+	$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r requirements-dev.lock
 
 run: venv
 	$(PY) -m crieur.village

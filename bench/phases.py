@@ -26,6 +26,8 @@ from bench import seed
 from bench.cpu import cpu_seconds
 from bench.sinks import JsonLines, MailArrivals, sms_arrivals
 from bench.village import EMAIL_SECRET, SMS_SECRET, BenchVillage
+from crieur.standins.smtp import ARRIVALS_FILE
+from schemas.notice import Category
 
 BODY = "Vents à 120 km/h attendus cette nuit. Ne sortez pas, rentrez ce qui peut s'envoler."
 
@@ -39,13 +41,13 @@ class Published:
 
 
 async def publish(client: httpx.AsyncClient, v: BenchVillage, token: str, commune: str,
-                  title: str) -> Published:
+                  title: str, category: str = "alerte") -> Published:
     key = uuid.uuid4().hex
     for attempt in range(3):
         try:
             answer = await client.post(
                 f"{v.url('notices')}/api/v1/communes/{commune}/notices",
-                json={"category": "alerte", "title": title, "body": BODY},
+                json={"category": category, "title": title, "body": BODY},
                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
             break
         except httpx.TransportError:
@@ -471,4 +473,92 @@ async def departement(v: BenchVillage, communes: int, n: int, already: int,
                "publish_all_s": max(p.perf for p in sent) - start,
                "push": {"expected": communes,
                         "delivered": len(pushes & {p.notice_id for p in sent})}}
+    return result
+
+
+# -- an alert behind a backlog (issue 24): alerts first, whatever a channel has queued --------
+
+BACKLOG_COMMUNE = ("70301", "Commune du bench, information")
+ALERT_COMMUNE = ("70302", "Commune du bench, alerte")
+# The alert's subscribers: their own addresses and numbers (+336...; the backlog's +337...).
+ALERT_PREFIX, ALERT_BLOCK, BACKLOG_PREFIX, BACKLOG_BLOCK = "alerth", 0, "infoh", 1
+# The village of this phase: SMS carries information too, and is never in quiet hours.
+BACKLOG_ENV = {"CRIEUR_SMS_CATEGORIES": '["alerte", "information"]',
+               "CRIEUR_SMS_QUIET_HOURS": ""}
+
+
+class _AlertArrivals:
+    """Times at which the alert's messages reached each sink, told from the backlog's by
+    recipient (the mail's To:, the SMS's number)."""
+
+    def __init__(self, v: BenchVillage) -> None:
+        self.mail_dir = v.mail_dir
+        self.mail = JsonLines(v.mail_dir / ARRIVALS_FILE)
+        self.sms = JsonLines(v.standins_dir / "sms.jsonl")
+        self.times: dict[str, list[float]] = {"email": [], "sms": []}
+        self.others = {"email": 0, "sms": 0}
+        self._alert_number = f"33{6 + ALERT_BLOCK}"
+
+    def read(self) -> None:
+        for line in self.mail.new_lines():
+            name = line.decode()
+            with (self.mail_dir / f"{name}.eml").open("rb") as mail:
+                head = mail.read(512)  # Delivered-To: comes first
+            if ALERT_PREFIX.encode() in head:
+                self.times["email"].append(int(name.split("-", 1)[0]) / 1e9)
+            else:
+                self.others["email"] += 1
+        for record in self.sms.new_records():
+            if record.get("status") != 201:
+                continue
+            body = record.get("body")
+            number = str(body.get("recipient", "")) if isinstance(body, dict) else ""
+            if number.startswith(self._alert_number):
+                self.times["sms"].append(datetime.fromisoformat(record["at"]).timestamp())
+            else:
+                self.others["sms"] += 1
+
+
+async def alert_behind_backlog(v: BenchVillage, backlog: int, recipients: int,
+                               sms_rate: float) -> dict[str, Any]:
+    """An information to `backlog` email and SMS subscribers of one commune; once it flows
+    on both sinks, an alert to `recipients` of another: seconds from the alert's 201 to its
+    first and last message at each sink, and how much of the backlog was still to go."""
+    token = await seed.register_communes(v.nats_url, [BACKLOG_COMMUNE, ALERT_COMMUNE])
+    await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET, start=0,
+                    stop=backlog, communes=[BACKLOG_COMMUNE[0]], block=BACKLOG_BLOCK,
+                    categories=(Category.INFORMATION,), prefix=BACKLOG_PREFIX)
+    await seed.seed(v.nats_url, email_secret=EMAIL_SECRET, sms_secret=SMS_SECRET, start=0,
+                    stop=recipients, communes=[ALERT_COMMUNE[0]], block=ALERT_BLOCK,
+                    prefix=ALERT_PREFIX)
+    total = backlog + recipients
+    await wait_indexed(v, total, within_s=120 + total / 500)
+    arrivals = _AlertArrivals(v)
+    async with httpx.AsyncClient(timeout=30) as client:
+        await publish(client, v, token, BACKLOG_COMMUNE[0], f"Information à {backlog}",
+                      category="information")
+        deadline = time.perf_counter() + 120
+        while min(arrivals.others.values()) < 1 and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+            arrivals.read()
+        before = dict(arrivals.others)
+        alert = await publish(client, v, token, ALERT_COMMUNE[0], f"Alerte à {recipients}")
+    deadline = time.perf_counter() + 60 + recipients / min(sms_rate, 50)
+    while (min(len(t) for t in arrivals.times.values()) < recipients
+           and time.perf_counter() < deadline and not v.dead()):
+        await asyncio.sleep(0.2)
+        arrivals.read()
+    result: dict[str, Any] = {"backlog": backlog, "recipients": recipients,
+                              "sms_rate": sms_rate}
+    for channel, times in arrivals.times.items():
+        times.sort()
+        result[channel] = {
+            "delivered": len(times),
+            "first_s": times[0] - alert.wall if times else None,
+            "last_s": times[recipients - 1] - alert.wall if len(times) >= recipients else None,
+            # Backlog messages sent before the alert's 201, and by the alert's last.
+            "backlog_sent_before": before[channel],
+            "backlog_sent_by_last": arrivals.others[channel]}
+    if v.dead():
+        result["dead_services"] = v.dead()
     return result

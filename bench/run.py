@@ -14,7 +14,12 @@ Measured in one run, on loopback, on this machine (README, "Benchmark"):
   --sizes; from the 201 to the last message at each sink; peak RSS at the largest N; as
   email and SMS go out at once there, each is also held to raw aiosmtplib and raw httpx
   run at once (each in its own process), like with like;
-- a département-wide alert: the same alert for 500 communes at once.
+- a département-wide alert: the same alert for 500 communes at once;
+- an alert behind a backlog (issue 24): an information to --backlog email and SMS
+  subscribers, then an alert to --backlog-alert of another commune, in a village of its
+  own, without a quota and with one (CRIEUR_SMS_RATE and CRIEUR_SMTP_RATE = --quota):
+  seconds from the alert's 201 to its first and last message at each sink.
+`--only alert-backlog` runs that phase alone (with --quick: 2,000 behind, 100 alerted).
 Prints one table and writes var/bench/bench.json (each ratio under a key containing "ratio").
 """
 
@@ -73,11 +78,20 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sms-concurrency", type=int,
                         default=int(os.environ.get("CRIEUR_SMS_CONCURRENCY", 4)),
                         help="SMS sends at once (CRIEUR_SMS_CONCURRENCY), raw and service alike")
+    parser.add_argument("--backlog", type=int, default=100_000,
+                        help="information subscribers (email and SMS) queued ahead of the alert")
+    parser.add_argument("--backlog-alert", type=int, default=1000,
+                        help="subscribers of the alert sent behind the backlog")
+    parser.add_argument("--quota", type=float, default=50.0,
+                        help="messages per second of each sink in the quota run")
+    parser.add_argument("--only", choices=("alert-backlog",), default=None,
+                        help="run this phase alone")
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.latency_notices, args.latency_rate, args.communes = "100,200", 20, 10, 10
         args.email_alone = 200
+        args.backlog, args.backlog_alert = 2000, 100
     args.sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
     if args.dept_subscribers is None:
         args.dept_subscribers = args.sizes[-1]
@@ -119,7 +133,58 @@ async def raw_sinks(v: bench_village.BenchVillage, args: argparse.Namespace,
     return found
 
 
+async def alert_backlog(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The alert behind a backlog, in villages of its own (the subscribers and the quota are
+    its own): without a quota (the bench's SMS rate, 1,000/s), then with one."""
+    runs: dict[str, Any] = {}
+    for label, rate, env in (
+            ("no quota", 1000.0, {}),
+            (f"quota {args.quota:g}/s", args.quota,
+             {"CRIEUR_SMS_RATE": f"{args.quota:g}", "CRIEUR_SMTP_RATE": f"{args.quota:g}"})):
+        v = bench_village.start(work / f"backlog-{rate:g}", smtp_pool=args.pool,
+                                sms_concurrency=args.sms_concurrency,
+                                extra_env=phases.BACKLOG_ENV | env)
+        try:
+            runs[label] = await phases.alert_behind_backlog(
+                v, args.backlog, args.backlog_alert, rate)
+            runs[label]["quota_per_s"] = rate if env else None
+        finally:
+            v.stop()
+        print(f"alert behind a backlog, {label}: {json.dumps(runs[label])}", flush=True)
+    return runs
+
+
+def alert_backlog_targets(runs: dict[str, Any], email_rate: float | None = None,
+                          ) -> list[dict[str, Any]]:
+    """First message within 1 s of the 201; the last within recipients/rate + 1 s (the
+    rate: the run's quota; else the SMS bench rate, and raw SMTP's when measured)."""
+    rows: list[dict[str, Any]] = []
+    for label, run in runs.items():
+        for channel in ("email", "sms"):
+            c = run[channel]
+            first = c["first_s"]
+            rows.append({"name": f"alert behind {run['backlog']}: {channel} first ({label}, s)",
+                         "target": "<= 1", "measured": first,
+                         "met": first is not None and first <= 1.0})
+            rate = run["quota_per_s"] or (run["sms_rate"] if channel == "sms" else email_rate)
+            if rate:
+                bound = run["recipients"] / rate + 1.0
+                last = c["last_s"]
+                rows.append({"name": f"alert behind {run['backlog']}: {channel} last "
+                                     f"({label}, s)",
+                             "target": f"<= {bound:.1f}", "measured": last,
+                             "met": last is not None and last <= bound})
+    return rows
+
+
 async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if args.only == "alert-backlog":
+        began = time.perf_counter()
+        runs = await alert_backlog(args, work)
+        return {"at": datetime.now(UTC).isoformat(),
+                "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+                "alert_backlog": runs, "targets": alert_backlog_targets(runs),
+                "duration_s": time.perf_counter() - began}
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(),
         # The machine may be shared: its load says how far to trust the absolute figures
@@ -172,6 +237,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         raws.append(await raw_sinks(v, args, email, sms))
     finally:
         v.stop()
+    result["alert_backlog"] = await alert_backlog(args, work)
+
     def mean(before: dict[str, float], after: dict[str, float], key: str) -> float:
         return (before[key] + after[key]) / 2
 
@@ -206,7 +273,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         / (small[channel]["seconds"] / args.sizes[0])
         if large[channel]["seconds"] and small[channel]["seconds"] else None
         for channel in ("email", "sms")}
-    result["targets"] = targets(result, args)
+    result["targets"] = targets(result, args) + alert_backlog_targets(
+        result["alert_backlog"], result["baselines"]["raw_smtp_deliveries_per_s"])
     result["machine"]["load_average_at_end"] = os.getloadavg()
     result["duration_s"] = time.perf_counter() - began
     return result
@@ -266,7 +334,31 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def alert_backlog_table(runs: dict[str, Any]) -> list[str]:
+    lines = ["== an alert behind a backlog: from its 201 to its first and last message =="]
+    for label, run in runs.items():
+        for channel in ("email", "sms"):
+            c = run[channel]
+            lines.append(
+                f"  {label:<14} {channel:<6} behind {run['backlog']:>7}  alert "
+                f"{c['delivered']:>5}/{run['recipients']:<5} first {_fmt(c['first_s']):>6} s"
+                f"  last {_fmt(c['last_s']):>6} s  backlog sent before {c['backlog_sent_before']}"
+                f", by its last {c['backlog_sent_by_last']}")
+    return lines
+
+
+def _targets_table(result: dict[str, Any]) -> list[str]:
+    lines = ["== targets =="]
+    for r in result["targets"]:
+        lines.append(f"  {r['name']:<56} {r['target']:>7}  measured {_fmt(r['measured']):>8}"
+                     f"  met {_fmt(r['met'])}")
+    return lines
+
+
 def table(result: dict[str, Any]) -> str:
+    if "latency" not in result:  # --only alert-backlog
+        return "\n".join(alert_backlog_table(result["alert_backlog"]) + _targets_table(result)
+                         + [f"took {result['duration_s']:.0f} s"])
     lines = ["== raw baselines (same run) =="]
     lines += [f"  {k:<44} {_fmt(v):>12}" for k, v in result["baselines"].items()
               if not isinstance(v, list)]
@@ -317,10 +409,8 @@ def table(result: dict[str, Any]) -> str:
             dept["cpu_s"].items(), key=lambda kv: -kv[1])))
     lines.append("== peak RSS (VmHWM, MB) at the largest N ==")
     lines.append("  " + "  ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mb"].items()))
-    lines.append("== targets ==")
-    for r in result["targets"]:
-        lines.append(f"  {r['name']:<56} {r['target']:>7}  measured {_fmt(r['measured']):>8}"
-                     f"  met {_fmt(r['met'])}")
+    lines += alert_backlog_table(result["alert_backlog"])
+    lines += _targets_table(result)
     lines.append(f"machine: {result['machine']}; took {result['duration_s']:.0f} s")
     return "\n".join(lines)
 

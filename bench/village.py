@@ -73,7 +73,9 @@ class BenchVillage:
         self.server.stop()
 
 
-def start(data_dir: Path, *, smtp_pool: int, sms_concurrency: int) -> BenchVillage:
+def start(data_dir: Path, *, smtp_pool: int, sms_concurrency: int,
+          extra_env: dict[str, str] | None = None) -> BenchVillage:
+    """`extra_env`: CRIEUR_* settings over the bench's own (a phase's SMS quota...)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     server = NatsServer(data_dir / "nats")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
@@ -85,6 +87,7 @@ def start(data_dir: Path, *, smtp_pool: int, sms_concurrency: int) -> BenchVilla
         "CRIEUR_SMTP_POOL": str(smtp_pool), "CRIEUR_SMS_CONCURRENCY": str(sms_concurrency),
         "CRIEUR_SMS_RATE": "1000",
     }
+    env |= extra_env or {}
     env["CRIEUR_PUBLIC_URL"] = f"http://127.0.0.1:{env['CRIEUR_HTTP_PORT']}"
     bench = BenchVillage(data_dir, server, env, token="")
     try:

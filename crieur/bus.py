@@ -14,7 +14,13 @@ from nats import errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
-from nats.js.errors import BadRequestError, BucketNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    BadRequestError,
+    BucketNotFoundError,
+    NoKeysError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
@@ -160,6 +166,18 @@ TRY_ONCE: dict[str, Any] = {
 
 class NotProvisionedError(RuntimeError):
     """A stream or bucket is missing and this service may not create it (production)."""
+
+
+# JetStream's error code for a write refused because the stream or bucket reached its
+# max_bytes (schemas.streams.Bucket.max_bytes); nats-py raises it as a 503.
+MAXIMUM_BYTES_EXCEEDED = 10077
+
+
+def is_full(error: BaseException) -> bool:
+    """The write was refused because its bucket or stream is full (not a passing outage)."""
+    return isinstance(error, APIError) and (
+        error.err_code == MAXIMUM_BYTES_EXCEEDED
+        or "maximum bytes exceeded" in (error.description or ""))
 
 
 def ensuring() -> bool:

@@ -92,17 +92,21 @@ async def provision_stream(js: JetStreamContext, config: StreamConfig, replicas:
 
 
 async def provision_bucket(js: JetStreamContext, bucket: Bucket, replicas: int) -> str:
-    """Create the bucket; an existing one keeps its settings, only its replica count changes."""
+    """Create the bucket; an existing one keeps its settings, except its replica count and
+    its size limit (a bucket made before it had one gets it)."""
     stream = f"KV_{bucket.name}"
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
         await js.create_key_value(config=bucket.config().evolve(replicas=replicas))
         return f"bucket {bucket.name}: created (replicas {replicas})"
-    if _replicas(info.config) == replicas:
+    max_bytes = bucket.max_bytes or -1
+    if _replicas(info.config) == replicas and (info.config.max_bytes or -1) == max_bytes:
         return f"bucket {bucket.name}: exists (replicas {replicas})"
-    await js.update_stream(config=info.config.evolve(num_replicas=replicas))
-    return f"bucket {bucket.name}: replicas {replicas}"
+    await js.update_stream(config=info.config.evolve(num_replicas=replicas,
+                                                     max_bytes=max_bytes))
+    limit = f", at most {max_bytes} bytes" if max_bytes > 0 else ""
+    return f"bucket {bucket.name}: replicas {replicas}{limit}"
 
 
 async def provision(js: JetStreamContext, replicas: int, found: Definitions | None = None

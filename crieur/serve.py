@@ -12,7 +12,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from crieur import log
-from crieur.settings import CommonSettings
+from crieur.http_limits import BodyReadTimeout, HttpLimits, header_timeout_protocol
+from crieur.settings import CommonSettings, load
 
 # A young collection every 10,000 new container objects rather than CPython's 700: a batch
 # of jobs then dies young instead of being promoted to the old generation, whose growth is
@@ -26,13 +27,29 @@ def serve(app: ASGIApp, host: str, port: int, grace_s: int,
 
     `loop`: asyncio's own unless a service asks for uvloop (the email service: CPU per email).
     """
+    limits = load(HttpLimits, component())
     settle_heap()
+    server = uvicorn.Server(server_config(app, host, port, grace_s, limits, loop))
+    server.run()
+    if not server.started:  # the port taken, the lifespan failed: as uvicorn.run says it
+        sys.exit(3)
+
+
+def server_config(app: ASGIApp, host: str, port: int, grace_s: int, limits: HttpLimits,
+                  loop: Literal["asyncio", "uvloop"] = "asyncio") -> uvicorn.Config:
+    """How uvicorn serves every service: one place, so the tests serve the same way."""
     # No forwarded header is believed here: uvicorn would trust X-Forwarded-For from
     # 127.0.0.1 (its default, or $FORWARDED_ALLOW_IPS), so anyone reaching the front door
     # through a local process could pick their address. The client address stays the
     # direct peer; the channels read X-Forwarded-For only from CRIEUR_TRUSTED_PROXIES.
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=grace_s, loop=loop, proxy_headers=False)
+    return uvicorn.Config(
+        BodyReadTimeout(app, limits.body_timeout_s), host=host, port=port, log_config=None,
+        access_log=False, timeout_graceful_shutdown=grace_s, loop=loop, proxy_headers=False,
+        # Slow or silent clients cannot hold connections for ever (crieur.http_limits), and
+        # past max_connections uvicorn answers 503 rather than queue without bound.
+        http=header_timeout_protocol(limits.header_timeout_s),
+        limit_concurrency=limits.max_connections, backlog=limits.backlog,
+        timeout_keep_alive=limits.keep_alive_s)
 
 
 def configure_logging(settings: CommonSettings) -> None:

@@ -15,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from crieur.channel.ratelimit import Network, parse_networks
+
 # What nats-py cannot read in a URL's user or password: it splits the URL itself and
 # decodes no percent-escape, so `tls://u:a/b@host` fails with "invalid connect url option"
 # and `a%2Fb` reaches the server as it is (Authorization Violation).
@@ -66,6 +68,21 @@ class CommonSettings(BaseSettings):
     # receipts webhook and push links all start with it. Unset, it is the address the front
     # door answers at, so the links work out of the box wherever CRIEUR_HTTP_PORT moves it.
     public_url: str = ""
+    # Reverse proxies in front of the front door (CRIEUR_TRUSTED_PROXIES, read by the front
+    # door's sign-in throttle and by the channels' limits: addresses or CIDR
+    # networks, comma-separated). Only when the front door's peer is one of them is the
+    # client read from X-Forwarded-For; by default nobody is trusted, since anyone can
+    # write the header (and every forged value would be a fresh rate limit).
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    def proxies(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @classmethod
     def settings_customise_sources(
@@ -99,7 +116,7 @@ class CommonSettings(BaseSettings):
         return self
 
 
-S = TypeVar("S", bound=CommonSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load(settings: type[S], service: str) -> S:

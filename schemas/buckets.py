@@ -8,7 +8,15 @@ read and write its keys.
 
 from __future__ import annotations
 
-from schemas.streams import DAY, Bucket
+from schemas.streams import DAY, MIB, Bucket
+
+# Subscribers' buckets are written from the internet (a code or a link is asked for before
+# anyone is confirmed): a bound keeps a flood of sign-ups from filling the NATS disk that
+# the notices live on. One subscriber takes about 500 bytes on disk (a few hundred of JSON,
+# the key and the message's own), so 256 MiB holds about half a million per channel, far
+# beyond every village of a département together. NATS reserves each limit in the server's
+# max_file_store (deploy/nats), so a larger one must fit there too (tests/unit/deploy).
+SUBSCRIBERS_MAX_BYTES = 256 * MIB
 
 EMAIL_SUBSCRIBERS = Bucket(
     "email_subscribers",
@@ -16,13 +24,16 @@ EMAIL_SUBSCRIBERS = Bucket(
     # Read at send time while the live index is not proven current, and for each change:
     # a direct get skips the JSON API round of a plain get.
     direct=True,
+    max_bytes=SUBSCRIBERS_MAX_BYTES,
 )
 
-PUSH_DEVICES = Bucket("devices", "Phones of the push channel, key = SHA-256 of the FCM token")
+PUSH_DEVICES = Bucket("devices", "Phones of the push channel, key = SHA-256 of the FCM token",
+                      max_bytes=SUBSCRIBERS_MAX_BYTES)
 
 SMS_SUBSCRIBERS = Bucket(
     "sms_subscribers",
     "SMS subscribers, key = keyed hash of the number; the number is only here",
+    max_bytes=SUBSCRIBERS_MAX_BYTES,
 )
 # Provider message id -> the job it carried, for delivery receipts (a week is plenty).
 SMS_MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, version, commune",

@@ -50,6 +50,22 @@ SECRET_PARAMETERS = frozenset({"token", "secret"})
 REDACTED = "[redacted]"
 
 
+# Forwarded paths whose body is not JSON: the email pages' forms (below the prefix, not
+# the prefix itself) and providers' webhooks, in whatever format a provider posts. Every
+# other forwarded POST, PUT and PATCH must say it is JSON: a browser sends that type
+# cross-site only after a CORS preflight, which the front door never grants.
+NOT_JSON_PREFIXES: tuple[str, ...] = ("/api/v1/subscriptions/email/", "/webhooks/")
+# Forwarded routes for staff only: the front door checks the staff token, as for its own
+# staff routes, since credentials are never passed on to a channel.
+STAFF_ROUTES: frozenset[str] = frozenset({"/api/v1/previews/sms"})
+
+
+def takes_json(method: str, path: str) -> bool:
+    """Whether a forwarded request's body (if any) must be `Content-Type: application/json`."""
+    return method.upper() in ("POST", "PUT", "PATCH") and not path.startswith(
+        NOT_JSON_PREFIXES)
+
+
 def channel_for(path: str) -> Channel | None:
     for prefix in sorted(CHANNEL_ROUTES, key=len, reverse=True):
         if path == prefix or path.startswith(prefix + "/"):

@@ -20,6 +20,7 @@ from nats.js.api import (
 from schemas import subjects
 
 DAY = 24 * 3600.0
+MIB = 1024**2
 GIB = 1024**3
 
 # A stream's definition carries its version in its metadata: bump it with any change of
@@ -92,6 +93,9 @@ class Bucket:
     history: int = 1
     # Reads answered by any replica without a leader round trip (hot-path lookups).
     direct: bool = False
+    # 0: no limit. Past it NATS refuses new values (a 507 from the channels' HTTP bridge);
+    # deletes and purges still go through, so nobody is kept against their will.
+    max_bytes: int = 0
 
     def config(self) -> KeyValueConfig:
         return KeyValueConfig(
@@ -99,6 +103,7 @@ class Bucket:
             description=self.description,
             ttl=self.ttl or None,
             history=self.history,
+            max_bytes=self.max_bytes or None,
             storage=StorageType.FILE,
             direct=self.direct or None,
         )

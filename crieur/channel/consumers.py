@@ -36,9 +36,13 @@ def durable(name: str, role: str, lane: Lane = Lane.NORMAL) -> str:
 
 
 def fanout_consumer(name: str, ack_wait_s: float, lane: Lane = Lane.NORMAL,
-                    start_seq: int | None = None) -> ConsumerConfig:
+                    start_seq: int | None = None, max_ack_pending: int = 1) -> ConsumerConfig:
     """Both lanes read every NOTICES event (the subject does not carry the category); each
-    plans those of its lane and acks the others at once."""
+    plans those of its lane and acks the others at once.
+
+    `max_ack_pending`: events planned at once. The alert lane plans one at a time (alerts
+    in the order published); the normal lane several, one task per notice (Fanout).
+    """
     return ConsumerConfig(
         durable_name=durable(name, "fanout", lane),
         description=f"{name}: NOTICES events to plan into jobs ({lane} lane)",
@@ -55,9 +59,11 @@ def fanout_consumer(name: str, ack_wait_s: float, lane: Lane = Lane.NORMAL,
         # Unbounded at the server: the kit bounds attempts itself and writes a dead letter;
         # a server-side limit would strand the event silently.
         max_deliver=-1,
-        # One event at a time, in order, over every process: a withdrawal is planned after
-        # its publication. An alert waits only for the alert planned before it.
-        max_ack_pending=1,
+        # Alert lane: one event at a time, in order, over every process; an alert waits only
+        # for the alert planned before it. Normal lane: several notices at once, each
+        # notice's events in order within a process (Fanout), so a 100,000-recipient
+        # notice throttled by the workers' pace does not hold every other one back.
+        max_ack_pending=max_ack_pending if lane is Lane.NORMAL else 1,
     )
 
 
@@ -89,6 +95,8 @@ async def ensure_consumers(js: JetStreamContext, configs: Sequence[ConsumerConfi
       alert lane (a work queue refuses overlapping consumers): its filter is narrowed in
       place to `jobs.<name>.*` (nats-server 2.10+), keeping its queued and pending jobs,
       before the alert worker is made.
+    - `<name>-fanout` made with another window (max_ack_pending: 1 before notices were
+      planned side by side) gets the configured one, in place.
     - `<name>-alert-fanout` is made after `<name>-fanout`, starting just after the last
       event that one finished: an alert the normal lane skipped is one the alert lane
       reads (an event read by both is planned once: jobs carry a Nats-Msg-Id).
@@ -96,6 +104,23 @@ async def ensure_consumers(js: JetStreamContext, configs: Sequence[ConsumerConfi
       never from NEW: no notice published while it was missing goes unplanned.
     """
     by_name = {c.durable_name: c for c in configs}
+    fanout = by_name.get(durable(name, "fanout"))
+    alert_fanout = by_name.get(durable(name, "fanout", Lane.ALERT))
+    normal: ConsumerInfo | None = None
+    if fanout is not None or alert_fanout is not None:
+        try:
+            normal = await js.consumer_info(NOTICES_STREAM, durable(name, "fanout"))
+        except nats.js.errors.NotFoundError:
+            normal = await _make_fanout(js, fanout or fanout_consumer(
+                name, (alert_fanout.ack_wait if alert_fanout else None) or 30.0))
+        else:
+            if fanout is not None and normal.config.max_ack_pending != fanout.max_ack_pending:
+                # One made before notices were planned side by side (1), or a setting changed.
+                log.info("consumer_window_changed", consumer=fanout.durable_name,
+                         was=normal.config.max_ack_pending, now=fanout.max_ack_pending)
+                await js.add_consumer(NOTICES_STREAM, replace(
+                    normal.config, max_ack_pending=fanout.max_ack_pending,
+                    description=fanout.description))
     worker = by_name.get(durable(name, "worker"))
     if worker is not None:
         try:
@@ -109,15 +134,6 @@ async def ensure_consumers(js: JetStreamContext, configs: Sequence[ConsumerConfi
                 await js.add_consumer(JOBS_STREAM, replace(
                     info.config, filter_subject=worker.filter_subject,
                     description=worker.description))
-    normal_fanout = by_name.get(durable(name, "fanout"))
-    alert_fanout = by_name.get(durable(name, "fanout", Lane.ALERT))
-    normal: ConsumerInfo | None = None
-    if normal_fanout is not None or alert_fanout is not None:
-        try:
-            normal = await js.consumer_info(NOTICES_STREAM, durable(name, "fanout"))
-        except nats.js.errors.NotFoundError:
-            normal = await _make_fanout(js, normal_fanout or fanout_consumer(
-                name, (alert_fanout.ack_wait if alert_fanout else None) or 30.0))
     if alert_fanout is not None and normal is not None:
         try:
             await js.consumer_info(NOTICES_STREAM, durable(name, "fanout", Lane.ALERT))

@@ -2,8 +2,16 @@
 (`jobs.<name>.<commune>.alert` for an alert: crieur.channel.lanes).
 
 A channel runs one fan-out per lane, each on its own durable reading every event: each
-plans its lane's events, one at a time and in order, and acks the others unread, so an
-alert is planned while a 100,000-recipient information is still being planned.
+plans its lane's events and acks the others unread, so an alert is planned while a
+100,000-recipient information is still being planned. The alert lane plans one event at a
+time, in order. The normal lane plans up to `channel_fanout_concurrency` events at once,
+one task per notice, a notice's events one after the other (a correction never before its
+publication), and paces each notice's planning by the workers: it adds a window of
+`channel_fanout_ahead` jobs only while fewer than that wait in the queue, not yet handed
+out. Notices planned together thus take turns in the queue, a window each, and a notice
+published while a 100,000-recipient one is planned starts behind a short backlog, not
+behind the whole of it (README, Lanes: fair share). Held jobs (quiet hours, retries) are
+handed out, so they do not count: they never stall planning.
 
 The jobs go in groups of `channel_group_size` recipients, one bus message each
 (schemas.jobs.JobGroup; a lone recipient is a plain Job). Groups are published
@@ -17,11 +25,14 @@ event goes on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import nats.errors
+import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -82,7 +93,8 @@ async def publish_jobs(js: JetStreamContext, subject: str,
                        headers: dict[str, str] | None = None) -> int:
     """Publish (payload, msg id) pairs in windows; returns how many; raises if one failed.
 
-    `headers` go on every job as well (the notice's trace, crieur.trace).
+    `headers` go on every job as well (the notice's trace, crieur.trace). `on_window` is
+    awaited after each full window is stored, before the next is published.
     """
     pending: list[asyncio.Future[Any]] = []
     count = 0
@@ -95,8 +107,6 @@ async def publish_jobs(js: JetStreamContext, subject: str,
                 if not future.done():
                     future.cancel()
             pending.clear()
-        if on_window is not None:
-            await on_window()
 
     async def each() -> AsyncIterator[tuple[bytes, str]]:
         if isinstance(jobs, AsyncIterator):
@@ -106,13 +116,18 @@ async def publish_jobs(js: JetStreamContext, subject: str,
             for item in jobs:
                 yield item
 
+    room = False
     async for payload, msg_id in each():
+        if room and on_window is not None:
+            await on_window()
+        room = False
         pending.append(await js.publish_async(subject, payload, stream=JOBS_STREAM,
                                               headers={**(headers or {}),
                                                        Header.MSG_ID: msg_id}))
         count += 1
         if len(pending) >= window:
             await settle()
+            room = True
     if pending:
         await settle()
     return count
@@ -132,10 +147,65 @@ class Fanout:
         self.sent = sent
         self.notices = notices
         self.now = now
+        # Normal lane: the events being planned here (by stream sequence), and each
+        # notice's last one, which its next event waits for.
+        self._planning: dict[int, asyncio.Task[None]] = {}
+        self._last_of: dict[str, asyncio.Task[None]] = {}
+        # The normal worker's queue depth, read once for every planner waiting on it.
+        self._depth: tuple[float, int | None] = (0.0, None)
+        self._depth_lock = asyncio.Lock()
+
+    @property
+    def _side_by_side(self) -> bool:
+        return self.lane is Lane.NORMAL and self.settings.channel_fanout_concurrency > 1
 
     async def handle(self, msgs: list[Msg]) -> None:
+        """Plan `msgs`: the alert lane now, in order; the normal lane in the background, each
+        after its notice's previous event (the server bounds how many: max_ack_pending)."""
         for msg in msgs:
+            if not self._side_by_side:
+                await self.handle_one(msg)
+                continue
+            sequence = msg.metadata.sequence.stream
+            if sequence in self._planning:
+                continue  # handed out again while planned here: that planning goes on
+            notice_id = _notice_id(msg.data)
+            before = self._last_of.get(notice_id) if notice_id else None
+            task = asyncio.create_task(self._after(before, msg),
+                                       name=f"{self.service}:{sequence}")
+            self._planning[sequence] = task
+            if notice_id:
+                self._last_of[notice_id] = task
+            task.add_done_callback(functools.partial(self._forget, sequence=sequence,
+                                                     notice_id=notice_id))
+
+    def _forget(self, task: asyncio.Task[None], sequence: int, notice_id: str | None) -> None:
+        self._planning.pop(sequence, None)
+        if notice_id and self._last_of.get(notice_id) is task:
+            del self._last_of[notice_id]
+
+    async def _after(self, before: asyncio.Task[None] | None, msg: Msg) -> None:
+        try:
+            if before is not None:
+                await asyncio.wait({before})  # its outcome is its own (acked, naked, dead)
             await self.handle_one(msg)
+        except asyncio.CancelledError:
+            # Stopping: not planned to the end, so planned again at once, here or elsewhere
+            # (the jobs already queued are kept once, by their Nats-Msg-Id).
+            try:
+                await msg.nak()
+            except Exception as error:  # NATS away: it comes back after ack_wait
+                log.debug("fanout_nak_failed", error=repr(error))
+            raise
+        except Exception as error:
+            log.error("fanout_task_failed", error=repr(error)[:300])
+
+    async def close(self) -> None:
+        """Stop the plannings under way; their events are handed back (nak)."""
+        tasks = list(self._planning.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def handle_one(self, msg: Msg) -> None:
         with trace.bound(msg.headers):
@@ -244,10 +314,63 @@ class Fanout:
                 yield template.render_group(group)
 
         # Windows of messages: a window of groups holds `size` times the jobs.
-        await publish_jobs(self.js, subject, grouped(),
-                           max(1, self.settings.channel_fanout_window // size),
-                           headers=headers)
+        window = max(1, self.settings.channel_fanout_window // size)
+        paced = self._side_by_side and self.settings.channel_fanout_ahead > 0
+        if paced:
+            # A window no larger than the backlog kept ahead of the workers.
+            window = min(window, max(1, -(-self.settings.channel_fanout_ahead // size)))
+        async def room() -> None:
+            await self._room(notice.id, window)
+
+        await publish_jobs(self.js, subject, grouped(), window, headers=headers,
+                           on_window=room if paced else None)
         return count
+
+    async def _room(self, notice_id: str, window: int) -> None:
+        """Until the normal worker's queue holds fewer than `channel_fanout_ahead` jobs not
+        yet handed out: every notice being planned waits for this, then adds a window, so
+        they take turns. Jobs handed out and held (quiet hours, a retry's delay) are not
+        counted; nor is anything when there is no worker durable to read."""
+        limit = max(1, -(-self.settings.channel_fanout_ahead // self.settings.channel_group_size))
+        while not self._withdrawn(notice_id):
+            depth = await self._queue_depth()
+            if depth is None:
+                return
+            if depth < limit:
+                # Counted at once: the planners let through on the same reading must not
+                # all see the room this window takes (windows go out faster than a poll).
+                self._depth = (self._depth[0], depth + window)
+                return
+            await asyncio.sleep(_DEPTH_POLL_S)
+
+    async def _queue_depth(self) -> int | None:
+        """JOBS messages of the normal lane not yet handed out, read at most every
+        _DEPTH_POLL_S whatever the number of planners."""
+        async with self._depth_lock:
+            at, depth = self._depth
+            if asyncio.get_running_loop().time() - at < _DEPTH_POLL_S:
+                return depth
+            try:
+                info = await self.js.consumer_info(JOBS_STREAM, durable(self.name, "worker"))
+                depth = info.num_pending
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as error:
+                # No worker durable yet, or NATS away: plan on; the publishes say if it is.
+                log.debug("fanout_depth_unknown", error=repr(error)[:200])
+                depth = None
+            self._depth = (asyncio.get_running_loop().time(), depth)
+            return depth
+
+
+_DEPTH_POLL_S = 0.05
+
+
+def _notice_id(data: bytes) -> str | None:
+    """The notice an event is about, to keep a notice's events in order; None if unreadable
+    (handle_one makes it a dead letter)."""
+    try:
+        return parse_notice_event(data).notice.id
+    except (ValidationError, NewerSchemaVersion, ValueError):
+        return None
 
 
 async def keep_in_progress(msgs: Callable[[], list[Msg]], ack_wait_s: float) -> None:

@@ -4,7 +4,8 @@ The front door forwards each request (schemas.channels.ChannelHttpRequest) and r
 ChannelHttpReply as is. `Router` matches method + path pattern (`/x/{token}`) to a handler;
 `serve` answers on the channel's subject in a queue group, so several processes share it.
 A request that cannot be read gets a 400, an unknown path a 404, a wrong method a 405;
-a handler that crashes gets a 500 and a log line, and the next request is answered.
+a handler that crashes gets a 500 and a log line, and the next request is answered; one
+whose write a full bucket refused (its max_bytes) gets a 507 that says so.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
+from crieur.bus import is_full
 from crieur.channel.ratelimit import Network, client_key, within
 from schemas import subjects
 from schemas.channels import CHANNEL_PATHS, ChannelHttpReply, ChannelHttpRequest, channel_for
 
 log = structlog.get_logger("crieur.channel.http")
+
+STORAGE_FULL = ("Le service ne peut plus enregistrer de nouvelles inscriptions pour le moment ; "
+                "réessayez plus tard. Vous pouvez toujours vous désinscrire.")
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -156,7 +161,12 @@ class Router:
                 return await handler(Request(raw, found.groupdict()))
             except HttpError as error:
                 return error.reply()
-            except Exception:
+            except Exception as error:
+                if is_full(error):
+                    # Not a bug, and nothing a retry in a second fixes: the operator must
+                    # look (schemas/buckets.py's limits), the resident is told to come back.
+                    log.error("channel_storage_full", method=raw.method, route=regex.pattern)
+                    return HttpError(507, "storage_full", STORAGE_FULL).reply()
                 log.exception("channel_http_handler_failed", method=raw.method,
                               route=regex.pattern)
                 return HttpError(500, "internal", "Erreur interne ; réessayez plus tard.").reply()

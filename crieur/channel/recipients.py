@@ -187,6 +187,29 @@ class RecipientRegistry(Generic[S]):
         with contextlib.suppress(KeyNotFoundError):
             await self.kv.purge(rid)
 
+    def unconfirmed_since(self, subscriber: S) -> datetime:
+        """Since when this unconfirmed subscriber has been idle (a channel may count a later
+        event, such as a code sent since); the index's `unconfirmed` holds `created_at`."""
+        return subscriber.created_at
+
+    async def sweep_unconfirmed(self, older_than: datetime) -> int:
+        """Purge subscribers never confirmed and idle since before `older_than` (their link
+        or code is dead): an address or number someone typed, maybe not its owner's, is not
+        kept for nothing. Returns how many went."""
+        swept = 0
+        for rid, since in list(self.index.unconfirmed.items()):
+            if since >= older_than:
+                continue
+            found = await self.get(rid)
+            if (found is None or found[0].confirmed
+                    or self.unconfirmed_since(found[0]) >= older_than):
+                continue
+            await self.forget(rid)
+            swept += 1
+        if swept:
+            self._log.info("unconfirmed_swept", channel=self._name, count=swept)
+        return swept
+
     async def change(self, rid: str, how: Change[S]) -> S | None:
         """Read-modify-write with optimistic concurrency, retried on a concurrent write."""
         for _ in range(20):

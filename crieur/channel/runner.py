@@ -77,6 +77,7 @@ class ChannelRunner:
         self.stopping = asyncio.Event()
         self.notices = CurrentNotices(nc, self.js)
         self.fanout: Fanout | None = None
+        self._fanouts: list[Fanout] = []
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
@@ -113,6 +114,7 @@ class ChannelRunner:
             for lane in Lane:
                 fanout = Fanout(self.port, self.settings, self.js, self.name, sent,
                                 self.notices, self.now, lane)
+                self._fanouts.append(fanout)
                 if lane is Lane.NORMAL:
                     self.fanout = fanout
                 config = configs[durable(self.name, "fanout", lane)]
@@ -161,7 +163,9 @@ class ChannelRunner:
         ack_wait = self.settings.channel_ack_wait_s
         found: list[ConsumerConfig] = []
         if self._run_fanout:
-            found += [fanout_consumer(self.name, ack_wait, lane) for lane in Lane]
+            found += [fanout_consumer(self.name, ack_wait, lane,
+                                      max_ack_pending=self.settings.channel_fanout_concurrency)
+                      for lane in Lane]
         if self._run_worker:
             found += [worker_consumer(self.name, ack_wait, self.settings.channel_max_ack_pending),
                       worker_consumer(self.name, ack_wait,
@@ -188,6 +192,8 @@ class ChannelRunner:
             except Exception as error:
                 log.error("channel_task_failed", channel=self.name, error=repr(error)[:300])
         self._tasks.clear()
+        for fanout in self._fanouts:
+            await fanout.close()
         await self.notices.stop()
         log.info("channel_stopped", channel=self.name,
                  counts=self.worker.counts if self.worker else {})

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from crieur.channel.ratelimit import Network, parse_networks
 from crieur.settings import CommonSettings
 
 
@@ -27,6 +26,15 @@ class ChannelSettings(CommonSettings):
     # Jobs published at once by the fan-out before waiting for their acks (memory bound).
     # (Counted in jobs, published in groups.)
     channel_fanout_window: int = Field(default=1000, ge=1, le=100_000)
+    # Normal-lane events planned at once, one task per notice (order kept within a
+    # notice): a notice published while a large one is planned is planned too (the
+    # NOTICES durable's max_ack_pending). The alert lane plans one event at a time.
+    channel_fanout_concurrency: int = Field(default=32, ge=1, le=1000)
+    # Jobs the normal lane's planners keep queued ahead of the workers (not yet handed
+    # out): each notice's planning waits for the queue to fall below this, then adds this
+    # many, so notices being planned take turns and a new one starts behind a short
+    # backlog (README, Lanes: fair share). 0 plans without waiting (FIFO by planning).
+    channel_fanout_ahead: int = Field(default=256, ge=0, le=1_000_000)
     # JOBS messages (a job or a group) handed out at once to all the workers of a channel
     # (JetStream max_ack_pending).
     channel_max_ack_pending: int = Field(default=2000, ge=1)
@@ -38,17 +46,3 @@ class ChannelSettings(CommonSettings):
     channel_record_linger_s: float = Field(default=0.05, ge=0, le=1.0)
     # On SIGTERM, how long in-flight sends may take to finish before the process goes.
     channel_drain_s: float = Field(default=20.0, gt=0)
-    # Reverse proxies in front of the front door (CRIEUR_TRUSTED_PROXIES: addresses or CIDR
-    # networks, comma-separated). Only when the front door's peer is one of them is the
-    # client read from X-Forwarded-For; by default nobody is trusted, since anyone can
-    # write the header (and every forged value would be a fresh rate limit).
-    trusted_proxies: str = ""
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        parse_networks(value)
-        return value
-
-    def proxies(self) -> tuple[Network, ...]:
-        return parse_networks(self.trusted_proxies)

@@ -30,7 +30,7 @@ from schemas.commune import Commune
 from schemas.deliveries import Channel
 from schemas.previews import EmailPreview, PreviewRequest
 from schemas.streams import COMMUNES
-from services.email.format import build_confirmation
+from services.email.format import build_already_subscribed, build_confirmation
 from services.email.handlers import EmailPort
 from services.email.links import Links
 from services.email.preview import email_preview
@@ -108,7 +108,8 @@ class EmailService:
 
         self.web = Web(
             registry=self.registry, links=self.links, commune_name=commune_name,
-            send_confirmation=self.send_confirmation, clock=self.clock,
+            send_confirmation=self.send_confirmation,
+            send_already=self.send_already_subscribed, clock=self.clock,
             per_client=RateLimiter(self.settings.email_rate_per_client, HOUR),
             per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
             trusted_proxies=self.settings.proxies())
@@ -144,6 +145,12 @@ class EmailService:
         message = build_confirmation(address=address, confirm_url=confirm_url, communes=communes,
                                      from_address=self.settings.smtp_from, now=self.clock(),
                                      nonce=new_nonce())
+        await self.pool.send(self.settings.smtp_from, address, message)
+
+    async def send_already_subscribed(self, address: str, manage_url: str) -> None:
+        message = build_already_subscribed(address=address, manage_url=manage_url,
+                                           from_address=self.settings.smtp_from,
+                                           now=self.clock(), nonce=new_nonce())
         await self.pool.send(self.settings.smtp_from, address, message)
 
     async def stop(self) -> None:

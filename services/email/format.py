@@ -65,6 +65,26 @@ def normalise_address(raw: str) -> str:
     return check_address(ascii_email.lower())
 
 
+# Providers that ignore dots in the local part and treat both domains as one mailbox.
+_DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox(address: str) -> str:
+    """The mailbox a normalised address delivers to, as far as limits are concerned.
+
+    `jean+1@x.fr` and `jean@x.fr` reach one mailbox (sub-addressing), and so do
+    `j.ean@gmail.com` and `jean@googlemail.com`: a limit per typed string would let anyone
+    flood one resident with spellings. Only limits use this; the address is stored and
+    written to as typed. Rule: lower case (already), drop `+tag` from the local part, and
+    for gmail.com / googlemail.com also drop the dots and count both as gmail.com.
+    """
+    local, _, domain = address.lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTLESS:
+        local, domain = local.replace(".", "") or local, _DOTLESS[domain]
+    return f"{local}@{domain}"
+
+
 def check_address(address: str) -> str:
     """Refuses anything but a plain ASCII addr-spec (a header or envelope cannot be bent)."""
     if not _ADDRESS.match(address) or ".." in address:
@@ -218,4 +238,23 @@ def build_confirmation(*, address: str, confirm_url: str, communes: list[str],
         boundary=boundary,
     )
     # No List-Unsubscribe: there is nothing to leave yet.
+    return draft.personalise(nonce, address)
+
+
+def build_already_subscribed(*, address: str, manage_url: str, from_address: str,
+                             now: datetime, nonce: str) -> bytes:
+    """The answer to a new request for an address already confirmed: no link to confirm
+    (it is confirmed), the way to change its choices instead."""
+    context = {"manage_url": manage_url}
+    boundary = f"{_BOUNDARY}already"
+    draft = EmailDraft(
+        envelope_from=from_address,
+        head=_head(from_name="Avis de votre mairie", from_address=from_address,
+                   subject="Vous êtes déjà abonné·e : gérer vos abonnements", date=now,
+                   boundary=boundary, bulk=False, list_id=None),
+        text=_ENV.get_template("already.txt").render(context),
+        html=_ENV.get_template("already.html").render(context),
+        message_id=f"<already.{{rid}}@{_domain(from_address)}>",
+        boundary=boundary,
+    )
     return draft.personalise(nonce, address)

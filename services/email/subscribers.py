@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import structlog
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
@@ -25,8 +24,6 @@ from schemas.buckets import EMAIL_SUBSCRIBERS
 
 __all__ = ["SUBSCRIBERS", "Change", "Follow", "Registry", "Subscriber", "Topic",
            "add_confirmed", "merge_follows", "now"]
-
-log = structlog.get_logger("crieur.email.subscribers")
 
 SUBSCRIBERS = EMAIL_SUBSCRIBERS
 
@@ -42,6 +39,9 @@ class Subscriber(BaseModel):
     suspended: bool = False
     created_at: datetime
     confirmed_at: datetime | None = None
+    # The last "you are already subscribed" email: kept here, not in memory, so that a
+    # restart cannot let a stranger's repeated requests flood a confirmed mailbox.
+    already_mailed_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -64,22 +64,6 @@ class Registry(RecipientRegistry[Subscriber]):
     @classmethod
     async def open(cls, js: JetStreamContext) -> Registry:
         return cls(await ensure_bucket(js, SUBSCRIBERS))
-
-    async def sweep_unconfirmed(self, older_than: datetime) -> int:
-        """Purge addresses never confirmed since before `older_than` (their link is dead):
-        an address someone typed, maybe not its owner, is not kept for nothing."""
-        swept = 0
-        for rid, since in list(self.index.unconfirmed.items()):
-            if since >= older_than:
-                continue
-            found = await self.get(rid)
-            if found is None or found[0].confirmed or found[0].created_at >= older_than:
-                continue
-            await self.forget(rid)
-            swept += 1
-        if swept:
-            log.info("unconfirmed_swept", count=swept)
-        return swept
 
 
 def now() -> datetime:

@@ -10,7 +10,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from crieur.channel.ratelimit import Network, RateLimiter
 from schemas.channels import ChannelHttpReply
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
-from services.email.format import BadAddress, normalise_address
+from services.email.format import BadAddress, mailbox, normalise_address
 from services.email.links import PREFIX, BadLink, Links
 from services.email.subscribers import Follow, Registry, Subscriber, merge_follows
 
@@ -34,6 +34,9 @@ _PAGES = Environment(loader=PackageLoader("services.email", "templates"),
                      trim_blocks=True, lstrip_blocks=True)
 
 CONFIRM_RETRIES_S = (2.0, 10.0, 60.0)
+# A confirmed address asked for again gets "already subscribed" at most this often: the
+# request may be a stranger's, repeated to flood the mailbox.
+ALREADY_EVERY = timedelta(days=1)
 ACCEPTED = ("Si cette adresse peut recevoir nos courriels, un message vient de lui être "
             "envoyé : ouvrez-le et cliquez sur le bouton pour confirmer.")
 
@@ -49,6 +52,8 @@ class SubscribeRequest(BaseModel):
 
 # (address, confirm url, commune names) -> sends the confirmation email; may raise.
 SendConfirmation = Callable[[str, str, list[str]], Awaitable[None]]
+# (address, manage url) -> sends "you are already subscribed"; may raise.
+SendAlready = Callable[[str, str], Awaitable[None]]
 # INSEE code -> the commune's name, or None if it is not registered.
 CommuneName = Callable[[str], Awaitable[str | None]]
 
@@ -59,6 +64,7 @@ class Web:
     links: Links
     commune_name: CommuneName
     send_confirmation: SendConfirmation
+    send_already: SendAlready
     clock: Callable[[], datetime]
     per_client: RateLimiter
     per_address: RateLimiter
@@ -68,7 +74,9 @@ class Web:
     def router(self) -> Router:
         router = Router()
         router.add("POST", PREFIX, self.subscribe)
-        router.add("GET", PREFIX + "/confirm/{token}", self.confirm)
+        # GET only shows a button: mail scanners open links, they do not press buttons.
+        router.add("GET", PREFIX + "/confirm/{token}", self.confirm_page)
+        router.add("POST", PREFIX + "/confirm/{token}", self.confirm)
         router.add("GET", PREFIX + "/unsubscribe/{token}", self.unsubscribe_page)
         router.add("POST", PREFIX + "/unsubscribe/{token}", self.unsubscribe)
         router.add("GET", PREFIX + "/manage/{token}", self.manage_page)
@@ -106,60 +114,101 @@ class Web:
                      "message": f"la commune {follow.commune} n’utilise pas ce service"}])
             names.append(f"{name} ({follow.commune})")
         rid = self.links.recipient_id(address)
-        # Per address, keyed by the hash: the limiter never holds an address.
-        _limit(self.per_address, "rid:" + rid)
+        # Per mailbox (`jean+1@` is `jean@`), keyed by a hash: the limiter holds no address.
+        _limit(self.per_address, "mailbox:" + self.links.recipient_id(mailbox(address)))
         now = self.clock()
+        mail = "confirmation"
 
         def create(current: Subscriber | None) -> Subscriber | None:
             # An unknown address is kept unconfirmed (it gets nothing until confirmed);
             # a known one is left as it is: only its owner's click changes what it follows.
+            nonlocal mail
+            mail = "confirmation"
             if current is None:
                 return Subscriber(email=address, created_at=now)
             if not current.confirmed:
                 # A new link: the sweep of unconfirmed addresses counts from now.
                 return current.model_copy(update={"created_at": now})
-            return None
+            if current.suspended:
+                # Bounced until suspended: a confirmation proves the mailbox works again.
+                return None
+            last = current.already_mailed_at
+            if last is not None and now - last < ALREADY_EVERY:
+                mail = ""
+                return None
+            # Claimed by a compare-and-set: two requests at once send one mail, not two.
+            mail = "already_subscribed"
+            return current.model_copy(update={"already_mailed_at": now})
 
         await self.registry.change(rid, create)
-        follows = [f.model_dump(mode="json") for f in body.follows]
-        task = asyncio.create_task(self._confirm_mail(address, rid, follows, names))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if mail == "confirmation":
+            url = self.links.confirm_url(rid, [f.model_dump(mode="json") for f in body.follows])
+            self._in_background(mail, rid, lambda: self.send_confirmation(address, url, names))
+        elif mail == "already_subscribed":
+            url = self.links.manage_url(rid)
+            self._in_background(mail, rid, lambda: self.send_already(address, url))
+        else:
+            log.info("already_subscribed_mail_skipped", recipient=rid[:12])
+        # The same answer whatever happened: it tells nobody whether the address is known.
         return json_reply(202, {"status": "pending", "message": ACCEPTED})
 
-    async def _confirm_mail(self, address: str, rid: str, follows: list[dict[str, Any]],
-                            names: list[str]) -> None:
-        url = self.links.confirm_url(rid, follows)
+    def _in_background(self, mail: str, rid: str, send: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.create_task(self._mail(mail, rid, send))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mail(self, mail: str, rid: str, send: Callable[[], Awaitable[None]]) -> None:
         # The relay may be away for a moment: a few tries, then the resident asks again.
         for wait in (*CONFIRM_RETRIES_S, None):
             try:
-                await self.send_confirmation(address, url, names)
-                log.info("confirmation_sent", recipient=rid[:12])
+                await send()
+                log.info(f"{mail}_sent", recipient=rid[:12])
                 return
             except Permanent as error:
-                log.warning("confirmation_refused", recipient=rid[:12], reason=error.reason)
+                log.warning(f"{mail}_refused", recipient=rid[:12], reason=error.reason)
                 return
             except Exception as error:
                 reason = error.reason if isinstance(error, Transient) else repr(error)[:200]
-                log.warning("confirmation_failed", recipient=rid[:12], reason=reason,
+                log.warning(f"{mail}_failed", recipient=rid[:12], reason=reason,
                             retry_in_s=wait)
                 if wait is None:
                     return
                 await asyncio.sleep(wait)
 
-    async def confirm(self, request: Request) -> ChannelHttpReply:
+    def _confirmation(self, token: str) -> tuple[str, tuple[Follow, ...]]:
         try:
-            rid, raw_follows = self.links.read_confirm(request.params["token"])
-            follows = tuple(Follow.model_validate(f) for f in raw_follows)
+            rid, raw_follows = self.links.read_confirm(token)
+            return rid, tuple(Follow.model_validate(f) for f in raw_follows)
         except BadLink as error:
             expired = str(error) == "expired"
-            return _page(400, "Ce lien n’est plus valable",
-                         ["Ce lien de confirmation a expiré." if expired
-                          else "Ce lien de confirmation n’est pas valable.",
-                          "Inscrivez-vous à nouveau pour recevoir un nouveau lien."])
-        except ValidationError:
-            return _page(400, "Ce lien n’est plus valable",
-                         ["Ce lien de confirmation n’est pas valable."])
+            raise _PageError(_page(400, "Ce lien n’est plus valable",
+                                   ["Ce lien de confirmation a expiré." if expired
+                                    else "Ce lien de confirmation n’est pas valable.",
+                                    "Inscrivez-vous à nouveau pour recevoir un nouveau lien."])
+                             ) from error
+        except ValidationError as error:
+            raise _PageError(_page(400, "Ce lien n’est plus valable",
+                                   ["Ce lien de confirmation n’est pas valable."])) from error
+
+    async def confirm_page(self, request: Request) -> ChannelHttpReply:
+        """The link in the email (GET, HEAD): a button to press, nothing changed yet."""
+        token = request.params["token"]
+        try:
+            rid, follows = self._confirmation(token)
+        except _PageError as page:
+            return page.reply
+        if await self.registry.get(rid) is None:
+            return _missing()
+        return _render(200, "confirm_page.html", heading="Confirmer votre inscription",
+                       communes=[await self._name(f.commune) for f in follows],
+                       action=f"{self.links.public_url}{PREFIX}/confirm/{token}")
+
+    async def confirm(self, request: Request) -> ChannelHttpReply:
+        """The page's button: only a person pressing it confirms."""
+        try:
+            rid, follows = self._confirmation(request.params["token"])
+        except _PageError as page:
+            return page.reply
         now = self.clock()
 
         def confirm(current: Subscriber | None) -> Subscriber | None:
@@ -172,9 +221,7 @@ class Web:
                 "bounces": 0, "suspended": False})
 
         if await self.registry.change(rid, confirm) is None:
-            return _page(404, "Inscription introuvable", [
-                "Cette inscription a été effacée entre-temps.",
-                "Inscrivez-vous à nouveau si vous souhaitez recevoir les avis."])
+            return _missing()
         log.info("subscription_confirmed", recipient=rid[:12])
         names = [await self._name(f.commune) for f in follows]
         return _page(200, "C’est confirmé", [
@@ -331,6 +378,12 @@ def _render(status: int, template: str, **context: Any) -> ChannelHttpReply:
 
 def _page(status: int, heading: str, lines: list[str]) -> ChannelHttpReply:
     return _render(status, "page.html", heading=heading, lines=lines)
+
+
+def _missing() -> ChannelHttpReply:
+    return _page(404, "Inscription introuvable", [
+        "Cette inscription a été effacée entre-temps.",
+        "Inscrivez-vous à nouveau si vous souhaitez recevoir les avis."])
 
 
 def _gone() -> ChannelHttpReply:

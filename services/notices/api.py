@@ -26,7 +26,14 @@ from schemas import (
     NoticeWithdrawn,
     subjects,
 )
-from schemas.channels import CHANNEL_ROUTES, ChannelHttpReply, ChannelHttpRequest, channel_for
+from schemas.channels import (
+    CHANNEL_ROUTES,
+    STAFF_ROUTES,
+    ChannelHttpReply,
+    ChannelHttpRequest,
+    channel_for,
+    takes_json,
+)
 from schemas.commune import INSEE_RE
 from schemas.versions import read_message
 from services.notices import errors, lifecycle
@@ -510,6 +517,13 @@ def forwarded_headers(request: Request) -> dict[str, str]:
     return headers
 
 
+def is_json(content_type: str) -> bool:
+    """`application/json`, or a `+json` type, with or without parameters (charset)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json"))
+
+
 async def forward_to_channel(request: Request) -> Response:
     """Hand the request to its channel; the front door keeps none of the channel's data."""
     c = ctx(request)
@@ -517,6 +531,11 @@ async def forward_to_channel(request: Request) -> Response:
     if channel is None:  # only routes of CHANNEL_ROUTES lead here
         raise ApiError(errors.NOT_FOUND)
     body = await request.body()
+    # A hostile page can post text/plain (a JSON text inside) from a visitor's browser
+    # without asking; application/json it cannot, so only that type is read as JSON.
+    if body and takes_json(request.method, request.url.path) and not is_json(
+            request.headers.get("content-type", "")):
+        raise ApiError(errors.JSON_REQUIRED)
     message = ChannelHttpRequest(
         method=request.method,
         path=request.url.path,
@@ -562,11 +581,12 @@ def channel_router() -> APIRouter:
         for path in (prefix, prefix + "/{rest:path}"):
             # The endpoint reads the raw request, so FastAPI does not see {rest}: declare it.
             extra = {"parameters": [REST_PARAMETER]} if "{rest:path}" in path else None
+            staff = [Depends(staff_member)] if prefix in STAFF_ROUTES else None
             for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
                 slug = re.sub(r"[^a-z]+", "_", f"{method} {path}".lower()).strip("_")
                 forwarded.add_api_route(
                     path, forward_to_channel, methods=[method], operation_id=slug,
                     summary=f"Answered by the {channel} channel", tags=[f"channel: {channel}"],
-                    openapi_extra=extra,
+                    openapi_extra=extra, dependencies=staff,
                 )
     return forwarded

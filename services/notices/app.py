@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crieur import metrics, trace
@@ -25,6 +26,7 @@ from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PAR
 from schemas.streams import NOTICES_STREAM
 from services.notices import attachments, docs, errors, previews, reach, scheduler
 from services.notices.api import Context, channel_router, router
+from services.notices.guard import BodyGuard, on_client_gone
 from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
 from services.notices.staff_api import staff_router
@@ -54,70 +56,6 @@ class HeadAsGet:
         # In place, not a copy: the request log reads the route the router puts in the scope.
         scope["method"] = "GET"
         await self.app(scope, receive, headers_only)
-
-
-# A channel's request crosses NATS as one message holding its body twice (as text, JSON-
-# escaped, and in base64): it must stay under the server's max_payload (1 MB by default)
-# whatever the bytes. Subscriptions, devices and webhooks need a few KB.
-CHANNEL_BODY_LIMIT = 64 * 1024
-
-
-class BodyLimit:
-    """Answers 413 to a body over the limit, declared or streamed, before anything reads it."""
-
-    def __init__(self, app: ASGIApp, limit: int, uploads: int = 0) -> None:
-        self.app = app
-        self.default = limit
-        # Attachment uploads may be larger than any JSON body (CRIEUR_ATTACHMENT_MAX_BYTES).
-        self.uploads = max(limit, uploads)
-        self.channels = min(limit, CHANNEL_BODY_LIMIT)
-
-    def limit(self, path: str) -> int:
-        if attachments.is_upload(path):
-            return self.uploads
-        return self.channels if channel_for(path) is not None else self.default
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self.too_large(scope, receive, send)
-            return
-        # Chunked bodies have no length: read the whole body first and count.
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self.too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        upload = attachments.is_upload(scope["path"])
-        kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
-        body = errors.error_body(kind.code, kind.message.format(limit=self.limit(scope["path"])))
-        await JSONResponse(body, status_code=kind.status)(scope, receive, send)
 
 
 _PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -267,7 +205,9 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served by us instead.
         docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
+    # Who may send a large body, checked before it is read, and every body capped as it
+    # streams in (services.notices.guard).
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes,
                        uploads=settings.attachment_max_bytes)
     # Answers the routes did not compress themselves (cached answers come gzipped already).
     app.add_middleware(GZipMiddleware, minimum_size=1000)
@@ -282,6 +222,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     for bus_error in (nats.errors.Error, asyncio.TimeoutError):
         app.add_exception_handler(bus_error, errors.on_bus_error)
     app.add_exception_handler(StarletteHTTPException, errors.on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, errors.on_unexpected_error)
     app.include_router(router)
     app.include_router(staff_router)

@@ -5,22 +5,28 @@ Content-Type: only PNG, JPEG, WebP and PDF are taken. A notice draft names an up
 attachment by its id; the front door turns the id into the notice's attachment (name,
 public URL, media type, size) before the notice is stored, so bus readers see a plain
 attachment with a URL, and `id` says it is hosted here.
+
+Each commune's attachments together stay under CRIEUR_ATTACHMENTS_QUOTA_BYTES (413 past
+it). An attachment that no notice names (uploaded for a preview, or never used, or dropped
+by a correction) is deleted once ORPHAN_AFTER old, by the notices service's hourly sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
 from urllib.parse import quote, unquote
 
 import structlog
 from fastapi import APIRouter, Header, Query, Request, Response
 from nats.js import JetStreamContext
-from nats.js.api import ObjectMeta
+from nats.js.api import ObjectInfo, ObjectMeta
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +44,14 @@ ATTACHMENT_ID = re.compile(r"^[a-z0-9]{8,32}$")
 # The staff compose form's preview step carries the file too (staff_pages.py).
 UPLOAD_PATH = re.compile(
     r"^/(?:api/v1/communes/[^/]+/attachments/?|staff/communes/[^/]+/preview)$")
+
+
+# An upload no notice names is kept this long: time for staff to preview, then publish.
+ORPHAN_AFTER = timedelta(hours=24)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def is_upload(path: str) -> bool:
@@ -100,23 +114,48 @@ class Attachments:
 
     store: ObjectStore
     public_url: str
+    # Every commune's attachments together, in bytes (CRIEUR_ATTACHMENTS_QUOTA_BYTES); 0: none.
+    quota_bytes: int = 0
+    clock: Callable[[], datetime] = field(default=_utcnow)
 
     @classmethod
-    async def open(cls, js: JetStreamContext, public_url: str) -> Attachments:
+    async def open(cls, js: JetStreamContext, public_url: str, quota_bytes: int = 0,
+                   clock: Callable[[], datetime] = _utcnow) -> Attachments:
         """The bucket (created here on a developer's machine; by `crieur provision` in
         production, where NotProvisionedError says it is missing)."""
         await ensure_stream(js, ATTACHMENTS)
-        return cls(await js.object_store(ATTACHMENTS_BUCKET), public_url.rstrip("/"))
+        return cls(await js.object_store(ATTACHMENTS_BUCKET), public_url.rstrip("/"),
+                   quota_bytes, clock)
+
+    async def records(self) -> list[StoredAttachment]:
+        """Every attachment stored, of every commune."""
+        return [r for r in (_read(i) for i in await _listing(self.store)) if r is not None]
+
+    async def used(self, commune: str) -> int:
+        """The bytes this commune's attachments take."""
+        return sum(r.size for r in await self.records() if r.commune == commune)
+
+    async def sweep_orphans(self, referenced: Iterable[str], older_than: datetime) -> int:
+        """Delete the attachments uploaded before `older_than` that no notice names."""
+        return await sweep_orphans(self.store, set(referenced), older_than)
 
     def url(self, commune: str, attachment_id: str) -> str:
         return f"{self.public_url}/communes/{commune}/attachments/{attachment_id}"
 
     async def put(self, commune: str, filename: str, data: bytes,
                   media_type: str) -> StoredAttachment:
+        if self.quota_bytes:
+            # Counted before the write, so two uploads at once may both pass: the quota is
+            # there to stop one commune filling the store, not to account to the byte.
+            used = await self.used(commune)
+            if used + len(data) > self.quota_bytes:
+                log.warning("attachments_quota_reached", commune=commune, used=used,
+                            quota=self.quota_bytes, size=len(data))
+                raise ApiError(errors.ATTACHMENTS_QUOTA, quota=self.quota_bytes, used=used)
         attachment_id = secrets.token_hex(8)
         stored = StoredAttachment(
             id=attachment_id, commune=commune, filename=filename, content_type=media_type,
-            size=len(data), uploaded_at=datetime.now(UTC),
+            size=len(data), uploaded_at=self.clock(),
             url=self.url(commune, attachment_id))
         await self.store.put(attachment_id, data, meta=ObjectMeta(
             name=attachment_id, description=stored.model_dump_json()))
@@ -160,13 +199,56 @@ class Attachments:
                                media_type=record.content_type, size=record.size)
 
 
+def _read(info: ObjectInfo) -> StoredAttachment | None:
+    if info.deleted:
+        return None
+    try:
+        return StoredAttachment.model_validate_json(info.description or "")
+    except ValueError:
+        return None
+
+
+async def _listing(store: ObjectStore) -> list[ObjectInfo]:
+    try:
+        return await store.list(ignore_deletes=True)
+    except NotFoundError:  # nats-py's answer for an empty store
+        return []
+
+
+async def sweep_orphans(store: ObjectStore, referenced: set[str], older_than: datetime) -> int:
+    """Delete every attachment uploaded before `older_than` whose id is not in `referenced`
+    (an object whose record cannot be read is left alone). Returns how many went."""
+    swept = 0
+    for info in await _listing(store):
+        record = _read(info)
+        if record is None or record.id in referenced or record.uploaded_at >= older_than:
+            continue
+        with contextlib.suppress(ObjectNotFoundError, NotFoundError):  # another front door
+            await store.delete(info.name)
+            swept += 1
+            log.info("attachment_orphan_deleted", attachment_id=record.id,
+                     commune=record.commune, size=record.size)
+    return swept
+
+
+async def sweep_unreferenced(js: JetStreamContext, referenced: set[str], now: datetime) -> int:
+    """The notices service's hourly sweep: orphans older than ORPHAN_AFTER go. Nothing is
+    created: without the store (never provisioned, nothing uploaded) there is nothing to do."""
+    try:
+        store = await js.object_store(ATTACHMENTS_BUCKET)
+    except NotFoundError:
+        return 0
+    return await sweep_orphans(store, referenced, now - ORPHAN_AFTER)
+
+
 async def attachments_of(request: Request) -> Attachments:
     """The bucket, opened at first use (the front door serves notices without it)."""
     store: Attachments | None = getattr(request.app.state, "attachments", None)
     if store is None:
         c = request.app.state.context
         try:
-            store = await Attachments.open(c.store.js, c.settings.public_url)
+            store = await Attachments.open(c.store.js, c.settings.public_url,
+                                           c.settings.attachments_quota_bytes, c.clock)
         except Exception as error:  # not provisioned, or NATS away: say so, keep serving
             log.warning("attachments_unavailable", error=repr(error)[:300])
             raise ApiError(errors.ATTACHMENTS_UNAVAILABLE) from error
@@ -202,7 +284,9 @@ UPLOAD_DESCRIPTION = (
     "An image (PNG, JPEG, WebP) or a PDF, judged by its content. Either "
     "`multipart/form-data` with the file in the field `file`, or the raw bytes as the body "
     "(then the name from `?filename=` or `Content-Disposition`). At most "
-    "CRIEUR_ATTACHMENT_MAX_BYTES (413 beyond). Answers 201 with its id: give it in a "
+    "CRIEUR_ATTACHMENT_MAX_BYTES (413 beyond), and the commune's attachments together at most "
+    "CRIEUR_ATTACHMENTS_QUOTA_BYTES (413 `attachments_quota` beyond; those no notice names "
+    "are deleted 24 hours after upload). Answers 201 with its id: give it in a "
     "notice's `attachments`.")
 
 router = APIRouter()
@@ -219,7 +303,8 @@ def _filename_from_disposition(value: str) -> str:
 @router.post("/api/v1/communes/{insee}/attachments", status_code=201,
              summary="Upload an attachment (image or PDF) for a notice",
              description=UPLOAD_DESCRIPTION, response_model=StoredAttachment,
-             responses={413: {"description": "Larger than CRIEUR_ATTACHMENT_MAX_BYTES"},
+             responses={413: {"description": "Larger than CRIEUR_ATTACHMENT_MAX_BYTES, or "
+                                             "past the commune's attachments quota"},
                         415: {"description": "Not a PNG, JPEG, WebP or PDF file"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/octet-stream": {"schema": {"type": "string",

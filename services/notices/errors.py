@@ -53,9 +53,18 @@ INVALID = ErrorKind("invalid", 422, "the request is not valid")
 ATTACHMENT_TOO_LARGE = ErrorKind(
     "attachment_too_large", 413, "the attachment is larger than {limit} bytes"
 )
+ATTACHMENTS_QUOTA = ErrorKind(
+    "attachments_quota", 413, "this commune's attachments would take more than its quota of "
+    "{quota} bytes ({used} bytes stored); attachments that no notice names are deleted 24 "
+    "hours after their upload"
+)
 ATTACHMENT_TYPE = ErrorKind(
     "attachment_type", 415, "an attachment must be a PNG, JPEG or WebP image or a PDF file "
     "(judged by its content)"
+)
+JSON_REQUIRED = ErrorKind(
+    "json_required", 415, "this route takes a JSON body: send it with "
+    "Content-Type: application/json"
 )
 ATTACHMENTS_UNAVAILABLE = ErrorKind(
     "attachments_unavailable", 503, "attachments cannot be stored or read right now; retry"

@@ -25,6 +25,7 @@ from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
 from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
 from services.notices.caching import Rendered, answer
+from services.notices.crosssite import cross_site
 from services.notices.errors import ApiError
 from services.notices.view import went_out
 
@@ -272,11 +273,24 @@ def failed(commune: Commune) -> HTMLResponse:
                 lines=["Votre demande n'a pas pu être enregistrée. Réessayez plus tard."])
 
 
+def from_elsewhere(request: Request, commune: Commune) -> HTMLResponse | None:
+    """A French 403 for a form posted by another site's page; None for our own."""
+    if not cross_site(request.headers, ctx(request).settings.public_url):
+        return None
+    return html("message.html", status=403, commune=commune, heading="Demande refusée",
+                lines=["Ce formulaire a été envoyé depuis un autre site que celui de la "
+                       "mairie : par prudence, rien n'a été enregistré.",
+                       "Pour vous abonner, remplissez le formulaire de la page des avis "
+                       f"de {commune.name}."])
+
+
 @pages.post("/communes/{insee}/abonnement/email", response_class=HTMLResponse)
 async def subscribe_email(request: Request, insee: str) -> Response:
     commune = await public_commune(ctx(request), insee)
     if commune is None:
         return not_found(None, NO_COMMUNE)
+    if (refused := from_elsewhere(request, commune)) is not None:
+        return refused
     form = await form_fields(request)
     email, categories = first(form, "email"), chosen(form)
     again: dict[str, Any] = {"commune": commune, "form": "email", "email": email,
@@ -294,8 +308,8 @@ async def subscribe_email(request: Request, insee: str) -> Response:
     if 200 <= reply.status < 300:
         return html("message.html", commune=commune, heading="Vérifiez vos e-mails",
                     lines=["Un e-mail de confirmation vient de vous être envoyé.",
-                           "Ouvrez-le et cliquez sur le lien qu'il contient : vous recevrez "
-                           f"alors les avis de {commune.name}.",
+                           "Ouvrez-le, cliquez sur le lien qu'il contient puis sur "
+                           f"« Confirmer » : vous recevrez alors les avis de {commune.name}.",
                            "Rien reçu dans quelques minutes ? Regardez dans le dossier des "
                            "courriers indésirables (spam)."])
     if reply.status == 429:
@@ -313,6 +327,8 @@ async def subscribe_sms(request: Request, insee: str) -> Response:
     commune = await public_commune(ctx(request), insee)
     if commune is None:
         return not_found(None, NO_COMMUNE)
+    if (refused := from_elsewhere(request, commune)) is not None:
+        return refused
     form = await form_fields(request)
     phone, categories = first(form, "phone", 40), chosen(form)
     again: dict[str, Any] = {"commune": commune, "form": "sms", "phone": phone,
@@ -351,6 +367,8 @@ async def confirm_sms(request: Request, insee: str) -> Response:
     commune = await public_commune(ctx(request), insee)
     if commune is None:
         return not_found(None, NO_COMMUNE)
+    if (refused := from_elsewhere(request, commune)) is not None:
+        return refused
     form = await form_fields(request)
     phone, code = first(form, "phone", 40), re.sub(r"\s", "", first(form, "code", 20))
     again: dict[str, Any] = {"commune": commune, "form": "sms_code", "phone": phone,

@@ -13,8 +13,10 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -62,12 +64,53 @@ class StaffAccount(BaseModel):
                            created_at=self.created_at)
 
 
+T = TypeVar("T")
 LOGIN_PREFIX = "login."
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 HASHER = PasswordHasher()
 # Verified when the login is unknown, so that an unknown login takes as long as a known one.
 _DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+class Busy(Exception):
+    """Every password check of this process is taken and the queue behind them is full."""
+
+
+class VerifyGate:
+    """At most `concurrent` password checks at once in this process, `queue` more waiting.
+
+    An argon2 check holds 64 MiB while it runs: without a bound, a few dozen sign-ins at
+    once take hundreds of megabytes. A check already running in its thread keeps its slot
+    until it ends, even if the request that asked for it has gone (a client hanging up must
+    not free a slot whose memory is still taken).
+    """
+
+    def __init__(self, concurrent: int, queue: int) -> None:
+        if concurrent < 1 or queue < 0:
+            raise ValueError("concurrent must be >= 1 and queue >= 0")
+        self._slots = asyncio.Semaphore(concurrent)
+        self._limit = concurrent + queue
+        self._inside = 0
+
+    async def run(self, check: Callable[[], T]) -> T:
+        """`check()` in a thread once a slot is free; raises Busy at once if none will be."""
+        if self._inside >= self._limit:
+            raise Busy()
+        self._inside += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._inside -= 1
+            raise
+        task = asyncio.ensure_future(asyncio.to_thread(check))
+
+        def release(_: object) -> None:
+            self._slots.release()
+            self._inside -= 1
+
+        task.add_done_callback(release)
+        return await asyncio.shield(task)
 
 
 class WeakPassword(ValueError):
@@ -156,6 +199,10 @@ def token_hash(token: str) -> str:
 
 def new_token() -> str:
     return "crieur_" + secrets.token_urlsafe(24)
+
+
+# For the CLI and scripts, which check one password at a time.
+_UNBOUNDED = VerifyGate(concurrent=1_000_000, queue=0)
 
 
 class StaffRegistry:
@@ -287,18 +334,28 @@ class StaffRegistry:
         await self._put_account(account)
         return account
 
-    async def verify(self, user: str, password: str) -> StaffAccount | None:
-        """The live account whose login (or name) and password these are, else None."""
+    async def verify(self, user: str, password: str, gate: VerifyGate | None = None
+                     ) -> StaffAccount | None:
+        """The live account whose login (or name) and password these are, else None.
+
+        With a gate, the argon2 work waits for a slot of it (or raises Busy).
+        """
         account = await self.account(login_of(user))
         digest = account.password_hash if account is not None else _DUMMY_HASH
-        try:
-            await asyncio.to_thread(HASHER.verify, digest, password)
-        except (VerificationError, InvalidHashError):
+        gate = gate or _UNBOUNDED
+
+        def check() -> bool:
+            try:
+                return HASHER.verify(digest, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        if not await gate.run(check):
             return None
         if account is None or account.revoked_at is not None:
             return None
         if HASHER.check_needs_rehash(account.password_hash):
             # Parameters raised since it was set: store it again with today's cost.
-            rehashed = await asyncio.to_thread(HASHER.hash, password)
+            rehashed = await gate.run(lambda: HASHER.hash(password))
             await self._put_account(account.model_copy(update={"password_hash": rehashed}))
         return account

@@ -7,6 +7,7 @@ token first. A member sees and acts on their own communes only (403 otherwise).
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from crieur.channel.ratelimit import client_key, within
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
@@ -31,16 +33,17 @@ from services.notices.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_LIFE,
-    Locked,
     Session,
     Sessions,
+    Throttle,
+    TooEarly,
     new_token,
     same,
     still_valid,
 )
 from services.notices.errors import ApiError
 from services.notices.pages import TEMPLATES, human_size
-from services.notices.staff import StaffAccount
+from services.notices.staff import Busy, StaffAccount, VerifyGate, login_of
 from services.notices.store import StaffMember
 
 log = structlog.get_logger("crieur.notices.staff")
@@ -313,6 +316,43 @@ async def login_form(request: Request) -> Response:
     return login_page(ctx(request), next_url=safe_next(request.query_params.get("next", "")))
 
 
+BUSY_RETRY_S = 5
+
+
+def throttle(c: Context) -> Throttle:
+    s = c.settings
+    return Throttle(free=s.signin_free_failures, client_free=s.signin_client_free_failures,
+                    delay_s=s.signin_delay_s, max_delay_s=s.signin_max_delay_s)
+
+
+def verify_gate(request: Request) -> VerifyGate:
+    """This process's bound on password checks (one per app, made on first use)."""
+    gate: VerifyGate | None = getattr(request.app.state, "signin_gate", None)
+    if gate is None:
+        s = ctx(request).settings
+        gate = VerifyGate(s.signin_concurrent_verifies, s.signin_verify_queue)
+        request.app.state.signin_gate = gate
+    return gate
+
+
+def client_of(request: Request, c: Context) -> str:
+    """The sign-in's client, as the throttle counts it (an IPv6 client is its /64)."""
+    peer = request.client.host if request.client else ""
+    proxies = c.settings.proxies()
+    if within(peer, proxies):
+        # Behind our own proxies: the first hop from the right that is not one of them.
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+        peer = next((h for h in reversed(hops) if h and not within(h, proxies)), peer)
+    return client_key(peer) or "-"
+
+
+def in_french(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} seconde{'s' if seconds > 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
 @pages.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
     c = ctx(request)
@@ -326,22 +366,31 @@ async def login(request: Request) -> Response:
         return login_page(c, 422, "Écrivez votre identifiant et votre mot de passe.", user,
                           next_url)
     now = c.clock()
-    throttle = sessions(c)
+    store = sessions(c)
+    login, client = login_of(user), client_of(request, c)
     try:
-        await throttle.check_unlocked(user, now)
-    except Locked as locked:
-        wait = max(1, int((locked.until - now).total_seconds()))
-        log.warning("staff_signin_locked")
-        return login_page(c, 429, "Trop de tentatives de connexion pour ce compte. "
-                          f"Réessayez dans {(wait + 59) // 60} minutes.", user, next_url,
+        # Counted before the password is checked: see Sessions.attempt.
+        await store.attempt(user, client, throttle(c), now)
+    except TooEarly as early:
+        wait = math.ceil(early.retry_after_s)
+        log.warning("staff_signin_throttled", login=login, client=client, by=early.scope,
+                    retry_after_s=wait)
+        return login_page(c, 429, "Trop de tentatives de connexion. Par sécurité, "
+                          f"réessayez dans {in_french(wait)}.", user, next_url,
                           headers={"Retry-After": str(wait)})
-    account = await c.store.verify_staff(user, password[:1024])
+    try:
+        account = await c.store.verify_staff(user, password[:1024], verify_gate(request))
+    except Busy:
+        await store.abandoned(user, client)
+        log.warning("staff_signin_busy", login=login, client=client)
+        return login_page(c, 429, "Le service de connexion est très sollicité. Réessayez "
+                          "dans quelques secondes.", user, next_url,
+                          headers={"Retry-After": str(BUSY_RETRY_S)})
     if account is None:
-        await throttle.failed(user, now)
-        log.warning("staff_signin_failed")
+        log.warning("staff_signin_failed", login=login, client=client)
         return login_page(c, 401, "Identifiant ou mot de passe incorrect.", user, next_url)
-    await throttle.succeeded(user)
-    session_id, _ = await throttle.create(account, now)
+    await store.succeeded(user, client)
+    session_id, _ = await store.create(account, now)
     log.info("staff_signed_in", staff=account.id)
     response = to(next_url)
     response.set_cookie(SESSION_COOKIE, session_id, max_age=int(SESSION_LIFE.total_seconds()),

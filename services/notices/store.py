@@ -30,7 +30,14 @@ from services.notices.communes import CommuneRegistry
 from services.notices.idempotency import IdempotencyKeys
 from services.notices.notices import ConcurrentChange, NoticeLog
 from services.notices.schedule import Schedule
-from services.notices.staff import Person, Revoked, StaffAccount, StaffMember, StaffRegistry
+from services.notices.staff import (
+    Person,
+    Revoked,
+    StaffAccount,
+    StaffMember,
+    StaffRegistry,
+    VerifyGate,
+)
 from services.notices.view import NoticeView
 
 __all__ = ["ConcurrentChange", "NatsStore", "StaffMember"]
@@ -147,8 +154,9 @@ class NatsStore:
     async def staff_account(self, login: str) -> StaffAccount | None:
         return await self.staff_registry.account(login)
 
-    async def verify_staff(self, user: str, password: str) -> StaffAccount | None:
-        return await self.staff_registry.verify(user, password)
+    async def verify_staff(self, user: str, password: str, gate: VerifyGate | None = None
+                           ) -> StaffAccount | None:
+        return await self.staff_registry.verify(user, password, gate)
 
     # -- idempotency keys ----------------------------------------------------------------
 

@@ -55,6 +55,11 @@ class NoticeView:
             notices[event.notice.id] = (seq, event.notice)
             self._last_seq[commune] = max(seq, self._last_seq.get(commune, 0))
 
+    def attachment_ids(self) -> set[str]:
+        """Every attachment hosted here that the latest version of a notice names."""
+        return {a.id for notices in self._by_commune.values() for _, notice in notices.values()
+                for a in notice.attachments if a.id is not None}
+
     def get(self, commune: str, notice_id: str) -> tuple[int, Notice] | None:
         return self._by_commune.get(commune, {}).get(notice_id)
 

@@ -8,7 +8,7 @@ import json
 import signal
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import nats
 import nats.js.errors
@@ -49,6 +49,8 @@ from services.sms.subscribers import MESSAGES, Registry
 from services.sms.web import WEBHOOKS, Limits, Web
 
 log = structlog.get_logger("crieur.sms")
+# How often numbers never confirmed are looked for (the email service sweeps as often).
+SWEEP_EVERY_S = 3600.0
 
 
 def utcnow() -> datetime:
@@ -108,6 +110,7 @@ class SmsService:
         self._tasks.append(asyncio.create_task(self.registry.watch()))
         # Sends take numbers from the live index while this proves it current.
         self._tasks.append(asyncio.create_task(self.registry.keep_current()))
+        self._tasks.append(asyncio.create_task(self._sweep_hourly()))
         if self.provider is None:
             self.provider = make_provider(self.settings)
         key = self.settings.secret_key()
@@ -142,6 +145,20 @@ class SmsService:
             await self.runner.start()
         log.info("sms_service_started", provider=str(self.settings.sms_provider),
                  on=self.provider is not None, quiet_hours=self.settings.sms_quiet_hours)
+
+    async def sweep(self) -> int:
+        """Forget the numbers never confirmed for CRIEUR_SMS_UNCONFIRMED_MAX_AGE_S."""
+        assert self.registry is not None
+        return await self.registry.sweep_unconfirmed(
+            self.clock() - timedelta(seconds=self.settings.sms_unconfirmed_max_age_s))
+
+    async def _sweep_hourly(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S)
+            try:
+                await self.sweep()
+            except Exception as error:  # NATS away: the next round does it
+                log.warning("unconfirmed_sweep_failed", error=repr(error)[:200])
 
     async def _limits(self, js: JetStreamContext) -> Limits:
         kv = await ensure_bucket(js, SMS_LIMITS)

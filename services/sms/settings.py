@@ -93,6 +93,9 @@ class SmsSettings(ChannelSettings):
     # Confirmation codes: how long one is valid, and wrong tries before it is void.
     sms_code_ttl_s: int = Field(default=900, ge=60)
     sms_code_attempts: int = Field(default=5, ge=1, le=20)
+    # A number never confirmed is purged this long after it was typed or its last code
+    # expired (as email forgets unconfirmed addresses after 7 days).
+    sms_unconfirmed_max_age_s: int = Field(default=7 * 24 * 3600, ge=3600)
     # Subscription requests per hour per client address (its /64 for IPv6) and per number,
     # counted together by every process and kept across restarts (bucket sms_limits).
     sms_rate_per_client: int = Field(default=20, ge=1)

@@ -3,7 +3,8 @@
 Key = recipient id (a keyed hash of the E.164 number), so subscribing twice makes one
 subscription. The value holds the number (the only place it is kept), whether it is
 confirmed, what it follows, a pending confirmation code (hashed), and whether the
-provider called the number invalid. STOP or "delete my data" purges the key.
+provider called the number invalid. STOP or "delete my data" purges the key, and so does
+the hourly sweep of numbers never confirmed (CRIEUR_SMS_UNCONFIRMED_MAX_AGE_S).
 
 The registry and its live index (ids by commune and category, no numbers in logs) are the
 channel kit's (crieur.channel.recipients); the number is read again at send time, so a
@@ -76,3 +77,9 @@ class Registry(RecipientRegistry[Subscriber]):
     @classmethod
     async def open(cls, js: JetStreamContext) -> Registry:
         return cls(await ensure_bucket(js, SUBSCRIBERS))
+
+    def unconfirmed_since(self, subscriber: Subscriber) -> datetime:
+        # A code asked for later, even by someone who is not the number's owner, keeps the
+        # number until that code has expired too.
+        code = subscriber.code
+        return max(subscriber.created_at, code.expires_at) if code else subscriber.created_at

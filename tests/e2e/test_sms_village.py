@@ -70,14 +70,17 @@ def test_a_resident_subscribes_gets_an_alert_and_stops(sms_village: tuple[Villag
 def test_staff_preview_through_the_front_door(sms_village: tuple[Village, str]) -> None:
     village, _ = sms_village
     answer = eventually(lambda: (r := httpx.post(
-        village.api + "/api/v1/previews/sms",
+        village.api + "/api/v1/previews/sms", headers=village.auth,
         json={"text": "Fête de l’école « en plein air »", "transliterate": False}
     )).status_code == 200 and r, "the preview")
     assert answer.json() == {"text": "Fête de l’école « en plein air »", "encoding": "UCS-2",
                              "parts": 1, "ucs2_characters": ["ê", "’", "«", "»"], "cut": False}
-    assert httpx.post(village.api + "/api/v1/previews/sms",
+    assert httpx.post(village.api + "/api/v1/previews/sms", headers=village.auth,
                       json={"text": "Fête de l’école « en plein air »"}).json()["text"] == (
         'Fete de l\'école "en plein air"')
+    # Staff only, as documented: anyone else is turned away at the front door.
+    assert httpx.post(village.api + "/api/v1/previews/sms",
+                      json={"text": "Bonjour"}).status_code == 401
 
 
 def test_the_stand_in_keeps_what_it_received_for_the_phone_page(

@@ -102,6 +102,8 @@ def subscribe_by_email(village: Village) -> None:
     link = re.search(r"(/api/v1/subscriptions/email/confirm/\S+)", text)
     assert link is not None
     assert httpx.get(village.api + link.group(1), timeout=30).status_code == 200
+    # Opening the link shows a button; pressing it (a POST) confirms.
+    assert httpx.post(village.api + link.group(1), timeout=30).status_code == 200
 
 
 def log_lines(village: Village) -> list[dict[str, Any]]:

@@ -59,9 +59,12 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installe
     root = tmp_path_factory.mktemp("installed")
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
     python = root / "venv" / "bin" / "python"
-    # The dependencies from the package index (or pip's cache), as an operator gets them.
-    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True,
-                   timeout=900)
+    # The locked dependencies from the package index (or pip's cache), then the wheel, as
+    # an operator and the Docker image install them (deploy/README.md).
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "-r",
+                    str(repo_root() / "requirements.lock")], check=True, timeout=900)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+                   check=True, timeout=900)
     home = root / "home"
     home.mkdir()
     return Installed(wheel, python, home)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ async def start_email(nats_url: str, mailbox: SmtpStandin,
     services: list[EmailService] = []
     name = f"email-{uuid.uuid4().hex[:8]}"
 
-    async def start(**changes: Any) -> EmailService:
-        service = EmailService(email_settings(nats_url, mailbox, tmp_path, **changes), name=name)
+    async def start(clock: Callable[[], datetime] | None = None, **changes: Any) -> EmailService:
+        settings = email_settings(nats_url, mailbox, tmp_path, **changes)
+        service = (EmailService(settings, name=name) if clock is None
+                   else EmailService(settings, name=name, clock=clock))
         await asyncio.wait_for(service.start(), 30)
         services.append(service)
         return service

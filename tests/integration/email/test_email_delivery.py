@@ -369,6 +369,7 @@ async def test_a_suspended_address_that_confirms_again_is_back(
     await wait_for(lambda: len(mailbox.messages()) == 1, what="confirmation")
     link = LINKS.confirm_url(rid, []).removeprefix(PUBLIC_URL)  # what its email links to
     assert (await front_door.http.get(link)).status_code == 200
+    assert (await front_door.http.post(link)).status_code == 200
     found = await registry.get(rid)
     assert found is not None and (found[0].bounces, found[0].suspended) == (0, False)
     await wait_for(lambda: rid in registry.matching(front_door.insee, "alerte"), what="back")

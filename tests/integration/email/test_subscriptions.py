@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from nats.js.errors import NoKeysError
 
 from crieur.standins.smtp import SmtpStandin
 from services.email.app import EmailService
 from services.email.format import normalise_address
+from services.email.subscribers import Subscriber
 from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, text_of, wait_for
-from tests.integration.notices.helpers import FrontDoor
+from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +32,18 @@ async def subscribe_and_confirm(door: FrontDoor, mailbox: SmtpStandin, address: 
     response = await door.http.post(URL, json=subscription(door, address, *categories))
     assert response.status_code == 202
     await wait_for(lambda: len(mails_to(mailbox, address)) > before, what="confirmation")
-    confirm = link_in(mails_to(mailbox, address)[-1], "confirm")
-    page = await door.http.get(confirm)
+    await press_confirm(door, link_in(mails_to(mailbox, address)[-1], "confirm"))
+
+
+async def press_confirm(door: FrontDoor, link: str) -> httpx.Response:
+    """What a resident does: open the link, then press the page's button."""
+    page = await door.http.get(link)
     assert page.status_code == 200, page.text
+    assert f'<form method="post" action="{PUBLIC_URL}{link}">' in page.text
+    assert "Confirmer</button>" in page.text
+    done = await door.http.post(link, data={})
+    assert done.status_code == 200, done.text
+    return done
 
 
 async def test_subscribe_then_confirm_by_the_link_in_the_email(
@@ -55,9 +66,19 @@ async def test_subscribe_then_confirm_by_the_link_in_the_email(
     assert found is not None and not found[0].confirmed, "nothing is sent before confirmation"
     assert service.registry.matching(front_door.insee, "alerte") == []
 
-    page = await front_door.http.get(link_in(mail, "confirm"))
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
+    # A mail scanner opens every link (GET, HEAD): that confirms nothing.
+    link = link_in(mail, "confirm")
+    for _ in range(2):
+        opened = await front_door.http.get(link)
+        assert opened.status_code == 200
+        assert opened.headers["content-type"].startswith("text/html")
+        assert '<html lang="fr">' in opened.text and "Confirmer votre inscription" in opened.text
+        assert f"Lavoncourt ({front_door.insee})" in opened.text
+        assert (await front_door.http.head(link)).status_code == 200
+    found = await service.registry.get(rid)
+    assert found is not None and not found[0].confirmed, "opening the link confirms nothing"
+
+    page = await press_confirm(front_door, link)
     assert "C’est confirmé" in page.text and '<html lang="fr">' in page.text
     found = await service.registry.get(rid)
     assert found is not None and found[0].confirmed
@@ -71,27 +92,109 @@ async def test_subscribe_then_confirm_by_the_link_in_the_email(
 async def test_subscribing_twice_makes_one_subscription_and_reveals_nothing(
         front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
     service: EmailService = await start_email()
-    await subscribe_and_confirm(front_door, mailbox, "marie@example.org")
+    assert service.registry is not None
+    response = await front_door.http.post(URL, json=subscription(front_door, "marie@example.org"))
+    assert response.status_code == 202
     again = await front_door.http.post(URL, json=subscription(front_door, "MARIE@example.org",
                                                               "travaux"))
     stranger = await front_door.http.post(URL, json=subscription(front_door,
                                                                  "stranger@example.org"))
     assert (again.status_code, again.json()) == (stranger.status_code, stranger.json())
-    assert service.registry is not None
     rid = service.links.recipient_id("marie@example.org")
     # Both spellings are one key, so one record: the stored subscription is that one.
     # (Read by key: listing a bucket other tests share races with their deletes.)
     assert service.links.recipient_id(normalise_address("MARIE@example.org")) == rid
-    assert await service.registry.get(rid) is not None
-    # The second request changes nothing until its own link is clicked.
-    await wait_for(lambda: len(mails_to(mailbox, "marie@example.org")) == 2, what="2nd mail")
+    await wait_for(lambda: len(mails_to(mailbox, "marie@example.org")) == 2, what="2 links")
+    # Not confirmed yet: each request has its own link, and the one pressed counts.
+    await press_confirm(front_door, link_in(mails_to(mailbox, "marie@example.org")[-1],
+                                            "confirm"))
+    found = await registry_get(service, rid)
+    assert found.confirmed
+    assert [c.value for c in found.follows[0].categories] == ["travaux"]
+
+
+async def test_a_confirmed_address_gets_one_manage_mail_a_day_whatever_the_requests(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    clock = Clock()
+    service: EmailService = await start_email(clock=clock, email_rate_per_address=100)
+    address = "claire@example.org"
+    await subscribe_and_confirm(front_door, mailbox, address, "alerte")
+    rid = service.links.recipient_id(address)
+    for categories in (["travaux"], ["alerte"], ["evenement"]):
+        response = await front_door.http.post(URL, json=subscription(front_door, address,
+                                                                     *categories))
+        assert (response.status_code, response.json()["status"]) == (202, "pending")
+    await wait_for(lambda: len(mails_to(mailbox, address)) == 2, what="the manage mail")
+    await drained(service)
+    [confirmation, already] = mails_to(mailbox, address)
+    assert confirmation["Subject"] == "Confirmez votre inscription aux avis de votre mairie"
+    assert already["Subject"] == "Vous êtes déjà abonné·e : gérer vos abonnements"
+    assert link_in(already, "manage") == service.links.manage_url(rid).removeprefix(PUBLIC_URL)
+    assert "/confirm/" not in text_of(already), "a stranger's request changes nothing"
+    found = await registry_get(service, rid)
+    assert [c.value for c in found.follows[0].categories] == ["alerte"]
+
+    # Kept in the bucket: a restarted service does not send it again the same day.
+    await service.stop()
+    service = await start_email(clock=clock, email_rate_per_address=100)
+    clock.now += timedelta(hours=23)
+    await front_door.http.post(URL, json=subscription(front_door, address))
+    await drained(service)
+    assert len(mails_to(mailbox, address)) == 2, "one a day, restart or not"
+
+    clock.now += timedelta(hours=1, seconds=1)
+    await front_door.http.post(URL, json=subscription(front_door, address))
+    await wait_for(lambda: len(mails_to(mailbox, address)) == 3, what="the next day's mail")
+    assert mails_to(mailbox, address)[-1]["Subject"] == (
+        "Vous êtes déjà abonné·e : gérer vos abonnements")
+
+
+async def test_one_limit_per_mailbox_whatever_the_spelling(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    await start_email(email_rate_per_address=2, email_rate_per_client=100)
+    spellings = ["victim@gmail.com", "vic.tim+1@googlemail.com", "V.ictim+news@gmail.com",
+                 "victim+2@gmail.com"]
+    codes = [(await front_door.http.post(URL, json=subscription(front_door, s))).status_code
+             for s in spellings]
+    assert codes == [202, 202, 429, 429]
+    # Elsewhere than Google, dots make another mailbox; a +tag does not.
+    others = ["jo.e@example.org", "joe@example.org", "joe+x@example.org", "JOE+y@example.org"]
+    codes = [(await front_door.http.post(URL, json=subscription(front_door, s))).status_code
+             for s in others]
+    assert codes == [202, 202, 202, 429]
+    # The address is kept and written to as typed (in lower case), not as its mailbox.
+    await wait_for(lambda: len(mails_to(mailbox, "vic.tim+1@googlemail.com")) == 1,
+                   what="the confirmation, as typed")
+
+
+async def test_an_old_confirmation_link_opens_the_page_and_the_button_confirms(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    response = await front_door.http.post(URL, json=subscription(front_door, "ancien@example.org"))
+    assert response.status_code == 202
+    rid = service.links.recipient_id("ancien@example.org")
+    # The format of links in mails sent before the button existed.
+    follows = [{"commune": front_door.insee, "categories": ["alerte"]}]
+    old = service.links.confirm_url(rid, follows).removeprefix(PUBLIC_URL)
+    assert old.startswith(URL + "/confirm/")
+    await press_confirm(front_door, old)
+    assert (await registry_get(service, rid)).confirmed
+    forged = old[:-3] + ("AAA" if not old.endswith("AAA") else "BBB")
+    assert (await front_door.http.post(forged)).status_code == 400
+    assert (await front_door.http.get(forged)).status_code == 400
+
+
+async def registry_get(service: EmailService, rid: str) -> Subscriber:
+    assert service.registry is not None
     found = await service.registry.get(rid)
     assert found is not None
-    assert [c.value for c in found[0].follows[0].categories] == ["alerte"]
-    await front_door.http.get(link_in(mails_to(mailbox, "marie@example.org")[-1], "confirm"))
-    found = await service.registry.get(rid)
-    assert found is not None
-    assert [c.value for c in found[0].follows[0].categories] == ["alerte", "travaux"]
+    return found[0]
+
+
+async def drained(service: EmailService) -> None:
+    """Every mail the service started sending is sent (or given up)."""
+    assert service.web is not None
+    await service.web.drain()
 
 
 async def test_bad_input_gets_a_clear_4xx(front_door: FrontDoor, start_email: Any) -> None:

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crieur.channel.errors import Permanent, Transient, Unsubscribed
+from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
 from crieur.channel.port import Edition
 from schemas.deliveries import Channel
 from schemas.jobs import Job
-from schemas.notice import Notice
+from schemas.notice import Category, Notice
 
 
 @dataclass
@@ -46,6 +46,9 @@ class FakeChannel:
     permanent: set[str] = field(default_factory=set)
     unsubscribed: set[str] = field(default_factory=set)
     slow: dict[str, float] = field(default_factory=dict)
+    # Non-alerts held (Deferred) for this long, as SMS in quiet hours; each hold counted.
+    hold_s: float | None = None
+    held: list[str] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     attempts: dict[str, list[float]] = field(default_factory=dict)
     prepared: list[str] = field(default_factory=list)
@@ -61,6 +64,9 @@ class FakeChannel:
 
     async def send(self, job: Job, draft: Edition) -> str:
         assert draft.notice.id == job.notice_id and draft.kind == job.kind
+        if self.hold_s is not None and draft.notice.category is not Category.ALERTE:
+            self.held.append(job.recipient)
+            raise Deferred("quiet hours", self.hold_s)
         self.attempts.setdefault(job.recipient, []).append(time.monotonic())
         if self.send_delay_s:
             await asyncio.sleep(self.send_delay_s)

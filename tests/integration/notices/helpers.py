@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from nats.aio.msg import Msg
 
+from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from services.notices.store import NatsStore
 from tests.integration.helpers import random_insee as random_insee
 
@@ -45,3 +50,27 @@ def logged(written: io.StringIO, event: str) -> list[dict[str, object]]:
     """The JSON log lines named `event` in what the `json_logs` fixture captured."""
     lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
     return [line for line in lines if line["event"] == event]
+
+
+@asynccontextmanager
+async def channel(door: FrontDoor, name: str,
+                  answer: Callable[[ChannelHttpRequest], ChannelHttpReply]
+                  ) -> AsyncIterator[list[ChannelHttpRequest]]:
+    """A channel answering its HTTP routes over the real request-reply, recording each one."""
+    seen: list[ChannelHttpRequest] = []
+
+    async def respond(msg: Msg) -> None:
+        request = ChannelHttpRequest.model_validate_json(msg.data)
+        seen.append(request)
+        await msg.respond(answer(request).model_dump_json().encode())
+
+    sub = await door.store.nc.subscribe(f"channels.{name}.http", cb=respond)
+    try:
+        yield seen
+    finally:
+        await sub.unsubscribe()
+
+
+def reply(status: int, body: dict[str, Any]) -> ChannelHttpReply:
+    return ChannelHttpReply(status=status, headers={"content-type": "application/json"},
+                            body=json.dumps(body))

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from nats.aio.msg import Msg
 
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
-from tests.integration.notices.helpers import FrontDoor
+from tests.integration.notices.helpers import FrontDoor, channel, reply
 
 pytestmark = pytest.mark.integration
 
@@ -157,30 +154,6 @@ async def test_the_poster_has_a_qr_code_to_the_commune_page(front_door: FrontDoo
     assert re.search(r'<svg role="img" aria-label="Code QR vers ' + re.escape(url), reply.text)
     assert "size: A4" in reply.text
     assert "Par e-mail" in page.all_text and "Par SMS" in page.all_text
-
-
-@asynccontextmanager
-async def channel(door: FrontDoor, name: str,
-                  answer: Callable[[ChannelHttpRequest], ChannelHttpReply]
-                  ) -> AsyncIterator[list[ChannelHttpRequest]]:
-    """A channel answering its HTTP routes over the real request-reply, recording each one."""
-    seen: list[ChannelHttpRequest] = []
-
-    async def respond(msg: Msg) -> None:
-        request = ChannelHttpRequest.model_validate_json(msg.data)
-        seen.append(request)
-        await msg.respond(answer(request).model_dump_json().encode())
-
-    sub = await door.store.nc.subscribe(f"channels.{name}.http", cb=respond)
-    try:
-        yield seen
-    finally:
-        await sub.unsubscribe()
-
-
-def reply(status: int, body: dict[str, Any]) -> ChannelHttpReply:
-    return ChannelHttpReply(status=status, headers={"content-type": "application/json"},
-                            body=json.dumps(body))
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -64,7 +65,7 @@ def test_compose_starts_provisioning_first_and_every_service_with_its_own_user()
     assert services["nats"]["command"] == ["-c", "/etc/crieur/nats/nats-server.conf"]
     assert services["provision"]["command"] == ["services.notices.cli", "provision"]
     for name, service in services.items():
-        if name in ("nats", "provision"):
+        if name in ("nats", "provision", "proxy"):
             continue
         assert service["command"] == [f"services.{name}"]
         assert service["depends_on"]["provision"]["condition"] == (
@@ -150,7 +151,7 @@ def test_units_give_each_service_its_own_unix_user_data_and_credentials() -> Non
 
 def modules_started() -> set[str]:
     found = {f"services.{name}" for name in compose()["services"]
-             if name not in ("nats", "provision")}
+             if name not in ("nats", "provision", "proxy")}
     target = configparser.ConfigParser(strict=False)
     target.read(DEPLOY / "systemd" / "crieur.target")
     wants = target["Unit"]["Wants"].split()
@@ -307,3 +308,61 @@ def test_every_file_gives_each_service_the_port_its_settings_default_to() -> Non
     wrong = [(where, variable, port, port_default(variable)) for where, variable, port in said
              if port != port_default(variable)]
     assert wrong == [], "(where, variable, says, settings default)"
+
+
+# -- the reverse proxy (issue 25) ---------------------------------------------------------
+
+NGINX_CONF = DEPLOY / "nginx" / "crieur.conf"
+
+
+def test_only_the_reverse_proxy_is_published_and_it_serves_the_front_door() -> None:
+    services = compose()["services"]
+    proxy = services["proxy"]
+    assert sorted(proxy["ports"]) == ["443:443", "80:80"]
+    assert proxy["depends_on"]["notices"]["condition"] == "service_healthy"
+    assert any(v.startswith("./nginx/crieur.conf:") for v in proxy["volumes"])
+    # uvicorn is never exposed directly: the front door is reached through the proxy only,
+    # and any other HTTP port is bound to the host's loopback.
+    assert "ports" not in services["notices"]
+    for name, service in services.items():
+        if name != "proxy":
+            assert all(p.startswith("127.0.0.1:") for p in service.get("ports", [])), name
+    assert "server notices:8080;" in NGINX_CONF.read_text()
+
+
+def test_the_proxy_bounds_slow_and_heavy_clients() -> None:
+    text = NGINX_CONF.read_text()
+    directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", text, re.M))
+    assert directives["client_header_timeout"] == "10s"
+    assert directives["client_body_timeout"] == "10s"
+    assert directives["client_max_body_size"] == "6m"
+    # Streamed to the front door, whose guard refuses an anonymous large body on its headers.
+    assert directives["proxy_request_buffering"] == "off"
+    assert directives["limit_conn"].startswith("crieur_conn ")
+    assert directives["limit_req"].startswith("zone=crieur_req ")
+    assert re.search(r"listen 443 ssl", text)
+
+
+def test_nginx_accepts_the_proxy_config(tmp_path: Path) -> None:
+    """`nginx -t` on deploy/nginx/crieur.conf, with a test certificate for the site."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if nginx is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is not installed (apt-get install nginx-light); CI needs it")
+        pytest.skip("nginx is not installed here (apt-get install nginx-light)")
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("crieur.example")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "site.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "site.key"))
+    site = (NGINX_CONF.read_text().replace("/run/secrets/", f"{tmp_path}/")
+            .replace("server notices:8080;", "server 127.0.0.1:8080;"))
+    (tmp_path / "crieur.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        "events {}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/crieur.conf;\n}}\n")
+    done = run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -6,6 +6,7 @@ import re
 
 from nats.js.api import DiscardPolicy
 
+from crieur.provision import definitions
 from schemas.streams import DAY, DEADLETTERS, DELIVERIES, JOBS
 from tests.helpers import repo_root
 
@@ -30,3 +31,17 @@ def test_the_production_store_holds_every_ceiling_with_room_left() -> None:
         ceilings = sum(s.max_bytes or 0 for s in (DELIVERIES, JOBS, DEADLETTERS))
         # What is left is for NOTICES (kept forever) and the buckets.
         assert store - ceilings >= 4 * 1024**3, config
+
+
+def test_every_reserved_ceiling_fits_in_the_production_store() -> None:
+    # NATS reserves each stream's and bucket's max_bytes in max_file_store when it creates
+    # it: past the store, `crieur provision` fails. NOTICES and the buckets without a
+    # ceiling share what is left.
+    found = definitions()
+    reserved = (sum(s.max_bytes or 0 for s in found.streams)
+                + sum(b.max_bytes for b in found.buckets))
+    for config in ("nats-server.conf", "cluster.conf"):
+        text = (repo_root() / "deploy" / "nats" / config).read_text()
+        match = re.search(r"max_file_store: (\d+)GB", text)
+        assert match, config
+        assert int(match.group(1)) * 1024**3 - reserved >= 2 * 1024**3, config

@@ -14,9 +14,11 @@ from schemas.events import EventKind
 from schemas.notice import Notice
 from services.email.format import (
     BadAddress,
+    build_already_subscribed,
     build_confirmation,
     build_notice,
     french_date,
+    mailbox,
     normalise_address,
 )
 
@@ -191,11 +193,38 @@ def test_the_confirmation_email() -> None:
         "Quelqu’un, sans doute vous, a demandé à recevoir par courriel les avis de la mairie\n"
         "pour : Lavoncourt (70299).\n"
         "\n"
-        "Pour confirmer, ouvrez ce lien :\n"
+        "Pour confirmer, ouvrez ce lien puis appuyez sur le bouton « Confirmer » :\n"
         "https://crieur.example/c/TOKEN\n"
         "\n"
         "Si ce n’est pas vous, ne faites rien : vous ne recevrez aucun avis.\n")
     assert "Oui, je veux recevoir les avis</a>" in html_of(msg)
+
+
+@pytest.mark.parametrize(("address", "box"), [
+    ("jean@example.org", "jean@example.org"),
+    ("jean+avis@example.org", "jean@example.org"),
+    ("jean+a+b@example.org", "jean@example.org"),
+    ("j.ean@example.org", "j.ean@example.org"),  # dots matter except at Google
+    ("j.e.a.n+1@gmail.com", "jean@gmail.com"),
+    ("Jean@GoogleMail.com", "jean@gmail.com"),
+    ("+only@example.org", "+only@example.org"),  # nothing left to strip to
+])
+def test_one_mailbox_for_every_spelling_that_reaches_it(address: str, box: str) -> None:
+    assert mailbox(address) == box
+
+
+def test_the_already_subscribed_email() -> None:
+    raw = build_already_subscribed(address="jean@example.org", manage_url=MANAGE,
+                                   from_address="avis@crieur.example.org", now=NOW, nonce="n2")
+    msg = parse(raw)
+    assert msg["Subject"] == "Vous êtes déjà abonné·e : gérer vos abonnements"
+    assert msg["To"] == "jean@example.org"
+    assert msg["List-Unsubscribe"] is None
+    assert msg["Message-ID"] == "<already.n2@crieur.example.org>"
+    assert MANAGE in text_of(msg)
+    assert "confirm" not in text_of(msg)
+    assert 'href="https://crieur.example/api/v1/subscriptions/email/manage/M1?a=1&amp;b=2"' in (
+        html_of(msg))
 
 
 def test_french_dates() -> None:
