@@ -5,7 +5,8 @@ again, re-creating the consumer if the server lost it, for as long as the servic
 
 A fan-out durable re-created after it was lost (deleted by hand or by another client)
 resumes where the lost one stood: its place on NOTICES is kept in the `sent` bucket, key
-`<name>._resume.<durable>`, written when it is made and after each event it handled.
+`<name>._resume.<durable>`, written when it is made, after each event it handled and
+every few seconds of quiet.
 Starting from NEW instead would never plan the notices published in between.
 """
 
@@ -180,13 +181,13 @@ async def _make_fanout(js: JetStreamContext, config: ConsumerConfig,
 
 
 async def _note_place(js: JetStreamContext, sub: JetStreamContext.PullSubscription,
-                      durable_name: str, kv: KeyValue | None, last: int) -> tuple[
-                          KeyValue | None, int]:
-    """After a fan-out handled a batch: keep its ack floor (the last event fully planned)
-    for `_make_fanout`. The ack may reach the server just after this asks: the place then
-    lags one event, which a re-created durable plans again (jobs are deduplicated)."""
+                      durable_name: str, kv: KeyValue | None, last: int,
+                      info: ConsumerInfo | None = None) -> tuple[KeyValue | None, int]:
+    """Keep a fan-out's ack floor (every event up to it fully planned) for `_make_fanout`.
+    Events planned meanwhile (the window, an ack on its way) are after the floor: a
+    re-created durable plans them again, and their jobs are deduplicated."""
     try:
-        info = await sub.consumer_info()
+        info = info or await sub.consumer_info()
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
         if floor > last:
             kv = kv or await js.key_value(SENT.name)
@@ -240,7 +241,10 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
                 if idle % 10 == 0:
                     # A quiet queue, or a consumer the server no longer has (restarted
                     # without its store)? A fetch cannot tell; the consumer's info can.
-                    await sub.consumer_info()
+                    info = await sub.consumer_info()
+                    if keeps_place:  # acks of notices planned side by side came since
+                        places, place = await _note_place(
+                            js, sub, config.durable_name or "", places, place, info)
                 continue
             idle = 0
             await handle(msgs)
