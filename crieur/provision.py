@@ -7,6 +7,10 @@ found, not listed: every `StreamConfig` and `Bucket` at the top level of a modul
 `schemas` package is provisioned, so a new stream or bucket joins by being defined there.
 Durable consumers are not made here: their settings (ack wait, pending limits) are their
 service's settings, and each service's user may create only its own (by durable name).
+
+The `provision` user holds the whole JetStream API: it is an administrator, able to read
+every subscriber and staff token. Its password is this step's credential alone (systemd's
+LoadCredential=, compose's secret), never a service's (deploy/README.md).
 """
 
 from __future__ import annotations

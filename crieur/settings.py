@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from crieur.channel.ratelimit import Network, parse_networks
 
@@ -77,6 +83,22 @@ class CommonSettings(BaseSettings):
 
     def proxies(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxies)
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Any setting may also come from a file named after it (`CRIEUR_NATS_URL`...) in
+        $CREDENTIALS_DIRECTORY: systemd's LoadCredential= (readable by this service's user
+        alone), or compose's per-service secrets. A secret in the environment is readable
+        by every process of the same user (/proc/<pid>/environ) and by its children."""
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=credentials)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("nats_url")
     @classmethod

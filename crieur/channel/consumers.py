@@ -2,6 +2,12 @@
 
 A pull request is lost with its server: after a restart (or any error) the loop asks
 again, re-creating the consumer if the server lost it, for as long as the service runs.
+
+A fan-out durable re-created after it was lost (deleted by hand or by another client)
+resumes where the lost one stood: its place on NOTICES is kept in the `sent` bucket, key
+`<name>._resume.<durable>`, written when it is made, after each event it handled and
+every few seconds of quiet.
+Starting from NEW instead would never plan the notices published in between.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
+from nats.js.kv import KeyValue
 
 from crieur.channel.lanes import Lane
 from schemas import subjects
-from schemas.streams import JOBS_STREAM, NOTICES_STREAM
+from schemas.streams import JOBS_STREAM, NOTICES_STREAM, SENT
 
 log = structlog.get_logger("crieur.channel.consumers")
 
@@ -94,21 +101,26 @@ async def ensure_consumers(js: JetStreamContext, configs: Sequence[ConsumerConfi
     - `<name>-alert-fanout` is made after `<name>-fanout`, starting just after the last
       event that one finished: an alert the normal lane skipped is one the alert lane
       reads (an event read by both is planned once: jobs carry a Nats-Msg-Id).
+    - A fan-out durable that was lost is made again from its kept place (`_make_fanout`),
+      never from NEW: no notice published while it was missing goes unplanned.
     """
     by_name = {c.durable_name: c for c in configs}
     fanout = by_name.get(durable(name, "fanout"))
-    if fanout is not None:
+    alert_fanout = by_name.get(durable(name, "fanout", Lane.ALERT))
+    normal: ConsumerInfo | None = None
+    if fanout is not None or alert_fanout is not None:
         try:
-            info = await js.consumer_info(NOTICES_STREAM, durable(name, "fanout"))
+            normal = await js.consumer_info(NOTICES_STREAM, durable(name, "fanout"))
         except nats.js.errors.NotFoundError:
-            pass  # made by its pull loop
+            normal = await _make_fanout(js, fanout or fanout_consumer(
+                name, (alert_fanout.ack_wait if alert_fanout else None) or 30.0))
         else:
-            if info.config.max_ack_pending != fanout.max_ack_pending:
+            if fanout is not None and normal.config.max_ack_pending != fanout.max_ack_pending:
                 # One made before notices were planned side by side (1), or a setting changed.
                 log.info("consumer_window_changed", consumer=fanout.durable_name,
-                         was=info.config.max_ack_pending, now=fanout.max_ack_pending)
+                         was=normal.config.max_ack_pending, now=fanout.max_ack_pending)
                 await js.add_consumer(NOTICES_STREAM, replace(
-                    info.config, max_ack_pending=fanout.max_ack_pending,
+                    normal.config, max_ack_pending=fanout.max_ack_pending,
                     description=fanout.description))
     worker = by_name.get(durable(name, "worker"))
     if worker is not None:
@@ -123,20 +135,67 @@ async def ensure_consumers(js: JetStreamContext, configs: Sequence[ConsumerConfi
                 await js.add_consumer(JOBS_STREAM, replace(
                     info.config, filter_subject=worker.filter_subject,
                     description=worker.description))
-    alert_fanout = by_name.get(durable(name, "fanout", Lane.ALERT))
-    if alert_fanout is not None:
+    if alert_fanout is not None and normal is not None:
         try:
             await js.consumer_info(NOTICES_STREAM, durable(name, "fanout", Lane.ALERT))
         except nats.js.errors.NotFoundError:
-            try:
-                normal = await js.consumer_info(NOTICES_STREAM, durable(name, "fanout"))
-            except nats.js.errors.NotFoundError:
-                normal = await js.add_consumer(NOTICES_STREAM, fanout or fanout_consumer(
-                    name, alert_fanout.ack_wait or 30.0))
             floor = normal.ack_floor.stream_seq if normal.ack_floor else 0
-            await js.add_consumer(NOTICES_STREAM, replace(
-                alert_fanout, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=floor + 1))
+            await _make_fanout(js, alert_fanout, floor)
+
+
+def _resume_key(durable_name: str) -> str:
+    """`<name>._resume.<durable>`: the channel's own keys in `sent` (its NATS user may write
+    `$KV.sent.<name>.>`); no notice's key starts so, notice ids being [a-z0-9]."""
+    owner = durable_name.removesuffix("-fanout").removesuffix("-alert")
+    return f"{owner}._resume.{durable_name}"
+
+
+async def _resume_place(kv: KeyValue, durable_name: str) -> int | None:
+    try:
+        entry = await kv.get(_resume_key(durable_name))
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    return int(entry.value or b"0")
+
+
+async def _make_fanout(js: JetStreamContext, config: ConsumerConfig,
+                       fallback: int | None = None) -> ConsumerInfo:
+    """A missing fan-out durable, made to start after the last event its predecessor
+    handled (kept in `sent`), else after `fallback`, else (a channel's very first start)
+    from new events only; its place is written at once, so a durable lost before it
+    handled anything still resumes from there."""
+    kv = await js.key_value(SENT.name)
+    name = config.durable_name or ""
+    place = await _resume_place(kv, name)
+    if place is not None:
+        log.warning("consumer_resumed", consumer=name, after_stream_seq=place)
+    else:
+        place = fallback
+    if place is not None:
+        config = replace(config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                         opt_start_seq=place + 1)
+    info = await js.add_consumer(NOTICES_STREAM, config)
+    made = info.ack_floor.stream_seq if info.ack_floor else 0
+    await kv.put(_resume_key(name), str(place if place is not None else made).encode())
+    return info
+
+
+async def _note_place(js: JetStreamContext, sub: JetStreamContext.PullSubscription,
+                      durable_name: str, kv: KeyValue | None, last: int,
+                      info: ConsumerInfo | None = None) -> tuple[KeyValue | None, int]:
+    """Keep a fan-out's ack floor (every event up to it fully planned) for `_make_fanout`.
+    Events planned meanwhile (the window, an ack on its way) are after the floor: a
+    re-created durable plans them again, and their jobs are deduplicated."""
+    try:
+        info = info or await sub.consumer_info()
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        if floor > last:
+            kv = kv or await js.key_value(SENT.name)
+            await kv.put(_resume_key(durable_name), str(floor).encode())
+            last = floor
+    except Exception as error:  # the next batch writes it; the events are planned anyway
+        log.warning("consumer_place_not_kept", consumer=durable_name, error=repr(error)[:200])
+    return kv, last
 
 
 Handler = Callable[[list[Msg]], Awaitable[None]]
@@ -153,6 +212,10 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
     sub: JetStreamContext.PullSubscription | None = None
     bound = log.bind(consumer=config.durable_name)
     idle = 0
+    # A fan-out (the kit's only durables on NOTICES) keeps its place for a re-creation.
+    keeps_place = stream == NOTICES_STREAM
+    places: KeyValue | None = None
+    place = 0
     while not stopping.is_set():
         try:
             if sub is None:
@@ -160,6 +223,11 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
                 sub = await js.pull_subscribe(subject, durable=config.durable_name,
                                               stream=stream, config=config)
                 bound.info("consumer_armed")
+                if keeps_place:
+                    # Its place from the start, before any event: a durable made by an
+                    # older version, lost before its first event here, resumes too.
+                    places, place = await _note_place(js, sub, config.durable_name or "",
+                                                      places, 0)
                 if armed is not None:
                     armed.set()
             try:
@@ -173,10 +241,16 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
                 if idle % 10 == 0:
                     # A quiet queue, or a consumer the server no longer has (restarted
                     # without its store)? A fetch cannot tell; the consumer's info can.
-                    await sub.consumer_info()
+                    info = await sub.consumer_info()
+                    if keeps_place:  # acks of notices planned side by side came since
+                        places, place = await _note_place(
+                            js, sub, config.durable_name or "", places, place, info)
                 continue
             idle = 0
             await handle(msgs)
+            if keeps_place:
+                places, place = await _note_place(js, sub, config.durable_name or "",
+                                                  places, place)
         except Exception as error:
             if stopping.is_set():
                 break
@@ -184,6 +258,10 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
             # batch that could not be finished (its jobs come back after ack_wait): never
             # let the loop die, ask again shortly.
             bound.warning("pull_failed", error=repr(error)[:300])
+            if sub is not None and not isinstance(error, nats.js.errors.NotFoundError):
+                # A pull on a durable deleted under it fails otherwise (503 "no
+                # responders"): only its info says it is gone and must be made again.
+                error = await _gone(sub) or error
             if sub is not None and isinstance(error, nats.js.errors.NotFoundError):
                 try:
                     await sub.unsubscribe()
@@ -196,6 +274,16 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
             await sub.unsubscribe()
         except nats.errors.Error:
             pass
+
+
+async def _gone(sub: JetStreamContext.PullSubscription) -> Exception | None:
+    try:
+        await sub.consumer_info()
+    except nats.js.errors.NotFoundError as error:
+        return error
+    except Exception:  # the server away: the next attempt asks again
+        return None
+    return None
 
 
 async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:

@@ -134,10 +134,18 @@ class ConfiguredServer:
 
 
 def service_env(server: ConfiguredServer, user: str, data_dir: Path) -> dict[str, str]:
-    """A service's environment in production: its own user, TLS against the test CA."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
+    """A service's environment in production: its own user, TLS against the test CA, and
+    its NATS URL (with its password) as a credential file, as systemd's LoadCredential=
+    and compose's secrets give it (deploy/README.md, "Secrets"), not a variable."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CRIEUR_") and k != "CREDENTIALS_DIRECTORY"}
+    credentials = data_dir / "credentials" / user
+    credentials.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = credentials / "CRIEUR_NATS_URL"
+    secret.write_text(server.url(user) + "\n")
+    secret.chmod(0o600)
     return env | {
-        "CRIEUR_NATS_URL": server.url(user),
+        "CREDENTIALS_DIRECTORY": str(credentials),
         "CRIEUR_ENSURE_STREAMS": "false",
         "CRIEUR_NATS_INBOX_PREFIX": inbox(user),
         # ssl.create_default_context(), which nats-py uses for tls://, trusts this CA.

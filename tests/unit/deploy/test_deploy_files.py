@@ -76,9 +76,77 @@ def test_compose_starts_provisioning_first_and_every_service_with_its_own_user()
         assert f'"_INBOX_{name}.>"' in (DEPLOY / "nats" / "auth.conf").read_text()
         assert service["env_file"] == [f"env/{name}.env"]
         example = (DEPLOY / "env" / f"{name}.env.example").read_text()
-        assert f"CRIEUR_NATS_URL=tls://{name}:" in example
+        assert f"tls://{name}:<its password>" in example
     for secret in compose()["secrets"].values():
         assert secret["file"].startswith("./secrets/")
+
+
+# The secrets each service is given, as files named after their settings.
+SECRETS = {"provision": {"CRIEUR_NATS_URL"}, "notices": {"CRIEUR_NATS_URL"},
+           "panel": {"CRIEUR_NATS_URL"}, "push": {"CRIEUR_NATS_URL"},
+           "email": {"CRIEUR_NATS_URL", "CRIEUR_EMAIL_SECRET_KEY"},
+           "sms": {"CRIEUR_NATS_URL", "CRIEUR_SMS_SECRET_KEY"}}
+
+
+def test_compose_gives_each_service_its_own_secrets_and_no_other() -> None:
+    """Issue 25: no service sees another's NATS password or keys, in files or variables."""
+    spec = compose()
+    services = spec["services"]
+    for name, wanted in SECRETS.items():
+        service = services[name]
+        given = {s["target"]: s["source"] for s in service["secrets"] if isinstance(s, dict)}
+        assert set(given) == wanted, name
+        for target, source in given.items():
+            # Its own file, under its own folder.
+            assert source.startswith(f"{name}-"), source
+            assert spec["secrets"][source]["file"] == (
+                f"./secrets/{name}/{target.removeprefix('CRIEUR_')}")
+        assert service["environment"]["CREDENTIALS_DIRECTORY"] == "/run/secrets"
+        # No secret among its variables, nor in its env file's example.
+        example = (DEPLOY / "env" / f"{name}.env.example").read_text()
+        for target in wanted:
+            assert target not in service["environment"]
+            assert f"\n{target}=" not in "\n" + example, (name, target)
+    # Every service's secret goes to that service alone.
+    owners: dict[str, list[str]] = {}
+    for name, service in services.items():
+        for secret in service.get("secrets", []):
+            source = secret["source"] if isinstance(secret, dict) else secret
+            owners.setdefault(source, []).append(name)
+    assert all(len(names) == 1 for source, names in owners.items() if source != "ca.pem"), (
+        owners)
+    assert owners["server.key"] == ["nats"]
+
+
+def unit_lines(name: str) -> list[str]:
+    return (DEPLOY / "systemd" / name).read_text().splitlines()
+
+
+def test_units_give_each_service_its_own_unix_user_data_and_credentials() -> None:
+    """Issue 25: one Unix user per service, its own data directory, its own secrets."""
+    lines = unit_lines("crieur@.service")
+    for wanted in ("DynamicUser=yes", "User=crieur-%i", "StateDirectory=crieur/%i",
+                   "StateDirectoryMode=0700",
+                   "LoadCredential=CRIEUR:/etc/crieur/credentials/%i"):
+        assert wanted in lines, wanted
+    assert any(line.startswith("Environment=") and "CRIEUR_DATA_DIR=/var/lib/crieur/%i " in line
+               for line in lines)
+    # Nothing shared: no common user or group, no directory every service writes.
+    assert not any(line.startswith(("Group=", "ReadWritePaths=", "SupplementaryGroups="))
+                   for line in lines)
+    assert "User=crieur" not in lines
+    provision = unit_lines("crieur-provision.service")
+    assert "DynamicUser=yes" in provision
+    assert "LoadCredential=CRIEUR:/etc/crieur/credentials/provision" in provision
+    # nats-server keeps its store (every subscriber) in a directory of its own, 0700.
+    nats = unit_lines("crieur-nats.service")
+    assert "StateDirectory=crieur/nats" in nats and "StateDirectoryMode=0700" in nats
+    assert "NATS_STORE_DIR=/var/lib/crieur/nats" in (
+        DEPLOY / "env" / "nats.env.example").read_text()
+    # The services' environment files carry no secret any more.
+    for name in ("notices", "panel", "email", "push", "sms", "provision"):
+        text = (DEPLOY / "env" / f"{name}.env.example").read_text()
+        assert not re.search(r"^CRIEUR_(NATS_URL|\w*SECRET\w*|\w*PASSWORD)=", text, re.M), name
 
 
 def modules_started() -> set[str]:
