@@ -29,6 +29,7 @@ from services.notices.pages import pages
 from services.notices.settings import NoticesSettings
 from services.notices.staff_api import staff_router
 from services.notices.staff_pages import pages as staff_pages
+from services.notices.staff_pages import too_large_page
 from services.notices.store import OWNED_BUCKETS, NatsStore
 
 log = structlog.get_logger("crieur.notices")
@@ -74,7 +75,8 @@ class BodyLimit:
 
     def limit(self, path: str) -> int:
         if attachments.is_upload(path):
-            return self.uploads
+            # The form's other fields (title, text, links) travel with the file.
+            return self.uploads + attachments.FORM_MARGIN
         return self.channels if channel_for(path) is not None else self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,6 +116,10 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith("/staff/"):
+            # A person at a browser: a French page, never the API's JSON.
+            await too_large_page(self.uploads)(scope, receive, send)
+            return
         upload = attachments.is_upload(scope["path"])
         kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
         body = errors.error_body(kind.code, kind.message.format(limit=self.limit(scope["path"])))

@@ -14,7 +14,8 @@ class NoticesSettings(CommonSettings):
     # How long a staff preview waits for each channel's answer (a channel silent longer is
     # shown as unavailable, the others still are).
     preview_timeout_s: float = 1.0
-    # The largest attachment (image or PDF) staff may upload, in bytes.
-    attachment_max_bytes: int = 5_000_000
+    # The largest attachment (image or PDF) staff may upload, in bytes, before an image is
+    # reduced: a phone's photo (5-12 MB) must go through; it is stored at 2,000 px.
+    attachment_max_bytes: int = 20_000_000
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0

@@ -223,6 +223,18 @@ def message(status: int, heading: str, lines: list[str], who: SignedIn | None = 
                 commune=commune)
 
 
+def too_large_page(limit: int) -> HTMLResponse:
+    """What a staff form over the upload limit gets, before its body is read (app.BodyLimit).
+
+    The form cannot be shown again with what was typed, as its body is refused unread: the
+    page sends the secretary back, where the browser still has the fields filled in.
+    """
+    return message(413, "Fichier trop gros", [
+        f"Le fichier choisi dépasse {human_size(limit)} : il n'a pas été envoyé.",
+        "Revenez à la page précédente (ce que vous avez écrit y est encore) et choisissez un "
+        "fichier plus petit, ou enregistrez la photo dans une taille plus petite."])
+
+
 def to(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -450,8 +462,8 @@ async def store_attachments(request: Request, who: SignedIn, commune: Commune,
                             form: FormData, values: dict[str, Any]) -> str:
     """Store a file chosen in the form (added to the draft's attachments by its id).
 
-    Checked as the API's upload is: by content (PNG, JPEG, WebP, PDF) and size. Returns a
-    French error, or "" if all went well or no file was chosen.
+    Checked as the API's upload is: by content (PNG, JPEG, WebP, PDF) and size; a photo is
+    reduced as there. Returns a French error, or "" if all went well or no file was chosen.
     """
     upload = form.get("attachment")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -467,6 +479,10 @@ async def store_attachments(request: Request, who: SignedIn, commune: Commune,
         return "Ce fichier n'est ni une image (PNG, JPEG, WebP) ni un PDF."
     if len(values["attachments"]) >= MAX_ATTACHMENTS:
         return f"{MAX_ATTACHMENTS} pièces jointes au plus."
+    try:
+        data = await attachments.reduced(data, media_type)
+    except attachments.UnreadableImage:
+        return "Cette image est illisible ou abîmée : enregistrez-la de nouveau et réessayez."
     stored = await (await attachments.attachments_of(request)).put(
         commune.insee, attachments.clean_filename(upload.filename, media_type), data,
         media_type)
@@ -486,18 +502,19 @@ async def attachment_files(request: Request, commune: Commune,
     return [{"id": f.id, "name": f.filename, "size": f.size, "url": f.url} for f in found if f]
 
 
-def compose_page(who: SignedIn, commune: Commune, values: dict[str, Any],
+def compose_page(request: Request, who: SignedIn, commune: Commune, values: dict[str, Any],
                  problems: dict[str, str] | None = None, status: int = 200,
                  error: str = "", files: list[dict[str, Any]] | None = None) -> HTMLResponse:
     return page("compose.html", status=status, me=who.account, csrf=who.session.csrf,
                 commune=commune, v=values, problems=problems or {}, error=error,
-                field_labels=FIELD_LABELS, files=files or [])
+                field_labels=FIELD_LABELS, files=files or [],
+                attachment_limit=ctx(request).settings.attachment_max_bytes)
 
 
 @pages.get("/communes/{insee}/compose", response_class=HTMLResponse)
 async def compose(request: Request, insee: str) -> Response:
     async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
-        return compose_page(who, commune, form_values(None))
+        return compose_page(request, who, commune, form_values(None))
 
     return await guarded(request, insee, show, post=False)
 
@@ -534,14 +551,14 @@ async def preview(request: Request, insee: str) -> Response:
             problems = field_problems(error) | problems
         if problems or text(form, "action") == "edit":
             status = 422 if problems else 200
-            return compose_page(who, commune, values, problems, status,
+            return compose_page(request, who, commune, values, problems, status,
                                 files=await attachment_files(request, commune, values))
         try:
             answers = await channel_previews(request, who, commune, draft)
         except ApiError as error:  # an attachment gone, a date refused at this moment
             problems = {f["field"].split(".")[0]: french_error({"msg": f["message"]})
                         for f in error.fields or ()}
-            return compose_page(who, commune, values, problems, error.kind.status,
+            return compose_page(request, who, commune, values, problems, error.kind.status,
                                 error="" if problems else api_failure(error),
                                 files=await attachment_files(request, commune, values))
         return page("preview.html", me=who.account, csrf=who.session.csrf, commune=commune,
@@ -559,21 +576,22 @@ async def publish(request: Request, insee: str) -> Response:
         form: FormData = request.state.form
         values = form_values(form)
         if text(form, "action") == "edit":
-            return compose_page(who, commune, values,
+            return compose_page(request, who, commune, values,
                                 files=await attachment_files(request, commune, values))
         fields, problems = draft_fields(values)
         try:
             draft = NoticeDraft.model_validate(fields)
         except ValidationError as error:
-            return compose_page(who, commune, values, field_problems(error) | problems, 422)
+            return compose_page(request, who, commune, values,
+                                field_problems(error) | problems, 422)
         if problems:
-            return compose_page(who, commune, values, problems, 422)
+            return compose_page(request, who, commune, values, problems, 422)
         try:
             notice = await api.publish_notice(ctx(request), who.member, insee, draft,
                                               Response(), request,
                                               idempotency_key=values["key"])
         except ApiError as error:
-            return compose_page(who, commune, values, status=error.kind.status,
+            return compose_page(request, who, commune, values, status=error.kind.status,
                                 error=api_failure(error),
                                 files=await attachment_files(request, commune, values))
         return to(f"/staff/communes/{insee}/notices/{notice.id}?ok={notice.state.value}")
