@@ -65,6 +65,18 @@ def when(notice: Notice) -> str:
     return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
 
 
+def upcoming(notices: list[Notice], now: datetime) -> list[Notice]:
+    """Notices already sent whose validity starts later: announced, not yet current.
+
+    The Marché de Noël on the 19th, published on the 7th, reaches subscribers at once; the
+    page lists it under « À venir » until the 19th, when it joins the current notices.
+    """
+    later = [n for n in notices
+             if n.published_at is not None and n.starts_at is not None and now < n.starts_at
+             and n.state in (NoticeState.PUBLISHED, NoticeState.CORRECTED)]
+    return sorted(later, key=lambda n: (n.starts_at, n.id))
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     if len(text) <= limit:
         return text
@@ -149,6 +161,7 @@ async def commune_page(request: Request, insee: str) -> Response:
                  for n in current[start:start + PAGE_SIZE]]
         body = render(
             "commune.html", commune=commune, notices=shown, total=len(current),
+            upcoming=upcoming(view.all(insee), now) if page == 1 else [],
             alerts=sum(n.category is Category.ALERTE for n in current), page=page,
             next_page=page + 1 if start + PAGE_SIZE < len(current) else None,
         )

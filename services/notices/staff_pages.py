@@ -39,7 +39,7 @@ from services.notices.auth import (
     still_valid,
 )
 from services.notices.errors import ApiError
-from services.notices.pages import TEMPLATES, human_size
+from services.notices.pages import TEMPLATES, french_date, human_size
 from services.notices.staff import StaffAccount
 from services.notices.store import StaffMember
 
@@ -187,6 +187,35 @@ def duration(seconds: float) -> str:
     return f"{secs}\u00a0s"
 
 
+def where_shown(item: Any, now: datetime) -> list[str]:
+    """Where a notice (or a draft) shows, and from when to when, one French line a place.
+
+    The channels that send (push, email, SMS) send when the notice is published; the places
+    that show what is current (the commune's page, the sign, the Atom feed) follow its
+    validity: a notice starting on the 19th is sent today but shows there on the 19th.
+    """
+    published = getattr(item, "published_at", None)
+    publish_at = item.publish_at if item.publish_at and item.publish_at > now else None
+    if published is not None:
+        sent = f"envoyés le {french_date(published)}"
+    elif publish_at is not None:
+        sent = f"envoyés le {french_date(publish_at)}"
+    else:
+        sent = "envoyés dès la publication"
+    lines = [f"Notifications, e-mails et SMS (selon les abonnements) : {sent}."]
+    start_from = max(filter(None, (now, publish_at, published)))
+    starts = item.starts_at
+    later = starts is not None and starts > start_from
+    start = f"à partir du {french_date(starts)}" if later else "dès la publication"
+    if published is not None and not later:
+        start = f"depuis le {french_date(published)}"
+    until = f" jusqu'au {french_date(item.ends_at)}" if item.ends_at else ", sans date de fin"
+    lines.append(f"Page de la commune, panneau lumineux et fil Atom : {start}{until}.")
+    if later:
+        lines.append("D'ici là, la page de la commune l'annonce dans la partie « À venir ».")
+    return lines
+
+
 def highlight(value: str, characters: Any) -> Markup:
     """The SMS text, escaped, with each character that makes it longer in a <mark>."""
     marked = {ch for ch in characters or () if isinstance(ch, str) and len(ch) == 1}
@@ -195,7 +224,7 @@ def highlight(value: str, characters: Any) -> Markup:
 
 
 TEMPLATES.filters.update(local_input=local_input, reach_lines=reach_lines,
-                         highlight=highlight)
+                         highlight=highlight, where_shown=where_shown)
 
 STAFF_DEFAULTS: dict[str, Any] = {
     "commune": None, "me": None, "csrf": "", "communes": [], "flash": "",
@@ -402,7 +431,8 @@ async def notices_page(request: Request, insee: str) -> Response:
                            who, commune)
         items, total = staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
                                          (number - 1) * PAGE_SIZE)
-        return page("notices.html", me=who.account, csrf=who.session.csrf, commune=commune,
+        return page("notices.html", now=c.clock(), me=who.account, csrf=who.session.csrf,
+                    commune=commune,
                     items=items, total=total, page_number=number,
                     next_page=number + 1 if number * PAGE_SIZE < total else None,
                     flash=request.query_params.get("ok", "")[:40])
@@ -561,7 +591,8 @@ async def preview(request: Request, insee: str) -> Response:
             return compose_page(request, who, commune, values, problems, error.kind.status,
                                 error="" if problems else api_failure(error),
                                 files=await attachment_files(request, commune, values))
-        return page("preview.html", me=who.account, csrf=who.session.csrf, commune=commune,
+        return page("preview.html", now=ctx(request).clock(), me=who.account,
+                    csrf=who.session.csrf, commune=commune,
                     v=values, draft=draft, previews=answers,
                     files=await attachment_files(request, commune, values),
                     category_label=CATEGORY_LABELS[draft.category],
@@ -628,7 +659,7 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
     authors = lifecycle.waiting_authors(latest)
     can_approve = (latest.state is NoticeState.PENDING_APPROVAL
                    and who.account.name not in authors)
-    return page("notice.html", status=status, me=who.account, csrf=who.session.csrf,
+    return page("notice.html", status=status, now=now, me=who.account, csrf=who.session.csrf,
                 commune=commune, notice=notice, waiting=waiting, latest=latest, reach=reach,
                 v=values, problems=problems or {}, error=error, editable=editable,
                 can_approve=can_approve, authors=authors,
