@@ -231,3 +231,22 @@ def test_french_dates() -> None:
     assert french_date(datetime(2026, 12, 1, 7, 5, tzinfo=UTC)) == "mardi 1er décembre 2026 à 08 h 05"
     assert french_date(datetime(2026, 8, 15, 20, 0, tzinfo=UTC)) == "samedi 15 août 2026 à 22 h 00"
 
+
+
+def test_the_notices_links_are_in_both_parts() -> None:
+    msg = render(category="travaux", links=[
+        {"url": "https://lavoncourt.fr/programme.pdf", "label": "Programme complet"},
+        {"url": "https://lavoncourt.fr/deviation", "label": "Plan de la déviation"},
+        {"url": "https://lavoncourt.fr/arrete"}])
+    text = text_of(msg)
+    assert ("Liens :\n"
+            "- Programme complet : https://lavoncourt.fr/programme.pdf\n"
+            "- Plan de la déviation : https://lavoncourt.fr/deviation\n"
+            "- https://lavoncourt.fr/arrete\n"
+            "\n"
+            "Lire l’avis sur le site de la mairie :") in text
+    html = html_of(msg)
+    assert ('<a href="https://lavoncourt.fr/programme.pdf" style="color:#1d3a8a;">'
+            "Programme complet</a>") in html
+    assert ">Plan de la déviation</a>" in html
+    assert ">https://lavoncourt.fr/arrete</a>" in html
