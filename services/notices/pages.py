@@ -108,6 +108,7 @@ PAGE_DEFAULTS: dict[str, Any] = {
     "commune": None, "categories": CATEGORY_CHOICES, "all_categories": ALL_CATEGORIES,
     "email": "", "email_error": "", "email_categories": None,
     "phone": "", "sms_error": "", "sms_categories": None, "code_error": "",
+    "sms_offered": [], "sms_offer_sentence": "",
     "form": None,
 }
 
@@ -162,6 +163,7 @@ async def commune_page(request: Request, insee: str) -> Response:
         body = render(
             "commune.html", commune=commune, notices=shown, total=len(current),
             upcoming=upcoming(view.all(insee), now) if page == 1 else [],
+            **sms_offer(c, insee),
             alerts=sum(n.category is Category.ALERTE for n in current), page=page,
             next_page=page + 1 if start + PAGE_SIZE < len(current) else None,
         )
@@ -225,8 +227,26 @@ def first(form: dict[str, list[str]], name: str, limit: int = 320) -> str:
     return (form.get(name) or [""])[0].strip()[:limit]
 
 
-def chosen(form: dict[str, list[str]]) -> list[str]:
-    return [x for x in ALL_CATEGORIES if x in form.get("categories", [])]
+def chosen(form: dict[str, list[str]], offered: list[str] = ALL_CATEGORIES) -> list[str]:
+    return [x for x in offered if x in form.get("categories", [])]
+
+
+# How the SMS form names what the commune sends by SMS: « seulement les alertes ».
+SMS_NAMES = {Category.ALERTE: "les alertes", Category.TRAVAUX: "les avis de travaux",
+             Category.INFORMATION: "les informations", Category.EVENEMENT: "les événements"}
+
+
+def sms_offer(c: Context, insee: str) -> dict[str, Any]:
+    """What the SMS form offers: the categories this commune sends by SMS, and a sentence
+    saying so (a resident must not tick what never comes)."""
+    carried = c.settings.sms_categories_for(insee)
+    kept = [cat for cat in Category if cat in carried]
+    names = [SMS_NAMES[cat] for cat in kept]
+    if not names:  # the commune sends nothing by SMS: no form
+        return {"sms_offered": [], "sms_offer_sentence": ""}
+    said = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " et " + names[-1]
+    return {"sms_offered": [(cat.value, CATEGORY_LABELS[cat]) for cat in kept],
+            "sms_offer_sentence": f"Par SMS, la mairie envoie seulement {said}."}
 
 
 async def ask(request: Request, path: str, payload: dict[str, Any]) -> ChannelHttpReply | None:
@@ -343,9 +363,12 @@ async def subscribe_sms(request: Request, insee: str) -> Response:
     if (refused := from_elsewhere(request, commune)) is not None:
         return refused
     form = await form_fields(request)
-    phone, categories = first(form, "phone", 40), chosen(form)
+    offer = sms_offer(ctx(request), insee)
+    phone = first(form, "phone", 40)
+    categories = chosen(form, [slug for slug, _ in offer["sms_offered"]])
     again: dict[str, Any] = {"commune": commune, "form": "sms", "phone": phone,
-                             "sms_categories": categories, "heading": "Abonnement par SMS"}
+                             "sms_categories": categories, "heading": "Abonnement par SMS",
+                             **offer}
     if not phone:
         return html("message.html", 422, **again, lines=[],
                     sms_error="Écrivez votre numéro de téléphone portable.")
@@ -389,6 +412,7 @@ async def confirm_sms(request: Request, insee: str) -> Response:
     wrong = "Ce code n'est pas le bon, ou il a expiré. Vérifiez le SMS reçu."
     if not phone:
         return html("message.html", 422, **(again | {"form": "sms"}),
+                    **sms_offer(ctx(request), insee),
                     sms_error="Écrivez votre numéro de téléphone portable.")
     if not CODE_RE.match(code):
         return html("message.html", 422, **again, code_error=wrong)

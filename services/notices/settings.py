@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from crieur.settings import CommonSettings
+from schemas.notice import Category
 
 
 class NoticesSettings(CommonSettings):
@@ -19,3 +22,10 @@ class NoticesSettings(CommonSettings):
     attachment_max_bytes: int = 20_000_000
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0
+    # The SMS channel's own settings (same variables): the public page offers by SMS only
+    # the categories the commune sends by SMS, alerts by default (SMS costs money).
+    sms_categories: tuple[Category, ...] = (Category.ALERTE,)
+    sms_commune_categories: dict[str, tuple[Category, ...]] = Field(default_factory=dict)
+
+    def sms_categories_for(self, commune: str) -> tuple[Category, ...]:
+        return self.sms_commune_categories.get(commune, self.sms_categories)
