@@ -17,6 +17,7 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crieur import french
 from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
 from crieur.channel.ratelimit import Network, RateLimiter
@@ -245,7 +246,7 @@ class Web:
             return page.reply
         found = await self.registry.get(rid)
         if found is None:
-            return _page(200, "Vous êtes désabonné", [
+            return _page(200, french.UNSUBSCRIBED, [
                 "Vous ne recevez plus d’avis par courriel à cette adresse."])
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
                        masked=mask(found[0].email),
@@ -261,7 +262,7 @@ class Web:
         await self.registry.forget(rid)
         log.info("unsubscribed", recipient=rid[:12],
                  one_click="List-Unsubscribe=One-Click" in request.raw.body)
-        return _page(200, "Vous êtes désabonné", [
+        return _page(200, french.UNSUBSCRIBED, [
             "Vous ne recevrez plus d’avis de la mairie par courriel.",
             "Votre adresse a été effacée."])
 

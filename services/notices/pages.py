@@ -19,10 +19,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from crieur import french
 from schemas import Commune, Notice, NoticeState
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
-from schemas.notice import CATEGORY_LABELS, PARIS, Category
+from schemas.notice import CATEGORY_LABELS, Category
 from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
@@ -36,17 +37,9 @@ MAX_PAGE = 1000
 # What a body shows in the list; the notice's own page has all of it.
 EXCERPT_CHARS = 280
 
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre")
-
-
 def french_date(moment: datetime) -> str:
-    """`1er décembre 2026 à 8 h 05`, in Paris time, as a French reader says it."""
-    local = moment.astimezone(PARIS)
-    day = "1er" if local.day == 1 else str(local.day)
-    # No-break spaces: `9 h 21` never splits across lines on a narrow phone.
-    return (f"{day}\u00a0{MONTHS[local.month - 1]} {local.year} à "
-            f"{local.hour}\u00a0h\u00a0{local.minute:02d}")
+    """`1er décembre 2026 à 8 h 05`, in Paris time: the one formatter every channel uses."""
+    return french.date_time(moment)
 
 
 def when(notice: Notice) -> str:
@@ -99,7 +92,8 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES.filters.update(date=french_date, when=when, excerpt=excerpt, size=human_size)
+TEMPLATES.filters.update(date=french_date, when=when, excerpt=excerpt, size=human_size,
+                         counted=french.counted, seconds=french.seconds)
 
 ALL_CATEGORIES = [c.value for c in Category]
 CATEGORY_CHOICES = [(c.value, CATEGORY_LABELS[c]) for c in Category]

@@ -84,7 +84,7 @@ def test_a_published_notice_is_a_multipart_email_in_the_communes_name() -> None:
         "\n"
         "Ne sortez pas <b>du tout</b>.\n"
         "\n"
-        "Jusqu’au mercredi 2 décembre 2026 à 08 h 00.\n"
+        "Jusqu’au mercredi 2\u00a0décembre 2026 à 8\u00a0h\u00a000.\n"
         "\n"
         "Lire l’avis sur le site de la mairie :\n"
         "https://crieur.example/communes/70299/notices/abcd1234efgh\n"
@@ -228,8 +228,11 @@ def test_the_already_subscribed_email() -> None:
 
 
 def test_french_dates() -> None:
-    assert french_date(datetime(2026, 12, 1, 7, 5, tzinfo=UTC)) == "mardi 1er décembre 2026 à 08 h 05"
-    assert french_date(datetime(2026, 8, 15, 20, 0, tzinfo=UTC)) == "samedi 15 août 2026 à 22 h 00"
+    # The site's formatter (9 h 00, not 09 h 00), with the weekday; no-break spaces inside.
+    assert french_date(datetime(2026, 12, 1, 7, 5, tzinfo=UTC)).replace("\u00a0", " ") == (
+        "mardi 1er décembre 2026 à 8 h 05")
+    assert french_date(datetime(2026, 8, 15, 20, 0, tzinfo=UTC)).replace("\u00a0", " ") == (
+        "samedi 15 août 2026 à 22 h 00")
 
 
 
