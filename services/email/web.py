@@ -38,7 +38,7 @@ CONFIRM_RETRIES_S = (2.0, 10.0, 60.0)
 # A confirmed address asked for again gets "already subscribed" at most this often: the
 # request may be a stranger's, repeated to flood the mailbox.
 ALREADY_EVERY = timedelta(days=1)
-ACCEPTED = ("Si cette adresse peut recevoir nos courriels, un message vient de lui être "
+ACCEPTED = ("Si cette adresse peut recevoir nos e-mails, un message vient de lui être "
             "envoyé : ouvrez-le et cliquez sur le bouton pour confirmer.")
 
 
@@ -226,8 +226,8 @@ class Web:
         log.info("subscription_confirmed", recipient=rid[:12])
         names = [await self._name(f.commune) for f in follows]
         return _page(200, "C’est confirmé", [
-            f"Vous recevrez par courriel les avis de : {', '.join(names)}.",
-            "Chaque courriel contient un lien pour vous désabonner."])
+            f"Vous recevrez par e-mail les avis de : {', '.join(names)}.",
+            "Chaque e-mail contient un lien pour vous désabonner."])
 
     # -- unsubscribe --------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ class Web:
             return read(token)
         except BadLink as error:
             raise _PageError(_page(400, "Ce lien n’est pas valable", [
-                "Ce lien n’est pas valable. Utilisez le lien du dernier courriel reçu."
+                "Ce lien n’est pas valable. Utilisez le lien du dernier e-mail reçu."
             ])) from error
 
     async def unsubscribe_page(self, request: Request) -> ChannelHttpReply:
@@ -247,7 +247,7 @@ class Web:
         found = await self.registry.get(rid)
         if found is None:
             return _page(200, french.UNSUBSCRIBED, [
-                "Vous ne recevez plus d’avis par courriel à cette adresse."])
+                "Vous ne recevez plus d’avis par e-mail à cette adresse."])
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
                        masked=mask(found[0].email),
                        action=self.links.unsubscribe_url(rid),
@@ -263,7 +263,7 @@ class Web:
         log.info("unsubscribed", recipient=rid[:12],
                  one_click="List-Unsubscribe=One-Click" in request.raw.body)
         return _page(200, french.UNSUBSCRIBED, [
-            "Vous ne recevrez plus d’avis de la mairie par courriel.",
+            "Vous ne recevrez plus d’avis de la mairie par e-mail.",
             "Votre adresse a été effacée."])
 
     # -- manage and delete ----------------------------------------------------------------
@@ -330,14 +330,14 @@ class Web:
         log.info("subscriber_deleted", recipient=rid[:12])
         return _page(200, "Vos données sont effacées", [
             "Votre adresse et vos choix ont été effacés.",
-            "Vous ne recevrez plus d’avis par courriel."])
+            "Vous ne recevrez plus d’avis par e-mail."])
 
     async def _manage_form(self, rid: str, subscriber: Subscriber, status: int,
                            error: str = "", saved: bool = False) -> ChannelHttpReply:
         follows = [{"commune": f.commune, "name": f"{await self._name(f.commune)}",
                     "categories": [c.value for c in f.categories]} for f in subscriber.follows]
         url = self.links.manage_url(rid)
-        return _render(status, "manage.html", heading="Mes avis par courriel",
+        return _render(status, "manage.html", heading="Mes avis par e-mail",
                        masked=mask(subscriber.email), follows=follows,
                        categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
                        action=url, delete_action=url + "/delete", error=error, saved=saved)
@@ -389,7 +389,7 @@ def _missing() -> ChannelHttpReply:
 
 def _gone() -> ChannelHttpReply:
     return _page(404, "Aucune inscription", [
-        "Cette adresse ne reçoit pas d’avis par courriel (ou ses données ont été effacées)."])
+        "Cette adresse ne reçoit pas d’avis par e-mail (ou ses données ont été effacées)."])
 
 
 def new_nonce() -> str:

@@ -90,10 +90,10 @@ def test_a_published_notice_is_a_multipart_email_in_the_communes_name() -> None:
         "https://crieur.example/communes/70299/notices/abcd1234efgh\n"
         "\n"
         "--\n"
-        "Vous recevez ce courriel parce que vous suivez les avis de Lavoncourt.\n"
+        "Vous recevez ce e-mail parce que vous suivez les avis de Lavoncourt.\n"
         "Choisir vos communes et vos sujets, ou effacer vos données :\n"
         f"{MANAGE}\n"
-        "Ne plus recevoir ces courriels :\n"
+        "Ne plus recevoir ces e-mails :\n"
         f"{UNSUB}\n"
     )
 
@@ -190,7 +190,7 @@ def test_the_confirmation_email() -> None:
     assert text_of(msg) == (
         "Bonjour,\n"
         "\n"
-        "Quelqu’un, sans doute vous, a demandé à recevoir par courriel les avis de la mairie\n"
+        "Quelqu’un, sans doute vous, a demandé à recevoir par e-mail les avis de la mairie\n"
         "pour : Lavoncourt (70299).\n"
         "\n"
         "Pour confirmer, ouvrez ce lien puis appuyez sur le bouton « Confirmer » :\n"
