@@ -136,6 +136,16 @@ def page_url(c: Context, insee: str) -> str:
 pages = APIRouter(include_in_schema=False)
 
 
+@pages.get("/", response_class=HTMLResponse)
+@pages.get("/communes", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    """The communes that publish here, each a link to its notices (a resident who typed
+    the site's address, or cut a commune's, lands somewhere in French)."""
+    communes = sorted(await ctx(request).store.communes(), key=lambda x: x.name.lower())
+    latest = max((x.created_at for x in communes), default=None)
+    return answer(request, Rendered(render("home.html", communes=communes), HTML, latest))
+
+
 @pages.get("/communes/{insee}", response_class=HTMLResponse)
 async def commune_page(request: Request, insee: str) -> Response:
     c = ctx(request)

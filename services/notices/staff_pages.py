@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from crieur import french
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
@@ -60,9 +61,11 @@ STATE_LABELS = {
 }
 CHANNEL_LABELS = {"push": "Notifications", "email": "E-mails", "sms": "SMS",
                   "panel": "Panneau lumineux"}
-# What each DELIVERIES counter is called on the page.
+# What each DELIVERIES counter is called on the page. Reports count messages, not people
+# (a correction is sent again): the page says « messages », never « abonnés ».
 OUTCOME_LABELS = {
-    "sent": ("envoyé", "envoyés"), "delivered": ("remis", "remis"),
+    "sent": ("message envoyé", "messages envoyés"),
+    "delivered": ("message remis", "messages remis"),
     "bounced": ("rejeté", "rejetés"), "failed": ("en échec", "en échec"),
     "dropped": ("abandonné", "abandonnés"), "shown": ("affichage", "affichages"),
 }
@@ -70,7 +73,14 @@ OUTCOME_LABELS = {
 
 def counted(value: int, name: str) -> str:
     singular, plural = OUTCOME_LABELS[name]
-    return f"{value} {singular if value <= 1 else plural}"
+    return french.counted(value, singular, plural).replace(french.NBSP, " ")
+
+
+def topic_label(topic: str) -> str:
+    """`crieur-70299-alerte` as staff know it: the kind of notice its followers chose."""
+    slug = topic.rsplit("-", 1)[-1]
+    known = {c.value: label for c, label in CATEGORY_LABELS.items()}
+    return known.get(slug, topic)
 
 # What the API's errors mean to a secretary.
 ERROR_FRENCH = {
@@ -102,7 +112,12 @@ def french_error(error: dict[str, Any]) -> str:
     if kind in ("missing", "string_too_short", "too_short"):
         return "Ce champ est obligatoire."
     if kind in ("string_too_long", "too_long"):
-        return f"Trop long : au plus {context.get('max_length')} caractères."
+        # No maxlength in the form: a pasted title is not cut mid-word unseen; it is kept
+        # whole, and the count says how much to shorten.
+        given = error.get("input")
+        written = (f" ({len(given)} écrits, {len(given) - int(context['max_length'])} de trop)"
+                   if isinstance(given, str) and context.get("max_length") else "")
+        return f"Trop long : au plus {context.get('max_length')} caractères{written}."
     if kind.startswith("datetime") or kind.startswith("date"):
         return "Cette date n'est pas valide (jour et heure attendus)."
     if kind.startswith("url"):
@@ -115,6 +130,10 @@ def french_error(error: dict[str, Any]) -> str:
         "ends_at must be after publish_at: the notice would end unseen":
             "La fin doit venir après la publication : l'avis finirait sans être vu.",
         "must contain visible text": "Écrivez un texte visible.",
+        "ends_at is in the past: to end a notice now, withdraw it":
+            "Cette date de fin est déjà passée : pour arrêter un avis maintenant, retirez-le.",
+        "publish_at cannot change: the notice is already published":
+            "L'avis est déjà publié : sa date de publication ne peut plus changer.",
         lifecycle.NEEDS_APPROVAL: "Dans cette commune, cette catégorie doit être approuvée par "
                                   "une deuxième personne : publiez-la comme un nouvel avis.",
     }
@@ -126,7 +145,11 @@ def french_error(error: dict[str, Any]) -> str:
         return "Cette heure existe deux fois (changement d'heure) : choisissez-en une autre."
     if "year must be between" in message:
         return "L'année doit être comprise entre 2000 et 2100."
-    return f"Valeur refusée ({message})."
+    if message.startswith("contains a character that cannot be shown"):
+        return "Ce texte contient un caractère qui ne peut pas s'afficher : retirez-le."
+    # Never the API's English on a French page: the reason goes to the log instead.
+    log.info("staff_form_value_refused", reason=message[:200])
+    return "Cette valeur n'est pas acceptée : vérifiez-la."
 
 
 @dataclass
@@ -169,7 +192,8 @@ def reach_lines(reach: dict[str, Any]) -> list[str]:
             shown.append(f"{duration(seconds)} à l'affichage")
         topics = counts.get("topics")
         if isinstance(topics, dict) and topics:
-            shown.append("par sujet : " + ", ".join(f"{t} {n}" for t, n in topics.items()))
+            shown.append("par type d'avis suivi : "
+                         + ", ".join(f"{topic_label(t)} {n}" for t, n in topics.items()))
         if shown:
             lines.append(f"{label} : {', '.join(shown)}")
     return lines
@@ -224,7 +248,8 @@ def highlight(value: str, characters: Any) -> Markup:
 
 
 TEMPLATES.filters.update(local_input=local_input, reach_lines=reach_lines,
-                         highlight=highlight, where_shown=where_shown)
+                         highlight=highlight, where_shown=where_shown,
+                         topic_label=topic_label)
 
 STAFF_DEFAULTS: dict[str, Any] = {
     "commune": None, "me": None, "csrf": "", "communes": [], "flash": "",

@@ -29,13 +29,13 @@ def preview_page(channels: dict[str, Any]) -> str:
 def test_one_of_each_is_said_in_the_singular() -> None:
     page = preview_page({
         "push": {"available": True, "title": "t", "body": "b",
-                 "reach": {"devices": 1, "topics": ["70299-alerte"]}},
+                 "reach": {"devices": 1, "topics": ["crieur-70299-alerte"]}},
         "sms": {"available": True, "text": "x", "encoding": "GSM-7", "parts": 1,
                 "reach": 1, "parts_to_pay": 1},
         "panel": {"available": True, "image_png_base64": "", "frames": 40,
                   "scroll_seconds": 18.2},
         "email": {"available": True, "subject": "s", "html": "", "text": "", "reach": 1}})
-    assert "Portée : 1 téléphone · sujet : 70299-alerte" in page
+    assert "Portée : 1 téléphone · type d'avis suivi : Alerte" in page
     assert "Portée : 1 abonné · 1 SMS à payer" in page
     assert "Le texte défile en 18,2 s (40 images)." in page
     assert "Portée : 1 abonné" in page
@@ -48,5 +48,5 @@ def test_several_are_said_in_the_plural() -> None:
                  "reach": {"devices": 3, "topics": ["a", "b"]}},
         "sms": {"available": True, "text": "x", "encoding": "GSM-7", "parts": 2,
                 "reach": 2, "parts_to_pay": 4}})
-    assert "Portée : 3 téléphones · sujets : a, b" in page
+    assert "Portée : 3 téléphones · types d'avis suivis : a, b" in page
     assert "Portée : 2 abonnés · 4 SMS à payer" in page
