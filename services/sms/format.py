@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from crieur import french
@@ -159,7 +159,7 @@ def prepare_text(text: str, transliterated: bool = True) -> Sms:
         return measure(text)
     sent = measure(transliterate(text))
     # Still UCS-2 (a character with no GSM-7 stand-in): accents cost nothing, keep them.
-    return measure(text) if sent.encoding is Encoding.UCS2 else sent
+    return _with_accents(measure(text), sent)
 
 
 ELLIPSIS = "..."
@@ -172,11 +172,18 @@ def fit(content: str, tail: str, link: str, max_parts: int, transliterated: bool
     followed by `link` (the full notice), and the tail always stays. Transliterated to stay
     in GSM-7; a text that stays UCS-2 all the same keeps its accents (« arrêter »).
     """
-    if transliterated:
-        sent = _fit(content, tail, link, max_parts, transliterated=True)
-        if sent.encoding is Encoding.GSM7:
-            return sent
-    return _fit(content, tail, link, max_parts, transliterated=False)
+    if not transliterated:
+        return _fit(content, tail, link, max_parts, transliterated=False)
+    sent = _fit(content, tail, link, max_parts, transliterated=True)
+    return _with_accents(_fit(content, tail, link, max_parts, transliterated=False), sent)
+
+
+def _with_accents(kept: Sms, transliterated: Sms) -> Sms:
+    """The text with its accents when the transliterated one is UCS-2 all the same; the
+    characters to blame stay those with no GSM-7 stand-in (« ≥ », not « ê »)."""
+    if transliterated.encoding is Encoding.GSM7:
+        return transliterated
+    return replace(kept, ucs2_characters=transliterated.ucs2_characters)
 
 
 def _fit(content: str, tail: str, link: str, max_parts: int, transliterated: bool) -> Sms:

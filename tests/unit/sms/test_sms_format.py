@@ -165,4 +165,5 @@ def test_a_message_that_stays_ucs2_keeps_its_accents() -> None:
         title="Tempête 🌬", body="Restez chez vous.", link="", stop=stop, max_parts=3)
     assert str(ucs2.encoding) == U
     assert ucs2.text == "Lavoncourt - Alerte : Tempête 🌬\nRestez chez vous.\nRépondez STOP pour arrêter"
+    assert ucs2.ucs2_characters == ("🌬",)  # the one to blame, not the accents
     assert sms.prepare_text("Fête 🎄 à l’école").text == "Fête 🎄 à l’école"
