@@ -99,7 +99,7 @@ class Web:
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:
-            raise HttpError(422, "invalid_input", "Demande d’inscription invalide.",
+            raise HttpError(422, "invalid_input", "Demande d'inscription invalide.",
                             fields=_fields(error)) from error
         try:
             address = normalise_address(body.email)
@@ -112,7 +112,7 @@ class Web:
             if name is None:
                 raise HttpError(422, "invalid_input", "Commune inconnue.", fields=[
                     {"field": f"follows.{i}.commune",
-                     "message": f"la commune {follow.commune} n’utilise pas ce service"}])
+                     "message": f"la commune {follow.commune} n'utilise pas ce service"}])
             names.append(f"{name} ({follow.commune})")
         rid = self.links.recipient_id(address)
         # Per mailbox (`jean+1@` is `jean@`), keyed by a hash: the limiter holds no address.
@@ -182,14 +182,14 @@ class Web:
             return rid, tuple(Follow.model_validate(f) for f in raw_follows)
         except BadLink as error:
             expired = str(error) == "expired"
-            raise _PageError(_page(400, "Ce lien n’est plus valable",
+            raise _PageError(_page(400, "Ce lien n'est plus valable",
                                    ["Ce lien de confirmation a expiré." if expired
-                                    else "Ce lien de confirmation n’est pas valable.",
+                                    else "Ce lien de confirmation n'est pas valable.",
                                     "Inscrivez-vous à nouveau pour recevoir un nouveau lien."])
                              ) from error
         except ValidationError as error:
-            raise _PageError(_page(400, "Ce lien n’est plus valable",
-                                   ["Ce lien de confirmation n’est pas valable."])) from error
+            raise _PageError(_page(400, "Ce lien n'est plus valable",
+                                   ["Ce lien de confirmation n'est pas valable."])) from error
 
     async def confirm_page(self, request: Request) -> ChannelHttpReply:
         """The link in the email (GET, HEAD): a button to press, nothing changed yet."""
@@ -225,7 +225,7 @@ class Web:
             return _missing()
         log.info("subscription_confirmed", recipient=rid[:12])
         names = [await self._name(f.commune) for f in follows]
-        return _page(200, "C’est confirmé", [
+        return _page(200, "C'est confirmé", [
             f"Vous recevrez par e-mail les avis de : {', '.join(names)}.",
             "Chaque e-mail contient un lien pour vous désabonner."])
 
@@ -235,8 +235,8 @@ class Web:
         try:
             return read(token)
         except BadLink as error:
-            raise _PageError(_page(400, "Ce lien n’est pas valable", [
-                "Ce lien n’est pas valable. Utilisez le lien du dernier e-mail reçu."
+            raise _PageError(_page(400, "Ce lien n'est pas valable", [
+                "Ce lien n'est pas valable. Utilisez le lien du dernier e-mail reçu."
             ])) from error
 
     async def unsubscribe_page(self, request: Request) -> ChannelHttpReply:
@@ -247,7 +247,7 @@ class Web:
         found = await self.registry.get(rid)
         if found is None:
             return _page(200, french.UNSUBSCRIBED, [
-                "Vous ne recevez plus d’avis par e-mail à cette adresse."])
+                "Vous ne recevez plus d'avis par e-mail à cette adresse."])
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
                        masked=mask(found[0].email),
                        action=self.links.unsubscribe_url(rid),
@@ -263,7 +263,7 @@ class Web:
         log.info("unsubscribed", recipient=rid[:12],
                  one_click="List-Unsubscribe=One-Click" in request.raw.body)
         return _page(200, french.UNSUBSCRIBED, [
-            "Vous ne recevrez plus d’avis de la mairie par e-mail.",
+            "Vous ne recevrez plus d'avis de la mairie par e-mail.",
             "Votre adresse a été effacée."])
 
     # -- manage and delete ----------------------------------------------------------------
@@ -330,7 +330,7 @@ class Web:
         log.info("subscriber_deleted", recipient=rid[:12])
         return _page(200, "Vos données sont effacées", [
             "Votre adresse et vos choix ont été effacés.",
-            "Vous ne recevrez plus d’avis par e-mail."])
+            "Vous ne recevrez plus d'avis par e-mail."])
 
     async def _manage_form(self, rid: str, subscriber: Subscriber, status: int,
                            error: str = "", saved: bool = False) -> ChannelHttpReply:
@@ -389,7 +389,7 @@ def _missing() -> ChannelHttpReply:
 
 def _gone() -> ChannelHttpReply:
     return _page(404, "Aucune inscription", [
-        "Cette adresse ne reçoit pas d’avis par e-mail (ou ses données ont été effacées)."])
+        "Cette adresse ne reçoit pas d'avis par e-mail (ou ses données ont été effacées)."])
 
 
 def new_nonce() -> str:

@@ -106,7 +106,7 @@ async def test_a_silent_or_garbled_channel_is_unavailable_and_the_others_still_a
         for sub in subs:
             await sub.unsubscribe()
     channels = answer.json()["channels"]
-    assert channels["push"] == {"available": False, "reason": "Ce canal n’a pas répondu à temps."}
+    assert channels["push"] == {"available": False, "reason": "Ce canal n'a pas répondu à temps."}
     assert channels["sms"]["available"] is False and "illisible" in channels["sms"]["reason"]
     assert channels["email"]["available"] is True and channels["email"]["reach"] == 2
 
