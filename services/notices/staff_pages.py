@@ -256,6 +256,8 @@ STAFF_DEFAULTS: dict[str, Any] = {
     "categories": [(c.value, CATEGORY_LABELS[c]) for c in Category],
     "state_labels": {s.value: label for s, label in STATE_LABELS.items()},
     "channel_labels": CHANNEL_LABELS,
+    # A page answered before the session is read (too large a form): no « Se connecter ».
+    "signed_in_unknown": False,
 }
 
 
@@ -283,10 +285,11 @@ def too_large_page(limit: int) -> HTMLResponse:
     The form cannot be shown again with what was typed, as its body is refused unread: the
     page sends the secretary back, where the browser still has the fields filled in.
     """
-    return message(413, "Fichier trop gros", [
-        f"Le fichier choisi dépasse {human_size(limit)} : il n'a pas été envoyé.",
-        "Revenez à la page précédente (ce que vous avez écrit y est encore) et choisissez un "
-        "fichier plus petit, ou enregistrez la photo dans une taille plus petite."])
+    return page("message.html", status=413, heading="Fichier trop gros", signed_in_unknown=True,
+                lines=[f"Le fichier choisi dépasse {human_size(limit)} : il n'a pas été envoyé.",
+                       "Revenez à la page précédente avec le bouton « Retour » du navigateur "
+                       "(ce que vous avez écrit y est encore) et choisissez un fichier plus "
+                       "petit, ou enregistrez la photo dans une taille plus petite."])
 
 
 def to(url: str) -> RedirectResponse:

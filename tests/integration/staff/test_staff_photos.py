@@ -81,6 +81,7 @@ async def test_a_file_over_the_limit_is_refused_in_french_keeping_the_form(
     assert "attachment_too_large" not in page.text
     assert "Fichier trop gros" in shown(page)
     assert "Revenez à la page précédente" in shown(page)
+    assert "Se connecter" not in shown(page)  # the session is not read: say nothing of it
 
 
 async def test_an_image_that_cannot_be_read_is_refused_in_french(office: Office) -> None:
