@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from crieur import french
-from schemas.notice import NoticeState
+from schemas.notice import Category, Notice, NoticeState
 from services.email.format import french_date as email_date
 from services.notices.atom import _withdrawal_note
 from services.notices.pages import french_date as site_date
-from tests.unit.notices.test_atom import make_notice
+
+
+def withdrawn_notice(withdrawn_at: datetime) -> Notice:
+    moment = withdrawn_at - timedelta(days=1)
+    return Notice(id="n0tice0001", commune="70279", category=Category.INFORMATION,
+                  title="Fermeture de la mairie", body="La mairie sera fermée lundi.",
+                  author="secretariat", version=2, state=NoticeState.WITHDRAWN,
+                  created_at=moment, updated_at=withdrawn_at, published_at=moment,
+                  withdrawn_at=withdrawn_at)
 
 
 def plain(text: str) -> str:
@@ -28,7 +36,7 @@ def test_dates_read_the_same_on_the_site_in_emails_and_in_the_feed() -> None:
 
 def test_the_feed_says_a_withdrawal_date_in_words() -> None:
     withdrawn = datetime(2026, 12, 7, 18, 15, tzinfo=UTC)
-    note = plain(_withdrawal_note(make_notice(state=NoticeState.WITHDRAWN, withdrawn_at=withdrawn)))
+    note = plain(_withdrawal_note(withdrawn_notice(withdrawn)))
     assert note.startswith("Cet avis a été retiré par la mairie le 7 décembre 2026 à 19 h 15.")
     assert "/" not in note.split(".")[0]
 
