@@ -26,6 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
 
+from crieur import french
 from schemas.events import EventKind
 from schemas.notice import CATEGORY_LABELS, PARIS, Notice
 
@@ -112,14 +113,8 @@ def notice_url(public_url: str, notice: Notice) -> str:
 
 
 def french_date(moment: datetime) -> str:
-    """`mardi 1 décembre 2026 à 08 h 00`, Paris time: how a mairie writes a date."""
-    local = moment.astimezone(PARIS)
-    day = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")[
-        local.weekday()]
-    month = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-             "septembre", "octobre", "novembre", "décembre")[local.month - 1]
-    first = "1er" if local.day == 1 else str(local.day)
-    return f"{day} {first} {month} {local.year} à {local:%H} h {local:%M}"
+    """`mardi 1er décembre 2026 à 8 h 00`: the site's formatter, with the weekday."""
+    return french.date_time(moment, weekday=True)
 
 
 def _qp(text: str) -> bytes:

@@ -17,6 +17,7 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crieur import french
 from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
 from crieur.channel.ratelimit import Network, RateLimiter
@@ -37,7 +38,7 @@ CONFIRM_RETRIES_S = (2.0, 10.0, 60.0)
 # A confirmed address asked for again gets "already subscribed" at most this often: the
 # request may be a stranger's, repeated to flood the mailbox.
 ALREADY_EVERY = timedelta(days=1)
-ACCEPTED = ("Si cette adresse peut recevoir nos courriels, un message vient de lui être "
+ACCEPTED = ("Si cette adresse peut recevoir nos e-mails, un message vient de lui être "
             "envoyé : ouvrez-le et cliquez sur le bouton pour confirmer.")
 
 
@@ -102,7 +103,7 @@ class Web:
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:
-            raise HttpError(422, "invalid_input", "Demande d’inscription invalide.",
+            raise HttpError(422, "invalid_input", "Demande d'inscription invalide.",
                             fields=_fields(error)) from error
         try:
             address = normalise_address(body.email)
@@ -115,7 +116,7 @@ class Web:
             if name is None:
                 raise HttpError(422, "invalid_input", "Commune inconnue.", fields=[
                     {"field": f"follows.{i}.commune",
-                     "message": f"la commune {follow.commune} n’utilise pas ce service"}])
+                     "message": f"la commune {follow.commune} n'utilise pas ce service"}])
             names.append(f"{name} ({follow.commune})")
         rid = self.links.recipient_id(address)
         # Per mailbox (`jean+1@` is `jean@`), keyed by a hash: the limiter holds no address.
@@ -185,14 +186,14 @@ class Web:
             return rid, tuple(Follow.model_validate(f) for f in raw_follows)
         except BadLink as error:
             expired = str(error) == "expired"
-            raise _PageError(_page(400, "Ce lien n’est plus valable",
+            raise _PageError(_page(400, "Ce lien n'est plus valable",
                                    ["Ce lien de confirmation a expiré." if expired
-                                    else "Ce lien de confirmation n’est pas valable.",
+                                    else "Ce lien de confirmation n'est pas valable.",
                                     "Inscrivez-vous à nouveau pour recevoir un nouveau lien."])
                              ) from error
         except ValidationError as error:
-            raise _PageError(_page(400, "Ce lien n’est plus valable",
-                                   ["Ce lien de confirmation n’est pas valable."])) from error
+            raise _PageError(_page(400, "Ce lien n'est plus valable",
+                                   ["Ce lien de confirmation n'est pas valable."])) from error
 
     async def confirm_page(self, request: Request) -> ChannelHttpReply:
         """The link in the email (GET, HEAD): a button to press, nothing changed yet."""
@@ -228,9 +229,9 @@ class Web:
             return _missing()
         log.info("subscription_confirmed", recipient=rid[:12])
         names = [await self._name(f.commune) for f in follows]
-        return _page(200, "C’est confirmé", [
-            f"Vous recevrez par courriel les avis de : {', '.join(names)}.",
-            "Chaque courriel contient un lien pour vous désabonner."])
+        return _page(200, "C'est confirmé", [
+            f"Vous recevrez par e-mail les avis de : {', '.join(names)}.",
+            "Chaque e-mail contient un lien pour vous désabonner."])
 
     # -- unsubscribe --------------------------------------------------------------------
 
@@ -254,8 +255,8 @@ class Web:
             rid, subscriber = await self._subscriber("unsubscribe", request.params["token"])
         except _PageError as page:
             if page.reply.status == 404:
-                return _page(200, "Vous êtes désabonné", [
-                    "Vous ne recevez plus d’avis par courriel à cette adresse."])
+                return _page(200, french.UNSUBSCRIBED, [
+                    "Vous ne recevez plus d'avis par e-mail à cette adresse."])
             return page.reply
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
                        masked=mask(subscriber.email),
@@ -335,7 +336,7 @@ class Web:
         log.info("subscriber_deleted", recipient=rid[:12])
         return _page(200, "Vos données sont effacées", [
             "Votre adresse et vos choix ont été effacés.",
-            "Vous ne recevrez plus d’avis par courriel."])
+            "Vous ne recevrez plus d'avis par e-mail."])
 
     async def revoke_links(self, request: Request) -> ChannelHttpReply:
         """Every manage and unsubscribe link made until now stops working; a new manage link
@@ -362,9 +363,9 @@ class Web:
             self._in_background("new_links", rid, lambda: self._after(
                 since, lambda: send(address, self.links.manage_url(rid))))
         return _page(200, "Vos anciens liens ne fonctionnent plus", [
-            "Les liens de gestion et de désabonnement des courriels déjà reçus ne "
+            "Les liens de gestion et de désabonnement des e-mails déjà reçus ne "
             "fonctionnent plus.",
-            "Un nouveau lien vient d’être envoyé à votre adresse : utilisez-le désormais."])
+            "Un nouveau lien vient d'être envoyé à votre adresse : utilisez-le désormais."])
 
     async def _after(self, since: int, send: Callable[[], Awaitable[None]]) -> None:
         wait = since - self.clock().timestamp()
@@ -377,7 +378,7 @@ class Web:
         follows = [{"commune": f.commune, "name": f"{await self._name(f.commune)}",
                     "categories": [c.value for c in f.categories]} for f in subscriber.follows]
         url = self.links.manage_url(rid)
-        return _render(status, "manage.html", heading="Mes avis par courriel",
+        return _render(status, "manage.html", heading="Mes avis par e-mail",
                        masked=mask(subscriber.email), follows=follows,
                        categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
                        action=url, delete_action=url + "/delete",
@@ -429,19 +430,19 @@ def _missing() -> ChannelHttpReply:
 
 
 def _unsubscribed() -> ChannelHttpReply:
-    return _page(200, "Vous êtes désabonné", [
-        "Vous ne recevrez plus d’avis de la mairie par courriel.",
+    return _page(200, french.UNSUBSCRIBED, [
+        "Vous ne recevrez plus d'avis de la mairie par e-mail.",
         "Votre adresse a été effacée."])
 
 
 def _invalid() -> ChannelHttpReply:
-    return _page(400, "Ce lien n’est pas valable", [
-        "Ce lien n’est pas valable. Utilisez le lien du dernier courriel reçu."])
+    return _page(400, "Ce lien n'est pas valable", [
+        "Ce lien n'est pas valable. Utilisez le lien du dernier e-mail reçu."])
 
 
 def _gone() -> ChannelHttpReply:
     return _page(404, "Aucune inscription", [
-        "Cette adresse ne reçoit pas d’avis par courriel (ou ses données ont été effacées)."])
+        "Cette adresse ne reçoit pas d'avis par e-mail (ou ses données ont été effacées)."])
 
 
 def new_nonce() -> str:

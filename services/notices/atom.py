@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from crieur import french
 from schemas.notice import CATEGORY_LABELS, PARIS, Category, Notice, NoticeState
 from services.notices.xmltext import xml_text
 
@@ -55,7 +56,7 @@ class Paging:
 
 def _withdrawal_note(notice: Notice) -> str:
     when = notice.withdrawn_at or notice.updated_at
-    return (f"Cet avis a été retiré par la mairie le {when.astimezone(PARIS):%d/%m/%Y à %H:%M}."
+    return (f"Cet avis a été retiré par la mairie le {french.date_time(when)}."
             f"\n\n{notice.body}")
 
 

@@ -13,7 +13,9 @@ by a correction) is deleted once ORPHAN_AFTER old, by the notices service's hour
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import re
 import secrets
 import unicodedata
@@ -29,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ObjectInfo, ObjectMeta
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from crieur.bus import ensure_stream
@@ -75,6 +78,58 @@ def sniff(data: bytes) -> str | None:
     if data.startswith(b"%PDF-"):
         return PDF
     return None
+
+
+# What a staff form carries besides its file (title, text, links), over the file's limit.
+FORM_MARGIN = 256 * 1024
+
+# A phone's photo is 4,000 px and 5-12 MB; a notice shows it a few hundred pixels wide.
+LONG_SIDE = 2000
+# Pillow's own guard refuses larger images as decompression bombs (a 20 MB PNG of one colour
+# can claim billions of pixels); 100 Mpx is more than any camera's photo.
+MAX_PIXELS = 100_000_000
+
+
+class UnreadableImage(ValueError):
+    """The file starts like an image but cannot be decoded as one."""
+
+
+def reduce_image(data: bytes, media_type: str) -> bytes:
+    """The image at most LONG_SIDE pixels on its long side, re-encoded without its metadata.
+
+    Every image is re-encoded, small ones too: EXIF carries where a photo was taken (GPS),
+    and a resident downloading the notice's photo must not learn where the secretary lives.
+    The EXIF orientation is applied first, so the photo keeps the way it was shot.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise UnreadableImage("too many pixels")
+            image.load()
+            shown = ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError,
+            ValueError) as error:
+        raise UnreadableImage(str(error)) from error
+    shown.thumbnail((LONG_SIDE, LONG_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    icc = shown.info.get("icc_profile")
+    extra = {"icc_profile": icc} if icc else {}
+    if media_type == JPEG:
+        if shown.mode not in ("RGB", "L"):
+            shown = shown.convert("RGB")
+        shown.save(out, "JPEG", quality=85, optimize=True, **extra)
+    elif media_type == WEBP:
+        shown.save(out, "WEBP", quality=85, **extra)
+    else:
+        shown.save(out, "PNG", optimize=True, **extra)
+    return out.getvalue()
+
+
+async def reduced(data: bytes, media_type: str) -> bytes:
+    """reduce_image for images (PDFs as they are), off the event loop: decoding takes time."""
+    if media_type == PDF:
+        return data
+    return await asyncio.to_thread(reduce_image, data, media_type)
 
 
 def clean_filename(raw: str, media_type: str) -> str:
@@ -286,8 +341,9 @@ UPLOAD_DESCRIPTION = (
     "(then the name from `?filename=` or `Content-Disposition`). At most "
     "CRIEUR_ATTACHMENT_MAX_BYTES (413 beyond), and the commune's attachments together at most "
     "CRIEUR_ATTACHMENTS_QUOTA_BYTES (413 `attachments_quota` beyond; those no notice names "
-    "are deleted 24 hours after upload). Answers 201 with its id: give it in a "
-    "notice's `attachments`.")
+    "are deleted 24 hours after upload). An image is reduced to 2,000 pixels on its long "
+    "side and stored without its metadata (EXIF, GPS location). Answers 201 with its id: "
+    "give it in a notice's `attachments`.")
 
 router = APIRouter()
 
@@ -345,6 +401,10 @@ async def upload_attachment(
     media_type = sniff(data)
     if media_type is None:
         raise ApiError(errors.ATTACHMENT_TYPE)
+    try:
+        data = await reduced(data, media_type)
+    except UnreadableImage as error:
+        raise ApiError(errors.ATTACHMENT_TYPE) from error
     stored = await store.put(insee, clean_filename(name, media_type), data, media_type)
     log.info("attachment_stored", attachment_id=stored.id, media_type=media_type,
              size=stored.size)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.channels import channel_for
 from services.notices import attachments, errors
 from services.notices.auth import SESSION_COOKIE, Sessions, still_valid
+from services.notices.staff_pages import too_large_page
 
 log = structlog.get_logger("crieur.notices.guard")
 
@@ -50,7 +51,8 @@ class BodyGuard:
 
     def limit(self, path: str) -> int:
         if attachments.is_upload(path):
-            return self.uploads
+            # The form's other fields (title, text, links) travel with the file.
+            return self.uploads + attachments.FORM_MARGIN
         return self.channels if channel_for(path) is not None else self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,6 +115,12 @@ class BodyGuard:
                 raise
 
     async def refuse(self, scope: Scope, send: Send, *, too_large: bool) -> None:
+        if scope["path"].startswith("/staff/"):
+            # A person at a browser: a French page, never the API's JSON.
+            page = too_large_page(self.uploads)
+            page.headers["Connection"] = "close"
+            await page(scope, _nothing, send)
+            return
         upload = attachments.is_upload(scope["path"])
         kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
         await answer(scope, send, kind, kind.message.format(limit=self.limit(scope["path"])))
@@ -127,10 +135,12 @@ async def answer(scope: Scope, send: Send, kind: errors.ErrorKind, message: str)
     response = JSONResponse(errors.error_body(kind.code, message), status_code=kind.status,
                             headers=headers)
 
-    async def nothing() -> Message:
-        return {"type": "http.disconnect"}
+    await response(scope, _nothing, send)
 
-    await response(scope, nothing, send)
+
+async def _nothing() -> Message:
+    """The body is never read: the connection closes after the answer."""
+    return {"type": "http.disconnect"}
 
 
 async def is_staff(scope: Scope) -> bool:

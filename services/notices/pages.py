@@ -19,10 +19,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from crieur import french
 from schemas import Commune, Notice, NoticeState
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
-from schemas.notice import CATEGORY_LABELS, PARIS, Category
+from schemas.notice import CATEGORY_LABELS, Category
 from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
@@ -36,17 +37,9 @@ MAX_PAGE = 1000
 # What a body shows in the list; the notice's own page has all of it.
 EXCERPT_CHARS = 280
 
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre")
-
-
 def french_date(moment: datetime) -> str:
-    """`1er décembre 2026 à 8 h 05`, in Paris time, as a French reader says it."""
-    local = moment.astimezone(PARIS)
-    day = "1er" if local.day == 1 else str(local.day)
-    # No-break spaces: `9 h 21` never splits across lines on a narrow phone.
-    return (f"{day}\u00a0{MONTHS[local.month - 1]} {local.year} à "
-            f"{local.hour}\u00a0h\u00a0{local.minute:02d}")
+    """`1er décembre 2026 à 8 h 05`, in Paris time: the one formatter every channel uses."""
+    return french.date_time(moment)
 
 
 def when(notice: Notice) -> str:
@@ -63,6 +56,18 @@ def when(notice: Notice) -> str:
         parts.append(f"valable jusqu'au {french_date(notice.ends_at)}")
     sentence = ", ".join(parts)
     return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
+
+
+def upcoming(notices: list[Notice], now: datetime) -> list[Notice]:
+    """Notices already sent whose validity starts later: announced, not yet current.
+
+    The Marché de Noël on the 19th, published on the 7th, reaches subscribers at once; the
+    page lists it under « À venir » until the 19th, when it joins the current notices.
+    """
+    later = [n for n in notices
+             if n.published_at is not None and n.starts_at is not None and now < n.starts_at
+             and n.state in (NoticeState.PUBLISHED, NoticeState.CORRECTED)]
+    return sorted(later, key=lambda n: (n.starts_at, n.id))
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -87,7 +92,8 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES.filters.update(date=french_date, when=when, excerpt=excerpt, size=human_size)
+TEMPLATES.filters.update(date=french_date, when=when, excerpt=excerpt, size=human_size,
+                         counted=french.counted, seconds=french.seconds)
 
 ALL_CATEGORIES = [c.value for c in Category]
 CATEGORY_CHOICES = [(c.value, CATEGORY_LABELS[c]) for c in Category]
@@ -96,6 +102,7 @@ PAGE_DEFAULTS: dict[str, Any] = {
     "commune": None, "categories": CATEGORY_CHOICES, "all_categories": ALL_CATEGORIES,
     "email": "", "email_error": "", "email_categories": None,
     "phone": "", "sms_error": "", "sms_categories": None, "code_error": "",
+    "sms_offered": [], "sms_offer_sentence": "",
     "form": None,
 }
 
@@ -129,6 +136,16 @@ def page_url(c: Context, insee: str) -> str:
 pages = APIRouter(include_in_schema=False)
 
 
+@pages.get("/", response_class=HTMLResponse)
+@pages.get("/communes", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    """The communes that publish here, each a link to its notices (a resident who typed
+    the site's address, or cut a commune's, lands somewhere in French)."""
+    communes = sorted(await ctx(request).store.communes(), key=lambda x: x.name.lower())
+    latest = max((x.created_at for x in communes), default=None)
+    return answer(request, Rendered(render("home.html", communes=communes), HTML, latest))
+
+
 @pages.get("/communes/{insee}", response_class=HTMLResponse)
 async def commune_page(request: Request, insee: str) -> Response:
     c = ctx(request)
@@ -149,6 +166,8 @@ async def commune_page(request: Request, insee: str) -> Response:
                  for n in current[start:start + PAGE_SIZE]]
         body = render(
             "commune.html", commune=commune, notices=shown, total=len(current),
+            upcoming=upcoming(view.all(insee), now) if page == 1 else [],
+            **sms_offer(c, insee),
             alerts=sum(n.category is Category.ALERTE for n in current), page=page,
             next_page=page + 1 if start + PAGE_SIZE < len(current) else None,
         )
@@ -212,8 +231,26 @@ def first(form: dict[str, list[str]], name: str, limit: int = 320) -> str:
     return (form.get(name) or [""])[0].strip()[:limit]
 
 
-def chosen(form: dict[str, list[str]]) -> list[str]:
-    return [x for x in ALL_CATEGORIES if x in form.get("categories", [])]
+def chosen(form: dict[str, list[str]], offered: list[str] = ALL_CATEGORIES) -> list[str]:
+    return [x for x in offered if x in form.get("categories", [])]
+
+
+# How the SMS form names what the commune sends by SMS: « seulement les alertes ».
+SMS_NAMES = {Category.ALERTE: "les alertes", Category.TRAVAUX: "les avis de travaux",
+             Category.INFORMATION: "les informations", Category.EVENEMENT: "les événements"}
+
+
+def sms_offer(c: Context, insee: str) -> dict[str, Any]:
+    """What the SMS form offers: the categories this commune sends by SMS, and a sentence
+    saying so (a resident must not tick what never comes)."""
+    carried = c.settings.sms_categories_for(insee)
+    kept = [cat for cat in Category if cat in carried]
+    names = [SMS_NAMES[cat] for cat in kept]
+    if not names:  # the commune sends nothing by SMS: no form
+        return {"sms_offered": [], "sms_offer_sentence": ""}
+    said = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " et " + names[-1]
+    return {"sms_offered": [(cat.value, CATEGORY_LABELS[cat]) for cat in kept],
+            "sms_offer_sentence": f"Par SMS, la mairie envoie seulement {said}."}
 
 
 async def ask(request: Request, path: str, payload: dict[str, Any]) -> ChannelHttpReply | None:
@@ -330,9 +367,12 @@ async def subscribe_sms(request: Request, insee: str) -> Response:
     if (refused := from_elsewhere(request, commune)) is not None:
         return refused
     form = await form_fields(request)
-    phone, categories = first(form, "phone", 40), chosen(form)
+    offer = sms_offer(ctx(request), insee)
+    phone = first(form, "phone", 40)
+    categories = chosen(form, [slug for slug, _ in offer["sms_offered"]])
     again: dict[str, Any] = {"commune": commune, "form": "sms", "phone": phone,
-                             "sms_categories": categories, "heading": "Abonnement par SMS"}
+                             "sms_categories": categories, "heading": "Abonnement par SMS",
+                             **offer}
     if not phone:
         return html("message.html", 422, **again, lines=[],
                     sms_error="Écrivez votre numéro de téléphone portable.")
@@ -376,6 +416,7 @@ async def confirm_sms(request: Request, insee: str) -> Response:
     wrong = "Ce code n'est pas le bon, ou il a expiré. Vérifiez le SMS reçu."
     if not phone:
         return html("message.html", 422, **(again | {"form": "sms"}),
+                    **sms_offer(ctx(request), insee),
                     sms_error="Écrivez votre numéro de téléphone portable.")
     if not CODE_RE.match(code):
         return html("message.html", 422, **again, code_error=wrong)

@@ -34,9 +34,9 @@ from services.notices.api import Ctx, Staff, invalid, staff_commune
 
 log = structlog.get_logger("crieur.notices.previews")
 
-NOT_RUNNING = "Ce canal n’est pas en service en ce moment."
-NO_SIGN = "Aucun panneau lumineux de cette commune n’est en service en ce moment."
-SILENT = "Ce canal n’a pas répondu à temps."
+NOT_RUNNING = "Ce canal n'est pas en service en ce moment."
+NO_SIGN = "Aucun panneau lumineux de cette commune n'est en service en ce moment."
+SILENT = "Ce canal n'a pas répondu à temps."
 UNREADABLE = "La réponse de ce canal est illisible."
 
 

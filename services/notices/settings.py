@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from crieur.settings import CommonSettings
+from schemas.notice import Category
 
 
 class NoticesSettings(CommonSettings):
@@ -16,8 +17,9 @@ class NoticesSettings(CommonSettings):
     # How long a staff preview waits for each channel's answer (a channel silent longer is
     # shown as unavailable, the others still are).
     preview_timeout_s: float = 1.0
-    # The largest attachment (image or PDF) staff may upload, in bytes.
-    attachment_max_bytes: int = 5_000_000
+    # The largest attachment (image or PDF) staff may upload, in bytes, before an image is
+    # reduced: a phone's photo (5-12 MB) must go through; it is stored at 2,000 px.
+    attachment_max_bytes: int = 20_000_000
     # All the attachments of one commune together, in bytes: the object store is shared by
     # every commune of the installation, and one must not fill it for the others.
     attachments_quota_bytes: int = Field(default=500_000_000, ge=0)
@@ -45,3 +47,10 @@ class NoticesSettings(CommonSettings):
     @property
     def cap_feed_urls(self) -> tuple[str, ...]:
         return tuple(u.strip() for u in self.cap_feeds.split(",") if u.strip())
+    # The SMS channel's own settings (same variables): the public page offers by SMS only
+    # the categories the commune sends by SMS, alerts by default (SMS costs money).
+    sms_categories: tuple[Category, ...] = (Category.ALERTE,)
+    sms_commune_categories: dict[str, tuple[Category, ...]] = Field(default_factory=dict)
+
+    def sms_categories_for(self, commune: str) -> tuple[Category, ...]:
+        return self.sms_commune_categories.get(commune, self.sms_categories)

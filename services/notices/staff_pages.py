@@ -22,6 +22,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from crieur import french
 from crieur.channel.ratelimit import client_key, within
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
@@ -42,7 +43,7 @@ from services.notices.auth import (
     still_valid,
 )
 from services.notices.errors import ApiError
-from services.notices.pages import TEMPLATES, human_size
+from services.notices.pages import TEMPLATES, french_date, human_size
 from services.notices.staff import Busy, StaffAccount, VerifyGate, login_of
 from services.notices.store import StaffMember
 
@@ -64,9 +65,11 @@ STATE_LABELS = {
 }
 CHANNEL_LABELS = {"push": "Notifications", "email": "E-mails", "sms": "SMS",
                   "panel": "Panneau lumineux"}
-# What each DELIVERIES counter is called on the page.
+# What each DELIVERIES counter is called on the page. Reports count messages, not people
+# (a correction is sent again): the page says « messages », never « abonnés ».
 OUTCOME_LABELS = {
-    "sent": ("envoyé", "envoyés"), "delivered": ("remis", "remis"),
+    "sent": ("message envoyé", "messages envoyés"),
+    "delivered": ("message remis", "messages remis"),
     "bounced": ("rejeté", "rejetés"), "failed": ("en échec", "en échec"),
     "dropped": ("abandonné", "abandonnés"), "shown": ("affichage", "affichages"),
 }
@@ -74,7 +77,14 @@ OUTCOME_LABELS = {
 
 def counted(value: int, name: str) -> str:
     singular, plural = OUTCOME_LABELS[name]
-    return f"{value} {singular if value <= 1 else plural}"
+    return french.counted(value, singular, plural).replace(french.NBSP, " ")
+
+
+def topic_label(topic: str) -> str:
+    """`crieur-70299-alerte` as staff know it: the kind of notice its followers chose."""
+    slug = topic.rsplit("-", 1)[-1]
+    known = {c.value: label for c, label in CATEGORY_LABELS.items()}
+    return known.get(slug, topic)
 
 # What the API's errors mean to a secretary.
 ERROR_FRENCH = {
@@ -106,7 +116,12 @@ def french_error(error: dict[str, Any]) -> str:
     if kind in ("missing", "string_too_short", "too_short"):
         return "Ce champ est obligatoire."
     if kind in ("string_too_long", "too_long"):
-        return f"Trop long : au plus {context.get('max_length')} caractères."
+        # No maxlength in the form: a pasted title is not cut mid-word unseen; it is kept
+        # whole, and the count says how much to shorten.
+        given = error.get("input")
+        written = (f" ({len(given)} écrits, {len(given) - int(context['max_length'])} de trop)"
+                   if isinstance(given, str) and context.get("max_length") else "")
+        return f"Trop long : au plus {context.get('max_length')} caractères{written}."
     if kind.startswith("datetime") or kind.startswith("date"):
         return "Cette date n'est pas valide (jour et heure attendus)."
     if kind.startswith("url"):
@@ -119,6 +134,10 @@ def french_error(error: dict[str, Any]) -> str:
         "ends_at must be after publish_at: the notice would end unseen":
             "La fin doit venir après la publication : l'avis finirait sans être vu.",
         "must contain visible text": "Écrivez un texte visible.",
+        "ends_at is in the past: to end a notice now, withdraw it":
+            "Cette date de fin est déjà passée : pour arrêter un avis maintenant, retirez-le.",
+        "publish_at cannot change: the notice is already published":
+            "L'avis est déjà publié : sa date de publication ne peut plus changer.",
         lifecycle.NEEDS_APPROVAL: "Dans cette commune, cette catégorie doit être approuvée par "
                                   "une deuxième personne : publiez-la comme un nouvel avis.",
     }
@@ -130,7 +149,11 @@ def french_error(error: dict[str, Any]) -> str:
         return "Cette heure existe deux fois (changement d'heure) : choisissez-en une autre."
     if "year must be between" in message:
         return "L'année doit être comprise entre 2000 et 2100."
-    return f"Valeur refusée ({message})."
+    if message.startswith("contains a character that cannot be shown"):
+        return "Ce texte contient un caractère qui ne peut pas s'afficher : retirez-le."
+    # Never the API's English on a French page: the reason goes to the log instead.
+    log.info("staff_form_value_refused", reason=message[:200])
+    return "Cette valeur n'est pas acceptée : vérifiez-la."
 
 
 @dataclass
@@ -173,7 +196,8 @@ def reach_lines(reach: dict[str, Any]) -> list[str]:
             shown.append(f"{duration(seconds)} à l'affichage")
         topics = counts.get("topics")
         if isinstance(topics, dict) and topics:
-            shown.append("par sujet : " + ", ".join(f"{t} {n}" for t, n in topics.items()))
+            shown.append("par type d'avis suivi : "
+                         + ", ".join(f"{topic_label(t)} {n}" for t, n in topics.items()))
         if shown:
             lines.append(f"{label} : {', '.join(shown)}")
     return lines
@@ -191,6 +215,35 @@ def duration(seconds: float) -> str:
     return f"{secs}\u00a0s"
 
 
+def where_shown(item: Any, now: datetime) -> list[str]:
+    """Where a notice (or a draft) shows, and from when to when, one French line a place.
+
+    The channels that send (push, email, SMS) send when the notice is published; the places
+    that show what is current (the commune's page, the sign, the Atom feed) follow its
+    validity: a notice starting on the 19th is sent today but shows there on the 19th.
+    """
+    published = getattr(item, "published_at", None)
+    publish_at = item.publish_at if item.publish_at and item.publish_at > now else None
+    if published is not None:
+        sent = f"envoyés le {french_date(published)}"
+    elif publish_at is not None:
+        sent = f"envoyés le {french_date(publish_at)}"
+    else:
+        sent = "envoyés dès la publication"
+    lines = [f"Notifications, e-mails et SMS (selon les abonnements) : {sent}."]
+    start_from = max(filter(None, (now, publish_at, published)))
+    starts = item.starts_at
+    later = starts is not None and starts > start_from
+    start = f"à partir du {french_date(starts)}" if later else "dès la publication"
+    if published is not None and not later:
+        start = f"depuis le {french_date(published)}"
+    until = f" jusqu'au {french_date(item.ends_at)}" if item.ends_at else ", sans date de fin"
+    lines.append(f"Page de la commune, panneau lumineux et fil Atom : {start}{until}.")
+    if later:
+        lines.append("D'ici là, la page de la commune l'annonce dans la partie « À venir ».")
+    return lines
+
+
 def highlight(value: str, characters: Any) -> Markup:
     """The SMS text, escaped, with each character that makes it longer in a <mark>."""
     marked = {ch for ch in characters or () if isinstance(ch, str) and len(ch) == 1}
@@ -199,13 +252,16 @@ def highlight(value: str, characters: Any) -> Markup:
 
 
 TEMPLATES.filters.update(local_input=local_input, reach_lines=reach_lines,
-                         highlight=highlight)
+                         highlight=highlight, where_shown=where_shown,
+                         topic_label=topic_label)
 
 STAFF_DEFAULTS: dict[str, Any] = {
     "commune": None, "me": None, "csrf": "", "communes": [], "flash": "",
     "categories": [(c.value, CATEGORY_LABELS[c]) for c in Category],
     "state_labels": {s.value: label for s, label in STATE_LABELS.items()},
     "channel_labels": CHANNEL_LABELS,
+    # A page answered before the session is read (too large a form): no « Se connecter ».
+    "signed_in_unknown": False,
 }
 
 
@@ -225,6 +281,19 @@ def message(status: int, heading: str, lines: list[str], who: SignedIn | None = 
     return page("message.html", status=status, headers=headers, heading=heading, lines=lines,
                 me=who.account if who else None, csrf=who.session.csrf if who else "",
                 commune=commune)
+
+
+def too_large_page(limit: int) -> HTMLResponse:
+    """What a staff form over the upload limit gets, before its body is read (app.BodyLimit).
+
+    The form cannot be shown again with what was typed, as its body is refused unread: the
+    page sends the secretary back, where the browser still has the fields filled in.
+    """
+    return page("message.html", status=413, heading="Fichier trop gros", signed_in_unknown=True,
+                lines=[f"Le fichier choisi dépasse {human_size(limit)} : il n'a pas été envoyé.",
+                       "Revenez à la page précédente avec le bouton « Retour » du navigateur "
+                       "(ce que vous avez écrit y est encore) et choisissez un fichier plus "
+                       "petit, ou enregistrez la photo dans une taille plus petite."])
 
 
 def to(url: str) -> RedirectResponse:
@@ -440,7 +509,8 @@ async def notices_page(request: Request, insee: str) -> Response:
                            who, commune)
         items, total = staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
                                          (number - 1) * PAGE_SIZE)
-        return page("notices.html", me=who.account, csrf=who.session.csrf, commune=commune,
+        return page("notices.html", now=c.clock(), me=who.account, csrf=who.session.csrf,
+                    commune=commune,
                     items=items, total=total, page_number=number,
                     next_page=number + 1 if number * PAGE_SIZE < total else None,
                     flash=request.query_params.get("ok", "")[:40])
@@ -500,8 +570,8 @@ async def store_attachments(request: Request, who: SignedIn, commune: Commune,
                             form: FormData, values: dict[str, Any]) -> str:
     """Store a file chosen in the form (added to the draft's attachments by its id).
 
-    Checked as the API's upload is: by content (PNG, JPEG, WebP, PDF) and size. Returns a
-    French error, or "" if all went well or no file was chosen.
+    Checked as the API's upload is: by content (PNG, JPEG, WebP, PDF) and size; a photo is
+    reduced as there. Returns a French error, or "" if all went well or no file was chosen.
     """
     upload = form.get("attachment")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -517,6 +587,10 @@ async def store_attachments(request: Request, who: SignedIn, commune: Commune,
         return "Ce fichier n'est ni une image (PNG, JPEG, WebP) ni un PDF."
     if len(values["attachments"]) >= MAX_ATTACHMENTS:
         return f"{MAX_ATTACHMENTS} pièces jointes au plus."
+    try:
+        data = await attachments.reduced(data, media_type)
+    except attachments.UnreadableImage:
+        return "Cette image est illisible ou abîmée : enregistrez-la de nouveau et réessayez."
     stored = await (await attachments.attachments_of(request)).put(
         commune.insee, attachments.clean_filename(upload.filename, media_type), data,
         media_type)
@@ -536,18 +610,19 @@ async def attachment_files(request: Request, commune: Commune,
     return [{"id": f.id, "name": f.filename, "size": f.size, "url": f.url} for f in found if f]
 
 
-def compose_page(who: SignedIn, commune: Commune, values: dict[str, Any],
+def compose_page(request: Request, who: SignedIn, commune: Commune, values: dict[str, Any],
                  problems: dict[str, str] | None = None, status: int = 200,
                  error: str = "", files: list[dict[str, Any]] | None = None) -> HTMLResponse:
     return page("compose.html", status=status, me=who.account, csrf=who.session.csrf,
                 commune=commune, v=values, problems=problems or {}, error=error,
-                field_labels=FIELD_LABELS, files=files or [])
+                field_labels=FIELD_LABELS, files=files or [],
+                attachment_limit=ctx(request).settings.attachment_max_bytes)
 
 
 @pages.get("/communes/{insee}/compose", response_class=HTMLResponse)
 async def compose(request: Request, insee: str) -> Response:
     async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
-        return compose_page(who, commune, form_values(None))
+        return compose_page(request, who, commune, form_values(None))
 
     return await guarded(request, insee, show, post=False)
 
@@ -584,17 +659,18 @@ async def preview(request: Request, insee: str) -> Response:
             problems = field_problems(error) | problems
         if problems or text(form, "action") == "edit":
             status = 422 if problems else 200
-            return compose_page(who, commune, values, problems, status,
+            return compose_page(request, who, commune, values, problems, status,
                                 files=await attachment_files(request, commune, values))
         try:
             answers = await channel_previews(request, who, commune, draft)
         except ApiError as error:  # an attachment gone, a date refused at this moment
             problems = {f["field"].split(".")[0]: french_error({"msg": f["message"]})
                         for f in error.fields or ()}
-            return compose_page(who, commune, values, problems, error.kind.status,
+            return compose_page(request, who, commune, values, problems, error.kind.status,
                                 error="" if problems else api_failure(error),
                                 files=await attachment_files(request, commune, values))
-        return page("preview.html", me=who.account, csrf=who.session.csrf, commune=commune,
+        return page("preview.html", now=ctx(request).clock(), me=who.account,
+                    csrf=who.session.csrf, commune=commune,
                     v=values, draft=draft, previews=answers,
                     files=await attachment_files(request, commune, values),
                     category_label=CATEGORY_LABELS[draft.category],
@@ -609,21 +685,22 @@ async def publish(request: Request, insee: str) -> Response:
         form: FormData = request.state.form
         values = form_values(form)
         if text(form, "action") == "edit":
-            return compose_page(who, commune, values,
+            return compose_page(request, who, commune, values,
                                 files=await attachment_files(request, commune, values))
         fields, problems = draft_fields(values)
         try:
             draft = NoticeDraft.model_validate(fields)
         except ValidationError as error:
-            return compose_page(who, commune, values, field_problems(error) | problems, 422)
+            return compose_page(request, who, commune, values,
+                                field_problems(error) | problems, 422)
         if problems:
-            return compose_page(who, commune, values, problems, 422)
+            return compose_page(request, who, commune, values, problems, 422)
         try:
             notice = await api.publish_notice(ctx(request), who.member, insee, draft,
                                               Response(), request,
                                               idempotency_key=values["key"])
         except ApiError as error:
-            return compose_page(who, commune, values, status=error.kind.status,
+            return compose_page(request, who, commune, values, status=error.kind.status,
                                 error=api_failure(error),
                                 files=await attachment_files(request, commune, values))
         return to(f"/staff/communes/{insee}/notices/{notice.id}?ok={notice.state.value}")
@@ -660,7 +737,7 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
     authors = lifecycle.waiting_authors(latest)
     can_approve = (latest.state is NoticeState.PENDING_APPROVAL
                    and who.account.name not in authors)
-    return page("notice.html", status=status, me=who.account, csrf=who.session.csrf,
+    return page("notice.html", status=status, now=now, me=who.account, csrf=who.session.csrf,
                 commune=commune, notice=notice, waiting=waiting, latest=latest, reach=reach,
                 v=values, problems=problems or {}, error=error, editable=editable,
                 can_approve=can_approve, authors=authors,

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from crieur import french
 from schemas.events import EventKind
 
 # GSM 03.38 basic character set (ESC, 0x1B, left out: it introduces the extension table).
@@ -154,7 +155,11 @@ def measure(text: str, cut: bool = False) -> Sms:
 def prepare_text(text: str, transliterated: bool = True) -> Sms:
     """A free text as it would be sent (the staff preview), without cutting it."""
     text = clean(text)
-    return measure(transliterate(text) if transliterated else text)
+    if not transliterated:
+        return measure(text)
+    sent = measure(transliterate(text))
+    # Still UCS-2 (a character with no GSM-7 stand-in): accents cost nothing, keep them.
+    return _with_accents(measure(text), sent)
 
 
 ELLIPSIS = "..."
@@ -164,8 +169,24 @@ def fit(content: str, tail: str, link: str, max_parts: int, transliterated: bool
     """`content` then `tail` (the STOP mention) in at most `max_parts` parts.
 
     When it does not fit, the content is cut at a word boundary, marked with "..." and
-    followed by `link` (the full notice), and the tail always stays.
+    followed by `link` (the full notice), and the tail always stays. Transliterated to stay
+    in GSM-7; a text that stays UCS-2 all the same keeps its accents (« arrêter »).
     """
+    if not transliterated:
+        return _fit(content, tail, link, max_parts, transliterated=False)
+    sent = _fit(content, tail, link, max_parts, transliterated=True)
+    return _with_accents(_fit(content, tail, link, max_parts, transliterated=False), sent)
+
+
+def _with_accents(kept: Sms, transliterated: Sms) -> Sms:
+    """The text with its accents when the transliterated one is UCS-2 all the same; the
+    characters to blame stay those with no GSM-7 stand-in (« ≥ », not « ê »)."""
+    if transliterated.encoding is Encoding.GSM7:
+        return transliterated
+    return replace(kept, ucs2_characters=transliterated.ucs2_characters)
+
+
+def _fit(content: str, tail: str, link: str, max_parts: int, transliterated: bool) -> Sms:
     def prepare(text: str) -> str:
         text = clean(text)
         return transliterate(text) if transliterated else text
@@ -207,7 +228,9 @@ _KIND_LABELS: dict[EventKind, str] = {
 
 def stop_mention(stop_number: str | None) -> str:
     """How to stop, in a few characters (every notice SMS ends with it)."""
-    return f"STOP au {stop_number}" if stop_number else "Répondez STOP pour arrêter"
+    if stop_number:
+        return french.STOP_TO_NUMBER.format(number=stop_number)
+    return french.STOP_BY_REPLY
 
 
 def compose_notice(*, kind: EventKind, commune_name: str, label: str, title: str, body: str,
@@ -227,8 +250,12 @@ def compose_notice(*, kind: EventKind, commune_name: str, label: str, title: str
     return fit(content, stop, link, max_parts, transliterated)
 
 
-def compose_code(code: str, commune_names: list[str], transliterated: bool = True) -> Sms:
-    """The confirmation code SMS, in one part (the communes named only when they fit)."""
-    short = f"Crieur : votre code de confirmation est {code}."
+def compose_code(code: str, commune_names: list[str], transliterated: bool = True,
+                 valid_s: int = 900) -> Sms:
+    """The confirmation code SMS, in one part (the communes named only when they fit); it
+    says how long the code may be typed (CRIEUR_SMS_CODE_TTL_S)."""
+    short = french.CODE_SMS.format(code=code, minutes=max(1, valid_s // 60))
+    if not commune_names:
+        return prepare_text(short, transliterated)
     full = prepare_text(f"{short} Avis de : {', '.join(commune_names)}", transliterated)
     return full if full.parts == 1 else prepare_text(short, transliterated)

@@ -10,7 +10,7 @@ from services.sms.handlers import draft_for
 from services.sms.settings import SmsSettings
 from services.sms.subscribers import Registry
 
-OFF = "Le service SMS n’est pas configuré : aucun SMS ne partirait."
+OFF = "Le service SMS n'est pas configuré : aucun SMS ne partirait."
 
 
 def sms_preview(settings: SmsSettings, registry: Registry, request: PreviewRequest,

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crieur import metrics
+from crieur import french, metrics
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
 from crieur.channel.ratelimit import LimitUnavailable, Network, Refused, SharedLimit
 from schemas.channels import ChannelHttpReply
@@ -269,10 +269,12 @@ class Web:
 
         await self.registry.change(rid, put_code)
         if purpose is Purpose.DELETE:
-            text = f"Crieur : code {code} pour effacer votre inscription aux SMS."
+            text = french.DELETE_CODE_SMS.format(code=code,
+                                                 minutes=max(1, self.code_ttl_s // 60))
             sms = compose.prepare_text(text, self.transliterated)
         else:
-            sms = compose.compose_code(code, names, self.transliterated)
+            sms = compose.compose_code(code, names, self.transliterated,
+                                       valid_s=self.code_ttl_s)
         task = asyncio.create_task(self._deliver_code(rid, number, sms))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -69,8 +69,10 @@ def test_preview_attach_publish_and_reach(staff_village: tuple[Village, str]) ->
     push, sms, panel, email = (channels[k] for k in ("push", "sms", "panel", "email"))
     assert push["title"] == "Lavoncourt · Alerte" and push["body"] == DRAFT["title"]
     assert push["reach"]["topics"] == ["crieur-70299-alerte"] and push["high_priority"]
-    assert sms["encoding"] == "UCS-2" and "≥" in sms["long_characters"]
-    assert sms["text"].startswith("Lavoncourt - Alerte : Tempete : restez à l'abri")
+    # « ≥ » has no GSM-7 stand-in: the SMS is UCS-2 anyway, so it keeps its accents.
+    assert sms["encoding"] == "UCS-2" and sms["long_characters"] == ["≥"]
+    assert sms["text"].startswith("Lavoncourt - Alerte : Tempête : restez à l’abri")
+    assert sms["text"].endswith("Répondez STOP pour arrêter")
     assert sms["parts_to_pay"] == sms["parts"] >= 1
     assert base64.b64decode(panel["image_png_base64"]).startswith(b"\x89PNG")
     assert panel["frames"] >= 1 and (panel["width"], panel["height"]) == (128, 32)
@@ -101,5 +103,5 @@ def test_preview_attach_publish_and_reach(staff_village: tuple[Village, str]) ->
     assert reach["push"]["topics"] == {"crieur-70299-alerte": 1}  # one message per topic
     assert reach["email"]["sent"] == 0 and reach["complete"] is True
     sent_sms = [r for r in httpx.get(standin + "/_standin/received").json()
-                if r["method"] == "POST" and "Tempete" in r["body"]["content"]]
+                if r["method"] == "POST" and "Tempête" in r["body"]["content"]]
     assert sent_sms and sent_sms[0]["body"]["content"] == sms["text"]

@@ -96,7 +96,7 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
         for heading in ("Notification sur téléphone", "SMS", "Panneau lumineux", "E-mail"):
             expect(page.get_by_role("heading", level=3, name=heading)).to_be_visible()
         expect(page.locator("#apercu-push")).to_contain_text("Lavoncourt · Alerte")
-        expect(page.locator("#apercu-push")).to_contain_text("crieur-70299-alerte")
+        expect(page.locator("#apercu-push")).to_contain_text("type d'avis suivi : Alerte")
         sms = page.locator("#apercu-sms")
         expect(sms).to_contain_text("Encodage UCS-2")
         expect(sms).to_contain_text("SMS à payer")
@@ -126,7 +126,7 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
                 break
             page.wait_for_timeout(1000)
             page.reload()
-        expect(page.locator("#portee")).to_contain_text("crieur-70299-alerte 1")
+        expect(page.locator("#portee")).to_contain_text("par type d'avis suivi : Alerte 1")
 
         # On the residents' page and on the web sign.
         public = context.new_page()
@@ -158,7 +158,7 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
         expect(page.locator(f'li[data-notice-id="{notice_id}"]')).to_have_attribute(
             "data-state", "corrected")
         expect(page.locator(f'li[data-notice-id="{notice_id}"] .reach')).to_contain_text(
-            "crieur-70299-alerte")
+            "par type d'avis suivi : Alerte")
         check("liste-avis")
 
         # A form posted without its CSRF token (the session cookie goes with it) is refused.

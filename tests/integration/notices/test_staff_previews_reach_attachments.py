@@ -7,6 +7,7 @@ own answers are tested in their folders and in tests/e2e/test_staff_previews_vil
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.integration
 
 DRAFT = {"category": "alerte", "title": "Tempête : restez chez vous",
          "body": "Vents à 120 km/h attendus cette nuit."}
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+# A real 1 × 1 image: images are decoded (and reduced) when uploaded.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4IScHAAK2AQU0pnWqAAAAAElFTkSuQmCC")
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -103,7 +106,7 @@ async def test_a_silent_or_garbled_channel_is_unavailable_and_the_others_still_a
         for sub in subs:
             await sub.unsubscribe()
     channels = answer.json()["channels"]
-    assert channels["push"] == {"available": False, "reason": "Ce canal n’a pas répondu à temps."}
+    assert channels["push"] == {"available": False, "reason": "Ce canal n'a pas répondu à temps."}
     assert channels["sms"]["available"] is False and "illisible" in channels["sms"]["reason"]
     assert channels["email"]["available"] is True and channels["email"]["reach"] == 2
 

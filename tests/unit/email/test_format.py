@@ -84,16 +84,16 @@ def test_a_published_notice_is_a_multipart_email_in_the_communes_name() -> None:
         "\n"
         "Ne sortez pas <b>du tout</b>.\n"
         "\n"
-        "Jusqu’au mercredi 2 décembre 2026 à 08 h 00.\n"
+        "Jusqu'au mercredi 2\u00a0décembre 2026 à 8\u00a0h\u00a000.\n"
         "\n"
-        "Lire l’avis sur le site de la mairie :\n"
+        "Lire l'avis sur le site de la mairie :\n"
         "https://crieur.example/communes/70299/notices/abcd1234efgh\n"
         "\n"
         "--\n"
-        "Vous recevez ce courriel parce que vous suivez les avis de Lavoncourt.\n"
+        "Vous recevez ce e-mail parce que vous suivez les avis de Lavoncourt.\n"
         "Choisir vos communes et vos sujets, ou effacer vos données :\n"
         f"{MANAGE}\n"
-        "Ne plus recevoir ces courriels :\n"
+        "Ne plus recevoir ces e-mails :\n"
         f"{UNSUB}\n"
     )
 
@@ -103,7 +103,7 @@ def test_the_html_part_escapes_what_staff_typed_and_has_one_button() -> None:
     assert "Ne sortez pas &lt;b&gt;du tout&lt;/b&gt;." in html
     assert "<b>du tout</b>" not in html
     assert html.count('href="https://crieur.example/communes/70299/notices/abcd1234efgh"') == 1
-    assert "Lire l’avis sur le site de la mairie</a>" in html
+    assert "Lire l'avis sur le site de la mairie</a>" in html
     assert 'href="https://crieur.example/api/v1/subscriptions/email/manage/M1?a=1&amp;b=2"' in html
     assert f'href="{UNSUB}"' in html
     assert '<html lang="fr">' in html
@@ -126,7 +126,7 @@ def test_a_withdrawal_is_short() -> None:
         "Avis retiré — Mairie de Lavoncourt\n"
         "\n"
         "La mairie a retiré cet avis : « Tempête : restez chez vous ».\n"
-        "Il n’est plus valable. Vous n’avez rien à faire.\n")
+        "Il n'est plus valable. Vous n'avez rien à faire.\n")
     assert msg["List-Unsubscribe"] == f"<{UNSUB}>"
     assert msg["Message-ID"].startswith("<abcd1234efgh.1.withdrawn.")
 
@@ -190,13 +190,13 @@ def test_the_confirmation_email() -> None:
     assert text_of(msg) == (
         "Bonjour,\n"
         "\n"
-        "Quelqu’un, sans doute vous, a demandé à recevoir par courriel les avis de la mairie\n"
+        "Quelqu'un, sans doute vous, a demandé à recevoir par e-mail les avis de la mairie\n"
         "pour : Lavoncourt (70299).\n"
         "\n"
         "Pour confirmer, ouvrez ce lien puis appuyez sur le bouton « Confirmer » :\n"
         "https://crieur.example/c/TOKEN\n"
         "\n"
-        "Si ce n’est pas vous, ne faites rien : vous ne recevrez aucun avis.\n")
+        "Si ce n'est pas vous, ne faites rien : vous ne recevrez aucun avis.\n")
     assert "Oui, je veux recevoir les avis</a>" in html_of(msg)
 
 
@@ -228,6 +228,28 @@ def test_the_already_subscribed_email() -> None:
 
 
 def test_french_dates() -> None:
-    assert french_date(datetime(2026, 12, 1, 7, 5, tzinfo=UTC)) == "mardi 1er décembre 2026 à 08 h 05"
-    assert french_date(datetime(2026, 8, 15, 20, 0, tzinfo=UTC)) == "samedi 15 août 2026 à 22 h 00"
+    # The site's formatter (9 h 00, not 09 h 00), with the weekday; no-break spaces inside.
+    assert french_date(datetime(2026, 12, 1, 7, 5, tzinfo=UTC)).replace("\u00a0", " ") == (
+        "mardi 1er décembre 2026 à 8 h 05")
+    assert french_date(datetime(2026, 8, 15, 20, 0, tzinfo=UTC)).replace("\u00a0", " ") == (
+        "samedi 15 août 2026 à 22 h 00")
 
+
+
+def test_the_notices_links_are_in_both_parts() -> None:
+    msg = render(category="travaux", links=[
+        {"url": "https://lavoncourt.fr/programme.pdf", "label": "Programme complet"},
+        {"url": "https://lavoncourt.fr/deviation", "label": "Plan de la déviation"},
+        {"url": "https://lavoncourt.fr/arrete"}])
+    text = text_of(msg)
+    assert ("Liens :\n"
+            "- Programme complet : https://lavoncourt.fr/programme.pdf\n"
+            "- Plan de la déviation : https://lavoncourt.fr/deviation\n"
+            "- https://lavoncourt.fr/arrete\n"
+            "\n"
+            "Lire l'avis sur le site de la mairie :") in text
+    html = html_of(msg)
+    assert ('<a href="https://lavoncourt.fr/programme.pdf" style="color:#1d3a8a;">'
+            "Programme complet</a>") in html
+    assert ">Plan de la déviation</a>" in html
+    assert ">https://lavoncourt.fr/arrete</a>" in html

@@ -144,7 +144,26 @@ def test_without_transliteration_the_text_is_kept_and_costs_ucs2() -> None:
 
 def test_the_code_sms_is_one_part() -> None:
     result = sms.compose_code("482913", ["Lavoncourt"])
-    assert result.text == "Crieur : votre code de confirmation est 482913. Avis de : Lavoncourt"
+    assert result.text == ("Crieur : votre code de confirmation est 482913, valable 15 min. "
+                           "Avis de : Lavoncourt")
     assert result.parts == 1
     many = sms.compose_code("482913", ["Saint-Rémy-en-Bouzemont-Saint-Genest-et-Isson"] * 5)
-    assert many.text == "Crieur : votre code de confirmation est 482913."
+    assert many.text == "Crieur : votre code de confirmation est 482913, valable 15 min."
+    assert sms.compose_code("482913", [], valid_s=600).text.endswith(", valable 10 min.")
+
+
+def test_a_message_that_stays_ucs2_keeps_its_accents() -> None:
+    stop = sms.stop_mention(None)
+    kept_in_gsm7 = sms.compose_notice(
+        kind=EventKind.PUBLISHED, commune_name="Lavoncourt", label="Alerte",
+        title="Tempête", body="Restez chez vous.", link="", stop=stop, max_parts=3)
+    assert kept_in_gsm7.text.endswith("\nRépondez STOP pour arreter")
+    assert str(kept_in_gsm7.encoding) == G
+    # An emoji has no GSM-7 stand-in: the message is UCS-2 anyway, accents cost nothing.
+    ucs2 = sms.compose_notice(
+        kind=EventKind.PUBLISHED, commune_name="Lavoncourt", label="Alerte",
+        title="Tempête 🌬", body="Restez chez vous.", link="", stop=stop, max_parts=3)
+    assert str(ucs2.encoding) == U
+    assert ucs2.text == "Lavoncourt - Alerte : Tempête 🌬\nRestez chez vous.\nRépondez STOP pour arrêter"
+    assert ucs2.ucs2_characters == ("🌬",)  # the one to blame, not the accents
+    assert sms.prepare_text("Fête 🎄 à l’école").text == "Fête 🎄 à l’école"

@@ -58,8 +58,8 @@ def test_reach_is_said_per_channel_in_french_leaving_zeros_out() -> None:
         "complete": True,
     })
     assert lines == [
-        "Notifications : 1 envoyé, par sujet : crieur-70299-alerte 1",
-        "E-mails : 12 envoyés, 1 rejeté",
+        "Notifications : 1 message envoyé, par type d'avis suivi : Alerte 1",
+        "E-mails : 12 messages envoyés, 1 rejeté",
         "Panneau lumineux : 3 affichages, 2\u00a0min\u00a005\u00a0s à l'affichage",
     ]
 
