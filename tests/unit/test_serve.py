@@ -33,7 +33,12 @@ def test_settle_heap_takes_start_up_objects_out_of_later_collections() -> None:
 def test_serve_settles_the_heap_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(serve, "settle_heap", lambda: calls.append("settle_heap"))
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append("uvicorn.run"))
+
+    def run(server: uvicorn.Server, *args: Any, **kwargs: Any) -> None:
+        calls.append("uvicorn.Server.run")
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     app: Any = object()
     serve.serve(app, "127.0.0.1", 0, grace_s=1)
-    assert calls == ["settle_heap", "uvicorn.run"]
+    assert calls == ["settle_heap", "uvicorn.Server.run"]
