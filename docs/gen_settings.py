@@ -1,0 +1,156 @@
+"""Writes docs/operations/settings.md from the Settings classes: `python -m docs.gen_settings`.
+
+One table per service: each variable, its default and the comment written above its
+field (or its Field description). tests/unit/test_docs.py fails when the page is stale.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import importlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+PAGE = Path(__file__).parent / "operations" / "settings.md"
+
+# (title, module, class, what else that service reads), in the order of the page. Each
+# table lists the fields a class adds; the settings it inherits are in their own table.
+SECTIONS = [
+    ("Every service", "crieur.settings", "CommonSettings", ""),
+    ("Every service's HTTP port", "crieur.http_limits", "HttpLimits", ""),
+    ("The front door (services/notices)", "services.notices.settings", "NoticesSettings",
+     "Every service"),
+    ("`crieur provision`", "crieur.provision", "ProvisionSettings", ""),
+    ("The LED sign (services/panel)", "services.panel.settings", "PanelSettings",
+     "Every service"),
+    ("The channel kit (every channel)", "crieur.channel.settings", "ChannelSettings",
+     "Every service"),
+    ("Email (services/email)", "services.email.settings", "EmailSettings",
+     "Every service, The channel kit"),
+    ("Push (services/push)", "services.push.settings", "PushSettings",
+     "Every service, The channel kit"),
+    ("SMS (services/sms)", "services.sms.settings", "SmsSettings",
+     "Every service, The channel kit"),
+]
+
+
+def settings_class(module: str, name: str) -> type[BaseSettings]:
+    cls = getattr(importlib.import_module(module), name)
+    assert isinstance(cls, type) and issubclass(cls, BaseSettings), (module, name)
+    return cls
+
+
+def comments(cls: type) -> dict[str, str]:
+    """Each field's comment: the `#` lines right above it, shared by the fields after it
+    up to a blank line (`smtp_username` and `smtp_password` under one comment)."""
+    lines, first = inspect.getsourcelines(cls)
+    tree = ast.parse(inspect.cleandoc("".join(lines)) if lines[0][0] == " " else "".join(lines))
+    body = tree.body[0]
+    assert isinstance(body, ast.ClassDef)
+    found: dict[str, str] = {}
+    current = ""
+    previous_end = body.body[0].lineno - 1 if body.body else 0
+    for node in body.body:
+        above: list[str] = []
+        line = node.lineno - 2  # 0-based index of the line above the node
+        while line >= previous_end and lines[line].strip().startswith("#"):
+            above.insert(0, lines[line].strip().lstrip("#").strip())
+            line -= 1
+        blank_between = any(not lines[i].strip() for i in range(previous_end, node.lineno - 1))
+        if above:
+            current = " ".join(above)
+        elif blank_between:
+            current = ""
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            found[node.target.id] = current
+        else:
+            current = ""
+        previous_end = (node.end_lineno or node.lineno)
+    return found
+
+
+def env_names(cls: type[BaseSettings], name: str, field: FieldInfo) -> list[str]:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [c for c in alias.choices if isinstance(c, str)]
+    if isinstance(alias, str):
+        return [alias]
+    return [(str(cls.model_config.get("env_prefix", "")) + name).upper()]
+
+
+def shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, tuple | list | dict):
+        value = json.dumps(value, default=lambda v: v.value if isinstance(v, enum.Enum) else str(v))
+    text = str(value)
+    return f"`{text}`" if text else '`""` (empty)'
+
+
+def default_of(field: FieldInfo) -> Any:
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return field.default
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def table(cls: type[BaseSettings]) -> list[str]:
+    own = cls.__dict__.get("__annotations__", {})
+    notes = comments(cls)
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    for name, field in cls.model_fields.items():
+        if name not in own:
+            continue
+        variable = ", ".join(f"`{n}`" for n in env_names(cls, name, field))
+        description = field.description or notes.get(name, "")
+        rows.append(f"| {variable} | {cell(shown(default_of(field)))} | {cell(description)} |")
+    return rows
+
+
+def render() -> str:
+    out = [
+        "# Settings reference",
+        "",
+        "<!-- Generated by `python -m docs.gen_settings` from the Settings classes: do not",
+        "edit by hand. tests/unit/test_docs.py fails when this page is stale. -->",
+        "",
+        "Every setting is an environment variable. This page is generated from the classes",
+        "that read them: the default is the class's, the description the comment above the",
+        "field. What a setting means for the operator, with the `make run` defaults, is told",
+        "on each service's page ([configuration](configuration.md), [email](../channels/email.md),",
+        "[push](../channels/push.md), [SMS](../channels/sms.md), [the sign](../sign.md),",
+        "[the channel kit](../architecture.md#settings-of-the-channel-kit)).",
+        "",
+    ]
+    for title, module, name, also in SECTIONS:
+        cls = settings_class(module, name)
+        out += [f"## {title}", "", f"`{module}.{name}`."
+                + (f" Also reads: {also}." if also else ""), ""]
+        out += table(cls)
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    PAGE.write_text(render())
+    print(f"wrote {PAGE}")
+
+
+if __name__ == "__main__":
+    main()
