@@ -75,9 +75,9 @@ asyncapi: venv
 	$(PY) -m schemas.asyncapi
 
 # The documentation site (docs/, MkDocs Material) into var/site; --strict fails on a broken
-# link or anchor. CI runs it.
+# link or anchor (not with --quiet, which hides the warnings --strict counts). CI runs it.
 docs: venv
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d var/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d var/site
 
 # Regenerate docs/operations/settings.md from the Settings classes (a test fails when stale).
 settings-doc: venv

@@ -11,6 +11,8 @@ import enum
 import importlib
 import inspect
 import json
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -48,32 +50,53 @@ def settings_class(module: str, name: str) -> type[BaseSettings]:
 
 
 def comments(cls: type) -> dict[str, str]:
-    """Each field's comment: the `#` lines right above it, shared by the fields after it
-    up to a blank line (`smtp_username` and `smtp_password` under one comment)."""
-    lines, first = inspect.getsourcelines(cls)
-    tree = ast.parse(inspect.cleandoc("".join(lines)) if lines[0][0] == " " else "".join(lines))
+    """Each field's comment: the `#` lines right above it. A field without one shares the
+    comment of the field before it when both names start alike (`smtp_rate_per_client`
+    and `smtp_rate_per_address`, `sms_code_ttl_s` and `sms_code_attempts`)."""
+    lines, _ = inspect.getsourcelines(cls)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
     body = tree.body[0]
     assert isinstance(body, ast.ClassDef)
     found: dict[str, str] = {}
-    current = ""
+    previous: tuple[str, str] | None = None  # (name, comment) of the field just before
     previous_end = body.body[0].lineno - 1 if body.body else 0
     for node in body.body:
         above: list[str] = []
-        line = node.lineno - 2  # 0-based index of the line above the node
+        line = node.lineno - 2  # the 0-based index of the line above the node
         while line >= previous_end and lines[line].strip().startswith("#"):
             above.insert(0, lines[line].strip().lstrip("#").strip())
             line -= 1
-        blank_between = any(not lines[i].strip() for i in range(previous_end, node.lineno - 1))
-        if above:
-            current = " ".join(above)
-        elif blank_between:
-            current = ""
+        next_to_previous = node.lineno - 1 == previous_end
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            found[node.target.id] = current
+            name = node.target.id
+            comment = " ".join(above)
+            if not comment and previous and next_to_previous and stem(previous[0]) == stem(name):
+                comment = previous[1]
+            found[name] = comment
+            previous = (name, comment)
         else:
-            current = ""
-        previous_end = (node.end_lineno or node.lineno)
+            previous = None
+        previous_end = node.end_lineno or node.lineno
     return found
+
+
+def stem(name: str) -> str:
+    return "_".join(name.split("_")[:2])
+
+
+def hand_written() -> dict[str, str]:
+    """Each variable's meaning in the pages' own tables (`| `CRIEUR_X` | default | meaning |`),
+    for a field that has no comment in its class."""
+    meanings: dict[str, str] = {}
+    for page in sorted(PAGE.parent.parent.rglob("*.md")):
+        if page == PAGE:
+            continue
+        for row in page.read_text().splitlines():
+            cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+            if len(cells) == 3 and cells[0].startswith("`"):
+                for variable in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0]):
+                    meanings.setdefault(variable, cells[2])
+    return meanings
 
 
 def env_names(cls: type[BaseSettings], name: str, field: FieldInfo) -> list[str]:
@@ -110,16 +133,20 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def table(cls: type[BaseSettings]) -> list[str]:
-    own = cls.__dict__.get("__annotations__", {})
+def table(cls: type[BaseSettings], pages: dict[str, str]) -> list[str]:
+    own = inspect.get_annotations(cls)
     notes = comments(cls)
     rows = ["| variable | default | description |", "|---|---|---|"]
     for name, field in cls.model_fields.items():
         if name not in own:
             continue
-        variable = ", ".join(f"`{n}`" for n in env_names(cls, name, field))
-        description = field.description or notes.get(name, "")
-        rows.append(f"| {variable} | {cell(shown(default_of(field)))} | {cell(description)} |")
+        names = env_names(cls, name, field)
+        variable = ", ".join(f"`{n}`" for n in names)
+        description = cell(notes.get(name) or field.description or "")
+        if not description and names[0] in pages:
+            # Already a table cell: its pipes are escaped as they should stay.
+            description = pages[names[0]]
+        rows.append(f"| {variable} | {cell(shown(default_of(field)))} | {description} |")
     return rows
 
 
@@ -132,17 +159,19 @@ def render() -> str:
         "",
         "Every setting is an environment variable. This page is generated from the classes",
         "that read them: the default is the class's, the description the comment above the",
-        "field. What a setting means for the operator, with the `make run` defaults, is told",
+        "field (for a field without one, the meaning its service's page gives). What a",
+        "setting means for the operator, with the `make run` defaults, is told",
         "on each service's page ([configuration](configuration.md), [email](../channels/email.md),",
         "[push](../channels/push.md), [SMS](../channels/sms.md), [the sign](../sign.md),",
         "[the channel kit](../architecture.md#settings-of-the-channel-kit)).",
         "",
     ]
+    pages = hand_written()
     for title, module, name, also in SECTIONS:
         cls = settings_class(module, name)
         out += [f"## {title}", "", f"`{module}.{name}`."
                 + (f" Also reads: {also}." if also else ""), ""]
-        out += table(cls)
+        out += table(cls, pages)
         out.append("")
     return "\n".join(out)
 
