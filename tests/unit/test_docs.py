@@ -118,6 +118,14 @@ def test_the_readme_is_short_and_points_into_docs() -> None:
     assert [link for link in links if not (ROOT / link).exists()] == []
 
 
+def test_ci_builds_the_docs_strictly() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make docs$", ci, re.M)
+    recipe = (ROOT / "Makefile").read_text().split("\ndocs: venv\n", 1)[1].split("\n\n", 1)[0]
+    # --quiet would hide the warnings --strict counts, and a broken link would pass.
+    assert "mkdocs build --strict" in recipe and "--quiet" not in recipe
+
+
 def test_no_page_cites_an_issue_number() -> None:
     # A reader of the repository cannot see the tracker: say what, not "issue 13".
     texts = {"README.md": (ROOT / "README.md").read_text(),
