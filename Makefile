@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 LOCKS := requirements.lock requirements-dev.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | cksum | cut -d' ' -f1)
 
-.PHONY: communes-data venv run test test-unit test-integration test-e2e test-future lint schemas asyncapi bench chaos clean lock audit
+.PHONY: communes-data venv run test test-unit test-integration test-e2e test-future lint schemas asyncapi bench chaos clean lock audit docs settings-doc
 
 venv: $(STAMP)
 
@@ -74,13 +74,22 @@ schemas: venv
 asyncapi: venv
 	$(PY) -m schemas.asyncapi
 
+# The documentation site (docs/, MkDocs Material) into var/site; --strict fails on a broken
+# link or anchor (not with --quiet, which hides the warnings --strict counts). CI runs it.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d var/site
+
+# Regenerate docs/operations/settings.md from the Settings classes (a test fails when stale).
+settings-doc: venv
+	$(PY) -m docs.gen_settings
+
 # Not part of `make test`: the whole village fanning alerts out to 1,000, 10,000 and 100,000
 # email and SMS subscribers, latency, peak RSS and a 500-commune alert, against raw
 # baselines measured in the same run; prints a table and writes var/bench/bench.json.
 bench: venv
 	$(PY) -m bench
 
-# Every fault-injection scenario of issue 13 against the village's real processes (under
+# Every fault-injection scenario (docs/testing.md) against the village's real processes (under
 # 15 minutes); prints what the sinks received and writes var/chaos/chaos.json. `make test`
 # runs a selection of them (tests/chaos, those not marked chaos_full).
 chaos: venv

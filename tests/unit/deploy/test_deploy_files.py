@@ -286,12 +286,14 @@ def said_ports() -> list[tuple[str, str, int]]:
                 said.append((f"compose {name}", variable, int(value)))
                 published = [int(p.rsplit(":", 1)[1]) for p in service.get("ports", [])]
                 said += [(f"compose {name} ports", variable, p) for p in published]
-    monitoring = (DEPLOY / "README.md").read_text().split("## Monitoring", 1)[1][:800]
+    docs = repo_root() / "docs"
+    deployment = (docs / "operations" / "deployment.md").read_text()
+    monitoring = deployment.split("## Monitoring", 1)[1][:800]
     for name, value in re.findall(r"\b(notices|panel|push|email|SMS) (\d{4})\b", monitoring):
-        said.append(("deploy/README.md Monitoring", DOC_NAMES[name], int(value)))
-    readme = (repo_root() / "README.md").read_text()
-    for variable, value in re.findall(r"`(CRIEUR_\w*HTTP_PORT)` (\d{4})\b", readme):
-        said.append(("README.md", variable, int(value)))
+        said.append(("docs/operations/deployment.md Monitoring", DOC_NAMES[name], int(value)))
+    for page in sorted(docs.rglob("*.md")):
+        for variable, value in re.findall(r"`(CRIEUR_\w*HTTP_PORT)` (\d{4})\b", page.read_text()):
+            said.append((f"docs/{page.relative_to(docs)}", variable, int(value)))
     launcher = importlib.import_module("crieur.village")
     said += [("crieur/village.py", s.port_var, s.default_port) for s in launcher.SERVICES
              if s.port_var in HTTP_PORTS]
@@ -302,8 +304,8 @@ def test_every_file_gives_each_service_the_port_its_settings_default_to() -> Non
     said = said_ports()
     # Each source is read, so a format change cannot make this test pass on nothing.
     sources = {where.split(" ")[0] for where, _, _ in said}
-    assert {"email.env.example", "compose", "deploy/README.md", "README.md",
-            "crieur/village.py"} <= sources, sources
+    assert {"email.env.example", "compose", "docs/operations/deployment.md",
+            "docs/operations/metrics.md", "crieur/village.py"} <= sources, sources
     assert {v for _, v, _ in said} == set(HTTP_PORTS)
     wrong = [(where, variable, port, port_default(variable)) for where, variable, port in said
              if port != port_default(variable)]
