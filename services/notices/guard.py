@@ -123,7 +123,10 @@ class BodyGuard:
             return
         upload = attachments.is_upload(scope["path"])
         kind = errors.ATTACHMENT_TOO_LARGE if upload else errors.BODY_TOO_LARGE
-        await answer(scope, send, kind, kind.message.format(limit=self.limit(scope["path"])))
+        # An upload's limit as staff know it (CRIEUR_ATTACHMENT_MAX_BYTES), not with the
+        # margin left for the form's other fields.
+        limit = self.uploads if upload else self.limit(scope["path"])
+        await answer(scope, send, kind, kind.message.format(limit=limit))
 
 
 async def answer(scope: Scope, send: Send, kind: errors.ErrorKind, message: str) -> None:

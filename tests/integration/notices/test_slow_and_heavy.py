@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from PIL import Image
 
 from crieur.http_limits import HttpLimits
 from crieur.serve import server_config
@@ -25,6 +28,15 @@ from services.notices.store import NatsStore
 from tests.integration.notices.helpers import Clock, random_insee
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def noise_png() -> bytes:
+    """A real PNG of about 90 KB (noise does not compress): over 64 KB, under the limit."""
+    image = Image.frombytes("L", (300, 300), os.urandom(90_000))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    assert 64 * 1024 < len(out.getvalue()) < 200_000
+    return out.getvalue()
 # Generous: a loaded CI machine may be slow to notice a timeout; no speed is asserted.
 WAIT_S = 20.0
 
@@ -161,7 +173,7 @@ async def test_a_large_anonymous_upload_is_refused_before_its_body_is_read(
         assert json.loads(body)["error"]["code"] == "attachment_too_large"
         # Staff's upload of the same size as the refused anonymous one is taken.
         async with httpx.AsyncClient(base_url=fd.url) as http:
-            taken = await http.post(fd.upload_path(), content=PNG + b"\0" * 150_000,
+            taken = await http.post(fd.upload_path(), content=noise_png(),
                                     headers={"Authorization": f"Bearer {fd.token}"})
         assert taken.status_code == 201, taken.text
 
@@ -173,9 +185,10 @@ async def test_a_staff_body_of_unknown_length_is_cut_off_at_the_limit_as_it_stre
         writer.write(request_head("POST", fd.upload_path(), {
             "Authorization": f"Bearer {fd.token}", "Content-Type": "image/png",
             "Transfer-Encoding": "chunked"}))
-        # 250 KB of a body that would go on for ever, over the 200 KB limit: the answer
-        # comes while the client is still sending, so the server holds at most the limit.
-        for _ in range(25):
+        # 600 KB of a body that would go on for ever, over the 200 KB limit and the margin
+        # left for a form's other fields: the answer comes while the client is still
+        # sending, so the server holds at most the limit.
+        for _ in range(60):
             writer.write(b"2800\r\n" + b"\0" * 10_240 + b"\r\n")
             await writer.drain()
         status, headers, body = await answer_of(reader)
