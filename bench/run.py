@@ -1,6 +1,6 @@
 """`make bench`: the village's fan-out, latency and memory, against raw baselines of the same run.
 
-Measured in one run, on loopback, on this machine (README, "Benchmark"):
+Measured in one run, on loopback, on this machine (docs/benchmark.md):
 - raw baselines: nats-py alone (JetStream publish_async; pull fetch(500) + ack) and the
   channel kit into a sink that does nothing, on a server of their own; then, on the
   village's stand-ins, aiosmtplib alone (a pool of CRIEUR_SMTP_POOL connections) and httpx

@@ -31,7 +31,7 @@ log = structlog.get_logger("crieur.http")
 
 
 class HttpLimits(BaseSettings):
-    """CRIEUR_HTTP_*: the same for every service (deploy/README.md, "Slow and heavy clients")."""
+    """CRIEUR_HTTP_*: the same for every service (docs/operations/deployment.md, reverse proxy)."""
 
     model_config = SettingsConfigDict(env_prefix="CRIEUR_HTTP_", extra="ignore")
 

@@ -10,7 +10,7 @@ service's settings, and each service's user may create only its own (by durable 
 
 The `provision` user holds the whole JetStream API: it is an administrator, able to read
 every subscriber and staff token. Its password is this step's credential alone (systemd's
-LoadCredential=, compose's secret), never a service's (deploy/README.md).
+LoadCredential=, compose's secret), never a service's (docs/operations/deployment.md, "Secrets").
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ def settle_heap() -> None:
     live as long as the process (modules, classes, functions, pydantic's validators), and
     each full collection walked them all. `gc.freeze()` takes them out of every later
     collection (`gc.collect()` first, so no garbage is frozen), and young collections run
-    less often (above). What that saved in the email and SMS services is measured in the
-    README (Benchmark, "The garbage collector").
+    less often (above). What that saved in the email and SMS services is measured in
+    docs/benchmark.md ("The garbage collector").
     """
     gc.collect()
     gc.freeze()

@@ -55,7 +55,7 @@ class CommonSettings(BaseSettings):
     log_format: str = "auto"
     data_dir: Path = Path("var")
     # False in production: streams and buckets are made by `crieur provision` alone, and a
-    # service only checks that what it needs exists (deploy/README.md).
+    # service only checks that what it needs exists (docs/operations/security.md).
     ensure_streams: bool = True
     # Where this process's replies arrive. Production gives each NATS user its own
     # (`_INBOX_<user>`, deploy/nats/auth.conf), so no service can read another's replies.

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Back up or restore Crieur's JetStream data (every stream and bucket: notices, registry,
-# staff tokens, subscribers...). nats-server must be stopped (deploy/README.md, "Backup"):
+# staff tokens, subscribers...). nats-server must be stopped (docs/operations/deployment.md, "Backup"):
 # a copy of a store being written is not consistent.
 #   deploy/backup.sh backup  /var/lib/crieur/nats  /srv/backups/crieur-$(date +%F).tar.gz
 #   deploy/backup.sh restore /srv/backups/crieur-2026-12-01.tar.gz  /var/lib/crieur/nats

@@ -54,7 +54,7 @@ class JobGroup(BaseModel):
     """The jobs of one notice event for many recipients, in one bus message.
 
     One message per recipient cost the bus and both ends more than the sends of a fast
-    sink (README, Benchmark). `schema_version` 2: a worker that reads only `Job` keeps a
+    sink (docs/benchmark.md). `schema_version` 2: a worker that reads only `Job` keeps a
     group as a dead letter (to replay after its upgrade) rather than send to one recipient.
     """
 

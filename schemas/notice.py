@@ -72,7 +72,7 @@ MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
 def _staff_time(value: datetime) -> datetime:
-    """A date from staff input, in Paris time; the rule for clock changes is in README.md."""
+    """A date from staff input, in Paris time; the rule for clock changes is in docs/api.md."""
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise ValueError(f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
     if value.tzinfo is not None:

@@ -10,8 +10,8 @@ publication), and paces each notice's planning by the workers: it adds a window 
 `channel_fanout_ahead` jobs only while fewer than that wait in the queue, not yet handed
 out. Notices planned together thus take turns in the queue, a window each, and a notice
 published while a 100,000-recipient one is planned starts behind a short backlog, not
-behind the whole of it (README, Lanes: fair share). Held jobs (quiet hours, retries) are
-handed out, so they do not count: they never stall planning.
+behind the whole of it (docs/architecture.md, "Lanes: alerts first"). Held jobs (quiet
+hours, retries) are handed out, so they do not count: they never stall planning.
 
 The jobs go in groups of `channel_group_size` recipients, one bus message each
 (schemas.jobs.JobGroup; a lone recipient is a plain Job). Groups are published

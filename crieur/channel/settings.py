@@ -14,7 +14,7 @@ class ChannelSettings(CommonSettings):
     channel_batch: int = Field(default=256, ge=1, le=10_000)
     # Recipients of one event queued in one JOBS message (schemas.jobs.JobGroup): a
     # message per recipient cost the bus and both ends more than a fast sink's sends
-    # (README, Benchmark). 1 queues a message per recipient.
+    # (docs/benchmark.md). 1 queues a message per recipient.
     channel_group_size: int = Field(default=64, ge=1, le=1000)
     # A job not acked (nor marked in progress) within this time is redelivered.
     channel_ack_wait_s: float = Field(default=30.0, gt=1.0)
@@ -33,7 +33,8 @@ class ChannelSettings(CommonSettings):
     # Jobs the normal lane's planners keep queued ahead of the workers (not yet handed
     # out): each notice's planning waits for the queue to fall below this, then adds this
     # many, so notices being planned take turns and a new one starts behind a short
-    # backlog (README, Lanes: fair share). 0 plans without waiting (FIFO by planning).
+    # backlog (docs/architecture.md, "Lanes: alerts first"). 0 plans without waiting (FIFO
+    # by planning).
     channel_fanout_ahead: int = Field(default=256, ge=0, le=1_000_000)
     # JOBS messages (a job or a group) handed out at once to all the workers of a channel
     # (JetStream max_ack_pending).

@@ -297,7 +297,7 @@ class _Pipelined(asyncio.Protocol):
     four. aiosmtplib cannot pipeline (its protocol reads one reply per command written), so
     this protocol takes over the transport aiosmtplib opened and reads the replies in order.
 
-    Measured in `make bench` (README, Benchmark): per email, fewer socket writes and reads
+    Measured in `make bench` (docs/benchmark.md): per email, fewer socket writes and reads
     in the email service and in the relay, whose commands arrive together."""
 
     def __init__(self, transport: asyncio.BaseTransport, size: bool,

@@ -25,7 +25,7 @@ class NoticesSettings(CommonSettings):
     attachments_quota_bytes: int = Field(default=500_000_000, ge=0)
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0
-    # Staff sign-in throttle (services/notices/auth.py, README "Staff pages"): attempts let
+    # Staff sign-in throttle (services/notices/auth.py, docs/operations/security.md): attempts let
     # through freely per login and per client address, then the base and the cap of the
     # growing wait between two attempts.
     signin_free_failures: int = Field(default=5, ge=1)

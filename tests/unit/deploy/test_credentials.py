@@ -1,5 +1,5 @@
 """Secrets as files readable by one service alone: systemd's LoadCredential= puts them in
-$CREDENTIALS_DIRECTORY, compose's per-service secrets in /run/secrets (deploy/README.md)."""
+$CREDENTIALS_DIRECTORY, compose's per-service secrets in /run/secrets (docs/operations/deployment.md)."""
 
 from __future__ import annotations
 
