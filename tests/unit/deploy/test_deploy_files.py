@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from services.notices import attachments
+from services.notices.settings import NoticesSettings
 from tests.helpers import repo_root
 
 DEPLOY = repo_root() / "deploy"
@@ -337,7 +339,10 @@ def test_the_proxy_bounds_slow_and_heavy_clients() -> None:
     directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", text, re.M))
     assert directives["client_header_timeout"] == "10s"
     assert directives["client_body_timeout"] == "10s"
-    assert directives["client_max_body_size"] == "6m"
+    # Room for the largest upload the front door takes (a phone's photo, reduced after),
+    # with the form's other fields: the proxy must not refuse what the service accepts.
+    cap = int(directives["client_max_body_size"].removesuffix("m")) * 1024 * 1024
+    assert cap >= NoticesSettings().attachment_max_bytes + attachments.FORM_MARGIN
     # Streamed to the front door, whose guard refuses an anonymous large body on its headers.
     assert directives["proxy_request_buffering"] == "off"
     assert directives["limit_conn"].startswith("crieur_conn ")
