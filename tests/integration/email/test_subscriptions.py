@@ -10,8 +10,8 @@ import pytest
 from nats.js.errors import NoKeysError
 
 from crieur.standins.smtp import SmtpStandin
-from services.email.app import EmailService
 from services.email.format import normalise_address
+from services.email.service import EmailService
 from services.email.subscribers import Subscriber
 from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, text_of, wait_for
 from tests.integration.notices.helpers import Clock, FrontDoor

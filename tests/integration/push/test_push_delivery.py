@@ -204,5 +204,7 @@ async def test_fcm_down_for_good_ends_in_a_failed_report_and_a_dead_letter(
     assert "gave up after 2 attempts" in report.detail and "UNAVAILABLE" in report.detail
     assert service.runner is not None
     letters = await dead_letters(nc, f"{service.runner.name}-worker")
-    assert [letter.subject for letter in letters] == [f"jobs.{service.runner.name}.{commune}"]
+    # An alert: its job went through the alert lane (crieur.channel.lanes).
+    assert [letter.subject for letter in letters] == [
+        f"jobs.{service.runner.name}.{commune}.alert"]
     assert fcm.sent() == []
