@@ -16,7 +16,7 @@ import nats
 from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_streams
-from crieur.channel.port import Edition
+from crieur.channel.port import Edition, PortDefaults
 from crieur.channel.runner import ChannelRunner
 from crieur.channel.settings import ChannelSettings
 from schemas import subjects
@@ -27,7 +27,7 @@ from schemas.notice import Category, Notice, NoticeState
 from schemas.streams import NOTICES
 
 
-class NullSink:
+class NullSink(PortDefaults):
     """A ChannelPort whose sink accepts everything at once."""
 
     channel = Channel.SMS

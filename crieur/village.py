@@ -40,7 +40,8 @@ STABLE_AFTER_S = 30.0
 
 @dataclass(frozen=True)
 class Service:
-    """One process of the village. A new channel joins it by adding a line to `SERVICES`."""
+    """One process of the village. A new channel joins it by adding its line (and its
+    stand-in's) to `SERVICES`, as its manifest declares them."""
 
     name: str
     module: str
@@ -62,6 +63,8 @@ class Service:
         return list(self.command) if self.command else [sys.executable, "-m", self.module]
 
 
+# A channel's line and its stand-in's are those of its manifest (services/<channel>/
+# manifest.py; this runtime imports no service): tests/unit/kit/test_manifests.py checks.
 SERVICES: tuple[Service, ...] = (
     Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
     Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),

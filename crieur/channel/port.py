@@ -18,9 +18,16 @@ Life of one notice event in a channel:
    (no retry: the kit reports `bounced` and calls `on_permanent`), or `Unsubscribed`
    (the recipient left meanwhile: reported `dropped`).
    Any other exception is taken as transient (a bug must not lose a delivery).
-4. Reports of jobs not sent (failed, bounced, dropped) name the recipient by the first 12
-   characters of its id, unless the port has `report_target(recipient) -> str` (push: the
+   `Deferred` (crieur.channel.errors) puts the job back on the queue after its delay.
+4. Reports of jobs not sent (failed, bounced, dropped) name the recipient by
+   `report_target(recipient)`: by default the first 12 characters of its id (push: the
    whole FCM topic, which is not personal).
+5. Before a job takes a send slot and the pace, the kit asks `hold(job, notice)`: a delay
+   in seconds puts it back on the queue for that long without using the sink's rate (SMS:
+   quiet hours); None sends it now.
+
+`PortDefaults` gives the optional parts (`hold`, `report_target`, `on_permanent`) their
+defaults: a port subclasses it and writes only what it changes.
 """
 
 from __future__ import annotations
@@ -93,8 +100,30 @@ class ChannelPort(Protocol[DraftT]):
         bounced, forget an FCM token). `error` may be a RecipientGone."""
         ...
 
+    async def hold(self, job: Job, notice: Notice) -> float | None:
+        """Seconds to keep this job back (it comes back on the queue then), or None to send
+        it now. Asked before the pace: a held job does not use the sink's rate."""
+        ...
 
-# How a channel service starts the kit (crieur.channel.runner, coming next on this branch):
+    def report_target(self, recipient: str) -> str:
+        """How a report names a recipient the sink did not take (never an address)."""
+        ...
+
+
+class PortDefaults:
+    """The port's optional parts, as a channel that does not need them has them."""
+
+    async def on_permanent(self, job: Job, error: Permanent) -> None:
+        return None
+
+    async def hold(self, job: Job, notice: Notice) -> float | None:
+        return None
+
+    def report_target(self, recipient: str) -> str:
+        return recipient[:12]
+
+
+# How a channel service starts the kit (crieur.channel.service runs it for a channel):
 #
 #     runner = ChannelRunner(port, settings, nc)   # settings: a ChannelSettings subclass
 #     await runner.run()                            # fan-out + worker until stop(); SIGTERM drains

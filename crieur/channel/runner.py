@@ -34,6 +34,7 @@ from crieur.channel.consumers import (
 from crieur.channel.current import CurrentNotices
 from crieur.channel.fanout import Fanout
 from crieur.channel.lanes import Lane
+from crieur.channel.pacing import Pacer
 from crieur.channel.port import ChannelPort
 from crieur.channel.reports import Reports
 from crieur.channel.sent import SentRecords
@@ -63,8 +64,9 @@ class ChannelRunner:
 
     def __init__(self, port: ChannelPort[Any], settings: ChannelSettings, nc: Client, *,
                  name: str | None = None, fanout: bool = True, worker: bool = True,
-                 now: Callable[[], datetime] = _utcnow) -> None:
+                 now: Callable[[], datetime] = _utcnow, pacer: Pacer | None = None) -> None:
         self.port = port
+        self.pacer = pacer
         self.settings = settings
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=4 * max(
@@ -124,7 +126,7 @@ class ChannelRunner:
                     armed=_new(armed))))
         if self._run_worker:
             self.worker = Worker(self.port, self.settings, self.js, self.name, sent, reports,
-                                 self.notices, self.now, self.stopping)
+                                 self.notices, self.now, self.stopping, self.pacer)
             for lane in Lane:
                 config = configs[durable(self.name, "worker", lane)]
                 self._tasks.append(asyncio.create_task(name=config.durable_name, coro=pull_loop(

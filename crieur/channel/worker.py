@@ -118,7 +118,8 @@ class Drafts:
 class Worker:
     def __init__(self, port: ChannelPort[Any], settings: ChannelSettings, js: JetStreamContext,
                  name: str, sent: SentRecords, reports: Reports, notices: CurrentNotices,
-                 now: Callable[[], datetime], stopping: asyncio.Event) -> None:
+                 now: Callable[[], datetime], stopping: asyncio.Event,
+                 pacer: Pacer | None = None) -> None:
         self.port = port
         self.settings = settings
         self.js = js
@@ -129,7 +130,8 @@ class Worker:
         self.now = now
         self.stopping = stopping
         self.drafts = Drafts(port)
-        self.pacer = Pacer(port.rate_per_s)
+        # One pace per sink: a channel that also sends outside the kit (SMS codes) shares it.
+        self.pacer = pacer or Pacer(port.rate_per_s)
         # Both lanes' batches share the sink's slots; an alert job takes the next one free.
         self.gate = PriorityGate(port.concurrency)
         # The sink is failing: no send before this (monotonic) time.
@@ -139,10 +141,8 @@ class Worker:
         # with it are the same round of failures, not new ones.
         self._round = 0
         self.counts: dict[str, int] = {}
-        # How reports name a recipient the sink did not take (never an address): a channel
-        # whose recipients are not personal (push: an FCM topic) may give `report_target`.
-        self.target_of: Callable[[str], str] = getattr(port, "report_target", None) or (
-            lambda recipient: recipient[:12])
+        # How reports name a recipient the sink did not take (never an address).
+        self.target_of: Callable[[str], str] = port.report_target
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -305,6 +305,8 @@ class Worker:
             item.done = True
 
     async def _take(self, item: _Item, batch: _Batch) -> None:
+        if not self.stopping.is_set() and await self._held(item):
+            return
         # Paced inside the sender's slot: an alert waits for the sends in flight, never
         # behind the pace of a whole backlog.
         if not self.stopping.is_set():
@@ -320,6 +322,20 @@ class Worker:
             await self._drop(item, verdict, batch)
             return
         await self._send(item, batch)
+
+    async def _held(self, item: _Item) -> bool:
+        """The port keeps this job back (SMS quiet hours): queued again after its delay,
+        without the pace; a job the policy drops is not held (it is dropped below)."""
+        notice = self.notices.peek(item.job.notice_id)
+        if notice is None or policy.verdict(item.job, notice, self.now()).action is \
+                policy.Action.DROP:
+            return False
+        delay = await self.port.hold(item.job, notice)
+        if delay is None:
+            return False
+        self._count("deferred")
+        await self._come_back(item, delay)
+        return True
 
     async def _wait_for_sink(self) -> None:
         while (wait := self._paused_until - time.monotonic()) > 0 and not self.stopping.is_set():

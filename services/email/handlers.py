@@ -15,7 +15,7 @@ from datetime import datetime
 import structlog
 
 from crieur.channel.errors import Permanent, Unsubscribed
-from crieur.channel.port import Edition
+from crieur.channel.port import Edition, PortDefaults
 from schemas.deliveries import Channel
 from schemas.events import EventKind
 from schemas.jobs import Job
@@ -30,7 +30,7 @@ log = structlog.get_logger("crieur.email")
 
 
 @dataclass
-class EmailPort:
+class EmailPort(PortDefaults):
     """`crieur.channel.port.ChannelPort[EmailDraft]` for email."""
 
     settings: EmailSettings

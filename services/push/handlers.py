@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from crieur.channel.errors import Permanent, RecipientGone, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
-from crieur.channel.port import Edition
+from crieur.channel.port import Edition, PortDefaults
 from crieur.channel.ratelimit import Network, RateLimiter
 from schemas.channels import ChannelHttpReply
 from schemas.deliveries import Channel
@@ -57,7 +57,7 @@ class Fcm(Protocol):
     async def check_token(self, token: str) -> None: ...
 
 
-class PushChannel:
+class PushChannel(PortDefaults):
     """The kit's port for push: the "recipient" of a job is an FCM topic, not a phone."""
 
     channel = Channel.PUSH

@@ -3,10 +3,11 @@
 - recipients: confirmed numbers following the commune and category, and only for the
   categories SMS carries in that commune (alerts by default: SMS costs money);
 - prepare: the SMS of a notice event, built once (the same for every recipient);
-- send: quiet hours first (a non-alert raises Deferred: the kit puts the job back on the
-  queue until they end, and checks it again then: withdrawn or expired, it is dropped),
-  then the number as it stands now (STOP wins: from the live index while it is proven
-  current, else read from the bucket), the provider's pace, the provider.
+- hold: quiet hours (a non-alert is held: the kit puts the job back on the queue until
+  they end, before the pace, and checks it again then: withdrawn or expired, it is dropped);
+- send: the number as it stands now (STOP wins: from the live index while it is proven
+  current, else read from the bucket), then the provider (the kit paced it at
+  CRIEUR_SMS_RATE, with a pacer the confirmation codes share).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from datetime import datetime
 import structlog
 from nats.js.kv import KeyValue
 
-from crieur.channel.errors import Deferred, Permanent, Unsubscribed
+from crieur.channel.errors import Permanent, Unsubscribed
 from crieur.channel.grouped import GroupWriter
 from crieur.channel.pacing import Pacer
-from crieur.channel.port import Edition
+from crieur.channel.port import Edition, PortDefaults
 from schemas.deliveries import Channel
 from schemas.jobs import Job
 from schemas.notice import Category, Notice
@@ -92,7 +93,7 @@ def draft_for(settings: SmsSettings, edition: Edition) -> Draft:
     return Draft(sms=sms, alert=notice.category is Category.ALERTE)
 
 
-class SmsChannel:
+class SmsChannel(PortDefaults):
     channel = Channel.SMS
 
     def __init__(self, settings: SmsSettings, registry: Registry, provider: Provider,
@@ -104,10 +105,10 @@ class SmsChannel:
         self.messages = messages
         self.clock = clock
         self.concurrency = settings.sms_concurrency
-        # Paced here, after the quiet-hours check: a held job must not use a send slot.
-        self.rate_per_s: float | None = None
-        # Shared with the confirmation codes (services.sms.app): one pace for all SMS.
-        self._pacer = pacer or Pacer(settings.sms_rate)
+        self.rate_per_s: float | None = settings.sms_rate
+        # The kit paces with it, and the confirmation codes (services.sms.service) share
+        # it: one pace for all SMS.
+        self.pacer = pacer or Pacer(settings.sms_rate)
         self._hours = settings.quiet_hours()
 
     async def recipients(self, notice: Notice) -> AsyncIterator[str]:
@@ -126,13 +127,14 @@ class SmsChannel:
     async def prepare(self, edition: Edition) -> Draft:
         return draft_for(self.settings, edition)
 
+    async def hold(self, job: Job, notice: Notice) -> float | None:
+        if notice.category is Category.ALERTE:
+            return None
+        wait = quiet.seconds_left(self.clock(), self._hours)
+        return min(wait, self.settings.sms_hold_recheck_s) if wait > 0 else None
+
     async def send(self, job: Job, draft: Draft) -> str:
-        if not draft.alert:
-            wait = quiet.seconds_left(self.clock(), self._hours)
-            if wait > 0:
-                raise Deferred("quiet hours", min(wait, self.settings.sms_hold_recheck_s))
         phone = await self._number(job.recipient)
-        await self._pacer.wait()
         accepted = await self.provider.send(phone, draft.sms)
         if accepted.message_id:
             self.messages.keep(accepted.message_id, {

@@ -18,8 +18,8 @@ from services.email.settings import EmailSettings
 from services.notices.settings import NoticesSettings
 from services.panel.settings import PanelSettings
 from services.push.settings import PushSettings
-from services.sms.app import make_provider
 from services.sms.providers.brevo import BrevoProvider
+from services.sms.service import make_provider
 from services.sms.settings import SmsSettings
 from tests.helpers import repo_root
 

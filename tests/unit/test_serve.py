@@ -14,7 +14,7 @@ from crieur import serve
 
 def test_settle_heap_takes_start_up_objects_out_of_later_collections() -> None:
     # In a process of its own: freezing this test process's heap would outlive the test.
-    code = ("import gc, crieur.serve as s; import services.email.app;"
+    code = ("import gc, crieur.serve as s; import services.email.service;"
             "tracked, frozen = len(gc.get_objects()), gc.get_freeze_count(); s.settle_heap();"
             "print(tracked, frozen, len(gc.get_objects()), gc.get_freeze_count(),"
             " *gc.get_threshold())")

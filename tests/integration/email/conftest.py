@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from crieur.standins.smtp import SmtpStandin
-from services.email.app import EmailService
+from services.email.service import EmailService
 from tests.integration.email.helpers import email_settings
 from tests.integration.notices.conftest import front_door
 

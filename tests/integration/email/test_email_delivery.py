@@ -28,8 +28,8 @@ from crieur.channel.settings import ChannelSettings
 from crieur.nats_server import free_port
 from crieur.standins.smtp import SmtpStandin
 from schemas.deliveries import DeliveryOutcome, DeliveryReport
-from services.email.app import EmailService
 from services.email.links import Links
+from services.email.service import EmailService
 from services.email.subscribers import Follow, Registry, Subscriber, add_confirmed, now
 from tests.helpers import read_subject, repo_root
 from tests.integration.email.helpers import PUBLIC_URL, SECRET, parse, text_of, wait_for

@@ -15,10 +15,11 @@ import pytest
 
 from crieur.bus import ensure_streams
 from crieur.channel.errors import Transient
+from crieur.channel.service import create_app
 from crieur.nats_server import NatsServer, free_port
 from crieur.standins.smtp import SmtpStandin
 from schemas.streams import NOTICES
-from services.email.app import EmailService, create_app
+from services.email.service import EmailService
 from tests.helpers import repo_root
 from tests.integration.email.helpers import email_settings, wait_for
 
@@ -66,7 +67,7 @@ async def test_readyz_is_503_while_the_relay_cannot_be_reached_and_says_why(
     settings = email_settings(nats_url, relay, tmp_path, smtp_timeout_s=2.0)
     service = EmailService(settings, name=f"email-ready-{free_port()}")
     await asyncio.wait_for(service.start(), 30)
-    app = create_app(settings, service)  # its lifespan is not run: the service is ours
+    app = create_app(service)  # its lifespan is not run: the service is ours
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://email")
 
     async def ready() -> httpx.Response:

@@ -12,8 +12,8 @@ from itsdangerous import Signer
 from nats.js.errors import NoKeysError
 
 from crieur.standins.smtp import SmtpStandin
-from services.email.app import EmailService
 from services.email.format import normalise_address
+from services.email.service import EmailService
 from services.email.subscribers import Subscriber
 from tests.integration.email.helpers import (
     PUBLIC_URL,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
-from crieur.channel.port import Edition
+from crieur.channel.port import Edition, PortDefaults
 from schemas.deliveries import Channel
 from schemas.jobs import Job
 from schemas.notice import Category, Notice
@@ -31,7 +31,7 @@ class Sent:
 
 
 @dataclass
-class FakeChannel:
+class FakeChannel(PortDefaults):
     """Recipients per commune; every send lands in `sent` (and in `out_file` if given)."""
 
     recipients_by_commune: dict[str, list[str]] = field(default_factory=dict)
@@ -49,6 +49,8 @@ class FakeChannel:
     # Non-alerts held (Deferred) for this long, as SMS in quiet hours; each hold counted.
     hold_s: float | None = None
     held: list[str] = field(default_factory=list)
+    # Non-alerts kept back by the port's `hold` hook (before the pace) for this long.
+    hook_hold_s: float | None = None
     sent: list[Sent] = field(default_factory=list)
     attempts: dict[str, list[float]] = field(default_factory=dict)
     prepared: list[str] = field(default_factory=list)
@@ -57,6 +59,12 @@ class FakeChannel:
     async def recipients(self, notice: Notice) -> AsyncIterator[str]:
         for recipient in self.recipients_by_commune.get(notice.commune, []):
             yield recipient
+
+    async def hold(self, job: Job, notice: Notice) -> float | None:
+        if self.hook_hold_s is None or notice.category is Category.ALERTE:
+            return None
+        self.held.append(job.recipient)
+        return self.hook_hold_s
 
     async def prepare(self, edition: Edition) -> Edition:
         self.prepared.append(edition.key)

@@ -16,8 +16,8 @@ import pytest
 
 from crieur.nats_server import NatsServer
 from crieur.standins.smtp import SmtpStandin
-from services.email.app import EmailService
 from services.email.links import Links
+from services.email.service import EmailService
 from services.email.settings import EmailSettings
 from services.email.subscribers import Follow, Registry, add_confirmed
 from tests.integration.kit.conftest import (

@@ -117,3 +117,22 @@ async def test_an_alert_goes_out_while_held_jobs_fill_the_normal_window(
     # Still held, the normal window still full: the alert went through its own.
     assert await window_full()
     await mairie.withdraw(information)
+
+
+async def test_jobs_the_port_holds_never_wait_for_the_pace_nor_reach_send(
+        nc: Client, start_kit: StartKit) -> None:
+    crowded, village = random_insee(), random_insee()
+    # One send every 2 s: were held jobs paced, 40 of them would take 80 s to be held.
+    port = FakeChannel({crowded: [f"q{i:03d}" for i in range(40)],
+                        village: ["alert0"]}, rate_per_s=0.5, hook_hold_s=3600.0)
+    await start_kit(port, channel_group_size=8)
+    mairie = Mairie(nc)
+    information = await mairie.publish(make_notice(crowded, category=Category.INFORMATION))
+    await wait_for(lambda: len(set(port.held)) == 40, within_s=20,
+                   what="every non-alert held by the hook")
+    assert port.attempts == {}
+    alert = await mairie.publish(make_notice(village, category=Category.ALERTE))
+    await wait_for(lambda: any(s.notice_id == alert.id for s in port.sent), within_s=20,
+                   what="the alert, not held")
+    assert not any(s.notice_id == information.id for s in port.sent)
+    await mairie.withdraw(information)

@@ -18,7 +18,7 @@ from crieur.nats_server import free_port
 from crieur.standins.fcm import FcmStandin, write_service_account
 from schemas.commune import Commune
 from schemas.streams import COMMUNES, NOTICES
-from services.push.app import PushService
+from services.push.service import PushService
 from services.push.settings import PushSettings
 from tests.integration.kit.conftest import random_insee
 from tests.integration.push.helpers import FAST, StartPush

@@ -12,7 +12,7 @@ from nats.aio.client import Client
 
 from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
-from services.push.app import PushService
+from services.push.service import PushService
 
 FAST = {"channel_ack_wait_s": 3.0, "channel_backoff_s": 0.2, "channel_backoff_max_s": 3.0,
         "channel_batch": 64, "channel_drain_s": 10.0}

@@ -8,7 +8,7 @@ import pytest
 from nats.aio.client import Client
 
 from crieur.standins.fcm import FcmStandin
-from services.push.app import PushService
+from services.push.service import PushService
 from tests.integration.kit.conftest import wait_for
 from tests.integration.push.helpers import StartPush, http, phone_token
 

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_all
 from crieur.standins.sms import SmsStandin
-from services.sms.app import SmsService
+from services.sms.service import SmsService
 from services.sms.settings import SmsSettings
 from tests.integration.sms.helpers import SECRET, Clock, StartSms
 

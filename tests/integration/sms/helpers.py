@@ -14,7 +14,7 @@ from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.deliveries import DeliveryReport
 from schemas.notice import Category, Notice, NoticeState
-from services.sms.app import SmsService
+from services.sms.service import SmsService
 
 # Shared with the other channels' tests; the SMS tests import them from here.
 from tests.integration.helpers import Mairie as Mairie

@@ -13,9 +13,9 @@ from crieur.channel.port import Edition
 from schemas import subjects
 from schemas.notice import Category
 from schemas.previews import PreviewRequest
-from services.sms.app import SmsService
 from services.sms.handlers import draft_for
 from services.sms.phones import recipient_id
+from services.sms.service import SmsService
 from services.sms.subscribers import Follow, Subscriber
 from tests.integration.sms.helpers import StartSms, make_notice, number, random_insee, wait_for
 

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from crieur.standins.sms import SmsStandin
 from schemas.channels import ChannelHttpRequest
-from services.sms.app import SmsService
+from services.sms.service import SmsService
 from tests.integration.sms.helpers import (
     Clock,
     Mairie,
