@@ -21,6 +21,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -217,57 +218,49 @@ def build_notice(kind: EventKind, notice: Notice, commune_name: str, *, from_add
     )
 
 
-def build_confirmation(*, address: str, confirm_url: str, communes: list[str],
-                       from_address: str, now: datetime, nonce: str) -> bytes:
-    """The email that asks a new subscriber to confirm (no unsubscribe: nothing to leave yet)."""
-    context = {"confirm_url": confirm_url, "communes": communes}
-    boundary = f"{_BOUNDARY}confirm"
+def _to_one_resident(*, kind: str, template: str, subject: str, context: dict[str, Any],
+                     address: str, from_address: str, now: datetime, nonce: str) -> bytes:
+    """A mail about one resident's subscription (not a notice): no List-Unsubscribe, since
+    there is nothing to leave yet or the mail is the way to manage it."""
+    boundary = f"{_BOUNDARY}{kind}"
     draft = EmailDraft(
         envelope_from=from_address,
         head=_head(from_name="Avis de votre mairie", from_address=from_address,
-                   subject="Confirmez votre inscription aux avis de votre mairie", date=now,
-                   boundary=boundary, bulk=False, list_id=None),
-        text=_ENV.get_template("confirm.txt").render(context),
-        html=_ENV.get_template("confirm.html").render(context),
-        message_id=f"<confirm.{{rid}}@{_domain(from_address)}>",
+                   subject=subject, date=now, boundary=boundary, bulk=False, list_id=None),
+        text=_ENV.get_template(f"{template}.txt").render(context),
+        html=_ENV.get_template(f"{template}.html").render(context),
+        message_id=f"<{kind}.{{rid}}@{_domain(from_address)}>",
         boundary=boundary,
     )
-    # No List-Unsubscribe: there is nothing to leave yet.
     return draft.personalise(nonce, address)
+
+
+def build_confirmation(*, address: str, confirm_url: str, communes: list[str],
+                       from_address: str, now: datetime, nonce: str) -> bytes:
+    """The email that asks a new subscriber to confirm (no unsubscribe: nothing to leave yet)."""
+    return _to_one_resident(
+        kind="confirm", template="confirm",
+        subject="Confirmez votre inscription aux avis de votre mairie",
+        context={"confirm_url": confirm_url, "communes": communes}, address=address,
+        from_address=from_address, now=now, nonce=nonce)
 
 
 def build_already_subscribed(*, address: str, manage_url: str, from_address: str,
                              now: datetime, nonce: str) -> bytes:
     """The answer to a new request for an address already confirmed: no link to confirm
     (it is confirmed), the way to change its choices instead."""
-    context = {"manage_url": manage_url}
-    boundary = f"{_BOUNDARY}already"
-    draft = EmailDraft(
-        envelope_from=from_address,
-        head=_head(from_name="Avis de votre mairie", from_address=from_address,
-                   subject="Vous êtes déjà abonné·e : gérer vos abonnements", date=now,
-                   boundary=boundary, bulk=False, list_id=None),
-        text=_ENV.get_template("already.txt").render(context),
-        html=_ENV.get_template("already.html").render(context),
-        message_id=f"<already.{{rid}}@{_domain(from_address)}>",
-        boundary=boundary,
-    )
-    return draft.personalise(nonce, address)
+    return _to_one_resident(
+        kind="already", template="already",
+        subject="Vous êtes déjà abonné·e : gérer vos abonnements",
+        context={"manage_url": manage_url}, address=address, from_address=from_address,
+        now=now, nonce=nonce)
 
 
 def build_new_links(*, address: str, manage_url: str, from_address: str, now: datetime,
                     nonce: str) -> bytes:
     """After the resident revoked their links: the one new way in, sent to the mailbox."""
-    context = {"manage_url": manage_url}
-    boundary = f"{_BOUNDARY}links"
-    draft = EmailDraft(
-        envelope_from=from_address,
-        head=_head(from_name="Avis de votre mairie", from_address=from_address,
-                   subject="Votre nouveau lien pour gérer vos abonnements", date=now,
-                   boundary=boundary, bulk=False, list_id=None),
-        text=_ENV.get_template("new_links.txt").render(context),
-        html=_ENV.get_template("new_links.html").render(context),
-        message_id=f"<links.{{rid}}@{_domain(from_address)}>",
-        boundary=boundary,
-    )
-    return draft.personalise(nonce, address)
+    return _to_one_resident(
+        kind="links", template="new_links",
+        subject="Votre nouveau lien pour gérer vos abonnements",
+        context={"manage_url": manage_url}, address=address, from_address=from_address,
+        now=now, nonce=nonce)
