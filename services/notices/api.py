@@ -159,6 +159,21 @@ async def find_latest(c: Context, insee: str, notice_id: str
     return seq, notice, await waiting_correction(c, notice) if seq else None
 
 
+async def store_withdrawal(c: Context, event: NoticeWithdrawn, seq: int,
+                           waiting: bool) -> None:
+    """A withdrawal on the stream, after `seq` (0: never sent); what waits goes with it."""
+    try:
+        # A scheduled notice is withdrawn on the stream too, so its record stays.
+        await c.store.append(event, seq)
+    except ConcurrentChange as error:
+        raise ApiError(errors.NOTICE_CHANGED) from error
+    except UNCONFIRMED as error:
+        raise ApiError(errors.BUS_TIMEOUT) from error
+    if seq == 0 or waiting:
+        # Unsent, or with a correction waiting: what waits goes with the withdrawal.
+        await c.store.unschedule(event.notice.id)
+
+
 async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
     """The notice if it is on the stream or in the schedule, else None."""
     if not NOTICE_ID_RE.match(notice_id):
@@ -374,16 +389,7 @@ async def withdraw_notice(
         event: NoticeWithdrawn = lifecycle.withdraw(notice, author=member.name, now=now)
     except lifecycle.LifecycleError as error:
         raise ApiError(errors.NOTICE_WITHDRAWN) from error
-    try:
-        # A scheduled notice is withdrawn on the stream too, so its record stays.
-        await c.store.append(event, seq)
-    except ConcurrentChange as error:
-        raise ApiError(errors.NOTICE_CHANGED) from error
-    except UNCONFIRMED as error:
-        raise ApiError(errors.BUS_TIMEOUT) from error
-    if seq == 0 or waiting is not None:
-        # Unsent, or with a correction waiting: what waits goes with the withdrawal.
-        await c.store.unschedule(notice_id)
+    await store_withdrawal(c, event, seq, waiting is not None)
     structlog.get_logger().info("notice_withdrawn", version=notice.version)
     return notice_response(response, event.notice, now)
 

@@ -30,7 +30,6 @@ from schemas import NoticeDraft, NoticePatch, NoticeState
 from schemas.versions import BUS_MODEL, read_message
 from services.notices import errors, lifecycle
 from services.notices.api import (
-    UNCONFIRMED,
     Context,
     Ctx,
     Staff,
@@ -38,10 +37,10 @@ from services.notices.api import (
     invalid,
     resolved_attachments,
     save,
+    store_withdrawal,
     stored,
 )
 from services.notices.errors import ApiError
-from services.notices.notices import ConcurrentChange
 from services.notices.store import StaffMember
 
 log = structlog.get_logger("crieur.notices.groups")
@@ -317,14 +316,7 @@ async def withdraw_broadcast(c: Ctx, member: Staff, group: str, broadcast_id: st
         if notice.state is NoticeState.WITHDRAWN:
             return  # a withdrawal retried after a cut: what is done stays done
         event = lifecycle.withdraw(notice, author=member.name, now=now)
-        try:
-            await c.store.append(event, seq)
-        except ConcurrentChange as error:
-            raise ApiError(errors.NOTICE_CHANGED) from error
-        except UNCONFIRMED as error:
-            raise ApiError(errors.BUS_TIMEOUT) from error
-        if seq == 0 or waiting is not None:
-            await c.store.unschedule(notice_id)
+        await store_withdrawal(c, event, seq, waiting is not None)
 
     await in_batches([x.commune for x in broadcast.copies], withdraw_one)
     log.info("broadcast_withdrawn", copies=len(broadcast.copies))
