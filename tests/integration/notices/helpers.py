@@ -15,6 +15,9 @@ from fastapi import FastAPI
 from nats.aio.msg import Msg
 
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
+from services.notices.api import Context
+from services.notices.app import create_app
+from services.notices.settings import NoticesSettings
 from services.notices.store import NatsStore
 from tests.integration.helpers import random_insee as random_insee
 
@@ -74,3 +77,24 @@ async def channel(door: FrontDoor, name: str,
 def reply(status: int, body: dict[str, Any]) -> ChannelHttpReply:
     return ChannelHttpReply(status=status, headers={"content-type": "application/json"},
                             body=json.dumps(body))
+
+
+@asynccontextmanager
+async def open_front_door(nats_url: str, **settings: Any) -> AsyncIterator[FrontDoor]:
+    """The front door as an ASGI app on a real NATS, with a commune and a staff token of its
+    own; `settings` are NoticesSettings fields over the tests' defaults."""
+    config = NoticesSettings(**({"nats_url": nats_url, "schedule_interval_s": 0.2,
+                                 "public_url": "https://crieur.example"} | settings))
+    store = await NatsStore.connect(nats_url, name="test-notices")
+    clock = Clock()
+    app = create_app(config, Context(store=store, settings=config, clock=clock))
+    insee = random_insee()
+    await store.add_commune(insee, "Lavoncourt")
+    _, token = await store.add_staff("Secrétaire", (insee,))
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                yield FrontDoor(http, store, clock, insee, token, app)
+    finally:
+        await store.close()

@@ -11,12 +11,8 @@ import httpx
 import pytest
 
 from services.notices import scheduler
-from services.notices.api import Context
-from services.notices.app import create_app
-from services.notices.settings import NoticesSettings
-from services.notices.store import NatsStore
 from tests.helpers import paris_local
-from tests.integration.notices.helpers import Clock, FrontDoor, random_insee
+from tests.integration.notices.helpers import FrontDoor, open_front_door, random_insee
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +25,8 @@ QUOTA = 4 * len(FILE) + 10
 
 @pytest.fixture
 async def small_quota(nats_url: str) -> AsyncIterator[FrontDoor]:
-    settings = NoticesSettings(nats_url=nats_url, schedule_interval_s=0.2,
-                               public_url="https://crieur.example",
-                               attachments_quota_bytes=QUOTA)
-    store = await NatsStore.connect(nats_url, name="test-notices")
-    clock = Clock()
-    app = create_app(settings, Context(store=store, settings=settings, clock=clock))
-    insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
-    _, token = await store.add_staff("Secrétaire", (insee,))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield FrontDoor(http, store, clock, insee, token, app)
-    await store.close()
+    async with open_front_door(nats_url, attachments_quota_bytes=QUOTA) as door:
+        yield door
 
 
 async def upload(fd: FrontDoor, insee: str | None = None,
