@@ -19,12 +19,14 @@ from typing import Any
 
 import structlog
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from crieur import metrics
 from crieur.bus import ensure_bucket, ensure_streams
 from crieur.channel.consumers import (
+    Handler,
     durable,
     ensure_consumers,
     fanout_consumer,
@@ -112,6 +114,9 @@ class ChannelRunner:
             async with lock:
                 await ensure_consumers(self.js, list(configs.values()), self.name)
 
+        if self._run_worker:
+            self.worker = Worker(self.port, self.settings, self.js, self.name, sent, reports,
+                                 self.notices, self.now, self.stopping, self.pacer)
         if self._run_fanout:
             for lane in Lane:
                 fanout = Fanout(self.port, self.settings, self.js, self.name, sent,
@@ -122,11 +127,9 @@ class ChannelRunner:
                 config = configs[durable(self.name, "fanout", lane)]
                 self._tasks.append(asyncio.create_task(name=config.durable_name, coro=pull_loop(
                     self.js, stream=NOTICES_STREAM, subject=subjects.NOTICES, config=config,
-                    batch=1, handle=fanout.handle, stopping=self.stopping, ensure=ensure,
-                    armed=_new(armed))))
-        if self._run_worker:
-            self.worker = Worker(self.port, self.settings, self.js, self.name, sent, reports,
-                                 self.notices, self.now, self.stopping, self.pacer)
+                    batch=1, handle=self._fanout_handler(fanout, lane),
+                    stopping=self.stopping, ensure=ensure, armed=_new(armed))))
+        if self.worker is not None:
             for lane in Lane:
                 config = configs[durable(self.name, "worker", lane)]
                 self._tasks.append(asyncio.create_task(name=config.durable_name, coro=pull_loop(
@@ -144,6 +147,18 @@ class ChannelRunner:
         log.info("channel_started", channel=self.name, fanout=self._run_fanout,
                  worker=self._run_worker, concurrency=self.port.concurrency,
                  rate_per_s=self.port.rate_per_s)
+
+    def _fanout_handler(self, fanout: Fanout, lane: Lane) -> Handler:
+        """An alert being planned already holds the normal lane's sends back: its first jobs
+        find the sink free (crieur.channel.lanes)."""
+        worker = self.worker
+        if lane is Lane.NORMAL or worker is None:
+            return fanout.handle
+
+        async def handle(msgs: list[Msg]) -> None:
+            with worker.gate.alert_work():
+                await fanout.handle(msgs)
+        return handle
 
     async def not_ready(self) -> list[str]:
         """Why this channel cannot work now (for /readyz): NATS, streams, consumers, tasks."""

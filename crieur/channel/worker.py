@@ -150,7 +150,8 @@ class Worker:
 
     async def handle_alerts(self, msgs: list[Msg]) -> None:
         """A batch of the alert lane (crieur.channel.lanes)."""
-        await self.handle(msgs, Lane.ALERT)
+        with self.gate.alert_work():
+            await self.handle(msgs, Lane.ALERT)
 
     async def handle(self, msgs: list[Msg], lane: Lane = Lane.NORMAL) -> None:
         batch = _Batch(lane=lane)

@@ -65,3 +65,35 @@ async def test_a_cancelled_waiter_leaves_its_place_and_the_slot_count_intact() -
     assert not second.done()
     gate.release()
     await asyncio.wait_for(second, 1)
+
+
+async def test_the_normal_lane_stands_aside_while_alert_work_is_under_way() -> None:
+    # Between two batches of the alert lane no alert sender waits: the normal lane must
+    # still not slip into that gap, until the alert lane has been quiet for quiet_s.
+    gate = PriorityGate(2, quiet_s=0.05)
+    with gate.alert_work():
+        assert gate.alerts_first(Lane.NORMAL) and not gate.alerts_first(Lane.ALERT)
+        normal = asyncio.create_task(gate.acquire(Lane.NORMAL))
+        await asyncio.sleep(0.01)
+        assert not normal.done()
+        # The alert lane itself takes a free slot at once.
+        await asyncio.wait_for(gate.acquire(Lane.ALERT), 1)
+        gate.release()
+    # The work ended: the normal lane waits out the quiet time, then goes on.
+    await asyncio.sleep(0)
+    assert not normal.done() and gate.alerts_first(Lane.NORMAL)
+    await asyncio.wait_for(normal, 1)
+    assert not gate.alerts_first(Lane.NORMAL)
+    gate.release()
+
+
+async def test_new_alert_work_within_the_quiet_time_keeps_the_normal_lane_aside() -> None:
+    gate = PriorityGate(1, quiet_s=0.05)
+    with gate.alert_work():
+        pass
+    normal = asyncio.create_task(gate.acquire(Lane.NORMAL))
+    with gate.alert_work():  # the next batch, fetched within the quiet time
+        await asyncio.sleep(0.1)
+        assert not normal.done()
+    await asyncio.wait_for(normal, 1)
+    gate.release()
