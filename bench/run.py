@@ -14,12 +14,15 @@ Measured in one run, on loopback, on this machine (docs/benchmark.md):
   --sizes; from the 201 to the last message at each sink; peak RSS at the largest N; as
   email and SMS go out at once there, each is also held to raw aiosmtplib and raw httpx
   run at once (each in its own process), like with like;
-- a département-wide alert: the same alert for 500 communes at once;
+- a département-wide alert: the same alert for 500 communes at once, published for their
+  group with one request (POST /api/v1/groups/{group}/notices);
 - an alert behind a backlog (issue 24): an information to --backlog email and SMS
   subscribers, then an alert to --backlog-alert of another commune, in a village of its
   own, without a quota and with one (CRIEUR_SMS_RATE and CRIEUR_SMTP_RATE = --quota):
   seconds from the alert's 201 to its first and last message at each sink.
-`--only alert-backlog` runs that phase alone (with --quick: 2,000 behind, 100 alerted).
+`--only alert-backlog` runs that phase alone (with --quick: 2,000 behind, 100 alerted);
+`--only departement` runs the département's alert alone, between two raw baselines (with
+--quick: 10 communes, 200 subscribers).
 Prints one table and writes var/bench/bench.json (each ratio under a key containing "ratio").
 """
 
@@ -84,7 +87,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
                         help="subscribers of the alert sent behind the backlog")
     parser.add_argument("--quota", type=float, default=50.0,
                         help="messages per second of each sink in the quota run")
-    parser.add_argument("--only", choices=("alert-backlog",), default=None,
+    parser.add_argument("--only", choices=("alert-backlog", "departement"), default=None,
                         help="run this phase alone")
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
@@ -191,6 +194,33 @@ def alert_backlog_targets(runs: dict[str, Any], email_rate: float | None = None,
     return rows
 
 
+async def departement_alone(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The département's alert in a village of its own, held to the raw rates measured just
+    before and just after it, as in the whole run."""
+    began = time.perf_counter()
+    notice = kit.bench_notice("70299")
+    email, sms = messages.real_email(notice), messages.real_sms_bodies(notice, args.raw_count)
+    v = bench_village.start(work / "village", smtp_pool=args.pool,
+                            sms_concurrency=args.sms_concurrency)
+    try:
+        before = await raw_sinks(v, args, email, sms)
+        dept = await phases.departement(v, args.communes, args.dept_subscribers, 0)
+        after = await raw_sinks(v, args, email, sms)
+    finally:
+        v.stop()
+
+    def mean(key: str) -> float:
+        return (before[key] + after[key]) / 2
+
+    phases.add_ratios(dept, {k: mean(k) for k in ("email", "sms")},
+                      {k: mean(f"{k}_concurrent") for k in ("email", "sms")})
+    return {"at": datetime.now(UTC).isoformat(),
+            "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+            "options": {"communes": args.communes, "dept_subscribers": args.dept_subscribers,
+                        "smtp_pool": args.pool, "sms_concurrency": args.sms_concurrency},
+            "departement": dept, "duration_s": time.perf_counter() - began}
+
+
 async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.only == "alert-backlog":
         began = time.perf_counter()
@@ -199,6 +229,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
                 "alert_backlog": runs, "targets": alert_backlog_targets(runs),
                 "duration_s": time.perf_counter() - began}
+    if args.only == "departement":
+        return await departement_alone(args, work)
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(),
         # The machine may be shared: its load says how far to trust the absolute figures
@@ -373,7 +405,41 @@ def _targets_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def departement_lines(dept: dict[str, Any]) -> list[str]:
+    lines = [f"  dept: push {dept['push']['delivered']}/{dept['push']['expected']} topics, "
+             f"{dept['requests']} request published {dept['communes']} notices in "
+             f"{_fmt(dept['publish_all_s'])} s"]
+    for channel in ("email", "sms"):
+        t = dept["timeline"][channel]
+        if t["count"]:
+            lines.append(f"  dept {channel:<5} arrived: first {_fmt(t['first_s'])} s, "
+                         f"half {_fmt(t['p50_s'])} s, last {_fmt(t['last_s'])} s after the "
+                         f"request")
+    pairs = dept["email"]["expected"] or 1
+    lines.append("  dept CPU ms per email+SMS pair: " + ", ".join(
+        f"{name} {seconds / pairs * 1000:.2f}" for name, seconds in sorted(
+            dept["cpu_s"].items(), key=lambda kv: -kv[1])))
+    return lines
+
+
+def departement_table(dept: dict[str, Any]) -> list[str]:
+    """`--only departement`: the run's figures, each channel against the raw sinks."""
+    lines = [f"== département alert: {dept['communes']} communes, one group request; "
+             "from the 201 to the last message at the sink =="]
+    for channel in ("email", "sms"):
+        c = dept[channel]
+        lines.append(
+            f"  {channel:<6} {c['delivered']:>7}/{c['expected']:<7} {_fmt(c['seconds']):>9} s "
+            f"{_fmt(c['deliveries_per_s']):>8}/s  raw {_fmt(c['raw_deliveries_per_s'])}/s "
+            f"ratio {_fmt(c['to_raw_ratio'])}  at once {_fmt(c['concurrent_raw_deliveries_per_s'])}"
+            f"/s ratio {_fmt(c['to_concurrent_raw_ratio'])}")
+    return lines + departement_lines(dept)
+
+
 def table(result: dict[str, Any]) -> str:
+    if "fanout" not in result and "departement" in result:  # --only departement
+        return "\n".join([*departement_table(result["departement"]),
+                          f"took {result['duration_s']:.0f} s"])
     if "latency" not in result:  # --only alert-backlog
         return "\n".join(alert_backlog_table(result["alert_backlog"]) + _targets_table(result)
                          + [f"took {result['duration_s']:.0f} s"])
@@ -412,19 +478,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{_fmt(c['raw_deliveries_per_s']):>10} {_fmt(c['to_raw_ratio']):>6} "
                 f"{_fmt(c['concurrent_raw_deliveries_per_s']):>8} "
                 f"{_fmt(c['to_concurrent_raw_ratio']):>6}")
-    dept = result["departement"]
-    lines.append(f"  dept: push {dept['push']['delivered']}/{dept['push']['expected']} topics, "
-                 f"{dept['communes']} publications took {_fmt(dept['publish_all_s'])} s")
-    for channel in ("email", "sms"):
-        t = dept["timeline"][channel]
-        if t["count"]:
-            lines.append(f"  dept {channel:<5} arrived: first {_fmt(t['first_s'])} s, "
-                         f"half {_fmt(t['p50_s'])} s, last {_fmt(t['last_s'])} s after the "
-                         f"first request")
-    pairs = dept["email"]["expected"] or 1
-    lines.append("  dept CPU ms per email+SMS pair: " + ", ".join(
-        f"{name} {seconds / pairs * 1000:.2f}" for name, seconds in sorted(
-            dept["cpu_s"].items(), key=lambda kv: -kv[1])))
+    lines += departement_lines(result["departement"])
     lines.append("== peak RSS (VmHWM, MB) at the largest N ==")
     lines.append("  " + "  ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mb"].items()))
     lines += alert_backlog_table(result["alert_backlog"])

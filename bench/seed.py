@@ -99,14 +99,25 @@ async def seed(nats_url: str, *, email_secret: str, sms_secret: str, start: int,
         await nc.close()
 
 
-async def register_communes(nats_url: str, communes: Sequence[tuple[str, str]]) -> str:
-    """Each commune as `crieur commune add` registers it, and one staff token for them all."""
+async def register_communes(nats_url: str, communes: Sequence[tuple[str, str]],
+                            group: str | None = None) -> str:
+    """Each commune as `crieur commune add` registers it, and one staff token for them all;
+    with `group`, a group of them all (as `crieur group add ID --communes` makes it) that
+    the token is scoped to (`crieur staff add --group`)."""
+    from services.notices.groups import Group, GroupRegistry
+
     store = await NatsStore.connect(nats_url, name="crieur-bench")
     try:
         for insee, name in communes:
             if await store.commune(insee) is None:
                 await store.add_commune(insee, name)
-        _, token = await store.add_staff("Préfecture (bench)", tuple(c for c, _ in communes))
+        codes = tuple(c for c, _ in communes)
+        if group is not None:
+            await GroupRegistry(store.groups_kv).put(Group(
+                id=group, name="Département du bench", kind="list", communes=codes,
+                created_at=datetime.now(UTC)))
+        _, token = await store.add_staff("Préfecture (bench)", codes,
+                                         (group,) if group is not None else ())
         return token
     finally:
         await store.close()

@@ -29,6 +29,7 @@ from services.notices import (
     capfeed,
     docs,
     errors,
+    group_pages,
     groups,
     previews,
     proposals,
@@ -249,6 +250,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.include_router(channel_router())
     # The mairie's back-office (/staff/..., HTML in French).
     app.include_router(staff_pages)
+    app.include_router(group_pages.pages)
     # The residents' pages (HTML, in French); the catch-all under /communes/ goes last.
     app.include_router(pages)
 

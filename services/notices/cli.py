@@ -145,10 +145,10 @@ def read_password(args: argparse.Namespace) -> str | None:
 
 
 async def _set_password(store: NatsStore, name: str, password: str,
-                        communes: tuple[str, ...] = ()) -> int:
+                        communes: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> int:
     before = await store.staff_account(login_of(name))
     try:
-        account = await store.set_staff_password(name, password, communes)
+        account = await store.set_staff_password(name, password, communes, groups)
     except ValueError as error:  # WeakPassword, a login taken by another name
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -203,7 +203,7 @@ async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
     print("token (shown once, keep it safe):", file=sys.stderr)
     print(token)
     if password is not None:
-        return await _set_password(store, args.name, password, tuple(args.commune))
+        return await _set_password(store, args.name, password, tuple(args.commune), groups)
     return 0
 
 

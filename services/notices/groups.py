@@ -114,6 +114,13 @@ class GroupRegistry:
     async def put_broadcast(self, broadcast: Broadcast) -> None:
         await self.kv.put(f"b.{broadcast.id}", broadcast.model_dump_json().encode())
 
+    async def broadcasts(self, group_id: str, limit: int = 50) -> list[Broadcast]:
+        """The group's publications, most recent first (the staff pages list them)."""
+        found = [await self.broadcast(k[2:]) for k in await bucket_keys(self.kv)
+                 if k.startswith("b.")]
+        mine = [b for b in found if b is not None and b.group == group_id]
+        return sorted(mine, key=lambda b: b.created_at, reverse=True)[:limit]
+
     async def broadcast(self, broadcast_id: str) -> Broadcast | None:
         if not BROADCAST_RE.match(broadcast_id):
             return None

@@ -55,6 +55,8 @@ class StaffAccount(BaseModel):
     created_at: datetime
     password_set_at: datetime
     revoked_at: datetime | None = None
+    # Groups of communes it may publish for as a whole, as a token's (groups.py).
+    groups: tuple[str, ...] = ()
     # Raised when the password is set again or the sign-in revoked: a session opened under
     # an older generation is over (auth.still_valid, checked on every request). A counter,
     # not a time, so that the operator's clock and the front door's need not agree.
@@ -63,7 +65,7 @@ class StaffAccount(BaseModel):
     def member(self) -> StaffMember:
         """The account as the routes see a staff member (the same as a token's record)."""
         return StaffMember(id=self.id, name=self.name, communes=self.communes,
-                           created_at=self.created_at)
+                           groups=self.groups, created_at=self.created_at)
 
 
 T = TypeVar("T")
@@ -309,12 +311,13 @@ class StaffRegistry:
         await self.kv.put(LOGIN_PREFIX + account.login, account.model_dump_json().encode())
 
     async def set_password(
-        self, name: str, password: str, communes: tuple[str, ...] = ()
+        self, name: str, password: str, communes: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
     ) -> StaffAccount:
         """Set (or reset) the password of `name`, creating its sign-in if it has none.
 
-        Its communes are those given plus those of the name's live tokens; a revoked
-        sign-in is revived (an operator setting a password means it).
+        Its communes and groups are those given plus those of the name's live tokens; a
+        revoked sign-in is revived (an operator setting a password means it).
         """
         check_password(password)
         login = login_of(name)
@@ -323,14 +326,18 @@ class StaffRegistry:
         existing = await self.account(login)
         if existing is not None and existing.name != name and existing.revoked_at is None:
             raise ValueError(f"the login {login!r} is already {existing.name!r}'s")
-        live = {c for _, m in await self.all() if m.name == name and m.revoked_at is None
-                for c in m.communes}
-        kept = set(existing.communes) if existing and existing.revoked_at is None else set()
+        tokens = [m for _, m in await self.all() if m.name == name and m.revoked_at is None]
+        live = {c for m in tokens for c in m.communes}
+        live_groups = {g for m in tokens for g in m.groups}
+        alive = existing is not None and existing.revoked_at is None
+        kept = set(existing.communes) if existing and alive else set()
+        kept_groups = set(existing.groups) if existing and alive else set()
         now = datetime.now(UTC)
         digest = await asyncio.to_thread(HASHER.hash, password)
         account = StaffAccount(
             id=existing.id if existing else secrets.token_hex(4), login=login, name=name,
             communes=tuple(sorted(kept | live | set(communes))), password_hash=digest,
+            groups=tuple(sorted(kept_groups | live_groups | set(groups))),
             created_at=existing.created_at if existing else now, password_set_at=now,
             # A new password ends the sessions opened with the old one (or before a revoke).
             session_generation=existing.session_generation + 1 if existing else 0,

@@ -105,16 +105,38 @@ class StaffNoticeList(BaseModel):
     next: str | None = Field(default=None, description="The next page, if there is one")
 
 
-def listing(request: Request, c: Context, commune: Commune, now: datetime, limit: int,
-            offset: int, state: NoticeState | None = None) -> tuple[list[StaffNotice], int]:
+async def proposals_for(c: Context, notices: Sequence[Notice]) -> dict[str, Proposal]:
+    """What the official source proposes for these notices (CAP Update or Cancel), by id.
+
+    Only a notice made from an official alert, published and not withdrawn, can have one.
+    """
+    records = CapRecords(c.store.cap_kv)
+    found: dict[str, Proposal] = {}
+    for n in notices:
+        if n.cap_identifier and n.state not in (NoticeState.PROPOSED, NoticeState.WITHDRAWN):
+            proposal = await records.proposal(n.id)
+            if proposal is not None and proposal.commune == n.commune:
+                found[n.id] = proposal
+    return found
+
+
+async def listing(request: Request, c: Context, commune: Commune, now: datetime, limit: int,
+                  offset: int, state: NoticeState | None = None
+                  ) -> tuple[list[StaffNotice], int]:
     notices = every_notice(c, commune.insee, now)
+    proposed = await proposals_for(c, [n for n, _ in notices])
+    if proposed:
+        # A correction or withdrawal an official source proposes is as urgent to read as
+        # an alert proposed: it comes first too (sorted() keeps the rest in order).
+        notices = sorted(notices, key=lambda item: item[0].id not in proposed)
     if state is not None:
         # A notice whose correction waits is pending approval too: an approver finds it.
         notices = [(n, w) for n, w in notices
                    if n.state is state or (w is not None and w.state is state)]
     page = notices[offset:offset + limit]
     reach = reach_of(request, commune.insee, [n for n, _ in page])
-    return [StaffNotice(notice=n, pending_correction=w, reach=reach.get(n.id, {}))
+    return [StaffNotice(notice=n, pending_correction=w, proposal=proposed.get(n.id),
+                        reach=reach.get(n.id, {}))
             for n, w in page], len(notices)
 
 
@@ -158,12 +180,7 @@ async def staff_notices(
     state: Annotated[NoticeState | None, Query(description="Only notices in this state")] = None,
 ) -> StaffNoticeList:
     commune = await staff_commune(c, insee, member)
-    items, total = listing(request, c, commune, c.clock(), limit, offset, state)
-    # Only a notice made from an official alert can have a proposal from its source.
-    records = CapRecords(c.store.cap_kv)
-    items = [i.model_copy(update={"proposal": await records.proposal(i.notice.id)})
-             if i.notice.cap_identifier and i.notice.state is not NoticeState.PROPOSED else i
-             for i in items]
+    items, total = await listing(request, c, commune, c.clock(), limit, offset, state)
     following = None
     if offset + limit < total:
         # The next page keeps the filter.

@@ -27,7 +27,7 @@ from crieur.channel.ratelimit import client_key, within
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, attachments, lifecycle, previews, staff_api
+from services.notices import api, attachments, groups, lifecycle, previews, staff_api
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -103,6 +103,12 @@ ERROR_FRENCH = {
                    "recommencer.",
     "idempotency_key_reused": "Ce formulaire a déjà servi pour un autre avis. Recommencez "
                               "depuis « Nouvel avis ».",
+    "broadcast_copy": "Cet avis a été publié pour tout un groupe de communes : il ne peut être "
+                      "corrigé ou retiré que pour tout le groupe.",
+    "group_not_found": "Vous n'avez pas accès à ce groupe.",
+    "group_forbidden": "Vous n'avez pas accès à ce groupe.",
+    "not_proposed": "La source officielle ne propose plus rien pour cet avis : rechargez la "
+                    "page.",
 }
 
 FIELD_LABELS = {"category": "Catégorie", "title": "Titre", "body": "Texte",
@@ -256,7 +262,7 @@ TEMPLATES.filters.update(local_input=local_input, reach_lines=reach_lines,
                          topic_label=topic_label)
 
 STAFF_DEFAULTS: dict[str, Any] = {
-    "commune": None, "me": None, "csrf": "", "communes": [], "flash": "",
+    "commune": None, "me": None, "csrf": "", "communes": [], "groups": {}, "flash": "",
     "categories": [(c.value, CATEGORY_LABELS[c]) for c in Category],
     "state_labels": {s.value: label for s, label in STATE_LABELS.items()},
     "channel_labels": CHANNEL_LABELS,
@@ -491,9 +497,11 @@ async def home(request: Request) -> Response:
         return to("/staff/login")
     c = ctx(request)
     communes = [x for x in [await c.store.commune(i) for i in who.account.communes] if x]
-    if len(communes) == 1:
+    if len(communes) == 1 and not who.account.groups:
         return to(f"/staff/communes/{communes[0].insee}")
-    return page("communes.html", me=who.account, csrf=who.session.csrf, communes=communes)
+    mine = [g for g in await groups.registry(c).all() if g.id in who.account.groups]
+    return page("communes.html", me=who.account, csrf=who.session.csrf, communes=communes,
+                groups=mine)
 
 
 # -- the commune's notices --------------------------------------------------------------------
@@ -507,10 +515,11 @@ async def notices_page(request: Request, insee: str) -> Response:
         if not 1 <= number <= MAX_PAGE:
             return message(404, "Page introuvable", ["Cette page de la liste n'existe pas."],
                            who, commune)
-        items, total = staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
+        items, total = await staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
                                          (number - 1) * PAGE_SIZE)
+        named = {g.id: g for g in await groups.registry(c).all()}
         return page("notices.html", now=c.clock(), me=who.account, csrf=who.session.csrf,
-                    commune=commune,
+                    commune=commune, groups=named,
                     items=items, total=total, page_number=number,
                     next_page=number + 1 if number * PAGE_SIZE < total else None,
                     flash=request.query_params.get("ok", "")[:40])
@@ -556,6 +565,17 @@ def draft_fields(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
                        for x in values["links"] if x["url"]]
     fields["attachments"] = list(values["attachments"])
     return fields, problems
+
+
+def patch_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The correction the correction form's values make (a notice's or a group's)."""
+    fields: dict[str, Any] = {"category": values["category"], "title": values["title"],
+                              "body": values["body"], "starts_at": values["starts_at"] or None,
+                              "ends_at": values["ends_at"] or None,
+                              "links": draft_fields(values)[0]["links"]}
+    if values["publish_at"]:
+        fields["publish_at"] = values["publish_at"]
+    return fields
 
 
 def field_problems(error: ValidationError) -> dict[str, str]:
@@ -733,14 +753,17 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
                   "body": latest.body, "starts_at": local_input(latest.starts_at),
                   "ends_at": local_input(latest.ends_at),
                   "publish_at": local_input(latest.publish_at), "links": links}
-    editable = notice.state is not NoticeState.WITHDRAWN
+    # A group's copy changes for the whole group only (groups.py): no form for it here.
+    editable = notice.state is not NoticeState.WITHDRAWN and notice.broadcast_id is None
+    proposal = (await staff_api.proposals_for(c, [notice])).get(notice.id)
+    group = await group_of(c, notice)
     authors = lifecycle.waiting_authors(latest)
     can_approve = (latest.state is NoticeState.PENDING_APPROVAL
                    and who.account.name not in authors)
     return page("notice.html", status=status, now=now, me=who.account, csrf=who.session.csrf,
                 commune=commune, notice=notice, waiting=waiting, latest=latest, reach=reach,
                 v=values, problems=problems or {}, error=error, editable=editable,
-                can_approve=can_approve, authors=authors,
+                can_approve=can_approve, authors=authors, proposal=proposal, group=group,
                 approval=approval_needed(commune, latest.category.value),
                 flash=request.query_params.get("ok", "")[:40], field_labels=FIELD_LABELS,
                 public_url=f"/communes/{commune.insee}/notices/{notice.id}")
@@ -754,6 +777,11 @@ async def one_notice(request: Request, insee: str, notice_id: str) -> Response:
     return await guarded(request, insee, show, post=False)
 
 
+async def group_of(c: Context, notice: Notice) -> groups.Group | None:
+    """The group a copy of a group publication was published for."""
+    return await groups.registry(c).get(notice.group) if notice.group else None
+
+
 def api_failure(error: ApiError) -> str:
     return ERROR_FRENCH.get(error.kind.code, error.message)
 
@@ -763,15 +791,8 @@ async def correct(request: Request, insee: str, notice_id: str) -> Response:
     async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
         form: FormData = request.state.form
         values = form_values(form)
-        fields: dict[str, Any] = {"category": values["category"], "title": values["title"],
-                                  "body": values["body"],
-                                  "starts_at": values["starts_at"] or None,
-                                  "ends_at": values["ends_at"] or None}
-        fields["links"] = draft_fields(values)[0]["links"]
-        if values["publish_at"]:
-            fields["publish_at"] = values["publish_at"]
         try:
-            patch = NoticePatch.model_validate(fields)
+            patch = NoticePatch.model_validate(patch_fields(values))
         except ValidationError as error:
             return await notice_page(request, who, commune, notice_id, field_problems(error),
                                      status=422, values=values)
@@ -828,6 +849,8 @@ async def publish_proposed(request: Request, insee: str, notice_id: str) -> Resp
     async def action(who: SignedIn) -> str:
         notice = await proposals.publish_proposed(ctx(request), who.member, insee, notice_id,
                                                   Response())
+        if notice.state is NoticeState.PENDING_APPROVAL and notice.published_at:
+            return "correction-pending"  # the source's correction of a sent notice waits
         return f"proposal-{notice.state}"
 
     return await _notice_button(request, insee, notice_id, action)

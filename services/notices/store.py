@@ -151,9 +151,10 @@ class NatsStore:
         return await self.staff_registry.revoke(who)
 
     async def set_staff_password(
-        self, name: str, password: str, communes: tuple[str, ...] = ()
+        self, name: str, password: str, communes: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
     ) -> StaffAccount:
-        return await self.staff_registry.set_password(name, password, communes)
+        return await self.staff_registry.set_password(name, password, communes, groups)
 
     async def staff_accounts(self) -> list[StaffAccount]:
         return await self.staff_registry.accounts()

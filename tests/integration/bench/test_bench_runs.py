@@ -77,6 +77,7 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     assert result["fanout"]["200"]["email"]["expected"] == 200
     assert result["departement"]["email"]["expected"] == 200
     assert result["departement"]["push"] == {"expected": 10, "delivered": 10}
+    assert result["departement"]["requests"] == 1  # one group publication, not 10 POSTs
     # The département run's time line: the publications, then each sink's first, half and
     # last message as the sink recorded them (its `seconds` is that last one), the channels'
     # queues, and the CPU of each process, the bench's own polling included.
@@ -116,3 +117,25 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     assert all(isinstance(t["met"], bool) for t in result["targets"])
     assert "== targets ==" in done.stdout
     assert "== email alone (issue 8)" in done.stdout
+
+
+def test_the_departement_phase_alone_publishes_for_the_group_with_one_request(
+        tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "departement", "--quick",
+         "--out", str(tmp_path)],
+        cwd=repo_root(), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    dept = json.loads((tmp_path / "bench.json").read_text())["departement"]
+    assert (dept["communes"], dept["requests"]) == (10, 1)
+    # Every commune's copy went out: one push topic each, every subscriber once.
+    assert dept["push"] == {"expected": 10, "delivered": 10}
+    for channel in ("email", "sms"):
+        c = dept[channel]
+        assert c["delivered"] == c["expected"] == 200, (channel, c)
+        assert c["to_raw_ratio"] == pytest.approx(
+            c["deliveries_per_s"] / c["raw_deliveries_per_s"])
+        assert c["to_concurrent_raw_ratio"] == pytest.approx(
+            c["deliveries_per_s"] / c["concurrent_raw_deliveries_per_s"])
+    assert dept["timeline"]["first_201_s"] == dept["timeline"]["last_201_s"] > 0
+    assert "1 request published 10 notices" in done.stdout

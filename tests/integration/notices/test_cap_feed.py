@@ -305,3 +305,67 @@ async def test_staff_pages_show_the_proposal_first_and_publish_it_in_one_click(
     found = door.store.get(LAVONCOURT, orange)
     assert found is not None and found[1].state.value == "published"
     assert found[1].author == name
+
+
+async def test_staff_pages_apply_the_sources_correction_and_withdrawal_in_one_click(
+        front_door: FrontDoor, source: Source) -> None:
+    from tests.integration.staff.helpers import page_csrf, shown, sign_in
+
+    door = front_door
+    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
+    name = f"Secrétariat {door.insee}"
+    await door.store.set_staff_password(name, "un mot de passe solide", (LAVONCOURT,))
+    orange = draft_id(source.feed.identifier("orange-vent"), LAVONCOURT)
+    page = f"/staff/communes/{LAVONCOURT}/notices/{orange}"
+    transport = httpx.ASGITransport(app=door.app)
+    async with httpx.AsyncClient() as http, httpx.AsyncClient(
+            transport=transport, base_url="https://test") as browser:
+        reader = Reader(door.store, (f"{source.base}/feed.atom",), door.clock, http=http)
+        await reader.poll_once()
+        assert (await sign_in(browser, name, "un mot de passe solide")).status_code == 303
+        csrf = await page_csrf(browser, page)
+        assert (await browser.post(f"{page}/publish", data={"csrf": csrf})).status_code == 303
+        # A notice of the commune's own, newer: the proposal still comes first.
+        mine = await door.http.post(f"/api/v1/communes/{LAVONCOURT}/notices", headers={
+            "Authorization": f"Bearer {(await door.store.add_staff('Mairie', (LAVONCOURT,)))[1]}"},
+            json={"category": "information", "title": "Marché", "body": "Samedi matin."})
+        assert mine.status_code == 201, mine.text
+
+        await http.post(f"{source.base}/next")  # the source's Update
+        await reader.poll_once()
+        listing = await browser.get(f"/staff/communes/{LAVONCOURT}")
+        first = listing.text.split('<li class="notice', 1)[1].split("</li>", 1)[0]
+        assert f'data-notice-id="{orange}"' in first
+        assert "Alerte officielle proposée : correction" in shown(listing)
+        shown_page = shown(await browser.get(page))
+        assert "Vigilance orange vent violent prolongée" in shown_page
+        # Proposed, not applied: the channels still have the first text.
+        found = door.store.get(LAVONCOURT, orange)
+        assert found is not None and found[1].title == "Vigilance orange vent violent : Haute-Saône"
+        assert "Appliquer la correction proposée" in shown_page
+        done = await browser.post(f"{page}/publish", data={"csrf": csrf})
+        assert done.status_code == 303, done.text
+        assert done.headers["location"].endswith("?ok=proposal-corrected")
+        assert "La correction proposée par la source officielle est enregistrée" in shown(
+            await browser.get(done.headers["location"]))
+        found = door.store.get(LAVONCOURT, orange)
+        assert found is not None and found[1].state.value == "corrected"
+        assert found[1].title == "Vigilance orange vent violent prolongée : Haute-Saône"
+        assert "Alerte officielle proposée : correction" not in shown(
+            await browser.get(f"/staff/communes/{LAVONCOURT}"))
+
+        await http.post(f"{source.base}/next")  # the source's Cancel
+        await reader.poll_once()
+        assert "Alerte officielle proposée : retrait" in shown(
+            await browser.get(f"/staff/communes/{LAVONCOURT}"))
+        found = door.store.get(LAVONCOURT, orange)
+        assert found is not None and found[1].state.value == "corrected"
+        assert "Retirer l'avis comme proposé" in shown(await browser.get(page))
+        done = await browser.post(f"{page}/publish", data={"csrf": csrf})
+        assert done.headers["location"].endswith("?ok=proposal-withdrawn")
+        found = door.store.get(LAVONCOURT, orange)
+        assert found is not None and found[1].state.value == "withdrawn"
+        # Applied once: a second click is told, in French, that nothing is proposed.
+        again = await browser.post(f"{page}/publish", data={"csrf": csrf})
+        assert again.status_code == 409
+        assert "ne propose plus rien" in shown(again)
