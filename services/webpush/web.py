@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
 from crieur.channel.ratelimit import Network, RateLimiter
-from crieur.channel.recipients import Follow
+from crieur.channel.recipients import Follow, merge_follows
 from schemas.channels import ChannelHttpReply
 from schemas.commune import Commune
 from services.webpush.subscriptions import (
@@ -135,19 +135,20 @@ class Routes:
                 raise invalid([{"field": f"follows.{i}.commune",
                                 "message": f"la commune {follow.commune} n’utilise pas Crieur"}])
         rid = recipient_id(body.subscription.endpoint)
+        wanted = merge_follows((), body.follows)  # one per commune, in a stable order
         known: list[Subscriber] = []
 
         def replace(current: Subscriber | None) -> Subscriber:
             known[:] = [current] if current else []
             return Subscriber(endpoint=body.subscription.endpoint,
                               p256dh=body.subscription.keys.p256dh,
-                              auth=body.subscription.keys.auth, follows=body.follows,
+                              auth=body.subscription.keys.auth, follows=wanted,
                               created_at=current.created_at if current else self.clock())
 
         await self.registry.change(rid, replace)
         log.info("webpush_subscribed", recipient=rid[:12], again=bool(known),
-                 follows=len(body.follows))
-        return json_reply(200 if known else 201, view(rid, body.follows))
+                 follows=len(wanted))
+        return json_reply(200 if known else 201, view(rid, wanted))
 
     async def current(self, request: Request) -> ChannelHttpReply:
         self._limit(request)
