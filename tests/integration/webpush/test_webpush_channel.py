@@ -17,6 +17,7 @@ from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.deliveries import DeliveryOutcome
 from schemas.notice import Category
+from schemas.previews import PreviewRequest
 from services.webpush.subscriptions import recipient_id
 from tests.integration.helpers import Mairie, random_insee, reports, wait_for
 from tests.integration.sms.helpers import make_notice
@@ -209,3 +210,26 @@ async def test_a_gone_subscription_is_forgotten_and_busy_services_are_retried(
     assert standin.failure is not None and standin.failure.times == 0
     assert sorted(await outcomes(nc, commune, 2)) == [DeliveryOutcome.BOUNCED,
                                                       DeliveryOutcome.SENT]
+
+
+async def test_the_staff_preview_is_the_notification_and_its_reach(
+        nc: Client, standin: WebpushStandin, start_webpush: StartWebpush) -> None:
+    service = await start_webpush()
+    commune = random_insee()
+    await Mairie(nc).register(commune, "Lavoncourt")
+    for i in range(2):
+        await call(nc, "POST", "/api/v1/subscriptions/webpush", {
+            "subscription": await browser(standin, f"Navigateur {i}"),
+            "follows": follows(commune, "alerte")})
+    await wait_for(lambda: service.registry is not None
+                   and len(service.registry.matching(commune, "alerte")) == 2, what="index")
+    notice = make_notice(commune, category=Category.ALERTE, title="Tempête : restez à l’abri",
+                         ends_at=datetime.now(UTC) + timedelta(hours=1))
+    request = PreviewRequest(commune=commune, commune_name="Lavoncourt", notice=notice)
+    msg = await nc.request(subjects.channel_preview("webpush", commune),
+                           request.model_dump_json().encode(), timeout=10)
+    answer = json.loads(msg.data)
+    assert answer | {"ttl_s": 0} == {
+        "available": True, "title": "Lavoncourt · Alerte", "body": "Tempête : restez à l’abri",
+        "tag": notice.id, "urgency": "high", "ttl_s": 0, "reach": 2}
+    assert 3600 - 120 <= answer["ttl_s"] <= 3600
