@@ -80,6 +80,10 @@ SERVICES: tuple[Service, ...] = (
     Service("sms-standin", "crieur.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087,
             label="SMS stand-in"),
     Service("sms", "services.sms", "CRIEUR_SMS_HTTP_PORT", 8086),
+    # A browser vendor's push service: decrypts what it gets, for the demo phone page.
+    Service("webpush-standin", "crieur.standins.webpush", "CRIEUR_WEBPUSH_STANDIN_PORT", 8089,
+            label="Web Push stand-in"),
+    Service("webpush", "services.webpush", "CRIEUR_WEBPUSH_HTTP_PORT", 8090),
     # Official alerts for Haute-Saône in MeteoAlarm's format (set by its setup step).
     Service("cap-standin", "crieur.standins.capfeed", "CRIEUR_CAP_STANDIN_PORT", 8088,
             when="CRIEUR_CAP_STANDIN", label="MeteoAlarm stand-in"),
@@ -93,6 +97,8 @@ SETUP: tuple[tuple[str, ...], ...] = (
     (sys.executable, "-m", "crieur.standins.fcm", "setup"),
     # Unless CRIEUR_CAP_FEEDS is set: the MeteoAlarm stand-in as the official alerts' feed.
     (sys.executable, "-m", "crieur.standins.capfeed", "setup"),
+    # The Web Push service may post to its stand-in (CRIEUR_WEBPUSH_EXTRA_HOSTS).
+    (sys.executable, "-m", "crieur.standins.webpush", "setup"),
 )
 
 

@@ -40,6 +40,8 @@ SECTIONS = [
      "Every service, The channel kit"),
     ("SMS (services/sms)", "services.sms.settings", "SmsSettings",
      "Every service, The channel kit"),
+    ("Web Push (services/webpush)", "services.webpush.settings", "WebpushSettings",
+     "Every service, The channel kit"),
 ]
 
 
@@ -162,7 +164,8 @@ def render() -> str:
         "field (for a field without one, the meaning its service's page gives). What a",
         "setting means for the operator, with the `make run` defaults, is told",
         "on each service's page ([configuration](configuration.md), [email](../channels/email.md),",
-        "[push](../channels/push.md), [SMS](../channels/sms.md), [the sign](../sign.md),",
+        "[push](../channels/push.md), [SMS](../channels/sms.md),",
+        "[Web Push](../channels/webpush.md), [the sign](../sign.md),",
         "[the channel kit](../architecture.md#settings-of-the-channel-kit)).",
         "",
     ]

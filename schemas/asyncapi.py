@@ -23,7 +23,7 @@ from schemas.deadletters import DeadLetter
 from schemas.deliveries import Channel, DeliveryReport
 from schemas.events import NoticeCorrected, NoticePublished, NoticeWithdrawn
 from schemas.jobs import ATTEMPTS_HEADER, Job, JobGroup
-from schemas.previews import EmailPreview, PanelPreview, PreviewRequest, PushPreview, SmsPreview
+from schemas.previews import PREVIEW_MODELS, PreviewRequest
 from schemas.streams import DEADLETTERS_STREAM, DELIVERIES_STREAM, JOBS_STREAM, NOTICES_STREAM
 
 PATH = Path(__file__).parent / "asyncapi.json"
@@ -89,11 +89,11 @@ def broker() -> NatsBroker:
         schema=DeadLetter, title="deadletters",
         description=("A message a service could not handle, kept with the reason for "
                      "`crieur dead-letters list` and `replay`."))
-    for channel in (Channel.EMAIL.value, Channel.PUSH.value, Channel.SMS.value):
+    for channel in (Channel.EMAIL.value, Channel.PUSH.value, Channel.SMS.value,
+                    Channel.WEBPUSH.value):
         _channel_routes(bus, channel)
-    for channel, answer in ((Channel.EMAIL.value, EmailPreview), (Channel.PUSH.value, PushPreview),
-                            (Channel.SMS.value, SmsPreview), (Channel.PANEL.value, PanelPreview)):
-        _channel_preview(bus, channel, answer)
+    for channel in (Channel.EMAIL, Channel.PUSH, Channel.SMS, Channel.WEBPUSH, Channel.PANEL):
+        _channel_preview(bus, channel.value, PREVIEW_MODELS[channel.value])
     return bus
 
 

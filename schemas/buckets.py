@@ -45,5 +45,12 @@ SMS_MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, versio
 SMS_LIMITS = Bucket("sms_limits", "SMS subscription limits and code budget, per hour window",
                     ttl=2 * 3600)
 
+# A browser's push subscription is a capability URL: it is kept only here.
+WEBPUSH_SUBSCRIPTIONS = Bucket(
+    "webpush_subscriptions",
+    "Browsers' Web Push subscriptions, key = SHA-256 of the endpoint; the endpoint is only here",
+    max_bytes=SUBSCRIBERS_MAX_BYTES,
+)
+
 CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_SUBSCRIBERS,
-                                       SMS_MESSAGES, SMS_LIMITS)
+                                       SMS_MESSAGES, SMS_LIMITS, WEBPUSH_SUBSCRIPTIONS)

@@ -21,6 +21,9 @@ CHANNEL_ROUTES: dict[str, Channel] = {
     "/webhooks/sms": Channel.SMS,
     # Staff preview of an SMS (encoding, parts): the code that sends is the code that previews.
     "/api/v1/previews/sms": Channel.SMS,
+    "/api/v1/subscriptions/webpush": Channel.WEBPUSH,
+    # The VAPID key, the service worker, the page's script and the web app manifest.
+    "/api/v1/webpush": Channel.WEBPUSH,
 }
 
 # Every path a channel answers, as its Router declares it (crieur.channel.http_bridge refuses
@@ -44,6 +47,12 @@ CHANNEL_PATHS: tuple[str, ...] = (
     "/webhooks/sms/{secret}/inbound",
     "/webhooks/sms/{secret}/receipts",
     "/api/v1/previews/sms",
+    "/api/v1/subscriptions/webpush",
+    "/api/v1/subscriptions/webpush/current",
+    "/api/v1/subscriptions/webpush/delete",
+    "/api/v1/webpush/key",
+    "/api/v1/webpush/{asset}",
+    "/api/v1/webpush/manifest/{commune}",
 )
 # Path parameters that are secrets (a device's FCM token, a signed email link, the webhook
 # secret): never written to a log line.

@@ -16,6 +16,7 @@ class Channel(StrEnum):
     PUSH = "push"
     EMAIL = "email"
     SMS = "sms"
+    WEBPUSH = "webpush"
     PANEL = "panel"
 
 

@@ -88,6 +88,23 @@ class SmsPreview(BaseModel):
     category_carried: bool = True
 
 
+class WebpushPreview(BaseModel):
+    """The browser notification, as services/webpush/handlers.py builds it."""
+
+    model_config = BUS_MODEL
+
+    available: Literal[True] = True
+    title: str
+    body: str
+    # The notification's tag (the notice id): a correction replaces the one shown.
+    tag: str
+    urgency: Literal["high", "normal"]
+    # Seconds the push service keeps it for a browser that is off (until the notice ends).
+    ttl_s: int = Field(default=0, ge=0)
+    # Browsers subscribed to the commune and category (one encrypted request each).
+    reach: int = Field(default=0, ge=0)
+
+
 class PanelPreview(BaseModel):
     """The LED sign, drawn by services/panel/render.py."""
 
@@ -123,6 +140,7 @@ class PreviewChannels(BaseModel):
 
     push: PushPreview | ChannelUnavailable
     sms: SmsPreview | ChannelUnavailable
+    webpush: WebpushPreview | ChannelUnavailable
     panel: PanelPreview | ChannelUnavailable
     email: EmailPreview | ChannelUnavailable
 
@@ -140,6 +158,7 @@ class Previews(BaseModel):
 PREVIEW_MODELS: dict[str, type[BaseModel]] = {
     "push": PushPreview,
     "sms": SmsPreview,
+    "webpush": WebpushPreview,
     "panel": PanelPreview,
     "email": EmailPreview,
 }

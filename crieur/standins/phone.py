@@ -1,4 +1,4 @@
-"""The demo phone: what the push and SMS stand-ins received, shown as residents' phones show it.
+"""The demo phone: what the push, Web Push and SMS stand-ins received, shown as phones do.
 
 `make run` serves it on CRIEUR_DEMO_PHONE_PORT (default 8082). It reads the stand-ins'
 records (`<dir>/fcm.jsonl`, `<dir>/sms.jsonl`, one JSON line per request received) and
@@ -7,8 +7,9 @@ moment; a message to a topic reaches every phone on it; a notification with the 
 replaces the previous one (a correction); a data message `action: remove` takes it away
 (a withdrawal). SMS are shown per number (masked), from any `sms.jsonl` record whose body
 carries a text (`text`, `message` or `content`) and numbers (`to`, `recipient`, `number` or
-a `receivers` list): Brevo's and OVHcloud's requests as the SMS stand-in records them. A
-record with a `status` outside 2xx (a refused request) is skipped.
+a `receivers` list): Brevo's and OVHcloud's requests as the SMS stand-in records them.
+Browsers' notifications come from `<dir>/webpush.jsonl`, as the Web Push stand-in decrypted
+them (same tags, same removal). A record with a `status` outside 2xx is skipped.
 
     GET /          the page, in French, updated live (it asks /messages every second)
     GET /messages  the same as JSON
@@ -100,7 +101,8 @@ class Phones:
         return self.phones[key]
 
     def refresh(self) -> None:
-        for name, apply in (("fcm.jsonl", self._fcm), ("sms.jsonl", self._sms)):
+        for name, apply in (("fcm.jsonl", self._fcm), ("sms.jsonl", self._sms),
+                            ("webpush.jsonl", self._webpush)):
             path = self.directory / name
             try:
                 with path.open("rb") as source:
@@ -151,15 +153,19 @@ class Phones:
             "priority": (message.get("android") or {}).get("priority", "normal"),
         }
         for phone in targets:
-            if entry["action"] == "remove":
-                phone.shown.pop(tag, None)
-                what = "retiré"
-            else:
-                what = "rectifié" if tag in phone.shown else "reçu"
-                phone.shown[tag] = entry
-            phone.journal.append(entry | {"what": what})
-            del phone.journal[:-20]
-            self.messages.append(entry | {"phone": phone.name, "what": what})
+            self._notify(phone, tag, entry)
+
+    def _notify(self, phone: Phone, tag: str, entry: dict[str, Any]) -> None:
+        """The same tag replaces the notification shown (a correction); remove takes it away."""
+        if entry["action"] == "remove":
+            phone.shown.pop(tag, None)
+            what = "retiré"
+        else:
+            what = "rectifié" if tag in phone.shown else "reçu"
+            phone.shown[tag] = entry
+        phone.journal.append(entry | {"what": what})
+        del phone.journal[:-20]
+        self.messages.append(entry | {"phone": phone.name, "what": what})
 
     def _sms(self, record: dict[str, Any]) -> None:
         body = record.get("body")
@@ -178,6 +184,19 @@ class Phones:
             entry = {"kind": "sms", "at": record.get("at"), "body": text, "title": "SMS"}
             phone.sms.append(entry)
             self.messages.append(entry | {"phone": phone.name, "what": "reçu"})
+
+    def _webpush(self, record: dict[str, Any]) -> None:
+        """A notification the Web Push stand-in decrypted for one of its browsers."""
+        data = record.get("payload")
+        if not isinstance(data, dict):
+            return
+        phone = self.phone("webpush:" + str(record.get("subscription")),
+                           str(record.get("browser") or "Navigateur"))
+        self._notify(phone, str(data.get("tag")), {
+            "kind": "webpush", "at": record.get("at"), "notice_id": data.get("notice_id"),
+            "title": data.get("title", ""), "body": data.get("body", ""),
+            "category": data.get("category", ""), "version": data.get("version", ""),
+            "action": data.get("action", "show"), "priority": record.get("urgency")})
 
     def view(self) -> dict[str, Any]:
         self.refresh()

@@ -133,6 +133,12 @@ def page_url(c: Context, insee: str) -> str:
     return f"{c.settings.public_url.rstrip('/')}/communes/{insee}"
 
 
+# The commune page runs one script of ours: the Web Push channel's (services/webpush),
+# with its service worker and web app manifest; otherwise as every page (PAGES_CSP).
+COMMUNE_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+               "script-src 'self'; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
 pages = APIRouter(include_in_schema=False)
 
 
@@ -176,7 +182,9 @@ async def commune_page(request: Request, insee: str) -> Response:
 
     rendered = await c.cache.get(("page", insee, commune, page), view.stamp(insee), now,
                                  rendering)
-    return answer(request, rendered)
+    response = answer(request, rendered)
+    response.headers["Content-Security-Policy"] = COMMUNE_CSP
+    return response
 
 
 @pages.get("/communes/{insee}/notices/{notice_id}", response_class=HTMLResponse)

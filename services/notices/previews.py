@@ -61,7 +61,7 @@ async def ask(nc: Client, channel: Channel, request: PreviewRequest,
 
 async def previews_for(nc: Client, request: PreviewRequest, timeout_s: float) -> Previews:
     """Every channel asked at once: the answer takes as long as the slowest, at most timeout_s."""
-    order = (Channel.PUSH, Channel.SMS, Channel.PANEL, Channel.EMAIL)
+    order = (Channel.PUSH, Channel.SMS, Channel.WEBPUSH, Channel.PANEL, Channel.EMAIL)
     answers = await asyncio.gather(*(ask(nc, ch, request, timeout_s) for ch in order))
     by_channel = {str(ch): answer for ch, answer in zip(order, answers, strict=True)}
     return Previews(commune=request.commune,

@@ -71,6 +71,7 @@ class NoticeReach(BaseModel):
     push: PushReach = Field(default_factory=PushReach)
     email: OutcomeCounts = Field(default_factory=OutcomeCounts)
     sms: OutcomeCounts = Field(default_factory=OutcomeCounts)
+    webpush: OutcomeCounts = Field(default_factory=OutcomeCounts)
     panel: PanelReach = Field(default_factory=PanelReach)
     # False until DELIVERIES has been read up to where it was when the front door started:
     # the counts may still grow.
@@ -136,6 +137,7 @@ class ReachCounter:
             push=PushReach(**counts(Channel.PUSH), topics=dict(tally.topics)),
             email=OutcomeCounts(**counts(Channel.EMAIL)),
             sms=OutcomeCounts(**counts(Channel.SMS)),
+            webpush=OutcomeCounts(**counts(Channel.WEBPUSH)),
             panel=PanelReach(**counts(Channel.PANEL),
                              shown_seconds=round(tally.shown_seconds, 3),
                              signs=sorted(tally.signs)),

@@ -64,7 +64,7 @@ STATE_LABELS = {
     NoticeState.EXPIRED: "Expiré",
 }
 CHANNEL_LABELS = {"push": "Notifications", "email": "E-mails", "sms": "SMS",
-                  "panel": "Panneau lumineux"}
+                  "webpush": "Navigateurs", "panel": "Panneau lumineux"}
 # What each DELIVERIES counter is called on the page. Reports count messages, not people
 # (a correction is sent again): the page says « messages », never « abonnés ».
 OUTCOME_LABELS = {

@@ -61,6 +61,7 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None,
     # The CAP feed stand-in too: two villages at once (a module's and a test's own) must
     # not both take its default port.
     ports |= {"CRIEUR_CAP_STANDIN_PORT": free_port()}
+    ports |= {"CRIEUR_WEBPUSH_STANDIN_PORT": free_port(), "CRIEUR_WEBPUSH_HTTP_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIEUR_")}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"CRIEUR_DATA_DIR": str(data_dir), "CRIEUR_LOG_FORMAT": "json"}

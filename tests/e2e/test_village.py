@@ -236,7 +236,7 @@ def test_a_killed_nats_server_is_restarted_and_each_service_says_so_once(
         [restarted] = launcher_events(village, "service_restarted")
         assert restarted["service"] == "nats-server" and restarted["pid"] != server["pid"]
         # Each service: one line when the server went, one when it came back; no traceback.
-        everyone = sorted(["notices", "panel", "email", "push", "sms"])
+        everyone = sorted(["notices", "panel", "email", "push", "sms", "webpush"])
         deadline = time.monotonic() + 60
         while said(village, before, "nats_reconnected") != everyone:
             assert time.monotonic() < deadline, said(village, before, "nats_reconnected")

@@ -44,7 +44,7 @@ async def test_without_channels_every_preview_says_unavailable_and_why(
     answer = await fd.http.post(previews_url(fd), headers=fd.auth, json=DRAFT)
     assert answer.status_code == 200, answer.text
     channels = answer.json()["channels"]
-    assert set(channels) == {"push", "sms", "panel", "email"}
+    assert set(channels) == {"push", "sms", "webpush", "panel", "email"}
     for name, preview in channels.items():
         assert preview["available"] is False, name
         assert preview["reason"], name

@@ -225,7 +225,7 @@ async def test_a_file_is_attached_by_its_content_and_goes_with_the_notice(
         assert preview.status_code == 200, preview.text
         assert "Arrêté n°12.pdf" in shown(preview)
         # No channel runs in this test: each preview says so, the page still shows.
-        assert shown(preview).count("Aperçu indisponible") == 4
+        assert shown(preview).count("Aperçu indisponible") == 5
         ids = re.findall(r'name="attachment_ids" value="([a-z0-9]+)"', preview.text)
         assert len(ids) == 1
         published = await http.post(f"/staff/communes/{office.insee}/publish", **as_multipart(
