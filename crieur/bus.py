@@ -18,7 +18,6 @@ from nats.js.errors import (
     APIError,
     BadRequestError,
     BucketNotFoundError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
@@ -255,20 +254,3 @@ async def ensure_all(
 ) -> dict[str, KeyValue]:
     await ensure_streams(js, streams)
     return {b.name: await ensure_bucket(js, b) for b in buckets}
-
-
-async def bucket_keys(kv: KeyValue) -> list[str]:
-    """Every live key of a bucket; [] only when asking again still finds none.
-
-    nats-py's keys() watches the bucket and may answer NoKeysError for a bucket that holds
-    keys, when the watcher's consumer info says nothing is pending before its first entries
-    were counted (`crieur commune list` printed nothing twice under a loaded CI run).
-    """
-    for attempt in range(3):
-        try:
-            return list(await kv.keys())
-        except NoKeysError:
-            if (await kv.status()).values == 0:
-                return []
-            await asyncio.sleep(0.2 * (attempt + 1))
-    return []

@@ -14,4 +14,4 @@ MANIFEST = Manifest(
     service=EmailService,
     port_env="CRIEUR_EMAIL_HTTP_PORT", default_port=8085,
     buckets=(EMAIL_SUBSCRIBERS,), preview=EmailPreview,
-    stand_in=StandIn("smtp", "crieur.standins.smtp", "CRIEUR_SMTP_PORT", 2525))
+    stand_in=StandIn("smtp", "crieur_dev.standins.smtp", "CRIEUR_SMTP_PORT", 2525))

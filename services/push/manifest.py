@@ -13,4 +13,4 @@ MANIFEST = Manifest(
     channel=Channel.PUSH, settings=PushSettings, service=PushService,
     port_env="CRIEUR_PUSH_HTTP_PORT", default_port=8084,
     buckets=(PUSH_DEVICES,), preview=PushPreview,
-    stand_in=StandIn("fcm-standin", "crieur.standins.fcm", "CRIEUR_FCM_STANDIN_PORT", 8083))
+    stand_in=StandIn("fcm-standin", "crieur_dev.standins.fcm", "CRIEUR_FCM_STANDIN_PORT", 8083))

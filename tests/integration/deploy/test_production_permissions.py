@@ -24,8 +24,8 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
 from crieur.channel.consumers import ensure_consumers, fanout_consumer, worker_consumer
-from crieur.channel.direct import multi_last
 from crieur.channel.lanes import Lane
+from crieur.natsx import multi_last
 from crieur.provision import definitions
 from schemas import subjects
 from schemas.buckets import (

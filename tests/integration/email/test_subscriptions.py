@@ -11,7 +11,7 @@ import pytest
 from itsdangerous import Signer
 from nats.js.errors import NoKeysError
 
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from services.email.format import normalise_address
 from services.email.service import EmailService
 from services.email.subscribers import Subscriber

@@ -15,7 +15,7 @@ from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_streams
 from crieur.nats_server import free_port
-from crieur.standins.fcm import FcmStandin, write_service_account
+from crieur_dev.standins.fcm import FcmStandin, write_service_account
 from schemas.commune import Commune
 from schemas.streams import COMMUNES, NOTICES
 from services.push.service import PushService

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from nats.aio.client import Client
 
-from crieur.standins.fcm import FcmStandin
+from crieur_dev.standins.fcm import FcmStandin
 from services.push.service import PushService
 from tests.integration.kit.conftest import wait_for
 from tests.integration.push.helpers import StartPush, http, phone_token

@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from crieur.channel.port import Edition
-from crieur.standins.sms import SmsStandin
+from crieur_dev.standins.sms import SmsStandin
 from schemas.deliveries import DeliveryOutcome
 from schemas.events import EventKind
 from schemas.notice import Category
