@@ -228,7 +228,8 @@ def confirm_on_a_phone(page: Any, heading: str, button: str, name: str,
     expect(sent).to_contain_text("E-mails : ")
     # The demo's SMS carries alerts: the count of numbers times the parts, and what it costs.
     expect(page.locator("#envoi-sms")).to_contain_text(
-        re.compile(r"SMS : (au plus )?\d+ abonnés? × \d+ SMS = (au plus )?\d+ SMS à payer"))
+        re.compile(r"SMS\s:\s(au plus )?\d+\sabonnés?\s×\s\d+\sSMS\s=\s(au plus )?\d+\sSMS"
+                   r"\sà payer"))
     for heading_3 in ("Notification sur téléphone", "SMS", "Panneau lumineux", "E-mail"):
         expect(page.get_by_role("heading", level=3, name=heading_3)).to_be_visible()
     desk = page.viewport_size
