@@ -192,6 +192,13 @@ def reach_lines(reach: dict[str, Any]) -> list[str]:
         shown = [counted(value, name) for name, value in counts.items()
                  if name in OUTCOME_LABELS and isinstance(value, int)
                  and not isinstance(value, bool) and value]
+        people = counts.get("people")
+        if isinstance(people, int) and not isinstance(people, bool) and people:
+            # People first: « 2 personnes jointes » is what the mairie asks; the messages
+            # (each version sent again) follow in brackets.
+            reached = french.counted(people, "personne jointe", "personnes jointes")
+            shown = [reached.replace(french.NBSP, " ")
+                     + (f" ({', '.join(shown)})" if shown else "")]
         seconds = counts.get("shown_seconds")
         if isinstance(seconds, int | float) and seconds:
             shown.append(f"{duration(seconds)} à l'affichage")
