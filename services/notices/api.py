@@ -345,6 +345,26 @@ async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
     request: Request, if_match: IfMatch = None,
 ) -> Notice:
+    now = c.clock()
+    seq, notice, corrected = await corrected_version(c, member, insee, notice_id, patch,
+                                                     request, if_match)
+    if corrected is not notice:
+        corrected = await save(c, corrected, seq, now, was_scheduled=seq == 0)
+        structlog.get_logger().info("notice_corrected", version=corrected.version,
+                                    state=corrected.state)
+    # else nothing changed: no new version, nothing sent.
+    if corrected.state is NoticeState.PENDING_APPROVAL:
+        # Accepted, not done: this version goes out only once another member approves it.
+        response.status_code = 202
+    return notice_response(response, corrected, now)
+
+
+async def corrected_version(
+    c: Context, member: StaffMember, insee: str, notice_id: str, patch: NoticePatch,
+    request: Request, if_match: str | None = None,
+) -> tuple[int, Notice, Notice]:
+    """(its stream sequence, the latest version, the version the patch makes), nothing stored:
+    the correction itself, and what the staff pages show before it is confirmed."""
     commune = await staff_commune(c, insee, member)
     now = c.clock()
     seq, sent, waiting = await find_latest(c, insee, notice_id)
@@ -363,15 +383,7 @@ async def correct_notice(
         raise ApiError(kind, message=str(error)) from error
     except ValidationError as error:
         raise invalid(error) from error
-    if corrected is not notice:
-        corrected = await save(c, corrected, seq, now, was_scheduled=seq == 0)
-        structlog.get_logger().info("notice_corrected", version=corrected.version,
-                                    state=corrected.state)
-    # else nothing changed: no new version, nothing sent.
-    if corrected.state is NoticeState.PENDING_APPROVAL:
-        # Accepted, not done: this version goes out only once another member approves it.
-        response.status_code = 202
-    return notice_response(response, corrected, now)
+    return seq, notice, corrected
 
 
 @router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice",

@@ -432,15 +432,79 @@ async def confirm_sms(request: Request, insee: str) -> Response:
     if reply is None:
         return unavailable(commune, "par SMS")
     if 200 <= reply.status < 300:
-        if fields_of(reply).get("status") == "deleted":
+        status = fields_of(reply).get("status")
+        if status == "deleted":
             return html("message.html", commune=commune, heading="C'est fait",
                         lines=["Votre numéro a été effacé : vous ne recevrez plus de SMS."])
+        if status == "updated":
+            return html("message.html", commune=commune, heading="C'est fait",
+                        lines=[f"Vos choix pour {commune.name} sont enregistrés : vous "
+                               "recevrez par SMS seulement les avis choisis."])
         return html("message.html", commune=commune, heading="C'est fait",
                     lines=[f"Vous recevrez désormais les avis de {commune.name} par SMS."])
     if reply.status == 429:
         return too_many(commune, reply)
     if reply.status in (400, 422):
         return html("message.html", 422, **again, code_error=wrong)
+    return failed(commune)
+
+
+MANAGE_SMS = "Mes SMS : changer ou arrêter"
+
+
+@pages.get("/communes/{insee}/abonnement/sms/gerer", response_class=HTMLResponse)
+async def manage_sms_page(request: Request, insee: str) -> Response:
+    """Where a resident changes or stops the SMS of a commune: replying STOP is not always
+    possible (an alphanumeric sender cannot be answered)."""
+    commune = await public_commune(ctx(request), insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    return html("message.html", commune=commune, form="sms_manage", heading=MANAGE_SMS,
+                lines=[], **sms_offer(ctx(request), insee))
+
+
+@pages.post("/communes/{insee}/abonnement/sms/gerer", response_class=HTMLResponse)
+async def manage_sms(request: Request, insee: str) -> Response:
+    """The number, then a code by SMS (the channel's limits and code budget, as subscribing):
+    these categories from now on, or no SMS at all from this commune."""
+    commune = await public_commune(ctx(request), insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    if (refused := from_elsewhere(request, commune)) is not None:
+        return refused
+    form = await form_fields(request)
+    offer = sms_offer(ctx(request), insee)
+    phone = first(form, "phone", 40)
+    stop = first(form, "action", 10) != "update"
+    categories = [] if stop else chosen(form, [slug for slug, _ in offer["sms_offered"]])
+    again: dict[str, Any] = {"commune": commune, "form": "sms_manage", "phone": phone,
+                             "sms_categories": categories, "heading": MANAGE_SMS,
+                             "lines": [], **offer}
+    if not phone:
+        return html("message.html", 422, **again,
+                    sms_error="Écrivez votre numéro de téléphone portable.")
+    if not stop and not categories:
+        return html("message.html", 422, **again,
+                    sms_error="Cochez au moins un type d'avis, ou choisissez de ne plus "
+                              "recevoir de SMS.")
+    reply = await ask(request, "/api/v1/subscriptions/sms/manage",
+                      {"phone": phone, "commune": insee, "categories": categories})
+    if reply is None:
+        return unavailable(commune, "par SMS")
+    if 200 <= reply.status < 300:
+        return html("message.html", commune=commune, form="sms_code", phone=phone,
+                    heading="Un code vous a été envoyé par SMS",
+                    lines=["Si ce numéro est abonné, il va recevoir un SMS avec un code de "
+                           "6 chiffres.",
+                           "Écrivez-le ci-dessous pour confirmer : "
+                           + ("vous ne recevrez plus de SMS de cette commune." if stop
+                              else "vous recevrez seulement les avis choisis.")])
+    if reply.status == 429:
+        return too_many(commune, reply)
+    if reply.status in (400, 422):
+        return html("message.html", 422, **again,
+                    sms_error="Ce numéro ne semble pas être un numéro de portable français. "
+                              "Vérifiez-le et réessayez (par exemple 06 12 34 56 78).")
     return failed(commune)
 
 

@@ -141,6 +141,10 @@ async def test_subscribe_by_code_then_stop_stops_the_very_next_notice(
     assert (await call(nc, "POST", "/webhooks/sms/inbound", stop))[0] == 404
     status, body = await call(nc, "POST", f"/webhooks/sms/{SECRET}/inbound", stop)
     assert (status, body["status"]) == (200, "unsubscribed")
+    # Answered once, to say it worked (issue 26).
+    await wait_for(lambda: len(standin.sends()) == 5, what="the STOP's answer")
+    assert recipients_of(standin)[4] == "+33698765432"
+    assert "vous ne recevrez plus les avis" in standin.sends()[4]["body"]["content"]
     # The very next notice: not to the number that said STOP.
     before = len(standin.sends())
     await mairie.publish(make_notice(commune, title="Crue, suite"))

@@ -82,7 +82,7 @@ def test_compose_runs_it_with_its_env_file(declared: Manifest) -> None:
     compose = yaml.safe_load((repo_root() / "deploy/compose.yaml").read_text())
     service = compose["services"][declared.name]
     assert service["command"] == [declared.module]
-    assert service["env_file"] == [f"env/{declared.name}.env"]
+    assert service["env_file"] == ["env/common.env", f"env/{declared.name}.env"]
 
 
 @pytest.mark.parametrize("declared", MANIFESTS, ids=IDS)
