@@ -45,5 +45,12 @@ SMS_MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, versio
 SMS_LIMITS = Bucket("sms_limits", "SMS subscription limits and code budget, per hour window",
                     ttl=2 * 3600)
 
-CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_SUBSCRIBERS,
-                                       SMS_MESSAGES, SMS_LIMITS)
+# The same for the email channel (confirmation mails per client and per mailbox) and the
+# push channel (device registrations per client): key <channel>.<limit>.<window>.<id>.
+EMAIL_LIMITS = Bucket("email_limits", "Email subscription limits, per hour window",
+                      ttl=2 * 3600)
+PUSH_LIMITS = Bucket("push_limits", "Push device registration limits, per hour window",
+                     ttl=2 * 3600)
+
+CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, EMAIL_LIMITS, PUSH_DEVICES,
+                                       PUSH_LIMITS, SMS_SUBSCRIBERS, SMS_MESSAGES, SMS_LIMITS)

@@ -29,8 +29,10 @@ from crieur.channel.lanes import Lane
 from crieur.provision import definitions
 from schemas import subjects
 from schemas.buckets import (
+    EMAIL_LIMITS,
     EMAIL_SUBSCRIBERS,
     PUSH_DEVICES,
+    PUSH_LIMITS,
     SMS_LIMITS,
     SMS_MESSAGES,
     SMS_SUBSCRIBERS,
@@ -55,6 +57,8 @@ CHANNELS = ("email", "push", "sms")
 # Each channel's own buckets (schemas/buckets.py), made by `crieur provision`.
 CHANNEL_BUCKETS = {"email": (EMAIL_SUBSCRIBERS.name,), "push": (PUSH_DEVICES.name,),
                    "sms": (SMS_SUBSCRIBERS.name, SMS_MESSAGES.name)}
+# Each channel's residents' limits (crieur.channel.ratelimit.SharedLimit), also provisioned.
+LIMITS = {"email": EMAIL_LIMITS.name, "push": PUSH_LIMITS.name, "sms": SMS_LIMITS.name}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +132,7 @@ async def test_provisioning_creates_every_stream_and_bucket_of_schemas(
         assert info.config.subjects == stream.subjects
         assert info.config.storage == StorageType.FILE
     # The channels' buckets too: no service needs the right to create one.
-    assert {b for names in CHANNEL_BUCKETS.values() for b in names} <= {
+    assert {b for names in CHANNEL_BUCKETS.values() for b in names} | set(LIMITS.values()) <= {
         b.name for b in found.buckets}
     for bucket in found.buckets:
         assert f"bucket {bucket.name}: created" in said
@@ -326,7 +330,8 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
 # Buckets whose keys name staff or residents: a subject-filtered STREAM.INFO lists them.
 PRIVATE_STREAMS = {"KV_staff": "notices", "KV_staff_sessions": "notices",
                    "KV_email_subscribers": "email", "KV_devices": "push",
-                   "KV_sms_subscribers": "sms", "KV_sms_messages": "sms", "KV_sms_limits": "sms"}
+                   "KV_sms_subscribers": "sms", "KV_sms_messages": "sms", "KV_sms_limits": "sms",
+                   "KV_email_limits": "email", "KV_push_limits": "push"}
 
 
 @pytest.mark.parametrize("user", ["notices", "panel", *CHANNELS])
@@ -428,12 +433,11 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
         await kv.put("r1", b"{}")
         assert (await kv.get("r1")).value == b"{}"
         assert await kv.keys() == ["r1"]
-    if channel == "sms":
-        # The residents' limits: counted with compare-and-set (no watch needed).
-        limits = await js.key_value(SMS_LIMITS.name)
-        revision = await limits.create("sms.codes.1.all", b"1")
-        await limits.update("sms.codes.1.all", b"2", last=revision)
-        assert (await limits.get("sms.codes.1.all")).value == b"2"
+    # The residents' limits: counted with compare-and-set (no watch needed).
+    limits = await js.key_value(LIMITS[channel])
+    revision = await limits.create(f"{channel}.client.1.all", b"1")
+    await limits.update(f"{channel}.client.1.all", b"2", last=revision)
+    assert (await limits.get(f"{channel}.client.1.all")).value == b"2"
     communes = await js.key_value("communes")
     assert json.loads((await communes.get(COMMUNE)).value or b"{}")["name"] == "Lavoncourt"
     await js.publish(subjects.delivery(channel, COMMUNE), b'{"outcome": "sent"}')
