@@ -65,10 +65,11 @@ async def start_push(nats_url: str, nc: Client, fcm: FcmStandin,
                      credentials: Path) -> AsyncIterator[StartPush]:
     services: list[PushService] = []
 
-    async def start(**settings: Any) -> PushService:
+    async def start(name: str | None = None, **settings: Any) -> PushService:
+        """A push service; `name` shared by two starts makes them one service's processes."""
         config = PushSettings(**(FAST | {"nats_url": nats_url, "fcm_credentials": credentials,
                                          "fcm_url": fcm.url} | settings))
-        service = PushService(config, name=f"push-{uuid.uuid4().hex[:8]}")
+        service = PushService(config, name=name or f"push-{uuid.uuid4().hex[:8]}")
         await asyncio.wait_for(service.start(), 30)
         services.append(service)
         return service

@@ -14,7 +14,7 @@ import secrets
 
 from nats.aio.client import Client
 
-from crieur.standins.sms import SmsStandin
+from crieur_dev.standins.sms import SmsStandin
 from schemas.notice import Category
 from tests.integration.notices.helpers import FrontDoor, open_front_door
 from tests.integration.sms.helpers import SECRET, StartSms, call, wait_for

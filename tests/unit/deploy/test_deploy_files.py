@@ -265,11 +265,13 @@ HTTP_PORTS = {
     "CRIEUR_EMAIL_HTTP_PORT": ("services.email.settings", "EmailSettings", "email_http_port"),
     "CRIEUR_PUSH_HTTP_PORT": ("services.push.settings", "PushSettings", "push_http_port"),
     "CRIEUR_SMS_HTTP_PORT": ("services.sms.settings", "SmsSettings", "sms_http_port"),
+    "CRIEUR_WEBPUSH_HTTP_PORT": ("services.webpush.settings", "WebpushSettings",
+                                 "webpush_http_port"),
 }
 # How the docs name each service next to its port.
 DOC_NAMES = {"notices": "CRIEUR_HTTP_PORT", "panel": "CRIEUR_PANEL_HTTP_PORT",
              "email": "CRIEUR_EMAIL_HTTP_PORT", "push": "CRIEUR_PUSH_HTTP_PORT",
-             "SMS": "CRIEUR_SMS_HTTP_PORT"}
+             "SMS": "CRIEUR_SMS_HTTP_PORT", "webpush": "CRIEUR_WEBPUSH_HTTP_PORT"}
 
 
 def port_default(variable: str) -> int:
@@ -299,7 +301,7 @@ def said_ports() -> list[tuple[str, str, int]]:
     docs = repo_root() / "docs"
     deployment = (docs / "operations" / "deployment.md").read_text()
     monitoring = deployment.split("## Monitoring", 1)[1][:800]
-    for name, value in re.findall(r"\b(notices|panel|push|email|SMS) (\d{4})\b", monitoring):
+    for name, value in re.findall(r"\b(notices|panel|push|email|SMS|webpush) (\d{4})\b", monitoring):
         said.append(("docs/operations/deployment.md Monitoring", DOC_NAMES[name], int(value)))
     for page in sorted(docs.rglob("*.md")):
         for variable, value in re.findall(r"`(CRIEUR_\w*HTTP_PORT)` (\d{4})\b", page.read_text()):

@@ -9,6 +9,8 @@ from importlib import import_module
 import pytest
 import yaml
 
+from crieur.channel.consumers import fanout_consumer
+from crieur.channel.lanes import Lane
 from crieur.channel.manifest import Manifest
 from crieur.village import SERVICES
 from schemas.deliveries import Channel
@@ -75,6 +77,23 @@ def test_its_nats_user_may_use_its_subjects_and_buckets(declared: Manifest) -> N
         assert f'"{subject}"' in user, subject
     for bucket in declared.buckets:
         assert f'"$KV.{bucket.name}.>"' in user, bucket.name
+
+
+@pytest.mark.parametrize("declared", MANIFESTS, ids=IDS)
+def test_the_services_with_ephemerals_on_notices_may_not_name_its_fan_outs(
+        declared: Manifest) -> None:
+    """Issue 25: the front door and the sign create consumers by name on NOTICES, so each
+    must be refused the names of this channel's durables there (nats-server matches a
+    name as a whole token: no prefix can be allowed instead)."""
+    for user in ("notices", "panel"):
+        allowed, _, denied = nats_user(user).partition("deny: [")
+        assert '"$JS.API.CONSUMER.CREATE.NOTICES.*"' in allowed
+        assert '"$JS.API.CONSUMER.CREATE.NOTICES"' not in allowed
+        for lane in Lane:
+            name = fanout_consumer(declared.name, 30, lane).durable_name
+            for subject in (f"$JS.API.CONSUMER.CREATE.NOTICES.{name}",
+                            f"$JS.API.CONSUMER.CREATE.NOTICES.{name}.>"):
+                assert f'"{subject}"' in denied, (user, subject)
 
 
 @pytest.mark.parametrize("declared", MANIFESTS, ids=IDS)
