@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -184,7 +184,18 @@ def matching(places: list[Listed], query: str) -> list[Listed]:
         return [p for p in places
                 if p.insee.startswith(code) or any(pc.startswith(code) for pc in p.postal_codes)]
     key = name_key(query)
-    return [p for p in places if key in p.key] if key else places
+    if not key:
+        return places
+    found = [p for p in places if key in p.key]
+
+    def rank(p: Listed) -> int:
+        # « gray »: Gray, then Gray-la-Ville, then Arc-lès-Gray, then Graye-sur-Mer (a
+        # whole word before part of one); sorted() keeps the alphabetical order in each.
+        words = f" {p.key} "
+        return (0 if p.key == key else 1 if p.key.startswith(key + " ")
+                else 2 if f" {key} " in words else 3)
+
+    return sorted(found, key=rank)
 
 
 # How many communes of the official list a search names that do not publish here.

@@ -41,6 +41,10 @@ async def test_the_root_finds_a_commune_by_postal_code_or_name_without_javascrip
     assert f"/communes/{BELVEDERE}" in by_name.links
     assert "1 commune trouvée pour « belvedere campo »." in by_name.all_text
 
+    # The commune named exactly first, then those whose name starts so, then the others.
+    gray = (await get_page(door, "/?q=gray")).all_text.split("Pas encore sur Crieur")[1]
+    assert gray.index("Gray (70100)") < gray.index("Gray-la-Ville") < gray.index("Arc-lès-Gray")
+
     nothing = await get_page(door, "/?q=zzzqqq")
     assert "Aucune commune de Crieur ne correspond à « zzzqqq »." in nothing.all_text
     assert f"/communes/{BELVEDERE}" not in nothing.links
@@ -86,7 +90,7 @@ async def test_past_notices_stay_readable_and_searchable_but_withdrawn_ones_do_n
 
     door.clock.now += timedelta(days=3)
     page = await get_page(door, base)
-    assert f"Avis passés de Lavoncourt" in page.all_text
+    assert "Avis passés de Lavoncourt" in page.all_text
     assert "2 avis passés." in page.all_text
     links = [link for link in page.links if "/notices/" in link]
     # Most recently ended first; the withdrawn one and the current one are not there.
@@ -96,6 +100,7 @@ async def test_past_notices_stay_readable_and_searchable_but_withdrawn_ones_do_n
     assert "Mairie ouverte le samedi" not in page.all_text
     assert f"/communes/{door.insee}/notices/{current['id']}" not in page.links
     # Each stays readable at its own address.
+    assert "terminé le" in page.all_text, "a past notice says when it ended"
     notice = await get_page(door, f"/communes/{door.insee}/notices/{water['id']}")
     assert "Cet avis est terminé depuis le" in notice.all_text
 
