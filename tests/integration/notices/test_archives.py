@@ -3,6 +3,9 @@ code, and a commune's past notices stay readable, searched, on its public pages.
 
 from __future__ import annotations
 
+import html
+import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -12,9 +15,38 @@ import pytest
 from crieur import french
 from services.notices import archive
 from tests.integration.notices.helpers import FrontDoor
-from tests.integration.notices.test_pages import get_page, publish
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Page:
+    """What a resident reads: the text (spaces folded), the links."""
+
+    all_text: str
+    links: list[str]
+
+
+async def get_page(door: FrontDoor, path: str, status: int = 200) -> Page:
+    reply = await door.http.get(path)
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<html lang="fr">' in reply.text
+    # Only the commune page's offer of notifications in this browser needs a script.
+    scripts = re.findall(r"<script[^>]*>", reply.text)
+    assert scripts in ([], ['<script src="/api/v1/webpush/page.js" defer>']), scripts
+    body = re.sub(r"<style.*?</style>", " ", reply.text, flags=re.S)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+    links = [html.unescape(x) for x in re.findall(r'<a [^>]*href="([^"]*)"', body)]
+    return Page(text, links)
+
+
+async def publish(door: FrontDoor, **fields: Any) -> dict[str, Any]:
+    draft = {"category": "information", "title": "Avis", "body": "Texte."} | fields
+    reply = await door.http.post(door.notices_url(), json=draft, headers=door.auth)
+    assert reply.status_code == 201, reply.text
+    notice: dict[str, Any] = reply.json()
+    return notice
 
 # A commune of the official list with an accent and a hyphen, outside random_insee's range.
 BELVEDERE = "2A035"
