@@ -78,8 +78,8 @@ class Filters:
         return cls(
             words=tuple(words(params.get("q", ""))),
             month=month if MONTH_RE.match(month) else "",
-            category=Category(category) if category in Category._value2member_map_ else None,
-            state=NoticeState(state) if state in NoticeState._value2member_map_ else None,
+            category=Category(category) if category in {c.value for c in Category} else None,
+            state=NoticeState(state) if state in {s.value for s in NoticeState} else None,
         )
 
     @property
