@@ -21,7 +21,7 @@ from crieur.process import die_with_parent
 from tests.helpers import repo_root
 
 DEPLOY = repo_root() / "deploy"
-USERS = ("provision", "operator", "notices", "panel", "email", "push", "sms")
+USERS = ("provision", "operator", "notices", "panel", "email", "push", "sms", "webpush")
 
 
 def inbox(user: str) -> str:
