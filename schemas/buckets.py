@@ -58,7 +58,10 @@ WEBPUSH_SUBSCRIPTIONS = Bucket(
     "Browsers' Web Push subscriptions, key = SHA-256 of the endpoint; the endpoint is only here",
     max_bytes=SUBSCRIBERS_MAX_BYTES,
 )
+# Its subscription requests per client, as for push: key <channel>.client.<window>.<hash>.
+WEBPUSH_LIMITS = Bucket("webpush_limits", "Web Push subscription limits, per hour window",
+                        ttl=2 * 3600)
 
 CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, EMAIL_LIMITS, PUSH_DEVICES,
                                        PUSH_LIMITS, SMS_SUBSCRIBERS, SMS_MESSAGES, SMS_LIMITS,
-                                       WEBPUSH_SUBSCRIPTIONS)
+                                       WEBPUSH_SUBSCRIPTIONS, WEBPUSH_LIMITS)

@@ -8,11 +8,13 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 
 from crieur.bus import ensure_bucket
+from crieur.channel.ratelimit import SharedLimit
 from crieur.channel.service import ChannelService
 from crieur.communes import CommuneDirectory
-from schemas.buckets import WEBPUSH_SUBSCRIPTIONS
+from schemas.buckets import WEBPUSH_LIMITS, WEBPUSH_SUBSCRIPTIONS
 from schemas.commune import Commune
 from schemas.deliveries import Channel
 from schemas.previews import PreviewRequest, WebpushPreview
@@ -27,7 +29,7 @@ from services.webpush.web import Routes
 
 class WebpushService(ChannelService):
     channel = Channel.WEBPUSH
-    ready_streams = (f"KV_{WEBPUSH_SUBSCRIPTIONS.name}",)
+    ready_streams = (f"KV_{WEBPUSH_SUBSCRIPTIONS.name}", f"KV_{WEBPUSH_LIMITS.name}")
     settings: WebpushSettings
 
     def __init__(self, settings: WebpushSettings, **given: Any) -> None:
@@ -40,10 +42,21 @@ class WebpushService(ChannelService):
                                     concurrency=settings.webpush_concurrency)
         self.registry: Registry | None = None
         self._communes: CommuneDirectory | None = None
+        self._limits_kv: KeyValue | None = None
 
     async def open(self, js: JetStreamContext) -> None:
         self.registry = await Registry.open(js)
         self._communes = CommuneDirectory(await ensure_bucket(js, COMMUNES), service="webpush")
+        self._limits_kv = await ensure_bucket(js, WEBPUSH_LIMITS)
+
+    def _per_client(self) -> SharedLimit:
+        """CRIEUR_WEBPUSH_RATE_LIMIT_PER_IP an hour, shared by every process, kept across
+        restarts."""
+        assert self._limits_kv is not None
+        # Keys start with the kit's name: two instances sharing one NATS count apart.
+        return SharedLimit(self._limits_kv, f"{self.name or Channel.WEBPUSH.value}.client",
+                           self.settings.webpush_rate_limit_per_ip, 3600.0,
+                           clock=lambda: self.clock().timestamp())
 
     async def setup(self, nc: Client) -> None:
         registry, communes, settings = self.registry, self._communes, self.settings
@@ -58,7 +71,7 @@ class WebpushService(ChannelService):
 
         routes = Routes(registry, self.public_key, commune,
                         extra_hosts=settings.extra_hosts(),
-                        per_hour=settings.webpush_rate_limit_per_ip, clock=self.clock,
+                        per_client=self._per_client(), clock=self.clock,
                         trusted_proxies=settings.proxies())
         await self.serve_routes(routes.router())
 

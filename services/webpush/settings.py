@@ -30,7 +30,8 @@ class WebpushSettings(ChannelSettings):
     webpush_concurrency: int = Field(default=32, ge=1, le=1000)
     # Seconds before a silent push service counts as a transient failure.
     webpush_timeout_s: float = Field(default=10.0, gt=0)
-    # Subscription changes (register, read, remove) allowed per client address per hour.
+    # Subscription changes (register, read, remove) allowed per client address per hour,
+    # counted together by every process and kept across restarts (bucket webpush_limits).
     webpush_rate_limit_per_ip: int = Field(default=60, ge=1)
     # /healthz for the launcher and operators (the routes go through the front door).
     webpush_http_host: str = "127.0.0.1"

@@ -12,8 +12,8 @@ commune page needs to receive alerts in the browser.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
-from crieur.channel.ratelimit import Network, RateLimiter
+from crieur.channel.ratelimit import LimitUnavailable, Network, SharedLimit
 from crieur.channel.recipients import Follow, merge_follows
 from schemas.channels import ChannelHttpReply
 from schemas.commune import Commune
@@ -71,13 +71,15 @@ def read(model: type[BaseModel], request: Request) -> Any:
 class Routes:
     def __init__(self, registry: Registry, public_key: str,
                  commune: Callable[[str], Awaitable[Commune | None]], *,
-                 extra_hosts: frozenset[str], per_hour: int, clock: Callable[[], datetime],
+                 extra_hosts: frozenset[str], per_client: SharedLimit,
+                 clock: Callable[[], datetime],
                  trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.registry = registry
         self.public_key = public_key
         self.commune = commune
         self.extra_hosts = extra_hosts
-        self.per_client = RateLimiter(per_hour, 3600.0)
+        # Counted by every process together and kept across restarts (bucket webpush_limits).
+        self.per_client = per_client
         self.clock = clock
         self.trusted_proxies = trusted_proxies
         self.assets = {name: (STATIC / name).read_text() for name in ASSETS}
@@ -118,14 +120,24 @@ class Routes:
         return ChannelHttpReply(status=200, body=json.dumps(body, ensure_ascii=False), headers={
             "content-type": "application/manifest+json", "cache-control": "no-cache"})
 
-    def _limit(self, request: Request) -> None:
-        wait = self.per_client.hit("client:" + request.client_key(self.trusted_proxies))
-        if wait is not None:
+    async def _limit(self, request: Request) -> None:
+        # A hash: the bucket holds no client address.
+        client = hashlib.sha256(b"webpush-client:" + request.client_key(
+            self.trusted_proxies).encode()).hexdigest()[:32]
+        try:
+            refused = await self.per_client.hit(client)
+        except LimitUnavailable as error:
+            log.warning("webpush_limit_unavailable", error=str(error))
+            raise HttpError(503, "channel_unavailable", "Les notifications sont "
+                            "momentanément indisponibles ; réessayez plus tard.") from error
+        if refused is not None:
+            if refused.first:
+                log.warning("webpush_limit_reached", limit=self.per_client.prefix)
             raise HttpError(429, "rate_limited", "Trop de demandes ; réessayez plus tard.",
-                            headers={"retry-after": str(max(1, math.ceil(wait)))})
+                            headers={"retry-after": str(int(refused.retry_after_s) + 1)})
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
-        self._limit(request)
+        await self._limit(request)
         body: Registration = read(Registration, request)
         problem = endpoint_problem(body.subscription.endpoint, self.extra_hosts)
         if problem is not None:
@@ -151,7 +163,7 @@ class Routes:
         return json_reply(200 if known else 201, view(rid, wanted))
 
     async def current(self, request: Request) -> ChannelHttpReply:
-        self._limit(request)
+        await self._limit(request)
         rid = recipient_id(read(Endpoint, request).endpoint)
         found = await self.registry.get(rid)
         if found is None:
@@ -159,7 +171,7 @@ class Routes:
         return json_reply(200, view(rid, found[0].follows))
 
     async def delete(self, request: Request) -> ChannelHttpReply:
-        self._limit(request)
+        await self._limit(request)
         rid = recipient_id(read(Endpoint, request).endpoint)
         await self.registry.forget(rid)
         log.info("webpush_unsubscribed", recipient=rid[:12])

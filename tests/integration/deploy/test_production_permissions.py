@@ -36,6 +36,8 @@ from schemas.buckets import (
     SMS_LIMITS,
     SMS_MESSAGES,
     SMS_SUBSCRIBERS,
+    WEBPUSH_LIMITS,
+    WEBPUSH_SUBSCRIPTIONS,
 )
 from tests.helpers import eventually
 from tests.integration.deploy.helpers import (
@@ -53,12 +55,14 @@ from tests.integration.deploy.helpers import (
 pytestmark = pytest.mark.integration
 
 COMMUNE = "70299"
-CHANNELS = ("email", "push", "sms")
+CHANNELS = ("email", "push", "sms", "webpush")
 # Each channel's own buckets (schemas/buckets.py), made by `crieur provision`.
 CHANNEL_BUCKETS = {"email": (EMAIL_SUBSCRIBERS.name,), "push": (PUSH_DEVICES.name,),
-                   "sms": (SMS_SUBSCRIBERS.name, SMS_MESSAGES.name)}
+                   "sms": (SMS_SUBSCRIBERS.name, SMS_MESSAGES.name),
+                   "webpush": (WEBPUSH_SUBSCRIPTIONS.name,)}
 # Each channel's residents' limits (crieur.channel.ratelimit.SharedLimit), also provisioned.
-LIMITS = {"email": EMAIL_LIMITS.name, "push": PUSH_LIMITS.name, "sms": SMS_LIMITS.name}
+LIMITS = {"email": EMAIL_LIMITS.name, "push": PUSH_LIMITS.name, "sms": SMS_LIMITS.name,
+          "webpush": WEBPUSH_LIMITS.name}
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +286,7 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
     ojs = operator.jetstream()
     ephemeral = [c.name for c in await operator.jsm().consumers_info("KV_sent")]
     assert ephemeral
-    for user in ("panel", "notices", "sms", "push"):
+    for user in ("panel", "notices", "sms", "push", "webpush"):
         nc, conn = await connect(user)
         js = nc.jetstream(timeout=1)
         with pytest.raises(nats.errors.TimeoutError):
@@ -331,7 +335,8 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
 PRIVATE_STREAMS = {"KV_staff": "notices", "KV_staff_sessions": "notices",
                    "KV_email_subscribers": "email", "KV_devices": "push",
                    "KV_sms_subscribers": "sms", "KV_sms_messages": "sms", "KV_sms_limits": "sms",
-                   "KV_email_limits": "email", "KV_push_limits": "push"}
+                   "KV_email_limits": "email", "KV_push_limits": "push",
+                   "KV_webpush_subscriptions": "webpush", "KV_webpush_limits": "webpush"}
 
 
 @pytest.mark.parametrize("user", ["notices", "panel", *CHANNELS])

@@ -59,11 +59,12 @@ async def start_webpush(nc: Client, standin: WebpushStandin, tmp_path: Path,
                         ) -> AsyncIterator[StartWebpush]:
     services: list[WebpushService] = []
 
-    async def start(**settings: Any) -> WebpushService:
+    async def start(name: str | None = None, **settings: Any) -> WebpushService:
+        """A Web Push service; `name` shared by two starts makes them one service's processes."""
         host = standin.base_url.removeprefix("http://")
         config = WebpushSettings(nats_url="nats://unused", data_dir=tmp_path,
                                  **(FAST | {"webpush_extra_hosts": host} | settings))
-        service = WebpushService(config, nc=nc, name=f"webpush-{uuid.uuid4().hex[:8]}")
+        service = WebpushService(config, nc=nc, name=name or f"webpush-{uuid.uuid4().hex[:8]}")
         await service.start()
         services.append(service)
         return service

@@ -5,6 +5,7 @@ decrypts its payload with the keys of the browser it made (RFC 8291, 8292)."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +13,10 @@ import httpx
 import pytest
 from nats.aio.client import Client
 
+from crieur.bus import ensure_bucket
 from crieur_dev.standins.webpush import WebpushStandin
 from schemas import subjects
+from schemas.buckets import WEBPUSH_LIMITS
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.deliveries import DeliveryOutcome
 from schemas.notice import Category
@@ -26,12 +29,13 @@ from tests.integration.webpush.conftest import StartWebpush
 pytestmark = pytest.mark.integration
 
 
-async def call(nc: Client, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+async def call(nc: Client, method: str, path: str, body: Any = None,
+               client_ip: str = "192.0.2.7") -> tuple[int, Any]:
     """One request as the front door forwards it to the Web Push channel."""
     request = ChannelHttpRequest(method=method, path=path,
                                  headers={"content-type": "application/json"},
                                  body=json.dumps(body) if body is not None else "",
-                                 client_ip="192.0.2.7")
+                                 client_ip=client_ip)
     msg = await nc.request(subjects.channel_http("webpush"), request.model_dump_json().encode(),
                            timeout=10)
     reply = ChannelHttpReply.model_validate_json(msg.data)
@@ -233,3 +237,52 @@ async def test_the_staff_preview_is_the_notification_and_its_reach(
         "available": True, "title": "Lavoncourt · Alerte", "body": "Tempête : restez à l’abri",
         "tag": notice.id, "urgency": "high", "ttl_s": 0, "reach": 2}
     assert 3600 - 120 <= answer["ttl_s"] <= 3600
+
+
+async def test_the_limit_is_shared_by_every_process_and_kept_across_restarts(
+        nc: Client, standin: WebpushStandin, start_webpush: StartWebpush) -> None:
+    """Issue 25: counted in the webpush_limits bucket, not in each process's memory."""
+    name = f"webpush-{uuid.uuid4().hex[:8]}"
+    commune = random_insee()
+    await Mairie(nc).register(commune, "Vesoul")
+    sub = await browser(standin, "Navigateur")
+
+    async def register(client_ip: str = "198.51.100.40") -> int:
+        status, _ = await call(nc, "POST", "/api/v1/subscriptions/webpush", {
+            "subscription": sub, "follows": follows(commune, "alerte")}, client_ip=client_ip)
+        return status
+
+    first = await start_webpush(name=name, webpush_rate_limit_per_ip=3)
+    assert [await register() for _ in range(2)] == [201, 200]
+    # A second process of the same service, then the first stops: only the second answers.
+    second = await start_webpush(name=name, webpush_rate_limit_per_ip=3)
+    await first.stop()
+    assert [await register() for _ in range(2)] == [200, 429]
+    # Restarted: a new process still knows the hour's count.
+    await second.stop()
+    await start_webpush(name=name, webpush_rate_limit_per_ip=3)
+    assert await register() == 429
+    assert await register("198.51.100.41") == 200  # another client counts apart
+    # The bucket names the client by a hash only.
+    keys = await (await nc.jetstream().key_value(WEBPUSH_LIMITS.name)).keys()
+    mine = [k for k in keys if k.startswith(f"{name}.client.")]
+    assert len(mine) == 2
+    assert not any("198.51.100" in k for k in mine)
+
+
+async def test_an_unreachable_limit_store_answers_503(
+        nc: Client, standin: WebpushStandin, start_webpush: StartWebpush) -> None:
+    await start_webpush()
+    commune = random_insee()
+    await Mairie(nc).register(commune, "Vesoul")
+    sub = await browser(standin, "Navigateur")
+    js = nc.jetstream()
+    await js.delete_key_value(WEBPUSH_LIMITS.name)
+    try:
+        status, answer = await call(nc, "POST", "/api/v1/subscriptions/webpush", {
+            "subscription": sub, "follows": follows(commune, "alerte")})
+    finally:
+        await ensure_bucket(js, WEBPUSH_LIMITS)  # for the tests after this one
+    assert status == 503, answer
+    assert answer["error"]["code"] == "channel_unavailable"
+    assert "indisponibles" in answer["error"]["message"]
