@@ -28,7 +28,7 @@ from bench import kit, seed
 from bench.cpu import cpu_seconds
 from bench.sinks import JsonLines, MailArrivals, sms_arrivals
 from bench.village import EMAIL_SECRET, SMS_SECRET, BenchVillage
-from crieur.standins.smtp import ARRIVALS_FILE
+from crieur_dev.standins.smtp import ARRIVALS_FILE
 from schemas.notice import Category
 
 BODY = "Vents à 120 km/h attendus cette nuit. Ne sortez pas, rentrez ce qui peut s'envoler."

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crieur.standins.smtp import ARRIVALS_FILE
+from crieur_dev.standins.smtp import ARRIVALS_FILE
 
 
 class JsonLines:

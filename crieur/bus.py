@@ -13,15 +13,16 @@ import structlog
 from nats import errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
+from nats.js.api import ConsumerConfig, ConsumerInfo, StreamConfig
 from nats.js.errors import (
     APIError,
     BadRequestError,
     BucketNotFoundError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
+from nats.js.manager import JetStreamManager
+from nats.nuid import NUID
 from pydantic import ValidationError
 
 from crieur.settings import CommonSettings
@@ -153,6 +154,32 @@ def _inbox_prefix() -> str:
 INBOX_PREFIX = _inbox_prefix()
 RECONNECT_FOREVER["inbox_prefix"] = INBOX_PREFIX
 
+# Ephemeral consumers (ordered consumers, nats-py's KV watches and object-store reads, an
+# ordered consumer remade after a gap) are created by name, `<user>_<unique>`: the unnamed
+# `$JS.API.CONSUMER.CREATE.<stream>` also takes a `name` in its body, so a user allowed it
+# could rewrite any consumer of that stream, another service's durable included.
+# deploy/nats/auth.conf allows the named create alone and refuses the others' durables'
+# names (issue 25). nats-py names nothing itself and builds these consumers deep inside
+# (KeyValue.watch, ObjectStore.get, the ordered reset), so its one creation call is wrapped.
+EPHEMERAL_PREFIX = INBOX_PREFIX.removeprefix("_INBOX").strip("_") or "crieur"
+_nuid = NUID()
+_add_consumer = JetStreamManager.add_consumer
+
+
+async def _add_named_consumer(self: JetStreamManager, stream: str,
+                              config: ConsumerConfig | None = None,
+                              timeout: float | None = None,  # noqa: ASYNC109 (nats-py's signature)
+                              **params: Any) -> ConsumerInfo:
+    config = (config or ConsumerConfig()).evolve(**params)
+    if not config.name and not config.durable_name:
+        # A fresh name at each creation: a remade ordered consumer must not meet its
+        # predecessor (still there until its inactivity threshold) under the same name.
+        config = config.evolve(name=f"{EPHEMERAL_PREFIX}_{_nuid.next().decode()}")
+    return await _add_consumer(self, stream, config, timeout)
+
+
+JetStreamManager.add_consumer = _add_named_consumer  # type: ignore[method-assign]
+
 # A command run by hand fails fast and says so, rather than waiting for a server.
 TRY_ONCE: dict[str, Any] = {
     # For nats-py 0 means forever; 1 means one retry, then NoServersError.
@@ -255,20 +282,3 @@ async def ensure_all(
 ) -> dict[str, KeyValue]:
     await ensure_streams(js, streams)
     return {b.name: await ensure_bucket(js, b) for b in buckets}
-
-
-async def bucket_keys(kv: KeyValue) -> list[str]:
-    """Every live key of a bucket; [] only when asking again still finds none.
-
-    nats-py's keys() watches the bucket and may answer NoKeysError for a bucket that holds
-    keys, when the watcher's consumer info says nothing is pending before its first entries
-    were counted (`crieur commune list` printed nothing twice under a loaded CI run).
-    """
-    for attempt in range(3):
-        try:
-            return list(await kv.keys())
-        except NoKeysError:
-            if (await kv.status()).values == 0:
-                return []
-            await asyncio.sleep(0.2 * (attempt + 1))
-    return []

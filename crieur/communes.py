@@ -6,8 +6,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from crieur.bus import bucket_keys
 from crieur.mirror import BucketMirror
+from crieur.natsx import bucket_keys
 from schemas.commune import Commune
 from schemas.streams import COMMUNES
 from schemas.versions import read_message

@@ -52,6 +52,11 @@ def seconds(value: float) -> str:
     return f"{number(value)}{NBSP}s"
 
 
+def listed(items: list[str]) -> str:
+    """`Lavoncourt`, `Lavoncourt et Gray`, `A, B et C`."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " et " + items[-1]
+
+
 def counted(count: int, singular: str, plural: str | None = None) -> str:
     """`0 abonné`, `1 téléphone`, `2 abonnés`: French takes the singular for 0 and 1."""
     word = singular if abs(count) < 2 else (plural or f"{singular}s")
@@ -67,5 +72,9 @@ STOP_BY_REPLY = "Répondez STOP pour arrêter"
 CODE_SMS = "Crieur : votre code de confirmation est {code}, valable {minutes} min."
 DELETE_CODE_SMS = ("Crieur : code {code} pour effacer votre inscription aux SMS, "
                    "valable {minutes} min.")
+MANAGE_CODE_SMS = ("Crieur : code {code} pour modifier vos SMS, valable {minutes} min.")
+# The answer to a STOP: the resident knows it worked.
+STOP_CONFIRMED_SMS = ("Crieur : vous ne recevrez plus les avis de {communes} par SMS. "
+                      "Votre numéro est effacé.")
 # Said to a resident who left: « désabonné » fits no one, the sentence fits everyone.
 UNSUBSCRIBED = "Désabonnement confirmé"

@@ -3,7 +3,8 @@
 The mirror follows the bucket's stream with its own ordered consumer rather than nats-py's
 `KeyValue.watch`, for two reasons: a short idle heartbeat, so it resumes within seconds
 after nats-server restarts (nats-py's watcher uses 5 s, and so resumes 10 to 20 s
-late), and entries it cannot read are set aside as dead letters instead of being lost.
+late; crieur.natsx lists this workaround), and entries it cannot read are set aside as
+dead letters instead of being lost.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from crieur.bus import IDLE_HEARTBEAT_S
 from crieur.deadletter import dead_letter
+from crieur.natsx import bucket_context, bucket_name
 from schemas.versions import NewerSchemaVersion, read_message
 
 log = structlog.get_logger("crieur.mirror")
@@ -45,10 +47,8 @@ class BucketMirror(Generic[M]):
         self.service = service
         self.values: dict[str, M] = {}
         self.skipped = 0
-        # nats-py keeps a bucket's name and context private; a bucket is the stream
-        # KV_<name>, one subject $KV.<name>.<key> per key.
-        self._js: JetStreamContext = kv._js
-        self._name: str = kv._name
+        self._js = bucket_context(kv)
+        self._name = bucket_name(kv)
         self._prefix = f"$KV.{self._name}."
         self._sub: JetStreamContext.PushSubscription | None = None
         self._loaded = asyncio.Event()

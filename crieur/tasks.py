@@ -67,9 +67,10 @@ class Supervisor:
         """Cancel every task and wait for it, for at most `within_s`.
 
         A task can swallow a cancellation: nats-py turns a request cancelled mid-way into its
-        own error, which a retry loop catches and goes on. So the cancel is repeated until
-        every task has ended; one still running after `within_s` is logged and left, and a
-        service's stop never hangs on it (a test once waited 300 s on a sign's stop)."""
+        own error (nats-io/nats.py#373), which a retry loop catches and goes on. So the
+        cancel is repeated until every task has ended; one still running after `within_s`
+        is logged and left, and a service's stop never hangs on it (a test once waited
+        300 s on a sign's stop)."""
         self._stopping = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s

@@ -69,23 +69,24 @@ SERVICES: tuple[Service, ...] = (
     Service("notices", "services.notices", "CRIEUR_HTTP_PORT", 8080),
     Service("panel", "services.panel", "CRIEUR_PANEL_HTTP_PORT", 8081, label="LED sign"),
     # The SMTP stand-in keeps every email under <data dir>/mail; no HTTP: ready once it listens.
-    Service("smtp", "crieur.standins.smtp", "CRIEUR_SMTP_PORT", 2525, health_path="",
+    Service("smtp", "crieur_dev.standins.smtp", "CRIEUR_SMTP_PORT", 2525, health_path="",
             unless_set="CRIEUR_SMTP_HOST"),
     Service("email", "services.email", "CRIEUR_EMAIL_HTTP_PORT", 8085),
-    Service("fcm-standin", "crieur.standins.fcm", "CRIEUR_FCM_STANDIN_PORT", 8083,
+    Service("fcm-standin", "crieur_dev.standins.fcm", "CRIEUR_FCM_STANDIN_PORT", 8083,
             when="CRIEUR_FCM_STANDIN"),
     Service("push", "services.push", "CRIEUR_PUSH_HTTP_PORT", 8084),
-    Service("phone", "crieur.standins.phone", "CRIEUR_DEMO_PHONE_PORT", 8082, label="Demo phone"),
+    Service("phone", "crieur_dev.standins.phone", "CRIEUR_DEMO_PHONE_PORT", 8082,
+            label="Demo phone"),
         # The SMS provider's stand-in (what it received: its page, var/standins/sms.jsonl).
-    Service("sms-standin", "crieur.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087,
+    Service("sms-standin", "crieur_dev.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087,
             label="SMS stand-in"),
     Service("sms", "services.sms", "CRIEUR_SMS_HTTP_PORT", 8086),
     # A browser vendor's push service: decrypts what it gets, for the demo phone page.
-    Service("webpush-standin", "crieur.standins.webpush", "CRIEUR_WEBPUSH_STANDIN_PORT", 8089,
+    Service("webpush-standin", "crieur_dev.standins.webpush", "CRIEUR_WEBPUSH_STANDIN_PORT", 8089,
             label="Web Push stand-in"),
     Service("webpush", "services.webpush", "CRIEUR_WEBPUSH_HTTP_PORT", 8090),
     # Official alerts for Haute-Saône in MeteoAlarm's format (set by its setup step).
-    Service("cap-standin", "crieur.standins.capfeed", "CRIEUR_CAP_STANDIN_PORT", 8088,
+    Service("cap-standin", "crieur_dev.standins.capfeed", "CRIEUR_CAP_STANDIN_PORT", 8088,
             when="CRIEUR_CAP_STANDIN", label="MeteoAlarm stand-in"),
 )
 
@@ -94,11 +95,11 @@ SERVICES: tuple[Service, ...] = (
 SETUP: tuple[tuple[str, ...], ...] = (
     (sys.executable, "-m", "services.notices.demo"),
     # Without FCM credentials: a service account for the local FCM stand-in, and demo phones.
-    (sys.executable, "-m", "crieur.standins.fcm", "setup"),
+    (sys.executable, "-m", "crieur_dev.standins.fcm", "setup"),
     # Unless CRIEUR_CAP_FEEDS is set: the MeteoAlarm stand-in as the official alerts' feed.
-    (sys.executable, "-m", "crieur.standins.capfeed", "setup"),
+    (sys.executable, "-m", "crieur_dev.standins.capfeed", "setup"),
     # The Web Push service may post to its stand-in (CRIEUR_WEBPUSH_EXTRA_HOSTS).
-    (sys.executable, "-m", "crieur.standins.webpush", "setup"),
+    (sys.executable, "-m", "crieur_dev.standins.webpush", "setup"),
 )
 
 

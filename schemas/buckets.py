@@ -45,6 +45,13 @@ SMS_MESSAGES = Bucket("sms_messages", "SMS provider message id -> notice, versio
 SMS_LIMITS = Bucket("sms_limits", "SMS subscription limits and code budget, per hour window",
                     ttl=2 * 3600)
 
+# The same for the email channel (confirmation mails per client and per mailbox) and the
+# push channel (device registrations per client): key <channel>.<limit>.<window>.<id>.
+EMAIL_LIMITS = Bucket("email_limits", "Email subscription limits, per hour window",
+                      ttl=2 * 3600)
+PUSH_LIMITS = Bucket("push_limits", "Push device registration limits, per hour window",
+                     ttl=2 * 3600)
+
 # A browser's push subscription is a capability URL: it is kept only here.
 WEBPUSH_SUBSCRIPTIONS = Bucket(
     "webpush_subscriptions",
@@ -52,5 +59,6 @@ WEBPUSH_SUBSCRIPTIONS = Bucket(
     max_bytes=SUBSCRIBERS_MAX_BYTES,
 )
 
-CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, PUSH_DEVICES, SMS_SUBSCRIBERS,
-                                       SMS_MESSAGES, SMS_LIMITS, WEBPUSH_SUBSCRIPTIONS)
+CHANNEL_BUCKETS: tuple[Bucket, ...] = (EMAIL_SUBSCRIBERS, EMAIL_LIMITS, PUSH_DEVICES,
+                                       PUSH_LIMITS, SMS_SUBSCRIBERS, SMS_MESSAGES, SMS_LIMITS,
+                                       WEBPUSH_SUBSCRIPTIONS)

@@ -41,6 +41,7 @@ CHANNEL_PATHS: tuple[str, ...] = (
     "/api/v1/subscriptions/sms",
     "/api/v1/subscriptions/sms/confirm",
     "/api/v1/subscriptions/sms/delete",
+    "/api/v1/subscriptions/sms/manage",
     "/webhooks/sms/inbound",
     "/webhooks/sms/receipts",
     # The first webhook form, the secret in the path; kept while providers move to the header.

@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from crieur.channel.direct import MULTI_LAST_MAX, multi_last
+from crieur.natsx import MULTI_LAST_MAX, multi_last
 from schemas import subjects
 from schemas.commune import Commune
 from schemas.events import parse_notice_event

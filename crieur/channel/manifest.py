@@ -28,7 +28,7 @@ GRACE_S = 3
 
 @dataclass(frozen=True)
 class StandIn:
-    """The sink's stand-in the village runs in place of the real one (crieur.standins)."""
+    """The sink's stand-in the village runs in place of the real one (crieur_dev.standins)."""
 
     name: str
     module: str

@@ -28,6 +28,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
+from crieur.natsx import bucket_context, bucket_stream
 from schemas.commune import Insee
 from schemas.notice import Category
 
@@ -254,7 +255,7 @@ class RecipientRegistry(Generic[S]):
         while not self._closed:
             try:
                 at = time.monotonic()
-                info = await self.kv._js.stream_info(self.kv._stream)
+                info = await bucket_context(self.kv).stream_info(bucket_stream(self.kv))
                 if self._probe is None:  # a probe not yet caught up keeps its place
                     self._probe = (at, info.state.last_seq)
                 self._note()
@@ -273,9 +274,9 @@ class RecipientRegistry(Generic[S]):
                 # nats-py's None ("the initial values are all in") is trusted only for a
                 # bucket empty when the watch began: it comes before the first value when
                 # the server pushed them all before answering the watch's consumer-info
-                # request (the race crieur.channel.sent reads around). Otherwise the index
+                # request (nats-io/nats.py#842, listed in crieur.natsx). Otherwise the index
                 # is complete with the value after which nothing is pending.
-                info = await self.kv._js.stream_info(self.kv._stream)
+                info = await bucket_context(self.kv).stream_info(bucket_stream(self.kv))
                 empty = not info.state.messages
                 watcher = await self.kv.watchall()
                 # A fresh index each time, swapped in once complete: a watch restarted
@@ -287,7 +288,7 @@ class RecipientRegistry(Generic[S]):
                     if entry is None:
                         if not loaded and not empty:
                             # Emptied since (its last values expired): nothing will come.
-                            info = await self.kv._js.stream_info(self.kv._stream)
+                            info = await bucket_context(self.kv).stream_info(bucket_stream(self.kv))
                             empty = not info.state.messages
                         if empty and not loaded:
                             loaded = True

@@ -22,7 +22,7 @@ from nats.js.kv import KeyValue
 
 from crieur.bus import ensure_bucket
 from crieur.channel import policy
-from crieur.channel.direct import MULTI_LAST_MAX, multi_last
+from crieur.natsx import MULTI_LAST_MAX, bucket_stream, connection, multi_last
 from schemas.events import EventKind
 from schemas.jobs import Job
 from schemas.streams import SENT
@@ -47,7 +47,8 @@ async def publish_patiently(js: JetStreamContext, subject: str, payload: bytes,
     while True:
         try:
             # Not publish_async: nats-py 2.16 never resolves its future when JetStream
-            # answers an error (wrong last sequence), it raises in its reply handler.
+            # answers an error (wrong last sequence), it raises in its reply handler
+            # (nats-io/nats.py#985; crieur.natsx lists every such workaround).
             await js.publish(subject, payload, timeout=PUBLISH_TIMEOUT_S, headers=dict(headers))
             return
         except nats.js.errors.APIError:
@@ -87,7 +88,7 @@ class SentRecords:
         return found
 
     async def _multi_last(self, keys: list[str]) -> set[str]:
-        msgs = await multi_last(self._js._nc, self._kv._stream,
+        msgs = await multi_last(connection(self._js), bucket_stream(self._kv),
                                 [self._prefix + key for key in keys])
         return {(msg.headers or {}).get("Nats-Subject", "")[len(self._prefix):]
                 for msg in msgs if (msg.headers or {}).get(KV_OP) not in ("DEL", "PURGE")}
@@ -123,12 +124,12 @@ class SentRecords:
 
         Read with an ordered consumer of its own rather than nats-py's KV watch: the watch
         says "nothing more" before its first entry when the server has pushed every record
-        before answering the consumer-info request the watch makes (found by the chaos
-        suite, scenario 7: a withdrawal planned for nobody).
+        before answering the consumer-info request the watch makes (nats-io/nats.py#842;
+        found by the chaos suite, scenario 7: a withdrawal planned for nobody).
         """
         found: set[str] = set()
         sub = await self._js.subscribe(f"{self._prefix}{self._name}.{notice_id}.>",
-                                       stream=self._kv._stream, ordered_consumer=True,
+                                       stream=bucket_stream(self._kv), ordered_consumer=True,
                                        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
                                        headers_only=True, inactive_threshold=300.0)
         try:

@@ -508,11 +508,12 @@ def _attempts_before(msg: Msg) -> int:
 def _one_copy_each(items: list[_Item]) -> list[_Item]:
     """One item per job, its latest delivery: a batch may hold a job twice.
 
-    nats-py leaves messages that arrive after a fetch returned in the subscription's queue,
-    where no in-progress ack reaches them; when a batch outlasts ack_wait they are handed
-    out again, and the next fetch returns both copies. Neither has a sent record yet, so
-    both would be sent (found by the chaos suite, scenario 4: a provider slower than
-    ack_wait). The other copy is left unacked: the kept one's ack settles the job.
+    nats-py leaves messages that arrive after a fetch returned in the subscription's queue
+    (listed in crieur.natsx), where no in-progress ack reaches them; when a batch outlasts
+    ack_wait they are handed out again, and the next fetch returns both copies. Neither
+    has a sent record yet, so both would be sent (found by the chaos suite, scenario 4: a
+    provider slower than ack_wait). The other copy is left unacked: the kept one's ack
+    settles the job.
     """
     kept: dict[str, _Item] = {}
     for item in items:

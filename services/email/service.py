@@ -17,8 +17,9 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from crieur.bus import ensure_bucket
-from crieur.channel.ratelimit import RateLimiter
+from crieur.channel.ratelimit import SharedLimit
 from crieur.channel.service import ChannelService
+from schemas.buckets import EMAIL_LIMITS
 from schemas.commune import Commune
 from schemas.deliveries import Channel
 from schemas.previews import EmailPreview, PreviewRequest
@@ -42,7 +43,7 @@ class EmailService(ChannelService):
     """Everything the email channel runs in one process."""
 
     channel = Channel.EMAIL
-    ready_streams = (f"KV_{SUBSCRIBERS.name}",)
+    ready_streams = (f"KV_{SUBSCRIBERS.name}", f"KV_{EMAIL_LIMITS.name}")
     settings: EmailSettings
 
     def __init__(self, settings: EmailSettings, **given: Any) -> None:
@@ -55,10 +56,12 @@ class EmailService(ChannelService):
         self.registry: Registry | None = None
         self.web: Web | None = None
         self._communes: KeyValue | None = None
+        self._limits_kv: KeyValue | None = None
 
     async def open(self, js: JetStreamContext) -> None:
         self.registry = await Registry.open(js)
         self._communes = await ensure_bucket(js, COMMUNES)
+        self._limits_kv = await ensure_bucket(js, EMAIL_LIMITS)
 
     async def setup(self, nc: Client) -> None:
         registry, communes = self.registry, self._communes
@@ -84,8 +87,8 @@ class EmailService(ChannelService):
             send_confirmation=self.send_confirmation,
             send_already=self.send_already_subscribed, send_new_links=self.send_new_links,
             clock=self.clock,
-            per_client=RateLimiter(self.settings.email_rate_per_client, HOUR),
-            per_address=RateLimiter(self.settings.email_rate_per_address, HOUR),
+            per_client=self._limit("client", self.settings.email_rate_per_client),
+            per_address=self._limit("mailbox", self.settings.email_rate_per_address),
             trusted_proxies=self.settings.proxies())
         await self.serve_routes(self.web.router())
 
@@ -96,6 +99,13 @@ class EmailService(ChannelService):
         await self.run_kit(EmailPort(self.settings, registry, self.links, self.pool,
                                      self.clock))
         await registry.ready.wait()
+
+    def _limit(self, what: str, count: int) -> SharedLimit:
+        """`count` an hour, shared by every process and kept across restarts."""
+        assert self._limits_kv is not None
+        # Keys start with the kit's name: two instances sharing one NATS count apart.
+        return SharedLimit(self._limits_kv, f"{self.name or Channel.EMAIL.value}.{what}",
+                           count, HOUR, clock=lambda: self.clock().timestamp())
 
     async def sweep(self) -> None:
         """Hourly: forget addresses whose confirmation link expired unused."""

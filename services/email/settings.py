@@ -52,7 +52,8 @@ class EmailSettings(ChannelSettings):
     email_max_bounces: int = Field(default=3, ge=1)
     # How long a confirmation link stays valid.
     email_confirm_max_age_s: int = Field(default=7 * 24 * 3600, ge=60)
-    # Subscription requests allowed per client address, and per email address, per hour.
+    # Subscription requests allowed per client address, and per email address, per hour,
+    # counted together by every process and kept across restarts (bucket email_limits).
     email_rate_per_client: int = Field(default=20, ge=1)
     email_rate_per_address: int = Field(default=3, ge=1)
     # Addresses of reverse proxies in front of the front door (comma-separated): behind

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from crieur import french
 from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
-from crieur.channel.ratelimit import Network, RateLimiter
+from crieur.channel.ratelimit import LimitUnavailable, Network, SharedLimit
 from schemas.channels import ChannelHttpReply
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
@@ -69,8 +69,9 @@ class Web:
     send_confirmation: SendConfirmation
     send_already: SendAlready
     clock: Callable[[], datetime]
-    per_client: RateLimiter
-    per_address: RateLimiter
+    # Counted by every process together and kept across restarts (bucket email_limits).
+    per_client: SharedLimit
+    per_address: SharedLimit
     send_new_links: SendNewLinks | None = None
     trusted_proxies: tuple[Network, ...] = ()
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -99,7 +100,9 @@ class Web:
     # -- subscribe and confirm --------------------------------------------------------
 
     async def subscribe(self, request: Request) -> ChannelHttpReply:
-        _limit(self.per_client, "client:" + request.client_key(self.trusted_proxies))
+        # A keyed hash: the bucket holds no client address.
+        await _limit(self.per_client, self.links.recipient_id(
+            "client:" + request.client_key(self.trusted_proxies)))
         try:
             body = SubscribeRequest.model_validate(request.json())
         except ValidationError as error:
@@ -119,8 +122,8 @@ class Web:
                      "message": f"la commune {follow.commune} n'utilise pas ce service"}])
             names.append(f"{name} ({follow.commune})")
         rid = self.links.recipient_id(address)
-        # Per mailbox (`jean+1@` is `jean@`), keyed by a hash: the limiter holds no address.
-        _limit(self.per_address, "mailbox:" + self.links.recipient_id(mailbox(address)))
+        # Per mailbox (`jean+1@` is `jean@`), keyed by a hash: the bucket holds no address.
+        await _limit(self.per_address, self.links.recipient_id(mailbox(address)))
         now = self.clock()
         mail = "confirmation"
 
@@ -401,13 +404,19 @@ def mask(address: str) -> str:
     return f"{local[:1]}•••@{domain}"
 
 
-def _limit(limiter: RateLimiter, key: str) -> None:
-    wait = limiter.hit(key)
-    if wait is not None:
-        seconds = max(1, int(wait + 0.999))
+async def _limit(limit: SharedLimit, key: str) -> None:
+    try:
+        refused = await limit.hit(key)
+    except LimitUnavailable as error:
+        log.warning("email_limit_unavailable", limit=limit.prefix, error=str(error))
+        raise HttpError(503, "channel_unavailable", "Les inscriptions par courriel sont "
+                        "momentanément indisponibles ; réessayez plus tard.") from error
+    if refused is not None:
+        if refused.first:
+            log.warning("email_limit_reached", limit=limit.prefix)
         raise HttpError(429, "too_many_requests",
                         "Trop de demandes : réessayez un peu plus tard.",
-                        headers={"retry-after": str(seconds)})
+                        headers={"retry-after": str(int(refused.retry_after_s) + 1)})
 
 
 def _fields(error: ValidationError) -> list[dict[str, str]]:

@@ -37,6 +37,7 @@ from schemas.channels import (
 from schemas.commune import INSEE_RE
 from schemas.versions import read_message
 from services.notices import errors, lifecycle
+from services.notices.archive import ArchiveIndex
 from services.notices.atom import Paging, commune_feed
 from services.notices.caching import RenderCache, Rendered, answer, not_modified
 from services.notices.cap import NotSent, notice_to_cap
@@ -61,6 +62,8 @@ class Context:
     settings: NoticesSettings
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     cache: RenderCache = field(default_factory=RenderCache)
+    # Each registered commune's archive index, with the view's stamp and until when it holds.
+    archives: dict[str, tuple[int, datetime | None, ArchiveIndex]] = field(default_factory=dict)
 
 
 def ctx(request: Request) -> Context:
@@ -345,6 +348,26 @@ async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
     request: Request, if_match: IfMatch = None,
 ) -> Notice:
+    now = c.clock()
+    seq, notice, corrected = await corrected_version(c, member, insee, notice_id, patch,
+                                                     request, if_match)
+    if corrected is not notice:
+        corrected = await save(c, corrected, seq, now, was_scheduled=seq == 0)
+        structlog.get_logger().info("notice_corrected", version=corrected.version,
+                                    state=corrected.state)
+    # else nothing changed: no new version, nothing sent.
+    if corrected.state is NoticeState.PENDING_APPROVAL:
+        # Accepted, not done: this version goes out only once another member approves it.
+        response.status_code = 202
+    return notice_response(response, corrected, now)
+
+
+async def corrected_version(
+    c: Context, member: StaffMember, insee: str, notice_id: str, patch: NoticePatch,
+    request: Request, if_match: str | None = None,
+) -> tuple[int, Notice, Notice]:
+    """(its stream sequence, the latest version, the version the patch makes), nothing stored:
+    the correction itself, and what the staff pages show before it is confirmed."""
     commune = await staff_commune(c, insee, member)
     now = c.clock()
     seq, sent, waiting = await find_latest(c, insee, notice_id)
@@ -363,15 +386,7 @@ async def correct_notice(
         raise ApiError(kind, message=str(error)) from error
     except ValidationError as error:
         raise invalid(error) from error
-    if corrected is not notice:
-        corrected = await save(c, corrected, seq, now, was_scheduled=seq == 0)
-        structlog.get_logger().info("notice_corrected", version=corrected.version,
-                                    state=corrected.state)
-    # else nothing changed: no new version, nothing sent.
-    if corrected.state is NoticeState.PENDING_APPROVAL:
-        # Accepted, not done: this version goes out only once another member approves it.
-        response.status_code = 202
-    return notice_response(response, corrected, now)
+    return seq, notice, corrected
 
 
 @router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice",

@@ -25,7 +25,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crieur.bus import bucket_keys
+from crieur.natsx import bucket_keys
 from schemas import NoticeDraft, NoticePatch, NoticeState
 from schemas.versions import BUS_MODEL, read_message
 from services.notices import errors, lifecycle

@@ -19,8 +19,9 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 
-from schemas import NoticeDraft, subjects
+from schemas import Commune, Notice, NoticeDraft, subjects
 from schemas.deliveries import Channel
+from schemas.events import EventKind
 from schemas.previews import (
     PREVIEW_MODELS,
     ChannelUnavailable,
@@ -30,7 +31,7 @@ from schemas.previews import (
 )
 from schemas.versions import read_message
 from services.notices import attachments, lifecycle
-from services.notices.api import Ctx, Staff, invalid, staff_commune
+from services.notices.api import Context, Ctx, Staff, invalid, staff_commune
 
 log = structlog.get_logger("crieur.notices.previews")
 
@@ -91,4 +92,13 @@ async def preview_draft(c: Ctx, member: Staff, insee: str, draft: NoticeDraft,
     except lifecycle.InvalidTimes as error:
         raise invalid(error) from error
     asked = PreviewRequest(commune=insee, commune_name=commune.name, notice=notice)
+    return await previews_for(c.store.nc, asked, c.settings.preview_timeout_s)
+
+
+async def preview_change(c: Context, commune: Commune, notice: Notice,
+                         kind: EventKind) -> Previews:
+    """What each channel would send for a correction or a withdrawal of a stored notice, and
+    to how many: the staff pages show it before the change is confirmed (issue 26)."""
+    asked = PreviewRequest(commune=commune.insee, commune_name=commune.name, notice=notice,
+                           kind=kind)
     return await previews_for(c.store.nc, asked, c.settings.preview_timeout_s)

@@ -5,7 +5,8 @@ each report to its notice's counters (per channel and outcome; the sign's time o
 push per topic), so the staff listing asks `reach_of` for a page of notices at no NATS
 cost. Reports are read through `schemas.deliveries.read_reports`, the one place that knows
 how a message packs them. A report this build cannot read is set aside as a dead letter.
-Counts are of reports: a recipient who got two versions (a correction) counts twice.
+Counts are of reports: a recipient who got two versions (a correction) counts twice; for
+email and SMS, `people` counts each recipient (a keyed hash, the report's target) once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from services.notices.errors import ApiError
 log = structlog.get_logger("crieur.notices.reach")
 
 SERVICE = "notices"
+# The channels whose reports name one person each (push names a topic, the sign itself).
+PERSONAL = (Channel.EMAIL, Channel.SMS, Channel.WEBPUSH)
 
 
 class OutcomeCounts(BaseModel):
@@ -48,6 +51,11 @@ class OutcomeCounts(BaseModel):
     delivered: int = 0
     dropped: int = 0
     shown: int = 0
+
+
+class PeopleReach(OutcomeCounts):
+    # Recipients sent at least one version, each once (a correction does not add them again).
+    people: int = 0
 
 
 class PushReach(OutcomeCounts):
@@ -69,9 +77,9 @@ class NoticeReach(BaseModel):
     commune: str
     notice_id: str
     push: PushReach = Field(default_factory=PushReach)
-    email: OutcomeCounts = Field(default_factory=OutcomeCounts)
-    sms: OutcomeCounts = Field(default_factory=OutcomeCounts)
-    webpush: OutcomeCounts = Field(default_factory=OutcomeCounts)
+    email: PeopleReach = Field(default_factory=PeopleReach)
+    sms: PeopleReach = Field(default_factory=PeopleReach)
+    webpush: PeopleReach = Field(default_factory=PeopleReach)
     panel: PanelReach = Field(default_factory=PanelReach)
     # False until DELIVERIES has been read up to where it was when the front door started:
     # the counts may still grow.
@@ -85,9 +93,14 @@ class _Tally:
     topics: Counter[str] = field(default_factory=Counter)
     shown_seconds: float = 0.0
     signs: set[str] = field(default_factory=set)
+    # Email, SMS and Web Push: the recipients (hashed) that were sent a version.
+    people: dict[Channel, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, report: DeliveryReport) -> None:
         self.outcomes[report.channel][report.outcome.value] += 1
+        if (report.channel in PERSONAL and report.target
+                and report.outcome in (DeliveryOutcome.SENT, DeliveryOutcome.DELIVERED)):
+            self.people[report.channel].add(report.target)
         if report.channel is Channel.PUSH and report.outcome is DeliveryOutcome.SENT:
             self.topics[report.target] += 1
         if report.channel is Channel.PANEL and report.outcome is DeliveryOutcome.SHOWN:
@@ -135,9 +148,11 @@ class ReachCounter:
         return NoticeReach(
             commune=commune, notice_id=notice_id, complete=complete,
             push=PushReach(**counts(Channel.PUSH), topics=dict(tally.topics)),
-            email=OutcomeCounts(**counts(Channel.EMAIL)),
-            sms=OutcomeCounts(**counts(Channel.SMS)),
-            webpush=OutcomeCounts(**counts(Channel.WEBPUSH)),
+            email=PeopleReach(**counts(Channel.EMAIL),
+                              people=len(tally.people.get(Channel.EMAIL, ()))),
+            sms=PeopleReach(**counts(Channel.SMS), people=len(tally.people.get(Channel.SMS, ()))),
+            webpush=PeopleReach(**counts(Channel.WEBPUSH),
+                                people=len(tally.people.get(Channel.WEBPUSH, ()))),
             panel=PanelReach(**counts(Channel.PANEL),
                              shown_seconds=round(tally.shown_seconds, 3),
                              signs=sorted(tally.signs)),

@@ -24,7 +24,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
 
-from crieur.bus import bucket_keys
+from crieur.natsx import bucket_keys
 from schemas.versions import BUS_MODEL, read_message
 
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import structlog
 from fastapi import APIRouter, Request, Response
@@ -26,8 +26,9 @@ from crieur import french
 from crieur.channel.ratelimit import client_key, within
 from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
+from schemas.events import EventKind
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, attachments, groups, lifecycle, previews, staff_api
+from services.notices import api, archive, attachments, groups, lifecycle, previews, staff_api
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -197,6 +198,13 @@ def reach_lines(reach: dict[str, Any]) -> list[str]:
         shown = [counted(value, name) for name, value in counts.items()
                  if name in OUTCOME_LABELS and isinstance(value, int)
                  and not isinstance(value, bool) and value]
+        people = counts.get("people")
+        if isinstance(people, int) and not isinstance(people, bool) and people:
+            # People first: « 2 personnes jointes » is what the mairie asks; the messages
+            # (each version sent again) follow in brackets.
+            reached = french.counted(people, "personne jointe", "personnes jointes")
+            shown = [reached.replace(french.NBSP, " ")
+                     + (f" ({', '.join(shown)})" if shown else "")]
         seconds = counts.get("shown_seconds")
         if isinstance(seconds, int | float) and seconds:
             shown.append(f"{duration(seconds)} à l'affichage")
@@ -515,13 +523,25 @@ async def notices_page(request: Request, insee: str) -> Response:
         if not 1 <= number <= MAX_PAGE:
             return message(404, "Page introuvable", ["Cette page de la liste n'existe pas."],
                            who, commune)
-        items, total = await staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
-                                         (number - 1) * PAGE_SIZE)
+        now = c.clock()
+        filters = archive.Filters.read(dict(request.query_params), with_state=True)
+        items, total = await staff_api.listing(request, c, commune, now, PAGE_SIZE,
+                                               (number - 1) * PAGE_SIZE, filters.state, filters)
         named = {g.id: g for g in await groups.registry(c).all()}
-        return page("notices.html", now=c.clock(), me=who.account, csrf=who.session.csrf,
+        months = sorted({archive.month_of(n) for n, _ in staff_api.every_notice(
+            c, commune.insee, now)[:archive.SEARCH_LIMIT]}, reverse=True)
+
+        def link(to_page: int) -> str:
+            query = filters.query() | ({"page": str(to_page)} if to_page > 1 else {})
+            return "?" + urlencode(query) if query else "?page=1"
+
+        return page("notices.html", now=now, me=who.account, csrf=who.session.csrf,
                     commune=commune, groups=named,
                     items=items, total=total, page_number=number,
-                    next_page=number + 1 if number * PAGE_SIZE < total else None,
+                    filters=filters, asked=request.query_params.get("q", "")[:100].strip(),
+                    months=[(m, archive.month_label(m)) for m in months],
+                    previous_url=link(number - 1) if number > 1 else None,
+                    next_url=link(number + 1) if number * PAGE_SIZE < total else None,
                     flash=request.query_params.get("ok", "")[:40])
 
     return await guarded(request, insee, show, post=False)
@@ -796,11 +816,20 @@ async def correct(request: Request, insee: str, notice_id: str) -> Response:
         except ValidationError as error:
             return await notice_page(request, who, commune, notice_id, field_problems(error),
                                      status=422, values=values)
+        if text(form, "action") == "edit":  # back from the confirmation, to change it
+            return await notice_page(request, who, commune, notice_id, values=values)
         version = text(form, "version", 20)
+        if_match = f'"{version}"' if version else None
         try:
+            if text(form, "confirm") != "1":
+                _, latest, corrected = await api.corrected_version(
+                    ctx(request), who.member, insee, notice_id, patch, request, if_match)
+                if corrected is not latest and lifecycle.is_sent(latest):
+                    # Sent again to every channel, SMS paid: shown and confirmed first.
+                    return await change_page(request, who, commune, corrected,
+                                             EventKind.CORRECTED, latest.version, values)
             notice = await api.correct_notice(ctx(request), who.member, insee, notice_id,
-                                              patch, Response(), request,
-                                              if_match=f'"{version}"' if version else None)
+                                              patch, Response(), request, if_match=if_match)
         except ApiError as error:
             fields_named = {f["field"]: f["message"] for f in error.fields or ()}
             if fields_named:
@@ -832,13 +861,48 @@ async def _notice_button(request: Request, insee: str, notice_id: str,
     return await guarded(request, insee, act, post=True)
 
 
+async def change_page(request: Request, who: SignedIn, commune: Commune, notice: Notice,
+                      kind: EventKind, version: int,
+                      values: dict[str, Any] | None = None) -> Response:
+    """A correction or a withdrawal before it is done: what each channel would send, to
+    how many and at what cost (the channels' own previews), and the button that does it."""
+    sent = lifecycle.is_sent(notice)
+    answers: dict[str, Any] = {}
+    if sent:
+        shown = await previews.preview_change(ctx(request), commune, notice, kind)
+        answers = shown.channels.model_dump()
+    return page("confirm.html", me=who.account, csrf=who.session.csrf, commune=commune,
+                notice=notice, kind=kind.value, previews=answers, sent=sent,
+                version=version, v=values or {},
+                pending=notice.state is NoticeState.PENDING_APPROVAL,
+                # A withdrawal reaches those who got a version, not every follower.
+                reach_prefix="au plus " if kind is EventKind.WITHDRAWN else "")
+
+
 @pages.post("/communes/{insee}/notices/{notice_id}/withdraw", response_class=HTMLResponse)
 async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
-    async def action(who: SignedIn) -> str:
-        await api.withdraw_notice(ctx(request), who.member, insee, notice_id, Response())
-        return "withdrawn"
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        form: FormData = request.state.form
+        c = ctx(request)
+        version = text(form, "version", 20)
+        try:
+            if text(form, "confirm") != "1":
+                _, current, _ = await api.find_latest(c, insee, notice_id)
+                api.refuse_broadcast_copy(current)
+                event = lifecycle.withdraw(current, author=who.account.name, now=c.clock())
+                return await change_page(request, who, commune, event.notice,
+                                         EventKind.WITHDRAWN, current.version)
+            await api.withdraw_notice(c, who.member, insee, notice_id, Response(),
+                                      if_match=f'"{version}"' if version else None)
+        except lifecycle.LifecycleError:
+            return await notice_page(request, who, commune, notice_id,
+                                     error=ERROR_FRENCH["notice_withdrawn"], status=409)
+        except ApiError as error:
+            return await notice_page(request, who, commune, notice_id, error=api_failure(error),
+                                     status=error.kind.status)
+        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawn")
 
-    return await _notice_button(request, insee, notice_id, action)
+    return await guarded(request, insee, act, post=True)
 
 
 @pages.post("/communes/{insee}/notices/{notice_id}/publish", response_class=HTMLResponse)

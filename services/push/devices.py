@@ -19,7 +19,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from crieur.bus import bucket_keys, ensure_bucket
+from crieur.bus import ensure_bucket
+from crieur.natsx import bucket_keys
 from schemas.buckets import PUSH_DEVICES
 from schemas.commune import Insee
 from schemas.notice import Category

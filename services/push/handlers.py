@@ -14,6 +14,7 @@ removes it from its topics and from storage.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from crieur.channel.errors import Permanent, RecipientGone, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
 from crieur.channel.port import Edition, PortDefaults
-from crieur.channel.ratelimit import Network, RateLimiter
+from crieur.channel.ratelimit import LimitUnavailable, Network, SharedLimit
 from schemas.channels import ChannelHttpReply
 from schemas.deliveries import Channel
 from schemas.jobs import Job
@@ -100,14 +101,15 @@ class DeviceRoutes:
     """POST, PUT, DELETE /api/v1/devices...: strict input, rate-limited per client address."""
 
     def __init__(self, devices: Devices, fcm: Fcm,
-                 commune_known: Callable[[str], Any], *, per_hour: int,
+                 commune_known: Callable[[str], Any], *, per_client: SharedLimit,
                  now: Callable[[], datetime], reply_within_s: float = 3.0,
                  trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.devices = devices
         self.trusted_proxies = trusted_proxies
         self.fcm = fcm
         self.commune_known = commune_known
-        self.per_client = RateLimiter(per_hour, 3600.0)
+        # Counted by every process together and kept across restarts (bucket push_limits).
+        self.per_client = per_client
         self.now = now
         self.reply_within_s = reply_within_s
         self._pending: set[asyncio.Task[Device]] = set()
@@ -117,12 +119,21 @@ class DeviceRoutes:
         router.add("PUT", "/api/v1/devices/{token}", self.replace)
         router.add("DELETE", "/api/v1/devices/{token}", self.delete)
 
-    def _limit(self, request: Request) -> None:
-        wait = self.per_client.hit("client:" + request.client_key(self.trusted_proxies))
-        if wait is not None:
-            seconds = max(1, math.ceil(wait))
+    async def _limit(self, request: Request) -> None:
+        # A hash: the bucket holds no client address.
+        client = hashlib.sha256(
+            b"push-client:" + request.client_key(self.trusted_proxies).encode()).hexdigest()[:32]
+        try:
+            refused = await self.per_client.hit(client)
+        except LimitUnavailable as error:
+            log.warning("push_limit_unavailable", error=str(error))
+            raise HttpError(503, "channel_unavailable", "Les notifications sont "
+                            "momentanément indisponibles ; réessayez plus tard.") from error
+        if refused is not None:
+            if refused.first:
+                log.warning("push_limit_reached", limit=self.per_client.prefix)
             raise HttpError(429, "rate_limited", "Trop de demandes ; réessayez plus tard.",
-                            headers={"retry-after": str(seconds)})
+                            headers={"retry-after": str(int(refused.retry_after_s) + 1)})
 
     async def _check_communes(self, following: Following) -> None:
         for i, follow in enumerate(following.follows):
@@ -132,7 +143,7 @@ class DeviceRoutes:
                      "message": f"la commune {follow.commune} n’utilise pas Crieur"}])
 
     async def create(self, request: Request) -> ChannelHttpReply:
-        self._limit(request)
+        await self._limit(request)
         try:
             body = Registration.model_validate(request.json())
         except ValidationError as error:
@@ -147,7 +158,7 @@ class DeviceRoutes:
         return await self._sync_or_accept(device, 200 if known else 201)
 
     async def replace(self, request: Request) -> ChannelHttpReply:
-        self._limit(request)
+        await self._limit(request)
         token = self._token(request)
         try:
             body = Following.model_validate(request.json())
@@ -166,7 +177,7 @@ class DeviceRoutes:
         return await self._sync_or_accept(known.model_copy(update=update), 200)
 
     async def delete(self, request: Request) -> ChannelHttpReply:
-        self._limit(request)
+        await self._limit(request)
         token = self._token(request)
         known = await self.devices.get(token)
         if known is not None:

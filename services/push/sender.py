@@ -118,6 +118,7 @@ class FcmSender:
 
     def __init__(self, app: firebase_admin.App, threads: int = 32) -> None:
         self.app = app
+        self._closed = False
         # Our own threads: asyncio's default pool has min(32, cores + 4) threads, which on a
         # small machine would cap sends and a phone's topic registrations at six at once.
         self._pool = concurrent.futures.ThreadPoolExecutor(threads,
@@ -179,6 +180,10 @@ class FcmSender:
         return await self._manage(token, topics, False)
 
     async def close(self) -> None:
+        # Once: firebase-admin raises on deleting an app already deleted (a second stop).
+        if self._closed:
+            return
+        self._closed = True
         # delete_app closes an async client with asyncio.run(): never inside our loop.
         await asyncio.to_thread(firebase_admin.delete_app, self.app)
         self._pool.shutdown(wait=False)

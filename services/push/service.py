@@ -9,12 +9,15 @@ from typing import Any
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 
 from crieur.bus import ensure_bucket
 from crieur.channel.http_bridge import Router
+from crieur.channel.ratelimit import SharedLimit
 from crieur.channel.service import ChannelService
 from crieur.communes import CommuneDirectory
 from crieur.mirror import BucketMirror
+from schemas.buckets import PUSH_LIMITS
 from schemas.deliveries import Channel
 from schemas.previews import PreviewRequest, PushPreview
 from schemas.streams import COMMUNES
@@ -31,7 +34,7 @@ class PushService(ChannelService):
     """Everything the push service runs, started and stopped as one."""
 
     channel = Channel.PUSH
-    ready_streams = (f"KV_{DEVICES.name}",)
+    ready_streams = (f"KV_{DEVICES.name}", f"KV_{PUSH_LIMITS.name}")
     settings: PushSettings
 
     def __init__(self, settings: PushSettings, **given: Any) -> None:
@@ -45,12 +48,22 @@ class PushService(ChannelService):
         self.phones: BucketMirror[Device] | None = None
         self._devices: Devices | None = None
         self._communes: CommuneDirectory | None = None
+        self._limits_kv: KeyValue | None = None
 
     async def open(self, js: JetStreamContext) -> None:
         self._devices = await Devices.open(js)
         self._communes = CommuneDirectory(await ensure_bucket(js, COMMUNES), service="push")
         # The previews count the phones on a topic from this copy (no bucket scan per preview).
         self.phones = BucketMirror(await ensure_bucket(js, DEVICES), Device, service="push")
+        self._limits_kv = await ensure_bucket(js, PUSH_LIMITS)
+
+    def _per_client(self) -> SharedLimit:
+        """CRIEUR_PUSH_RATE_LIMIT_PER_IP an hour, shared by every process, kept across restarts."""
+        assert self._limits_kv is not None
+        # Keys start with the kit's name: two instances sharing one NATS count apart.
+        return SharedLimit(self._limits_kv, f"{self.name or Channel.PUSH.value}.client",
+                           self.settings.push_rate_limit_per_ip, 3600.0,
+                           clock=lambda: self.clock().timestamp())
 
     async def setup(self, nc: Client) -> None:
         settings, communes, phones = self.settings, self._communes, self.phones
@@ -60,7 +73,7 @@ class PushService(ChannelService):
             return await communes.get(insee) is not None
 
         self.routes = DeviceRoutes(self._devices, self.sender, commune_known,
-                                   per_hour=settings.push_rate_limit_per_ip, now=self.clock,
+                                   per_client=self._per_client(), now=self.clock,
                                    reply_within_s=settings.push_reply_within_s,
                                    trusted_proxies=settings.proxies())
         router = Router()

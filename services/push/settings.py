@@ -31,7 +31,8 @@ class PushSettings(ChannelSettings):
     push_concurrency: int = Field(default=8, ge=1, le=100)
     # Messages per second at most; FCM allows 600,000 a minute per project. 0: no pacing.
     push_rate_per_s: float = Field(default=0.0, ge=0)
-    # Device registrations (POST, PUT, DELETE) allowed per client address per hour.
+    # Device registrations (POST, PUT, DELETE) allowed per client address per hour, counted
+    # together by every process and kept across restarts (bucket push_limits).
     push_rate_limit_per_ip: int = Field(default=60, ge=1)
     # A registration answers 202 (and goes on) when FCM takes longer than this; keep it
     # under the front door's CRIEUR_CHANNEL_TIMEOUT_S.

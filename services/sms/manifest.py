@@ -13,4 +13,4 @@ MANIFEST = Manifest(
     channel=Channel.SMS, settings=SmsSettings, service=SmsService,
     port_env="CRIEUR_SMS_HTTP_PORT", default_port=8086,
     buckets=(SMS_SUBSCRIBERS, SMS_MESSAGES, SMS_LIMITS), preview=SmsPreview,
-    stand_in=StandIn("sms-standin", "crieur.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087))
+    stand_in=StandIn("sms-standin", "crieur_dev.standins.sms", "CRIEUR_SMS_STANDIN_PORT", 8087))

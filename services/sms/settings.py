@@ -19,7 +19,7 @@ WEBHOOK_SECRET_FILE = "sms-webhook-secret"
 class ProviderName(StrEnum):
     OVH = "ovh"
     BREVO = "brevo"
-    # Brevo's HTTP API served by crieur.standins.sms (make run, tests): CRIEUR_SMS_API_URL.
+    # Brevo's HTTP API served by crieur_dev.standins.sms (make run, tests): CRIEUR_SMS_API_URL.
     STANDIN = "standin"
 
 

@@ -34,6 +34,9 @@ MESSAGES = SMS_MESSAGES
 class Purpose(StrEnum):
     SUBSCRIBE = "subscribe"
     DELETE = "delete"
+    # What one commune sends to the number is replaced by the code's follows; none left:
+    # the number is forgotten (the web page that changes categories or stops, issue 26).
+    MANAGE = "manage"
 
 
 class PendingCode(BaseModel):
@@ -42,6 +45,8 @@ class PendingCode(BaseModel):
     hash: str
     purpose: Purpose
     follows: tuple[Follow, ...] = ()
+    # MANAGE: the commune whose categories `follows` replaces (none: stop it).
+    commune: str | None = None
     expires_at: datetime
     attempts: int = 0
 

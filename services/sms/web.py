@@ -30,6 +30,8 @@ from crieur import french, metrics
 from crieur.channel.http_bridge import HttpError, Request, Router, json_reply
 from crieur.channel.ratelimit import LimitUnavailable, Network, Refused, SharedLimit
 from schemas.channels import ChannelHttpReply
+from schemas.commune import Insee
+from schemas.notice import Category
 from services.sms import format as compose
 from services.sms.phones import BadNumber, code_hash, normalise, number_prefix, recipient_id
 from services.sms.sender import Receipt, read_receipt, read_reply
@@ -77,6 +79,16 @@ class PhoneRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     phone: str = Field(min_length=4, max_length=40)
+
+
+class ManageRequest(BaseModel):
+    """One commune's SMS for a number: these categories from now on, or none (stop)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phone: str = Field(min_length=4, max_length=40)
+    commune: Insee
+    categories: tuple[Category, ...] = Field(default=(), max_length=len(Category))
 
 
 class ConfirmRequest(BaseModel):
@@ -162,6 +174,7 @@ class Web:
         router.add("POST", PREFIX, self.subscribe)
         router.add("POST", PREFIX + "/confirm", self.confirm)
         router.add("POST", PREFIX + "/delete", self.delete)
+        router.add("POST", PREFIX + "/manage", self.manage)
         for method in ("GET", "POST"):
             router.add(method, WEBHOOKS + "/inbound", self.inbound)
             router.add(method, WEBHOOKS + "/receipts", self.receipts)
@@ -253,12 +266,30 @@ class Web:
         # The same answer whether the number was known or not.
         return json_reply(202, {"status": "pending", "message": SENT_CODE})
 
+    async def manage(self, request: Request) -> ChannelHttpReply:
+        """Change what one commune sends to my number, or stop it: a code by SMS first, as
+        for deleting (the same limits and budget; the same answer for an unknown number)."""
+        self._on()
+        await _limit(self.limits.per_client, self._client(request))
+        body: ManageRequest = self._body(request, ManageRequest)
+        number = self._number(body.phone)
+        rid = recipient_id(self.key, number)
+        await _limit(self.limits.per_number, rid)
+        await self._within_budget(number)
+        if await self.registry.get(rid) is not None:
+            follows = ((Follow(commune=body.commune, categories=body.categories),)
+                       if body.categories else ())
+            await self._send_code(rid, number, Purpose.MANAGE, follows, [],
+                                  commune=body.commune)
+        return json_reply(202, {"status": "pending", "message": SENT_CODE})
+
     async def _send_code(self, rid: str, number: str, purpose: Purpose,
-                         follows: tuple[Follow, ...], names: list[str]) -> None:
+                         follows: tuple[Follow, ...], names: list[str],
+                         commune: str | None = None) -> None:
         code = f"{secrets.randbelow(1_000_000):06d}"
         now = self.clock()
         pending = PendingCode(hash=code_hash(self.key, rid, code), purpose=purpose,
-                              follows=follows,
+                              follows=follows, commune=commune,
                               expires_at=now + timedelta(seconds=self.code_ttl_s))
 
         def put_code(current: Subscriber | None) -> Subscriber | None:
@@ -268,23 +299,28 @@ class Web:
             return base.model_copy(update={"code": pending})
 
         await self.registry.change(rid, put_code)
-        if purpose is Purpose.DELETE:
-            text = french.DELETE_CODE_SMS.format(code=code,
-                                                 minutes=max(1, self.code_ttl_s // 60))
+        if purpose in (Purpose.DELETE, Purpose.MANAGE):
+            said = french.DELETE_CODE_SMS if purpose is Purpose.DELETE else french.MANAGE_CODE_SMS
+            text = said.format(code=code, minutes=max(1, self.code_ttl_s // 60))
             sms = compose.prepare_text(text, self.transliterated)
         else:
             sms = compose.compose_code(code, names, self.transliterated,
                                        valid_s=self.code_ttl_s)
-        task = asyncio.create_task(self._deliver_code(rid, number, sms))
+        self._in_background(self._deliver(rid, number, sms, "sms_code_sent"))
+
+    def _in_background(self, sending: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(sending)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _deliver_code(self, rid: str, number: str, sms: compose.Sms) -> None:
+    async def _deliver(self, rid: str, number: str, sms: compose.Sms, event: str) -> None:
+        """One SMS to one resident now, paced with every other SMS (send_now)."""
         try:
             await self.send_now(number, sms)
-            log.info("sms_code_sent", recipient=rid[:12])
+            log.info(event, recipient=rid[:12])
         except Exception as error:
-            log.warning("sms_code_failed", recipient=rid[:12], error=str(error)[:200])
+            log.warning("sms_send_now_failed", recipient=rid[:12], sent_for=event,
+                        error=str(error)[:200])
 
     async def confirm(self, request: Request) -> ChannelHttpReply:
         self._on()
@@ -312,19 +348,29 @@ class Web:
                         if attempts < self.code_attempts else None)
                 return current.model_copy(update={"code": code})
             outcome["purpose"] = pending.purpose
+            follows = merge_follows(current.follows, pending.follows)
+            if pending.purpose is Purpose.MANAGE:
+                others = [f for f in current.follows if f.commune != pending.commune]
+                follows = merge_follows(others, pending.follows)
+                outcome["follows"] = follows
             return current.model_copy(update={
                 "code": None, "confirmed": True, "confirmed_at": current.confirmed_at or now,
-                "follows": merge_follows(current.follows, pending.follows)})
+                "follows": follows})
 
         await self.registry.change(rid, check)
         purpose = outcome.get("purpose")
         if purpose is None:
             raise HttpError(400, "invalid_code", BAD_CODE)
-        if purpose is Purpose.DELETE:
+        if purpose is Purpose.DELETE or (purpose is Purpose.MANAGE and not outcome["follows"]):
+            # Nothing left to send it: the number goes, as after STOP.
             await self.registry.forget(rid)
-            log.info("sms_subscriber_deleted", recipient=rid[:12], how="code")
+            log.info("sms_subscriber_deleted", recipient=rid[:12], how=str(purpose))
             return json_reply(200, {"status": "deleted",
                                     "message": "Votre numéro et votre inscription sont effacés."})
+        if purpose is Purpose.MANAGE:
+            log.info("sms_subscription_changed", recipient=rid[:12])
+            return json_reply(200, {"status": "updated", "follows": [
+                f.model_dump(mode="json") for f in outcome["follows"]]})
         log.info("sms_subscription_confirmed", recipient=rid[:12])
         return json_reply(200, {"status": "confirmed",
                                 "message": "C’est confirmé : vous recevrez les avis par SMS. "
@@ -360,8 +406,18 @@ class Web:
         except BadNumber:
             return json_reply(200, {"status": "ignored"})
         rid = recipient_id(self.key, number)
+        found = await self.registry.get(rid)
         await self.registry.forget(rid)
         log.info("sms_subscriber_deleted", recipient=rid[:12], how="stop")
+        if found is not None and found[0].confirmed:
+            # Said back, so the resident knows it worked: only to a number that was
+            # subscribed (a stranger's STOP costs nothing), once (it is forgotten now).
+            names = [n for f in found[0].follows if (n := await self.commune_name(f.commune))]
+            text = french.STOP_CONFIRMED_SMS.format(communes=french.listed(names)
+                                                    if names else "votre commune")
+            self._in_background(self._deliver(rid, number,
+                                              compose.prepare_text(text, self.transliterated),
+                                              "sms_stop_confirmed"))
         return json_reply(200, {"status": "unsubscribed"})
 
     async def receipts(self, request: Request) -> ChannelHttpReply:

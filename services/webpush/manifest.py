@@ -13,5 +13,5 @@ MANIFEST = Manifest(
     channel=Channel.WEBPUSH, settings=WebpushSettings, service=WebpushService,
     port_env="CRIEUR_WEBPUSH_HTTP_PORT", default_port=8090,
     buckets=(WEBPUSH_SUBSCRIPTIONS,), preview=WebpushPreview,
-    stand_in=StandIn("webpush-standin", "crieur.standins.webpush",
+    stand_in=StandIn("webpush-standin", "crieur_dev.standins.webpush",
                      "CRIEUR_WEBPUSH_STANDIN_PORT", 8089))

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from crieur.nats_server import free_port
-from crieur.standins.fcm import FcmStandin, write_service_account
+from crieur_dev.standins.fcm import FcmStandin, write_service_account
 from tests.e2e.helpers import (
     Village,
     chromium_browser,

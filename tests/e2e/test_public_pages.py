@@ -92,6 +92,18 @@ def test_a_resident_reads_a_notice_sees_it_withdrawn_and_every_page_passes_axe(
         expect(resident.locator(f'li[data-notice-id="{alert["id"]}"]')).to_have_count(0)
         expect(resident.locator(f'li[data-notice-id="{fete["id"]}"]')).to_be_visible()
 
+        # « Désabonner à tout moment » leads to where the SMS are changed or stopped
+        # (issue 26): a phone cannot reply STOP to an alphanumeric sender.
+        resident.get_by_role("link", name="pour les SMS, sur cette page").click()
+        expect(resident.get_by_role("heading", level=1)).to_have_text(
+            "Mes SMS : changer ou arrêter")
+        expect(resident.get_by_role("button", name="Ne plus recevoir de SMS de Lavoncourt")
+               ).to_be_visible()
+        check(resident.url, "sms-gerer")
+        assert checker.evaluate("document.documentElement.scrollWidth"
+                                " - document.documentElement.clientWidth") <= 0
+        resident.goto(commune_url)
+
         check(f"{commune_url}/notices/inconnu0000", "introuvable", status=404)
         expect(checker.get_by_role("heading", level=1)).to_have_text("Page introuvable")
 

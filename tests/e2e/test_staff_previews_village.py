@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from crieur.nats_server import free_port
-from crieur.standins.phone import DEMO_PHONES
+from crieur_dev.standins.phone import DEMO_PHONES
 from tests.e2e.helpers import ALERTS, Village, eventually, start_village, subscribe_by_sms
 
 pytestmark = pytest.mark.e2e

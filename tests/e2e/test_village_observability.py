@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crieur.nats_server import free_port
-from crieur.standins.smtp import messages
+from crieur_dev.standins.smtp import messages
 from tests.e2e.helpers import (
     ALERTS,
     Village,

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from crieur.nats_server import free_port
-from crieur.standins.smtp import messages
+from crieur_dev.standins.smtp import messages
 from services.sms.web import WEBHOOK_HEADER
 from tests.e2e.helpers import (
     ALERTS,

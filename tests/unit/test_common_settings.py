@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from crieur.settings import CommonSettings
-from crieur.standins.fcm import write_service_account
+from crieur_dev.standins.fcm import write_service_account
 from services.email.links import Links
 from services.email.settings import EmailSettings
 from services.notices.settings import NoticesSettings

@@ -33,7 +33,7 @@ def test_the_village_runs_every_service_by_module_name() -> None:
     assert {"services.notices", "services.panel"} <= modules
     for service in SERVICES:
         path = repo_root() / service.module.replace(".", "/")
-        # A service package has a __main__.py; a stand-in may be one module (crieur.standins.smtp).
+        # A service package has a __main__.py; a stand-in may be one module (crieur_dev.standins.smtp).
         assert (path / "__main__.py").exists() or path.with_suffix(".py").exists(), service
 
 

@@ -48,6 +48,8 @@ def test_every_dependency_is_locked_at_a_version_pyproject_allows() -> None:
     # The image runs what the tests ran.
     assert {n: v for n, v in dev.items() if n in runtime} == runtime
     assert runtime["aiosmtplib"] == "5.1.3" and runtime["fastapi-swagger"] == "0.4.64"
+    # The stand-ins' SMTP server is development only: the image installs the runtime lock.
+    assert "aiosmtpd" in dev and "aiosmtpd" not in runtime
 
 
 def test_make_and_the_image_install_the_locks_with_hashes() -> None:

@@ -7,7 +7,7 @@ The same connection pool, timeouts, certificates (certifi) and environment proxi
 httpx client it replaces; each request leaves in one write, not httpcore's two
 (services.sms.providers.coalescing).
 
-Also the stand-in's language (crieur.standins.sms speaks it for `make run` and tests).
+Also the stand-in's language (crieur_dev.standins.sms speaks it for `make run` and tests).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import cast
 import httpx
 import pytest
 
-from crieur.standins.smtp import messages
+from crieur_dev.standins.smtp import messages
 from tests.e2e.helpers import Village
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +74,7 @@ def test_the_village_runs_the_email_channel_and_keeps_mail_in_var_mail(village: 
 
 
 def test_with_crieur_smtp_host_set_the_village_starts_no_stand_in(tmp_path: Path) -> None:
-    from crieur.standins.smtp import SmtpStandin
+    from crieur_dev.standins.smtp import SmtpStandin
     from tests.e2e.helpers import start_village
 
     relay = SmtpStandin(tmp_path / "relay").start()  # "the mairie's relay"

@@ -8,6 +8,7 @@ account are refused; a second member approves an alert; axe-core passes on every
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,9 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
         # Correct it: a new version, on the public page too.
         page.locator("#c-title").fill("Tempête : restez chez vous jusqu'à demain")
         page.get_by_role("button", name="Enregistrer la correction").click()
+        # Nothing goes out before the secretary sees what, to whom, at what cost.
+        confirm_on_a_phone(page, "Envoyer la correction ?", "Confirmer et envoyer",
+                           "confirmer-correction", check)
         expect(page.locator("#confirmation")).to_have_text(
             "La correction est enregistrée.")
         expect(page.get_by_role("heading", level=1)).to_have_text(
@@ -171,6 +175,8 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
         # Withdraw it.
         page.goto(notice_url)
         page.get_by_role("button", name="Retirer l'avis").click()
+        confirm_on_a_phone(page, "Retirer l'avis ?", "Confirmer le retrait",
+                           "confirmer-retrait", check)
         expect(page.locator("#confirmation")).to_have_text("L'avis est retiré.")
         expect(page.locator("#etat")).to_have_text("Retiré")
         check("avis-retire")
@@ -203,6 +209,39 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
         assert page.url.startswith(f"{village.api}/staff/login")
     assert all(s.stat().st_size > 0 for s in shots)
     print("screenshots:", *shots, sep="\n  ")
+
+
+def confirm_on_a_phone(page: Any, heading: str, button: str, name: str,
+                       check: Callable[[str], None]) -> None:
+    """The confirmation of a correction or a withdrawal of a sent notice: each channel's
+    count and the SMS to pay, read at 375 px without scrolling sideways, then confirmed."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    for _attempt in range(3):
+        # A channel slow to answer under load shows as unavailable: ask again.
+        if page.locator("#envoi", has_text="indisponible").count() == 0:
+            break
+        page.reload()
+    sent = page.locator("#envoi")
+    expect(sent).to_contain_text("Notifications : ")
+    expect(sent).to_contain_text("E-mails : ")
+    # The demo's SMS carries alerts: the count of numbers times the parts, and what it costs.
+    expect(page.locator("#envoi-sms")).to_contain_text(
+        re.compile(r"SMS\s:\s(au plus )?\d+\sabonnés?\s×\s\d+\sSMS\s=\s(au plus )?\d+\sSMS"
+                   r"\sà payer"))
+    for heading_3 in ("Notification sur téléphone", "SMS", "Panneau lumineux", "E-mail"):
+        expect(page.get_by_role("heading", level=3, name=heading_3)).to_be_visible()
+    desk = page.viewport_size
+    page.set_viewport_size({"width": 375, "height": 800})
+    try:
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{name}: {overflow} px wider than the phone"
+        check(f"{name}-375")
+    finally:
+        page.set_viewport_size(desk)
+    page.get_by_role("button", name=button).click()
 
 
 def sign_in(page: Any, api: str, user: str, password: str) -> Any:

@@ -26,9 +26,9 @@ import pytest
 
 from crieur.nats_server import free_port
 from crieur.provision import definitions
-from crieur.standins.fcm import FcmStandin, write_service_account
-from crieur.standins.sms import SmsStandin
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.fcm import FcmStandin, write_service_account
+from crieur_dev.standins.sms import SmsStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from schemas import subjects
 from schemas.buckets import CHANNEL_BUCKETS, SMS_SUBSCRIBERS
 from schemas.notice import Category

@@ -1,6 +1,8 @@
 """The package as `pip install .` installs it (deploy/README.md, the Docker image), not the
 editable install the other tests run from: the wheel is built, installed in a fresh venv,
-and the village is started from that venv outside the repository.
+and the village is started from that venv outside the repository. The wheel holds no
+development code (crieur_dev/, the stand-ins) and requires none of its dependencies; the
+village borrows the stand-ins from the source tree, as a developer's checkout has them.
 
 Slow (a venv and every dependency installed, about two minutes): one install per session.
 """
@@ -34,6 +36,7 @@ class Installed:
     wheel: Path
     python: Path
     home: Path  # a folder outside the repository, to start from
+    dev: Path  # holds a copy of crieur_dev only: PYTHONPATH for the village's stand-ins
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +68,29 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installe
                     str(repo_root() / "requirements.lock")], check=True, timeout=900)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
                    check=True, timeout=900)
+    # The stand-ins' own dependencies, at their locked versions and hashes.
+    extra = root / "standins.lock"
+    extra.write_text("".join(locked("requirements-dev.lock", STANDIN_DEPENDENCIES)))
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--require-hashes",
+                    "-r", str(extra)], check=True, timeout=900)
     home = root / "home"
     home.mkdir()
-    return Installed(wheel, python, home)
+    # crieur_dev alone on the village's path (the repository root would shadow the wheel).
+    dev = root / "dev"
+    shutil.copytree(repo_root() / "crieur_dev", dev / "crieur_dev")
+    return Installed(wheel, python, home, dev)
+
+
+# What crieur_dev needs beyond the runtime lock: aiosmtpd and its own dependencies.
+STANDIN_DEPENDENCIES = ("aiosmtpd", "atpublic", "attrs")
+
+
+def locked(lock: str, names: tuple[str, ...]) -> list[str]:
+    """The blocks of `lock` (a pin and its hashes) that pin one of `names`."""
+    blocks = re.split(r"\n(?=\S)", (repo_root() / lock).read_text())
+    found = [b + "\n" for b in blocks if b.split("==")[0] in names and "==" in b.split()[0]]
+    assert len(found) == len(names), f"{names} not all in {lock}"
+    return found
 
 
 def tracked_data_files() -> set[str]:
@@ -83,6 +106,23 @@ def test_the_wheel_holds_every_file_the_packages_read(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as built:
         missing = files - set(built.namelist())
     assert missing == set(), f"not in the wheel (pyproject.toml package-data): {missing}"
+
+
+def test_the_wheel_holds_no_development_code_nor_its_dependencies(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as built:
+        names = built.namelist()
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = [line.split(":", 1)[1].strip()
+                    for line in built.read(metadata).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    assert "crieur/village.py" in names and "services/email/sender.py" in names
+    development = [n for n in names if n.startswith("crieur_dev/") or "standins" in n]
+    assert development == [], development
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert any(r.startswith("nats-py") for r in runtime), runtime
+    assert not [r for r in runtime if r.startswith(("aiosmtpd", "cryptography"))], runtime
+    # Still declared, for development: `pip install -e .[dev]` and the dev lock have it.
+    assert any(r.startswith("aiosmtpd") and 'extra == "dev"' in r for r in requires), requires
 
 
 def test_nothing_is_imported_from_the_source_tree(installed: Installed) -> None:
@@ -107,8 +147,9 @@ class InstalledVillage:
 def running(installed: Installed) -> Iterator[InstalledVillage]:
     ports = {"CRIEUR_EMAIL_HTTP_PORT": free_port(), "CRIEUR_SMS_HTTP_PORT": free_port(),
              "CRIEUR_PUSH_HTTP_PORT": free_port()}
-    village = start_village(installed.home / "var", {k: str(v) for k, v in ports.items()},
-                            python=str(installed.python), cwd=installed.home)
+    env = {k: str(v) for k, v in ports.items()} | {"PYTHONPATH": str(installed.dev)}
+    village = start_village(installed.home / "var", env, python=str(installed.python),
+                            cwd=installed.home)
     yield InstalledVillage(village, ports)
     village.stop()
 

@@ -24,13 +24,15 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 
 from crieur.channel.consumers import ensure_consumers, fanout_consumer, worker_consumer
-from crieur.channel.direct import multi_last
 from crieur.channel.lanes import Lane
+from crieur.natsx import multi_last
 from crieur.provision import definitions
 from schemas import subjects
 from schemas.buckets import (
+    EMAIL_LIMITS,
     EMAIL_SUBSCRIBERS,
     PUSH_DEVICES,
+    PUSH_LIMITS,
     SMS_LIMITS,
     SMS_MESSAGES,
     SMS_SUBSCRIBERS,
@@ -55,6 +57,8 @@ CHANNELS = ("email", "push", "sms")
 # Each channel's own buckets (schemas/buckets.py), made by `crieur provision`.
 CHANNEL_BUCKETS = {"email": (EMAIL_SUBSCRIBERS.name,), "push": (PUSH_DEVICES.name,),
                    "sms": (SMS_SUBSCRIBERS.name, SMS_MESSAGES.name)}
+# Each channel's residents' limits (crieur.channel.ratelimit.SharedLimit), also provisioned.
+LIMITS = {"email": EMAIL_LIMITS.name, "push": PUSH_LIMITS.name, "sms": SMS_LIMITS.name}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +132,7 @@ async def test_provisioning_creates_every_stream_and_bucket_of_schemas(
         assert info.config.subjects == stream.subjects
         assert info.config.storage == StorageType.FILE
     # The channels' buckets too: no service needs the right to create one.
-    assert {b for names in CHANNEL_BUCKETS.values() for b in names} <= {
+    assert {b for names in CHANNEL_BUCKETS.values() for b in names} | set(LIMITS.values()) <= {
         b.name for b in found.buckets}
     for bucket in found.buckets:
         assert f"bucket {bucket.name}: created" in said
@@ -142,6 +146,7 @@ async def test_provisioning_creates_every_stream_and_bucket_of_schemas(
 
 async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
         production: ConfiguredServer, connect: Any, tmp_path: Path) -> None:
+    already = {user: production.violations(user) for user in ("notices", "panel")}
     with front_door_and_sign(production, COMMUNE, tmp_path) as running:
         api, sign = running.api, running.sign
         token = production.extra_env["staff_token"]
@@ -160,16 +165,22 @@ async def test_front_door_and_sign_do_their_jobs_as_their_own_users(
                 ready = (await http.get(base + "/readyz")).json()
                 assert ready == {"status": "ready"}, ready
                 assert "crieur_" in (await http.get(base + "/metrics")).text
-
-        nc, _ = await connect("operator")
-        js = nc.jetstream()
+            nc, _ = await connect("operator")
+            js = nc.jetstream()
+            # Their ordered consumers exist, made by name (the unnamed create is refused
+            # to them), each name saying whose it is.
+            followers = {c.name.split("_")[0]
+                         for c in await nc.jsm().consumers_info("NOTICES")}
+            assert {"notices", "panel"} <= followers, followers
+            assert production.violations("notices") == already["notices"]
+            assert production.violations("panel") == already["panel"]
 
         async def reported() -> bool:
             try:
                 msg = await js.get_last_msg("DELIVERIES", subjects.delivery("panel", COMMUNE))
             except nats.js.errors.NotFoundError:
                 return False
-            return json.loads(msg.data or b"{}").get("notice_id") == notice_id
+            return bool(json.loads(msg.data or b"{}").get("notice_id") == notice_id)
 
         await eventually(reported, "the sign reports what it showed on DELIVERIES")
 
@@ -287,16 +298,28 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
             with pytest.raises(nats.errors.TimeoutError):
                 await js.delete_consumer("KV_sent", name)
             await _refused(conn, f"$JS.API.CONSUMER.DELETE.KV_sent.{name}")
-    # Nor take a durable through the unnamed create that ordered consumers use: the server
-    # refuses a durable name there. (A `name` there is taken: deploy/README.md, residual.)
-    panel, _ = await connect("panel")
-    taken = ConsumerConfig(durable_name="email-fanout", ack_policy=AckPolicy.EXPLICIT,
+    # Nor rewrite or take a channel's durable by creating a consumer of that name, by any
+    # create subject: the unnamed one takes the name in its body (refused to every
+    # service), the named ones are refused for the channels' durables' names.
+    taken = ConsumerConfig(name="email-fanout", ack_policy=AckPolicy.EXPLICIT,
                            max_ack_pending=1000, deliver_policy=DeliverPolicy.NEW)
-    answer = await _api(panel, "$JS.API.CONSUMER.CREATE.NOTICES",
-                        {"stream_name": "NOTICES", "config": taken.as_dict()})
-    assert "error" in answer, answer
+    squat = ConsumerConfig(name="sms-alert-fanout", ack_policy=AckPolicy.EXPLICIT,
+                           deliver_policy=DeliverPolicy.NEW)
+    for user in ("notices", "panel"):
+        nc, conn = await connect(user)
+        for config, filtered in ((taken, ""), (taken, ".notices.>"), (squat, "")):
+            body = {"stream_name": "NOTICES", "config": config.as_dict()}
+            for subject in ("$JS.API.CONSUMER.CREATE.NOTICES",
+                            f"$JS.API.CONSUMER.CREATE.NOTICES.{config.name}{filtered}",
+                            f"$JS.API.CONSUMER.DURABLE.CREATE.NOTICES.{config.name}"):
+                with pytest.raises(nats.errors.TimeoutError):
+                    await _api(nc, subject, body | {"config": config.as_dict() | (
+                        {"durable_name": config.name} if "DURABLE" in subject else {})})
+                await _refused(conn, subject)
     info = await ojs.consumer_info("NOTICES", "email-fanout")
     assert info.config.max_ack_pending == 1
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await ojs.consumer_info("NOTICES", "sms-alert-fanout")
     # And no service deletes a consumer, not even its own (none needs to).
     with pytest.raises(nats.errors.TimeoutError):
         await email.jetstream(timeout=1).delete_consumer("NOTICES", "email-fanout")
@@ -307,7 +330,8 @@ async def test_a_user_touches_only_its_own_consumers(production: ConfiguredServe
 # Buckets whose keys name staff or residents: a subject-filtered STREAM.INFO lists them.
 PRIVATE_STREAMS = {"KV_staff": "notices", "KV_staff_sessions": "notices",
                    "KV_email_subscribers": "email", "KV_devices": "push",
-                   "KV_sms_subscribers": "sms", "KV_sms_messages": "sms", "KV_sms_limits": "sms"}
+                   "KV_sms_subscribers": "sms", "KV_sms_messages": "sms", "KV_sms_limits": "sms",
+                   "KV_email_limits": "email", "KV_push_limits": "push"}
 
 
 @pytest.mark.parametrize("user", ["notices", "panel", *CHANNELS])
@@ -399,19 +423,21 @@ async def test_a_channel_user_does_the_kits_job(production: ConfiguredServer, co
     await sent.create(f"{channel}.n1.1.published.r1", b"1")
     assert (await sent.get(f"{channel}.n1.1.published.r1")).value == b"1"
     watcher = await sent.watch(f"{channel}.n1.>", meta_only=True)
-    assert (await watcher.updates(timeout=10)).key == f"{channel}.n1.1.published.r1"
+    # nats-py's "nothing more" marker (None) may come before the entry, when the server
+    # pushed it before answering the watch's consumer-info (crieur.channel.sent).
+    entry = await watcher.updates(timeout=10) or await watcher.updates(timeout=10)
+    assert entry.key == f"{channel}.n1.1.published.r1"
     await watcher.stop()
     for bucket in CHANNEL_BUCKETS[channel]:
         kv = await js.key_value(bucket)
         await kv.put("r1", b"{}")
         assert (await kv.get("r1")).value == b"{}"
         assert await kv.keys() == ["r1"]
-    if channel == "sms":
-        # The residents' limits: counted with compare-and-set (no watch needed).
-        limits = await js.key_value(SMS_LIMITS.name)
-        revision = await limits.create("sms.codes.1.all", b"1")
-        await limits.update("sms.codes.1.all", b"2", last=revision)
-        assert (await limits.get("sms.codes.1.all")).value == b"2"
+    # The residents' limits: counted with compare-and-set (no watch needed).
+    limits = await js.key_value(LIMITS[channel])
+    revision = await limits.create(f"{channel}.client.1.all", b"1")
+    await limits.update(f"{channel}.client.1.all", b"2", last=revision)
+    assert (await limits.get(f"{channel}.client.1.all")).value == b"2"
     communes = await js.key_value("communes")
     assert json.loads((await communes.get(COMMUNE)).value or b"{}")["name"] == "Lavoncourt"
     await js.publish(subjects.delivery(channel, COMMUNE), b'{"outcome": "sent"}')

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from services.email.service import EmailService
 from tests.integration.email.helpers import email_settings
 from tests.integration.notices.conftest import front_door

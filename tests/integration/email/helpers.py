@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from services.email.settings import EmailSettings
 
 # Shared with the other channels' tests; the email tests import it from here.

@@ -26,7 +26,7 @@ import pytest
 
 from crieur.channel.settings import ChannelSettings
 from crieur.nats_server import free_port
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from schemas.deliveries import DeliveryOutcome, DeliveryReport
 from services.email.links import Links
 from services.email.service import EmailService

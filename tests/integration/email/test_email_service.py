@@ -17,7 +17,7 @@ from crieur.bus import ensure_streams
 from crieur.channel.errors import Transient
 from crieur.channel.service import create_app
 from crieur.nats_server import NatsServer, free_port
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from schemas.streams import NOTICES
 from services.email.service import EmailService
 from tests.helpers import repo_root

@@ -15,7 +15,7 @@ import pytest
 
 from crieur.channel.errors import Transient
 from crieur.nats_server import free_port
-from crieur.standins.smtp import ARRIVALS_FILE, FAULTS_FILE, OnIdle, SmtpStandin, messages
+from crieur_dev.standins.smtp import ARRIVALS_FILE, FAULTS_FILE, OnIdle, SmtpStandin, messages
 from services.email.sender import Bounced, SmtpConfig, SmtpPool
 from services.email.settings import SmtpTls
 from tests.integration.email.helpers import wait_for
@@ -164,7 +164,7 @@ async def test_tls_modes(tmp_path: Path, certificate: tuple[str, str], mode: Smt
 @pytest.fixture
 def standin_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     port, mail = free_port(), tmp_path / "mail"
-    process = subprocess.Popen([sys.executable, "-m", "crieur.standins.smtp", "--dir", str(mail),
+    process = subprocess.Popen([sys.executable, "-m", "crieur_dev.standins.smtp", "--dir", str(mail),
                                 "--port", str(port)], stdout=subprocess.PIPE)
     assert process.stdout is not None
     assert b"SMTP stand-in on" in process.stdout.readline()

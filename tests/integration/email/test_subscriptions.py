@@ -11,7 +11,7 @@ import pytest
 from itsdangerous import Signer
 from nats.js.errors import NoKeysError
 
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from services.email.format import normalise_address
 from services.email.service import EmailService
 from services.email.subscribers import Subscriber
@@ -249,6 +249,29 @@ async def test_rate_limited_per_email_and_per_client(front_door: FrontDoor,
         front_door, f"other{i}@example.org"))).status_code for i in range(3)]
     # 5 per client: 3 + 1 above, so the 2nd of these is the 6th request from this client.
     assert more == [202, 429, 429]
+
+
+async def test_the_limits_are_shared_by_every_process_and_kept_across_restarts(
+        front_door: FrontDoor, start_email: Any) -> None:
+    """Issue 25: counted in the email_limits bucket, not in each process's memory."""
+    first: EmailService = await start_email(email_rate_per_address=2, email_rate_per_client=4)
+
+    async def subscribe(address: str) -> int:
+        answer = await front_door.http.post(URL, json=subscription(front_door, address))
+        return answer.status_code
+
+    assert [await subscribe("shared@example.org") for _ in range(2)] == [202, 202]
+    # A second process of the same service (start_email gives both one name), then the
+    # first stops: only the second answers, and it counts what the first let through.
+    second: EmailService = await start_email(email_rate_per_address=2,
+                                             email_rate_per_client=4)
+    await first.stop()
+    assert await subscribe("shared@example.org") == 429
+    assert await subscribe("someone@example.org") == 202  # the client's 4th of 4
+    # Restarted: a new process still knows the hour's counts, per mailbox and per client.
+    await second.stop()
+    await start_email(email_rate_per_address=2, email_rate_per_client=4)
+    assert await subscribe("third@example.org") == 429
 
 
 async def test_unsubscribe_from_the_browser_and_by_one_click(

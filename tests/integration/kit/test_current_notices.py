@@ -5,7 +5,7 @@ from __future__ import annotations
 from nats.aio.client import Client
 
 from crieur.channel.current import CurrentNotices
-from crieur.channel.direct import MULTI_LAST_MAX
+from crieur.natsx import MULTI_LAST_MAX
 from schemas.notice import NoticeState
 from tests.integration.helpers import Mairie, random_insee, wait_for
 from tests.integration.kit.conftest import make_notice

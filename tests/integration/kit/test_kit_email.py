@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crieur.nats_server import NatsServer
-from crieur.standins.smtp import SmtpStandin
+from crieur_dev.standins.smtp import SmtpStandin
 from services.email.links import Links
 from services.email.service import EmailService
 from services.email.settings import EmailSettings

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from crieur.nats_server import free_port
-from crieur.standins.capfeed import Feed, create_app
+from crieur_dev.standins.capfeed import Feed, create_app
 from schemas import subjects
 from schemas.streams import DEADLETTERS_STREAM
 from services.notices.capfeed import Reader, draft_id

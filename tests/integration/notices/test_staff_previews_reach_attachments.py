@@ -174,7 +174,9 @@ async def test_reach_counts_what_each_channel_reported(front_door: FrontDoor) ->
     reach = (await fd.http.get(url, headers=fd.auth)).json()
     assert reach["push"]["sent"] == 1 and reach["push"]["topics"] == {topic: 1}
     assert (reach["email"]["sent"], reach["email"]["bounced"]) == (3, 1)
-    assert (reach["sms"]["sent"], reach["sms"]["delivered"]) == (1, 1)
+    # Three messages to one person (a notice and its corrections), a bounce reached no one.
+    assert reach["email"]["people"] == 1
+    assert (reach["sms"]["sent"], reach["sms"]["delivered"], reach["sms"]["people"]) == (1, 1, 1)
     assert reach["panel"]["shown_seconds"] == 20.0 and reach["panel"]["signs"] == ["panneau"]
     assert reach["complete"] is True
 

@@ -15,7 +15,7 @@ from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_bucket, ensure_streams
 from crieur.nats_server import free_port
-from crieur.standins.fcm import FcmStandin, write_service_account
+from crieur_dev.standins.fcm import FcmStandin, write_service_account
 from schemas.commune import Commune
 from schemas.streams import COMMUNES, NOTICES
 from services.push.service import PushService
@@ -65,10 +65,11 @@ async def start_push(nats_url: str, nc: Client, fcm: FcmStandin,
                      credentials: Path) -> AsyncIterator[StartPush]:
     services: list[PushService] = []
 
-    async def start(**settings: Any) -> PushService:
+    async def start(name: str | None = None, **settings: Any) -> PushService:
+        """A push service; `name` shared by two starts makes them one service's processes."""
         config = PushSettings(**(FAST | {"nats_url": nats_url, "fcm_credentials": credentials,
                                          "fcm_url": fcm.url} | settings))
-        service = PushService(config, name=f"push-{uuid.uuid4().hex[:8]}")
+        service = PushService(config, name=name or f"push-{uuid.uuid4().hex[:8]}")
         await asyncio.wait_for(service.start(), 30)
         services.append(service)
         return service

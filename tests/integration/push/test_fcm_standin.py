@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from crieur.nats_server import free_port
-from crieur.standins.fcm import FcmStandin, setup
+from crieur_dev.standins.fcm import FcmStandin, setup
 
 pytestmark = pytest.mark.integration
 

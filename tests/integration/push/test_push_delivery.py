@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from crieur.standins.fcm import FcmStandin
+from crieur_dev.standins.fcm import FcmStandin
 from schemas.deliveries import DeliveryOutcome
 from schemas.events import NoticePublished
 from schemas.jobs import Job

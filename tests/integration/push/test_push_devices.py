@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from nats.aio.client import Client
 
-from crieur.standins.fcm import FcmStandin
+from crieur_dev.standins.fcm import FcmStandin
 from services.push.service import PushService
 from tests.integration.kit.conftest import wait_for
 from tests.integration.push.helpers import StartPush, http, phone_token
@@ -91,6 +92,29 @@ async def test_registrations_are_rate_limited_per_client_address(
     other = await http(nc, "POST", "/api/v1/devices", {
         "token": phone_token("r"), "follows": [{"commune": commune}]}, client_ip="192.0.2.8")
     assert other.status == 201
+
+
+async def test_the_limit_is_shared_by_every_process_and_kept_across_restarts(
+        nc: Client, start_push: StartPush, commune: str) -> None:
+    """Issue 25: counted in the push_limits bucket, not in each process's memory."""
+    name = f"push-{uuid.uuid4().hex[:8]}"
+
+    async def register() -> int:
+        reply = await http(nc, "POST", "/api/v1/devices", {
+            "token": phone_token("s"), "follows": [{"commune": commune}]},
+            client_ip="198.51.100.40")
+        return reply.status
+
+    first = await start_push(name=name, push_rate_limit_per_ip=3)
+    assert [await register() for _ in range(2)] == [201, 201]
+    # A second process of the same service, then the first stops: only the second answers.
+    second = await start_push(name=name, push_rate_limit_per_ip=3)
+    await first.stop()
+    assert [await register() for _ in range(2)] == [201, 429]
+    # Restarted: a new process still knows the hour's count.
+    await second.stop()
+    await start_push(name=name, push_rate_limit_per_ip=3)
+    assert await register() == 429
 
 
 @pytest.mark.parametrize("state", ["UNREGISTERED", "INVALID_ARGUMENT"])

@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_all
-from crieur.standins.sms import SmsStandin
+from crieur_dev.standins.sms import SmsStandin
 from services.sms.service import SmsService
 from services.sms.settings import SmsSettings
 from tests.integration.sms.helpers import SECRET, Clock, StartSms

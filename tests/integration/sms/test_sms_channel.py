@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from nats.aio.client import Client
 
 from crieur.channel.port import Edition
-from crieur.standins.sms import SmsStandin
+from crieur_dev.standins.sms import SmsStandin
 from schemas.deliveries import DeliveryOutcome
 from schemas.events import EventKind
 from schemas.notice import Category
@@ -141,6 +141,10 @@ async def test_subscribe_by_code_then_stop_stops_the_very_next_notice(
     assert (await call(nc, "POST", "/webhooks/sms/inbound", stop))[0] == 404
     status, body = await call(nc, "POST", f"/webhooks/sms/{SECRET}/inbound", stop)
     assert (status, body["status"]) == (200, "unsubscribed")
+    # Answered once, to say it worked (issue 26).
+    await wait_for(lambda: len(standin.sends()) == 5, what="the STOP's answer")
+    assert recipients_of(standin)[4] == "+33698765432"
+    assert "vous ne recevrez plus les avis" in standin.sends()[4]["body"]["content"]
     # The very next notice: not to the number that said STOP.
     before = len(standin.sends())
     await mairie.publish(make_notice(commune, title="Crue, suite"))
@@ -215,6 +219,45 @@ async def test_quiet_hours_hold_a_non_alert_and_let_an_alert_through(
     await asyncio.sleep(1.0)
     assert len(standin.sends()) == 4
     assert sum("Route fermée" in r["body"]["content"] for r in standin.sends()) == 2
+
+
+async def test_sms_held_overnight_fill_their_window_and_an_alert_still_goes(
+        nc: Client, standin: SmsStandin, start_sms: StartSms) -> None:
+    """Issue 24, item 4: held SMS more than the normal lane's window; an alert goes at once,
+    and every held SMS goes once in the morning (none lost, none twice)."""
+    evening = datetime.now(PARIS).replace(hour=22, minute=30, second=0, microsecond=0)
+    clock = Clock(evening)
+    crowded, village = random_insee(), random_insee()
+    # One job a message and a window of 8 messages: 40 held SMS are five windows' worth.
+    service = await start_sms(clock, sms_quiet_hours="21:00-08:00", sms_hold_recheck_s=0.5,
+                              channel_group_size=1, channel_max_ack_pending=8,
+                              sms_commune_categories={crowded: ["travaux"],
+                                                      village: ["alerte"]})
+    assert service.runner is not None and service.runner.worker is not None
+    worker = service.runner.worker
+    held = await seed(service, crowded, 40, first=6000, categories=(Category.TRAVAUX,))
+    warned = await seed(service, village, 3, first=7000)
+    mairie = Mairie(nc)
+    await mairie.publish(make_notice(crowded, category=Category.TRAVAUX, title="Route fermée",
+                                     body="Demain."))
+    js = nc.jetstream()
+
+    async def window_full() -> bool:
+        info = await js.consumer_info("JOBS", f"{service.name}-worker")
+        return info.num_ack_pending == 8
+
+    await wait_for(lambda: worker.counts.get("deferred", 0) >= 16, what="held SMS")
+    assert await window_full()
+    await mairie.publish(make_notice(village, title="Orage"))
+    # Bounded wait, no speed asserted: the alert's lane has a window of its own.
+    await wait_for(lambda: sorted(recipients_of(standin)) == sorted(warned), within_s=20,
+                   what="the alert, while the held SMS fill their window")
+    assert await window_full(), "the held SMS are still held"
+    # 08:00 in Paris: every held SMS goes, once.
+    clock.at = evening.replace(hour=8) + timedelta(days=1, seconds=5)
+    await wait_for(lambda: len(standin.sends()) >= 43, within_s=60, what="the morning's SMS")
+    await asyncio.sleep(1.0)  # nothing more may come
+    assert Counter(recipients_of(standin)) == Counter(held + warned)
 
 
 async def test_a_withdrawal_during_quiet_hours_cancels_the_held_sms(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crieur.channel.errors import Permanent, Transient
-from crieur.standins.sms import FILE, SmsStandin
+from crieur_dev.standins.sms import FILE, SmsStandin
 from services.sms.format import prepare_text
 from services.sms.providers.brevo import BrevoProvider
 from services.sms.providers.ovh import OvhProvider

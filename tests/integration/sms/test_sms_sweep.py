@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from nats.aio.client import Client
 
-from crieur.standins.sms import SmsStandin
+from crieur_dev.standins.sms import SmsStandin
 from services.sms.phones import recipient_id
 from services.sms.subscribers import Follow, Subscriber
 from tests.integration.sms.helpers import (

@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from crieur.standins.sms import SmsStandin
+from crieur_dev.standins.sms import SmsStandin
 from schemas.channels import ChannelHttpRequest
 from services.sms.service import SmsService
 from tests.integration.sms.helpers import (

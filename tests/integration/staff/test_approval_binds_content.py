@@ -246,8 +246,13 @@ async def test_a_rewrite_through_the_pages_waits_for_another_member(office: Offi
     async with office.browser() as anne:
         await sign_in(anne, f"anne-{office.insee}")
         page = await anne.get(page_url)
-        done = await anne.post(f"{page_url}/correct", data={
-            "csrf": csrf_of(page.text), **form_of(alert, 1, **REWRITTEN)})
+        rewrite = {"csrf": csrf_of(page.text), **form_of(alert, 1, **REWRITTEN)}
+        # Sent already: the correction is shown first, saying it waits for approval.
+        asked = await anne.post(f"{page_url}/correct", data=rewrite)
+        assert asked.status_code == 200, asked.text
+        assert "l'approbation d'une deuxième personne" in shown(asked)
+        assert "Envoyer pour approbation" in shown(asked)
+        done = await anne.post(f"{page_url}/correct", data=rewrite | {"confirm": "1"})
         assert done.status_code == 303, done.text
         assert done.headers["location"].endswith("?ok=correction-pending")
         page = await anne.get(done.headers["location"])

@@ -67,10 +67,17 @@ async def test_compose_preview_publish_correct_and_withdraw(office: Office) -> N
         listing = await http.get(f"/staff/communes/{office.insee}")
         assert f'data-notice-id="{notice_id}"' in shown(listing)
 
-        # Correct: a new version, sent again.
+        # Correct: a new version, sent again, once what goes out is shown and confirmed.
         token = csrf_of(page.text)
-        corrected = await http.post(f"{url}/correct", data=DRAFT | {
-            "csrf": token, "version": "1", "title": "Route de Gray fermée jusqu'au 6"})
+        correction = DRAFT | {"csrf": token, "version": "1",
+                              "title": "Route de Gray fermée jusqu'au 6"}
+        asked = await http.post(f"{url}/correct", data=correction)
+        assert asked.status_code == 200, asked.text
+        assert "Envoyer la correction ?" in shown(asked)
+        assert "Confirmer et envoyer" in shown(asked)
+        found = office.store.get(office.insee, notice_id)
+        assert found is not None and found[1].version == 1
+        corrected = await http.post(f"{url}/correct", data=correction | {"confirm": "1"})
         assert corrected.status_code == 303, corrected.text
         found = office.store.get(office.insee, notice_id)
         assert found is not None and found[1].version == 2
@@ -83,7 +90,13 @@ async def test_compose_preview_publish_correct_and_withdraw(office: Office) -> N
         assert stale.status_code == 412
         assert "modifié entre-temps" in shown(stale)
 
-        withdrawn = await http.post(f"{url}/withdraw", data={"csrf": token})
+        asked = await http.post(f"{url}/withdraw", data={"csrf": token})
+        assert asked.status_code == 200
+        assert "Retirer l'avis ?" in shown(asked) and "Confirmer le retrait" in shown(asked)
+        found = office.store.get(office.insee, notice_id)
+        assert found is not None and found[1].state.value == "corrected"
+        withdrawn = await http.post(f"{url}/withdraw",
+                                    data={"csrf": token, "confirm": "1", "version": "2"})
         assert withdrawn.status_code == 303
         found = office.store.get(office.insee, notice_id)
         assert found is not None and found[1].state.value == "withdrawn"

@@ -17,7 +17,7 @@ from nats.aio.client import Client
 
 from crieur.bus import RECONNECT_FOREVER, ensure_all
 from crieur.nats_server import free_port
-from crieur.standins.webpush import WebpushStandin
+from crieur_dev.standins.webpush import WebpushStandin
 from services.webpush.service import WebpushService
 from services.webpush.settings import WebpushSettings
 

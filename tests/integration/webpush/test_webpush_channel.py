@@ -12,7 +12,7 @@ import httpx
 import pytest
 from nats.aio.client import Client
 
-from crieur.standins.webpush import WebpushStandin
+from crieur_dev.standins.webpush import WebpushStandin
 from schemas import subjects
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest
 from schemas.deliveries import DeliveryOutcome

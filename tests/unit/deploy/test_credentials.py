@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crieur.standins.fcm import write_service_account
+from crieur_dev.standins.fcm import write_service_account
 from services.email.settings import EmailSettings
 from services.notices.settings import NoticesSettings
 from services.panel.settings import PanelSettings

@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_settings import BaseSettings
 from ruamel.yaml import YAML
 
+from crieur.http_limits import HttpLimits
+from crieur.provision import ProvisionSettings
+from crieur.settings import CommonSettings
+from docs.gen_settings import env_names
 from services.notices import attachments
 from services.notices.settings import NoticesSettings
 from tests.helpers import repo_root
@@ -76,7 +81,7 @@ def test_compose_starts_provisioning_first_and_every_service_with_its_own_user()
         # The only replies its NATS user may read (deploy/nats/auth.conf).
         assert service["environment"]["CRIEUR_NATS_INBOX_PREFIX"] == f"_INBOX_{name}"
         assert f'"_INBOX_{name}.>"' in (DEPLOY / "nats" / "auth.conf").read_text()
-        assert service["env_file"] == [f"env/{name}.env"]
+        assert service["env_file"] == ["env/common.env", f"env/{name}.env"]
         example = (DEPLOY / "env" / f"{name}.env.example").read_text()
         assert f"tls://{name}:<its password>" in example
     for secret in compose()["secrets"].values():
@@ -260,11 +265,13 @@ HTTP_PORTS = {
     "CRIEUR_EMAIL_HTTP_PORT": ("services.email.settings", "EmailSettings", "email_http_port"),
     "CRIEUR_PUSH_HTTP_PORT": ("services.push.settings", "PushSettings", "push_http_port"),
     "CRIEUR_SMS_HTTP_PORT": ("services.sms.settings", "SmsSettings", "sms_http_port"),
+    "CRIEUR_WEBPUSH_HTTP_PORT": ("services.webpush.settings", "WebpushSettings",
+                                 "webpush_http_port"),
 }
 # How the docs name each service next to its port.
 DOC_NAMES = {"notices": "CRIEUR_HTTP_PORT", "panel": "CRIEUR_PANEL_HTTP_PORT",
              "email": "CRIEUR_EMAIL_HTTP_PORT", "push": "CRIEUR_PUSH_HTTP_PORT",
-             "SMS": "CRIEUR_SMS_HTTP_PORT"}
+             "SMS": "CRIEUR_SMS_HTTP_PORT", "webpush": "CRIEUR_WEBPUSH_HTTP_PORT"}
 
 
 def port_default(variable: str) -> int:
@@ -288,14 +295,22 @@ def said_ports() -> list[tuple[str, str, int]]:
                 said.append((f"compose {name}", variable, int(value)))
                 published = [int(p.rsplit(":", 1)[1]) for p in service.get("ports", [])]
                 said += [(f"compose {name} ports", variable, p) for p in published]
+                check = " ".join(service.get("healthcheck", {}).get("test", []))
+                said += [(f"compose {name} healthcheck", variable, int(p))
+                         for p in re.findall(r"//127\.0\.0\.1:(\d+)/", check)]
     docs = repo_root() / "docs"
     deployment = (docs / "operations" / "deployment.md").read_text()
     monitoring = deployment.split("## Monitoring", 1)[1][:800]
-    for name, value in re.findall(r"\b(notices|panel|push|email|SMS) (\d{4})\b", monitoring):
+    for name, value in re.findall(r"\b(notices|panel|push|email|SMS|webpush) (\d{4})\b", monitoring):
         said.append(("docs/operations/deployment.md Monitoring", DOC_NAMES[name], int(value)))
     for page in sorted(docs.rglob("*.md")):
         for variable, value in re.findall(r"`(CRIEUR_\w*HTTP_PORT)` (\d{4})\b", page.read_text()):
             said.append((f"docs/{page.relative_to(docs)}", variable, int(value)))
+        # The tables' rows: `| `CRIEUR_X_HTTP_HOST`, `CRIEUR_X_HTTP_PORT` | `host`, `port` |`.
+        for variable, value in re.findall(
+                r"^\| (?:`CRIEUR_\w*HTTP_HOST`, )?`(CRIEUR_\w*HTTP_PORT)` \| "
+                r"(?:`[^`]*`, )?`(\d+)`", page.read_text(), re.M):
+            said.append((f"docs/{page.relative_to(docs)} table", variable, int(value)))
     launcher = importlib.import_module("crieur.village")
     said += [("crieur/village.py", s.port_var, s.default_port) for s in launcher.SERVICES
              if s.port_var in HTTP_PORTS]
@@ -308,6 +323,9 @@ def test_every_file_gives_each_service_the_port_its_settings_default_to() -> Non
     sources = {where.split(" ")[0] for where, _, _ in said}
     assert {"email.env.example", "compose", "docs/operations/deployment.md",
             "docs/operations/metrics.md", "crieur/village.py"} <= sources, sources
+    kinds = {where for where, _, _ in said}
+    assert {"compose notices healthcheck", "docs/channels/email.md table",
+            "docs/operations/configuration.md table"} <= kinds, kinds
     assert {v for _, v, _ in said} == set(HTTP_PORTS)
     wrong = [(where, variable, port, port_default(variable)) for where, variable, port in said
              if port != port_default(variable)]
@@ -373,3 +391,84 @@ def test_nginx_accepts_the_proxy_config(tmp_path: Path) -> None:
         f"http {{\n  access_log off;\n  include {tmp_path}/crieur.conf;\n}}\n")
     done = run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- every setting in its env example (issue 26) ------------------------------------------
+
+# Read from a file of the service's credentials (docs/operations/deployment.md, "Secrets"):
+# its example names the file in a comment and never sets it.
+SECRET_SETTINGS = {
+    "CRIEUR_NATS_URL", "CRIEUR_SMTP_PASSWORD", "CRIEUR_EMAIL_SECRET_KEY",
+    "CRIEUR_EMAIL_LINK_KEY", "CRIEUR_SMS_SECRET_KEY", "CRIEUR_SMS_WEBHOOK_SECRET",
+    "CRIEUR_SMS_BREVO_API_KEY", "CRIEUR_SMS_OVH_APPLICATION_KEY",
+    "CRIEUR_SMS_OVH_APPLICATION_SECRET", "CRIEUR_SMS_OVH_CONSUMER_KEY"}
+# The front door's address: every class inherits it from CommonSettings, but only
+# services.notices serves on it (the others have CRIEUR_<NAME>_HTTP_PORT).
+FRONT_DOOR = {"CRIEUR_HTTP_HOST", "CRIEUR_HTTP_PORT"}
+# The services systemd starts as crieur@<name> (common.env, then <name>.env), and their class.
+UNIT_SERVICES = {"notices": ("services.notices.settings", "NoticesSettings"),
+                 "panel": ("services.panel.settings", "PanelSettings"),
+                 "email": ("services.email.settings", "EmailSettings"),
+                 "push": ("services.push.settings", "PushSettings"),
+                 "sms": ("services.sms.settings", "SmsSettings")}
+
+
+def fields_of(cls: type[BaseSettings]) -> list[list[str]]:
+    """Each field's variables (several when it has aliases: GOOGLE_APPLICATION_CREDENTIALS)."""
+    return [env_names(cls, name, info) for name, info in cls.model_fields.items()]
+
+
+def named_in(example: str) -> set[str]:
+    """The variables an example sets or shows with its default (`# CRIEUR_X=...`)."""
+    text = (DEPLOY / "env" / example).read_text()
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.M))
+
+
+def missing_from(example: str, fields: list[list[str]], shared: set[str]) -> list[str]:
+    text = (DEPLOY / "env" / example).read_text()
+    named = named_in(example) | shared
+    missing = []
+    for names in fields:
+        if names[0] in SECRET_SETTINGS:
+            # Told as the file that holds it, never set.
+            if not re.search(rf"(?<![A-Z0-9]){names[0].removeprefix('CRIEUR_')}\b", text):
+                missing.append(names[0])
+        elif not named & set(names):
+            missing.append(names[0])
+    return missing
+
+
+def shared_settings() -> list[list[str]]:
+    return [names for cls in (CommonSettings, HttpLimits) for names in fields_of(cls)
+            if names[0] not in FRONT_DOOR]
+
+
+def test_every_setting_of_a_service_is_in_its_env_example_or_the_common_one() -> None:
+    common = named_in("common.env.example")
+    assert missing_from("common.env.example", shared_settings(), set()) == []
+    for name, (module, cls_name) in UNIT_SERVICES.items():
+        cls = getattr(importlib.import_module(module), cls_name)
+        fields = [names for names in fields_of(cls)
+                  if names[0] not in FRONT_DOOR or name == "notices"]
+        assert len(fields) > 10, name
+        assert missing_from(f"{name}.env.example", fields, common) == [], name
+        # And nothing it does not read (a stale or misspelt name).
+        known = {n for names in fields_of(cls) for n in names} | {
+            n for names in fields_of(HttpLimits) for n in names}
+        stale = {n for n in named_in(f"{name}.env.example") if n.startswith("CRIEUR_")} - known
+        assert stale == set(), name
+    provision = fields_of(ProvisionSettings)
+    assert missing_from("provision.env.example", provision, set()) == []
+
+
+def test_the_common_example_holds_only_what_every_service_shares() -> None:
+    shared = {n for names in shared_settings() for n in names}
+    assert named_in("common.env.example") - shared == {"SSL_CERT_FILE"}
+    # What the unit sets per service (crieur@.service) a common.env would override for all
+    # (EnvironmentFile= wins over Environment=): shown there, never set.
+    text = (DEPLOY / "env" / "common.env.example").read_text()
+    for line in unit_lines("crieur@.service"):
+        if line.startswith("Environment="):
+            for variable in re.findall(r"(CRIEUR_\w+)=", line):
+                assert not re.search(rf"^{variable}=", text, re.M), variable
+

@@ -9,6 +9,8 @@ from importlib import import_module
 import pytest
 import yaml
 
+from crieur.channel.consumers import fanout_consumer
+from crieur.channel.lanes import Lane
 from crieur.channel.manifest import Manifest
 from crieur.village import SERVICES
 from schemas.deliveries import Channel
@@ -78,11 +80,28 @@ def test_its_nats_user_may_use_its_subjects_and_buckets(declared: Manifest) -> N
 
 
 @pytest.mark.parametrize("declared", MANIFESTS, ids=IDS)
+def test_the_services_with_ephemerals_on_notices_may_not_name_its_fan_outs(
+        declared: Manifest) -> None:
+    """Issue 25: the front door and the sign create consumers by name on NOTICES, so each
+    must be refused the names of this channel's durables there (nats-server matches a
+    name as a whole token: no prefix can be allowed instead)."""
+    for user in ("notices", "panel"):
+        allowed, _, denied = nats_user(user).partition("deny: [")
+        assert '"$JS.API.CONSUMER.CREATE.NOTICES.*"' in allowed
+        assert '"$JS.API.CONSUMER.CREATE.NOTICES"' not in allowed
+        for lane in Lane:
+            name = fanout_consumer(declared.name, 30, lane).durable_name
+            for subject in (f"$JS.API.CONSUMER.CREATE.NOTICES.{name}",
+                            f"$JS.API.CONSUMER.CREATE.NOTICES.{name}.>"):
+                assert f'"{subject}"' in denied, (user, subject)
+
+
+@pytest.mark.parametrize("declared", MANIFESTS, ids=IDS)
 def test_compose_runs_it_with_its_env_file(declared: Manifest) -> None:
     compose = yaml.safe_load((repo_root() / "deploy/compose.yaml").read_text())
     service = compose["services"][declared.name]
     assert service["command"] == [declared.module]
-    assert service["env_file"] == [f"env/{declared.name}.env"]
+    assert service["env_file"] == ["env/common.env", f"env/{declared.name}.env"]
 
 
 @pytest.mark.parametrize("declared", MANIFESTS, ids=IDS)

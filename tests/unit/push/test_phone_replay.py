@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from crieur.standins.phone import Phones
+from crieur_dev.standins.phone import Phones
 
 N = iter(range(1, 1000))
 

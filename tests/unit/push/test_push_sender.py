@@ -9,7 +9,7 @@ import requests
 from firebase_admin import exceptions, messaging
 
 from crieur.channel.errors import Permanent, RecipientGone, Transient
-from crieur.standins.fcm import write_service_account
+from crieur_dev.standins.fcm import write_service_account
 from services.push import sender
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from crieur.standins.fcm import write_service_account
+from crieur_dev.standins.fcm import write_service_account
 from services.push.settings import PushSettings
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from crieur.standins.sms import KEPT_IN_MEMORY, SmsStandinState
+from crieur_dev.standins.sms import KEPT_IN_MEMORY, SmsStandinState
 
 
 def request(number: int) -> Any:

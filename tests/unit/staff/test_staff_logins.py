@@ -52,14 +52,16 @@ def test_the_sms_text_is_escaped_and_its_long_characters_marked() -> None:
 def test_reach_is_said_per_channel_in_french_leaving_zeros_out() -> None:
     lines = reach_lines({
         "push": {"sent": 1, "failed": 0, "topics": {"crieur-70299-alerte": 1}},
-        "email": {"sent": 12, "bounced": 1, "failed": 0},
-        "sms": {"sent": 0, "delivered": 0},
+        "email": {"sent": 4, "bounced": 1, "failed": 0, "people": 2},
+        "sms": {"sent": 1, "delivered": 0, "people": 1},
         "panel": {"shown": 3, "shown_seconds": 125.0},
         "complete": True,
     })
     assert lines == [
         "Notifications : 1 message envoyé, par type d'avis suivi : Alerte 1",
-        "E-mails : 12 messages envoyés, 1 rejeté",
+        # People reached, each once; then the messages (a correction is sent again).
+        "E-mails : 2 personnes jointes (4 messages envoyés, 1 rejeté)",
+        "SMS : 1 personne jointe (1 message envoyé)",
         "Panneau lumineux : 3 affichages, 2\u00a0min\u00a005\u00a0s à l'affichage",
     ]
 

@@ -5,7 +5,7 @@ It can be told to answer 4xx or 5xx, for a while, a number of times, or for one
 address, so retries and bounces are proven against a real SMTP conversation:
 
 - in-process: `SmtpStandin(directory).start()`, then `.answer(451, seconds=2)`;
-- as a process: `python -m crieur.standins.smtp --dir var/mail --port 2525`, told by
+- as a process: `python -m crieur_dev.standins.smtp --dir var/mail --port 2525`, told by
   writing a JSON list of faults to `<dir>/.faults.json` (re-read when it changes).
 
 A 421 answer closes the connection, as RFC 5321 says it does and relays do. Like Postfix

@@ -18,7 +18,7 @@ It can be told, over HTTP, to:
   "text": "STOP"}`, and, with `--receipts`, a delivery receipt for every SMS it accepts
   (to the request's `webUrl`, else `<webhook>/receipts`).
 
-Run: `python -m crieur.standins.sms` (`make run` does: port CRIEUR_SMS_STANDIN_PORT, files
+Run: `python -m crieur_dev.standins.sms` (`make run` does: port CRIEUR_SMS_STANDIN_PORT, files
 under <CRIEUR_DATA_DIR>/standins, replies and receipts to the front door's webhooks with
 the secret `make run` keeps); in-process: `await SmsStandin(dir).start()`. `GET /` lists
 what it received.

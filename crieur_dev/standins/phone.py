@@ -39,7 +39,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 
-log = structlog.get_logger("crieur.standins.phone")
+log = structlog.get_logger("crieur_dev.standins.phone")
 
 DEFAULT_PORT = 8082
 

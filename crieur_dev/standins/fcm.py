@@ -14,8 +14,8 @@ Every request is recorded as it came, one JSON line in `<dir>/fcm.jsonl` and in 
 or over HTTP (`POST /_standin/faults`, `POST /_standin/tokens/{token}`), to answer 503,
 500, 429 with Retry-After, or to call a token UNREGISTERED or INVALID_ARGUMENT.
 
-    python -m crieur.standins.fcm --dir var/standins --port 8083
-    python -m crieur.standins.fcm setup <data dir>   # `make run`: credentials for the stand-in
+    python -m crieur_dev.standins.fcm --dir var/standins --port 8083
+    python -m crieur_dev.standins.fcm setup <data dir>   # `make run`: credentials for the stand-in
 """
 
 from __future__ import annotations
