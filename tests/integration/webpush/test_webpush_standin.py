@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bench.baselines import webpush_loop
-from crieur.standins.webpush import KEYS, MAX_BATCH, WebpushStandin
+from crieur_dev.standins.webpush import KEYS, MAX_BATCH, WebpushStandin
 
 pytestmark = pytest.mark.integration
 
