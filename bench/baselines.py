@@ -6,6 +6,8 @@ import asyncio
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
@@ -112,3 +114,51 @@ async def smtp_and_sms_at_once(smtp: tuple[str, int, int, int, bytes],
             loop.run_in_executor(pool, _in_a_process, "smtp", smtp, start_at),
             loop.run_in_executor(pool, _in_a_process, "sms", sms, start_at))
     return {"email": email, "sms": text}
+
+
+async def webpush_loop(subscriptions: list[dict[str, Any]], payload: bytes,
+                       concurrency: int) -> float:
+    """Raw Web Push: what a pywebpush loop does, with the primitives pywebpush itself is
+    built on and the Web Push service uses (http-ece, py-vapid, httpx): each message
+    encrypted for its browser (aes128gcm, a new ephemeral key each), a VAPID header, one
+    POST; `concurrency` tasks on one client of as many keep-alive connections. The VAPID
+    token is signed once and reused, as the service does (pywebpush's `webpush()` signs
+    one per call: a stricter baseline). Sends per second; every answer must be a 201."""
+    import http_ece  # the Web Push channel's own primitives
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from py_vapid import Vapid02
+
+    from services.webpush.subscriptions import b64decode
+
+    vapid = Vapid02()
+    vapid.generate_keys()
+    url = urlsplit(subscriptions[0]["endpoint"])
+    audience = f"{url.scheme}://{url.netloc}"
+    authorization = vapid.sign({"sub": "mailto:bench@crieur.localhost", "aud": audience,
+                                "exp": int(time.time()) + 12 * 3600})["Authorization"]
+    todo = iter(subscriptions)
+    refused = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def sender() -> None:
+            nonlocal refused
+            for browser in todo:
+                body = http_ece.encrypt(
+                    payload, private_key=ec.generate_private_key(ec.SECP256R1()),
+                    dh=b64decode(browser["keys"]["p256dh"]),
+                    auth_secret=b64decode(browser["keys"]["auth"]), version="aes128gcm")
+                answer = await client.post(browser["endpoint"], content=body, headers={
+                    "TTL": "86400", "Urgency": "high", "Topic": "bench",
+                    "Content-Encoding": "aes128gcm",
+                    "Content-Type": "application/octet-stream",
+                    "Authorization": authorization})
+                refused += answer.status_code != 201
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    if refused:
+        raise RuntimeError(f"the Web Push stand-in refused {refused} raw sends")
+    return len(subscriptions) / elapsed

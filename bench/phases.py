@@ -1,4 +1,5 @@
-"""The bench's phases against the running village: latency, fan-out at N, département alert.
+"""The bench's phases against the running village: latency, fan-out at N, département alert,
+Web Push.
 
 Every notice goes through the real front door (POST /api/v1/communes/<insee>/notices with a
 staff token; the département's alert, one POST /api/v1/groups/<group>/notices for all its
@@ -23,7 +24,7 @@ import nats
 import nats.errors
 from nats.js.errors import NotFoundError
 
-from bench import seed
+from bench import kit, seed
 from bench.cpu import cpu_seconds
 from bench.sinks import JsonLines, MailArrivals, sms_arrivals
 from bench.village import EMAIL_SECRET, SMS_SECRET, BenchVillage
@@ -577,6 +578,97 @@ async def alert_behind_backlog(v: BenchVillage, backlog: int, recipients: int,
             # Backlog messages sent before the alert's 201, and by the alert's last.
             "backlog_sent_before": before[channel],
             "backlog_sent_by_last": arrivals.others[channel]}
+    if v.dead():
+        result["dead_services"] = v.dead()
+    return result
+
+
+# -- Web Push (issue 27): one encrypted request per browser ---------------------------------
+
+WEBPUSH_COMMUNE = ("72002", "Commune du bench Web Push")
+# Browsers made by one request to the stand-in (its answer is ~200 bytes each).
+WEBPUSH_BATCH = 20_000
+
+
+async def webpush_browsers(v: BenchVillage, n: int) -> list[dict[str, Any]]:
+    """`n` new browsers' subscriptions, made by the Web Push stand-in: it keeps their keys,
+    so it can decrypt what is sent to them, the service's messages and the raw loop's."""
+    made: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=300) as client:
+        while len(made) < n:
+            answer = await client.post(
+                v.url("webpush-standin") + "/_standin/subscriptions",
+                json={"name": f"bench {len(made)}", "count": min(WEBPUSH_BATCH, n - len(made))})
+            answer.raise_for_status()
+            made += answer.json()["subscriptions"]
+    return made
+
+
+def webpush_payload(commune: str) -> bytes:
+    """A notification as the Web Push service builds it for an alert (for the raw loop)."""
+    from crieur.channel.port import Edition
+    from schemas.events import EventKind
+    from services.webpush.handlers import notification
+
+    edition = Edition(EventKind.PUBLISHED, kit.bench_notice(commune), WEBPUSH_COMMUNE[1])
+    return json.dumps(notification(edition, "https://crieur.example.fr"),
+                      ensure_ascii=False).encode()
+
+
+async def webpush(v: BenchVillage, browsers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One alert to the `browsers` (subscribed to alerts of a commune of their own, so no
+    email or SMS goes out): from its 201 to the Nth push request the stand-in accepted (its
+    own time stamp), each counted once by browser."""
+    n = len(browsers)
+    async with httpx.AsyncClient(timeout=10) as client:
+        # The demo browsers the stand-in subscribes for make run's communes are there too.
+        before = (await health(client, v.url("webpush"))).get("subscriptions", 0)
+    started = time.perf_counter()
+    token = await seed.register_communes(v.nats_url, [WEBPUSH_COMMUNE])
+    await seed.seed_webpush(v.nats_url, browsers, WEBPUSH_COMMUNE[0])
+    seed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=10) as client:
+        while (await health(client, v.url("webpush"))).get("subscriptions") != before + n:
+            if time.perf_counter() - started > 120 + n / 500 or v.dead():
+                raise RuntimeError(f"Web Push subscriptions not indexed (dead: {v.dead()})")
+            await asyncio.sleep(0.2)
+    index_s = time.perf_counter() - started
+    records = JsonLines(v.standins_dir / "webpush.jsonl")
+    cpu = cpu_all(v)
+    times: dict[str, list[float]] = {}
+    others = 0
+    async with httpx.AsyncClient(timeout=30) as client:
+        published = await publish(client, v, token, WEBPUSH_COMMUNE[0],
+                                  f"Tempête, {n} navigateurs")
+    mark = f'"notice_id": "{published.notice_id}"'.encode()
+
+    def read() -> None:
+        nonlocal others
+        for line in records.new_lines():
+            if mark not in line:
+                others += 1
+                continue
+            record = json.loads(line)
+            times.setdefault(record["subscription"], []).append(
+                datetime.fromisoformat(record["at"]).timestamp())
+
+    deadline = time.perf_counter() + 120 + n / 40
+    while len(times) < n and time.perf_counter() < deadline and not v.dead():
+        await asyncio.sleep(0.5)
+        read()
+    await asyncio.sleep(2.0)  # anything more now is a duplicate
+    read()
+    after = cpu_all(v)
+    firsts = sorted(min(t) for t in times.values())
+    seconds = (max(firsts[n - 1] - published.wall, 0.001) if len(firsts) >= n else None)
+    result: dict[str, Any] = {
+        "expected": n, "delivered": len(times),
+        "duplicated": sum(len(t) - 1 for t in times.values()), "seconds": seconds,
+        "deliveries_per_s": n / seconds if seconds else None,
+        "unexpected_requests": others, "seed_s": seed_s, "index_wait_s": index_s,
+        "timeline": timeline(firsts, published.wall),
+        "cpu_s": {name: after[name] - cpu[name] for name in after if name in cpu}}
     if v.dead():
         result["dead_services"] = v.dead()
     return result

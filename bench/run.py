@@ -20,6 +20,11 @@ Measured in one run, on loopback, on this machine (docs/benchmark.md):
   subscribers, then an alert to --backlog-alert of another commune, in a village of its
   own, without a quota and with one (CRIEUR_SMS_RATE and CRIEUR_SMTP_RATE = --quota):
   seconds from the alert's 201 to its first and last message at each sink.
+- Web Push (issue 27): one alert to --webpush browsers (subscriptions the Web Push
+  stand-in made and decrypts for), from the 201 to the Nth request the stand-in accepted,
+  against a raw loop of http-ece + py-vapid + httpx (what pywebpush is built on) at the
+  same concurrency to the same stand-in, measured just before and just after it.
+`--only webpush` runs that phase alone (with --quick: 200 browsers);
 `--only alert-backlog` runs that phase alone (with --quick: 2,000 behind, 100 alerted);
 `--only departement` runs the département's alert alone, between two raw baselines (with
 --quick: 10 communes, 200 subscribers).
@@ -87,7 +92,17 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
                         help="subscribers of the alert sent behind the backlog")
     parser.add_argument("--quota", type=float, default=50.0,
                         help="messages per second of each sink in the quota run")
-    parser.add_argument("--only", choices=("alert-backlog", "departement"), default=None,
+    parser.add_argument("--webpush", type=int, default=100_000,
+                        help="browsers of the Web Push run (one request each)")
+    parser.add_argument("--webpush-raw", type=int, default=None,
+                        help="messages of each raw Web Push baseline (default: --webpush, "
+                             "at most 5,000)")
+    parser.add_argument("--webpush-concurrency", type=int,
+                        default=int(os.environ.get("CRIEUR_WEBPUSH_CONCURRENCY", 32)),
+                        help="Web Push requests at once (CRIEUR_WEBPUSH_CONCURRENCY), raw and "
+                             "service alike")
+    parser.add_argument("--only", choices=("alert-backlog", "departement", "webpush"),
+                        default=None,
                         help="run this phase alone")
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
@@ -95,12 +110,73 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         args.sizes, args.latency_notices, args.latency_rate, args.communes = "100,200", 20, 10, 10
         args.email_alone = 200
         args.backlog, args.backlog_alert = 2000, 100
+        args.webpush = 200
     args.sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
     if args.dept_subscribers is None:
         args.dept_subscribers = args.sizes[-1]
     if args.raw_count is None:
         args.raw_count = min(args.sizes[-1], 5_000)
+    if args.webpush < 1:
+        parser.error("--webpush: at least 1")
+    if args.webpush_raw is None:
+        args.webpush_raw = min(args.webpush, 5_000)
+    args.webpush_raw = max(1, min(args.webpush_raw, args.webpush))
     return args
+
+
+async def webpush_run(v: bench_village.BenchVillage, args: argparse.Namespace,
+                      ) -> dict[str, Any]:
+    """The Web Push run, held to the raw loop measured just before and just after it (the
+    raw loop's browsers are the run's own first ones: the stand-in decrypts for them)."""
+    browsers = await phases.webpush_browsers(v, args.webpush)
+    payload = phases.webpush_payload(phases.WEBPUSH_COMMUNE[0])
+    raw_browsers = browsers[:args.webpush_raw]
+    # The raw client's CPU (this process, which does nothing else meanwhile) beside the
+    # service's: what encrypting, signing and posting cost without Crieur in between.
+    cpu = time.process_time()
+    raws = [await baselines.webpush_loop(raw_browsers, payload, args.webpush_concurrency)]
+    raw_cpu = time.process_time() - cpu
+    run = await phases.webpush(v, browsers)
+    cpu = time.process_time()
+    raws.append(await baselines.webpush_loop(raw_browsers, payload, args.webpush_concurrency))
+    raw_cpu += time.process_time() - cpu
+    run |= {"concurrency": args.webpush_concurrency, "raw_count": len(raw_browsers),
+            "raw_runs_deliveries_per_s": raws,
+            "raw_deliveries_per_s": statistics.mean(raws),
+            "raw_client_cpu_ms_per_msg": raw_cpu / (2 * len(raw_browsers)) * 1000,
+            "payload_bytes": len(payload)}
+    run["raw_seconds"] = run["expected"] / run["raw_deliveries_per_s"]
+    run["to_raw_ratio"] = (run["deliveries_per_s"] / run["raw_deliveries_per_s"]
+                           if run["deliveries_per_s"] else None)
+    print(f"Web Push to {args.webpush}: {json.dumps(run)}", flush=True)
+    return run
+
+
+async def webpush_alone(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`--only webpush`: the Web Push run in a village of its own."""
+    began = time.perf_counter()
+    v = bench_village.start(work / "village", smtp_pool=args.pool,
+                            sms_concurrency=args.sms_concurrency,
+                            webpush_concurrency=args.webpush_concurrency)
+    try:
+        run = await webpush_run(v, args)
+        rss = phases.peak_rss_mb(v)
+    finally:
+        v.stop()
+    return {"at": datetime.now(UTC).isoformat(),
+            "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+            "options": {"webpush": args.webpush, "webpush_raw": args.webpush_raw,
+                        "webpush_concurrency": args.webpush_concurrency},
+            "webpush": run, "peak_rss_mb": rss, "targets": webpush_targets(run),
+            "duration_s": time.perf_counter() - began}
+
+
+def webpush_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
+    ratio = run["to_raw_ratio"]
+    return [{"name": f"webpush.to_raw_ratio N={run['expected']}", "target": f">= {RATIO_TARGET}",
+             "measured": ratio,
+             "met": ratio is not None and ratio >= RATIO_TARGET
+             and run["delivered"] == run["expected"] and run["duplicated"] == 0}]
 
 
 async def raw_sinks(v: bench_village.BenchVillage, args: argparse.Namespace,
@@ -231,6 +307,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "duration_s": time.perf_counter() - began}
     if args.only == "departement":
         return await departement_alone(args, work)
+    if args.only == "webpush":
+        return await webpush_alone(args, work)
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(),
         # The machine may be shared: its load says how far to trust the absolute figures
@@ -241,7 +319,9 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "sms_concurrency": args.sms_concurrency, "raw_count": args.raw_count,
                     "latency_notices": args.latency_notices, "latency_rate": args.latency_rate,
                     "communes": args.communes, "dept_subscribers": args.dept_subscribers,
-                    "email_alone": args.email_alone},
+                    "email_alone": args.email_alone, "webpush": args.webpush,
+                    "webpush_raw": args.webpush_raw,
+                    "webpush_concurrency": args.webpush_concurrency},
     }
     began = time.perf_counter()
     plumbing = NatsServer(work / "nats-baseline")
@@ -258,7 +338,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     email, sms = messages.real_email(notice), messages.real_sms_bodies(notice, args.raw_count)
     result["baselines"]["email_message_bytes"] = len(email)
     v = bench_village.start(work / "village", smtp_pool=args.pool,
-                            sms_concurrency=args.sms_concurrency)
+                            sms_concurrency=args.sms_concurrency,
+                            webpush_concurrency=args.webpush_concurrency)
     # The machine is shared and its load moves: each run is held to the raw rates measured
     # just before it and just after it (their mean), not to one measured minutes away.
     raws: list[dict[str, float]] = []
@@ -281,6 +362,8 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         result["departement"] = await phases.departement(
             v, args.communes, args.dept_subscribers, already, email_extra=args.email_alone)
         raws.append(await raw_sinks(v, args, email, sms))
+        # Last: its browsers follow a commune of their own, so no email or SMS goes out.
+        result["webpush"] = await webpush_run(v, args)
     finally:
         v.stop()
     result["alert_backlog"] = await alert_backlog(args, work)
@@ -319,8 +402,9 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         / (small[channel]["seconds"] / args.sizes[0])
         if large[channel]["seconds"] and small[channel]["seconds"] else None
         for channel in ("email", "sms")}
-    result["targets"] = targets(result, args) + alert_backlog_targets(
-        result["alert_backlog"], result["baselines"]["raw_smtp_deliveries_per_s"])
+    result["targets"] = (targets(result, args) + webpush_targets(result["webpush"])
+                         + alert_backlog_targets(result["alert_backlog"],
+                                                 result["baselines"]["raw_smtp_deliveries_per_s"]))
     result["machine"]["load_average_at_end"] = os.getloadavg()
     result["duration_s"] = time.perf_counter() - began
     return result
@@ -422,6 +506,21 @@ def departement_lines(dept: dict[str, Any]) -> list[str]:
     return lines
 
 
+def webpush_table(run: dict[str, Any]) -> list[str]:
+    raws = ", ".join(f"{r:,.0f}" for r in run["raw_runs_deliveries_per_s"])
+    return [
+        "== Web Push (issue 27): one alert, one encrypted request per browser, from the 201 "
+        "to the Nth request the stand-in accepted ==",
+        f"  {run['delivered']:>7}/{run['expected']:<7} (twice: {run['duplicated']}) "
+        f"{_fmt(run['seconds']):>9} s {_fmt(run['deliveries_per_s']):>8}/s  raw "
+        f"{_fmt(run['raw_deliveries_per_s'])}/s ({raws}; {run['raw_count']} each, "
+        f"{run['concurrency']} at once)  ratio {_fmt(run['to_raw_ratio'])}",
+        f"  CPU ms per message: raw client {run['raw_client_cpu_ms_per_msg']:.2f}; in the run, "
+        + ", ".join(
+            f"{name} {seconds / run['expected'] * 1000:.2f}" for name, seconds in sorted(
+                run["cpu_s"].items(), key=lambda kv: -kv[1]) if seconds > 0.01)]
+
+
 def departement_table(dept: dict[str, Any]) -> list[str]:
     """`--only departement`: the run's figures, each channel against the raw sinks."""
     lines = [f"== département alert: {dept['communes']} communes, one group request; "
@@ -437,6 +536,9 @@ def departement_table(dept: dict[str, Any]) -> list[str]:
 
 
 def table(result: dict[str, Any]) -> str:
+    if "fanout" not in result and "webpush" in result:  # --only webpush
+        return "\n".join([*webpush_table(result["webpush"]), *_targets_table(result),
+                          f"took {result['duration_s']:.0f} s"])
     if "fanout" not in result and "departement" in result:  # --only departement
         return "\n".join([*departement_table(result["departement"]),
                           f"took {result['duration_s']:.0f} s"])
@@ -479,6 +581,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{_fmt(c['concurrent_raw_deliveries_per_s']):>8} "
                 f"{_fmt(c['to_concurrent_raw_ratio']):>6}")
     lines += departement_lines(result["departement"])
+    lines += webpush_table(result["webpush"])
     lines.append("== peak RSS (VmHWM, MB) at the largest N ==")
     lines.append("  " + "  ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mb"].items()))
     lines += alert_backlog_table(result["alert_backlog"])

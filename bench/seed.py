@@ -10,11 +10,13 @@ its services read them.
 
 Residents subscribe through the front door and confirm by a link (email) or a code (SMS);
 100,000 of them cannot. The bench writes the very records the services read, with the
-services' own models and keys, into `email_subscribers` and `sms_subscribers`
-(services/email/subscribers.py, services/sms/subscribers.py), as KV puts published
-asynchronously; each service's registry watch indexes them live, and its /healthz says how
-many it holds. Communes are registered with the call `crieur commune add` makes
-(NatsStore.add_commune), one staff token covers them all (`crieur staff add`).
+services' own models and keys, into `email_subscribers`, `sms_subscribers` and
+`webpush_subscriptions` (services/email/subscribers.py, services/sms/subscribers.py,
+services/webpush/subscriptions.py: browsers the Web Push stand-in made, so it can decrypt
+what they are sent), as KV puts published asynchronously; each service's registry watch
+indexes them live, and its /healthz says how many it holds. Communes are registered with
+the call `crieur commune add` makes (NatsStore.add_commune), one staff token covers them
+all (`crieur staff add`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import nats
 from nats.js import JetStreamContext
 
+from crieur.channel.recipients import Follow
+from schemas.buckets import WEBPUSH_SUBSCRIPTIONS
 from schemas.commune import INSEE_PATTERN
 from schemas.notice import Category
 from services.email import subscribers as email_subscribers
@@ -39,6 +44,7 @@ from services.notices.store import NatsStore
 from services.sms import phones
 from services.sms import subscribers as sms_subscribers
 from services.sms.settings import SmsSettings
+from services.webpush import subscriptions as webpush_subscriptions
 
 PUBLIC_URL = "https://crieur.example.fr"
 
@@ -95,6 +101,31 @@ async def seed(nats_url: str, *, email_secret: str, sms_secret: str, start: int,
                 ).model_dump_json().encode()))
             await _put_all(js, email_subscribers.SUBSCRIBERS.name, emails)
             await _put_all(js, sms_subscribers.SUBSCRIBERS.name, texts)
+    finally:
+        await nc.close()
+
+
+async def seed_webpush(nats_url: str, subscriptions: Sequence[dict[str, Any]], commune: str,
+                       categories: Sequence[Category] = (Category.ALERTE,)) -> None:
+    """Browsers' subscriptions (PushSubscription.toJSON(), as the Web Push stand-in makes
+    them: it holds their keys and decrypts what is sent to them), each following
+    `categories` of `commune`, written into `webpush_subscriptions` as the service's own
+    routes write them (services/webpush/subscriptions.py)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream(publish_async_max_pending=2000)
+        await webpush_subscriptions.Registry.open(js)
+        moment = datetime.now(UTC)
+        follows = (Follow(commune=commune, categories=tuple(categories)),)
+        records = []
+        for browser in subscriptions:
+            given = webpush_subscriptions.PushSubscription.model_validate(browser)
+            records.append((webpush_subscriptions.recipient_id(given.endpoint),
+                            webpush_subscriptions.Subscriber(
+                                endpoint=given.endpoint, p256dh=given.keys.p256dh,
+                                auth=given.keys.auth, follows=follows, created_at=moment,
+                            ).model_dump_json().encode()))
+        await _put_all(js, WEBPUSH_SUBSCRIPTIONS.name, records)
     finally:
         await nc.close()
 

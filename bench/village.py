@@ -74,6 +74,7 @@ class BenchVillage:
 
 
 def start(data_dir: Path, *, smtp_pool: int, sms_concurrency: int,
+          webpush_concurrency: int = 32,
           extra_env: dict[str, str] | None = None) -> BenchVillage:
     """`extra_env`: CRIEUR_* settings over the bench's own (a phase's SMS quota...)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def start(data_dir: Path, *, smtp_pool: int, sms_concurrency: int,
         "CRIEUR_LOG_LEVEL": "WARNING", "CRIEUR_LOG_FORMAT": "json",
         "CRIEUR_EMAIL_SECRET_KEY": EMAIL_SECRET, "CRIEUR_SMS_SECRET_KEY": SMS_SECRET,
         "CRIEUR_SMTP_POOL": str(smtp_pool), "CRIEUR_SMS_CONCURRENCY": str(sms_concurrency),
-        "CRIEUR_SMS_RATE": "1000",
+        "CRIEUR_SMS_RATE": "1000", "CRIEUR_WEBPUSH_CONCURRENCY": str(webpush_concurrency),
     }
     env |= extra_env or {}
     env["CRIEUR_PUBLIC_URL"] = f"http://127.0.0.1:{env['CRIEUR_HTTP_PORT']}"

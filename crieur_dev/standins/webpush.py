@@ -7,8 +7,11 @@ and records it, one JSON line in `<dir>/webpush.jsonl` (the demo phone page show
 
     POST /push/{id}              a push message (201); 404 for an unknown subscription,
                                  410 for one told gone
-    POST /_standin/subscriptions {"name"}: a new subscription, as PushSubscription.toJSON()
+    POST /_standin/subscriptions {"name"}: a new subscription, as PushSubscription.toJSON();
+                                 {"name", "count"}: `count` new ones, {"subscriptions": [...]}
+                                 (the bench and the chaos suite seed thousands at once)
     POST /_standin/fail          {"status": 503, "times": 2, "retry_after": 1}; /heal stops
+                                 ({"left": failures not yet served})
     POST /_standin/gone          {"endpoint"}: answer 410 for it from now on
     GET  /_standin/received      what it accepted, decrypted
 
@@ -43,6 +46,10 @@ from starlette.routing import Route
 
 FILE, KEYS = "webpush.jsonl", "webpush-keys.json"
 DEFAULT_PORT = 8089
+# What `received` keeps in memory (webpush.jsonl has every message): a bench sends 100,000.
+KEEP_RECEIVED = 10_000
+# Subscriptions made by one request, at most.
+MAX_BATCH = 200_000
 
 
 def b64encode(data: bytes) -> str:
@@ -65,6 +72,7 @@ class WebpushStandin:
         self.directory = directory
         self.base_url = base_url.rstrip("/")
         self.received: list[dict[str, Any]] = []
+        self.accepted = 0
         self.failure: Failure | None = None
         self.gone: set[str] = set()
         path = directory / KEYS
@@ -97,9 +105,31 @@ class WebpushStandin:
         return {"endpoint": f"{self.base_url}/push/{sid}", "expirationTime": None,
                 "keys": {"p256dh": b64encode(public), "auth": auth}}
 
+    def subscriptions(self, name: str, count: int) -> list[dict[str, Any]]:
+        """`count` new browsers named `<name> <i>`, the keys file written once (a write per
+        subscription rewrites a file that grows with each: quadratic at 100,000)."""
+        made = []
+        for i in range(count):
+            sid = b64encode(os.urandom(16))
+            key = ec.generate_private_key(ec.SECP256R1())
+            auth = b64encode(os.urandom(16))
+            self.keys[sid] = [f"{name} {i}", key.private_numbers().private_value, auth]
+            public = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+            made.append({"endpoint": f"{self.base_url}/push/{sid}", "expirationTime": None,
+                         "keys": {"p256dh": b64encode(public), "auth": auth}})
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / KEYS).write_text(json.dumps(self.keys))
+        return made
+
     async def new(self, request: Request) -> Response:
         body = await request.json()
-        return JSONResponse(self.subscription(str(body.get("name") or "navigateur")), 201)
+        name = str(body.get("name") or "navigateur")
+        if "count" in body:
+            count = body["count"]
+            if not isinstance(count, int) or not 1 <= count <= MAX_BATCH:
+                return JSONResponse({"reason": f"count: 1 to {MAX_BATCH}"}, 422)
+            return JSONResponse({"subscriptions": self.subscriptions(name, count)}, 201)
+        return JSONResponse(self.subscription(name), 201)
 
     async def push(self, request: Request) -> Response:
         sid, body = request.path_params["id"], await request.body()
@@ -134,10 +164,13 @@ class WebpushStandin:
                  "ttl": int(headers["ttl"]), "urgency": headers.get("urgency", "normal"),
                  "topic": headers.get("topic"), "payload": payload, "status": 201}
         self.received.append(entry)
+        if len(self.received) > KEEP_RECEIVED:
+            del self.received[:len(self.received) - KEEP_RECEIVED // 2]
+        self.accepted += 1
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / FILE).open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return Response(status_code=201, headers={"location": f"/messages/{len(self.received)}"})
+        return Response(status_code=201, headers={"location": f"/messages/{self.accepted}"})
 
     async def fail(self, request: Request) -> Response:
         body = await request.json()
@@ -146,8 +179,10 @@ class WebpushStandin:
         return JSONResponse({"ok": True})
 
     async def heal(self, _: Request) -> Response:
+        # What was still to fail: a test proves its failures were all served.
+        left = self.failure.times if self.failure is not None else 0
         self.failure = None
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True, "left": left})
 
     async def go(self, request: Request) -> Response:
         self.gone.add(str((await request.json())["endpoint"]))

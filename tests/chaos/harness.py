@@ -54,6 +54,10 @@ SMS_SECRET = "chaos-sms-secret-key-chaos-sms-secret-key-chaos"
 EMAIL_SUBSCRIBERS = int(os.environ.get("CRIEUR_CHAOS_EMAIL", "2000"))
 SMS_SUBSCRIBERS = int(os.environ.get("CRIEUR_CHAOS_SMS", "2000"))
 PUSH_BURST = int(os.environ.get("CRIEUR_CHAOS_PUSH", "200"))
+WEBPUSH_BROWSERS = int(os.environ.get("CRIEUR_CHAOS_WEBPUSH", "2000"))
+# Web Push browsers follow a commune of their own: the other scenarios' notices (and their
+# tallies) stay as they were.
+WEBPUSH_COMMUNE = "70300"
 
 # The settings the chaos village runs with, beside make run's. Each says why.
 CHAOS_ENV = {
@@ -244,7 +248,26 @@ def shown(expected: int, found: int) -> Tally:
                  unexpected=0, last_at=None)
 
 
-Sink = EmailSink | SmsSink | FcmSink
+class WebpushSink:
+    """The Web Push stand-in's webpush.jsonl: the requests it accepted (201) and decrypted;
+    the payload names the notice, the subscription the browser."""
+
+    def __init__(self, path: Path) -> None:
+        self.lines = JsonLines(path)
+
+    def deliveries(self) -> list[Delivery]:
+        found = []
+        for r in self.lines.read():
+            payload = r.get("payload")
+            if r.get("status") != 201 or not isinstance(payload, dict):
+                continue
+            found.append(Delivery(_epoch(r["at"]), str(payload.get("notice_id", "")),
+                                  int(payload.get("version", 0)), str(payload.get("kind", "")),
+                                  str(r.get("subscription", ""))))
+        return found
+
+
+Sink = EmailSink | SmsSink | FcmSink | WebpushSink
 
 
 @dataclass(frozen=True)
@@ -334,7 +357,8 @@ def write_table(rows: list[Row], selection: str) -> Path:
     path = directory / "chaos.json"
     path.write_text(json.dumps({
         "at": datetime.now(UTC).isoformat(), "selection": selection,
-        "sizes": {"email": EMAIL_SUBSCRIBERS, "sms": SMS_SUBSCRIBERS, "push": PUSH_BURST},
+        "sizes": {"email": EMAIL_SUBSCRIBERS, "sms": SMS_SUBSCRIBERS, "push": PUSH_BURST,
+                  "webpush": WEBPUSH_BROWSERS},
         "settings": CHAOS_ENV | {"CRIEUR_EMAIL_SECRET_KEY": "…", "CRIEUR_SMS_SECRET_KEY": "…"},
         "load_average": os.getloadavg(),
         "rows": [asdict(r) for r in rows]}, indent=2, ensure_ascii=False) + "\n")
@@ -359,6 +383,8 @@ class ChaosVillage:
     token: str = ""
     email_rids: list[str] = field(default_factory=list)
     sms_numbers: list[str] = field(default_factory=list)
+    webpush_sids: list[str] = field(default_factory=list)
+    webpush_token: str = ""
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -517,6 +543,31 @@ class ChaosVillage:
         finally:
             await nc.close()
 
+    async def seed_webpush(self) -> None:
+        """Once: WEBPUSH_BROWSERS browsers the Web Push stand-in made (it decrypts what they
+        are sent), following every category of WEBPUSH_COMMUNE, straight into the bucket (as
+        the bench); a staff token for that commune; until the service has indexed them."""
+        if self.webpush_sids:
+            return
+        from bench.seed import register_communes, seed_webpush
+
+        async with httpx.AsyncClient(timeout=120) as http:
+            answer = await http.post(self.url("webpush-standin") + "/_standin/subscriptions",
+                                     json={"name": "chaos", "count": WEBPUSH_BROWSERS})
+            answer.raise_for_status()
+            browsers = answer.json()["subscriptions"]
+        self.webpush_token = await register_communes(
+            self.nats_url, [(WEBPUSH_COMMUNE, "Courcelles")])
+        await seed_webpush(self.nats_url, browsers, WEBPUSH_COMMUNE, tuple(Category))
+        self.webpush_sids = [b["endpoint"].rsplit("/", 1)[1] for b in browsers]
+
+        async def indexed() -> bool:
+            async with httpx.AsyncClient(timeout=10) as http:
+                health = (await http.get(self.url("webpush") + "/healthz")).json()
+            return bool(health.get("subscriptions") == WEBPUSH_BROWSERS)
+
+        await eventually(indexed, "the Web Push subscriptions indexed", within=120)
+
     async def wait_consumers(self, names: Iterable[str], within: float = 120.0) -> None:
         nc = await self.connect()
         try:
@@ -560,15 +611,18 @@ class ChaosVillage:
         return f"http://127.0.0.1:{self.env[self.running[name].service.port_var]}"
 
     async def publish(self, category: Category, title: str, *, key: str | None = None,
-                      client: httpx.AsyncClient | None = None) -> dict[str, Any]:
+                      client: httpx.AsyncClient | None = None,
+                      commune: str = COMMUNE) -> dict[str, Any]:
         """Publish through the front door, as staff do; retried while the door is away."""
-        headers = self.auth | ({"Idempotency-Key": key} if key else {})
+        token = self.token if commune == COMMUNE else self.webpush_token
+        headers = {"Authorization": f"Bearer {token}"} | (
+            {"Idempotency-Key": key} if key else {})
         body = {"category": category.value, "title": title,
                 "body": "Message de la mairie pour l’essai de pannes."}
         async with _client(client) as http:
             for attempt in range(30):
                 try:
-                    answer = await http.post(f"{self.api}/api/v1/communes/{COMMUNE}/notices",
+                    answer = await http.post(f"{self.api}/api/v1/communes/{commune}/notices",
                                              headers=headers, json=body, timeout=30)
                 except httpx.HTTPError:
                     await asyncio.sleep(1.0)
@@ -610,6 +664,9 @@ class ChaosVillage:
     def fcm_sink(self) -> FcmSink:
         return FcmSink(self.root / "standins" / "fcm.jsonl")
 
+    def webpush_sink(self) -> WebpushSink:
+        return WebpushSink(self.root / "standins" / "webpush.jsonl")
+
     def smtp_faults(self, faults: list[dict[str, Any]]) -> None:
         """Tell the SMTP stand-in (a process) what to answer: it re-reads this file."""
         path = self.root / "mail" / ".faults.json"
@@ -629,6 +686,9 @@ class ChaosVillage:
             return Expected(channel, self.email_sink(), nid, self.expected_email([nid]))
         if channel == "sms":
             return Expected(channel, self.sms_sink(), tag, self.expected_sms([tag]))
+        if channel == "webpush":
+            return Expected(channel, self.webpush_sink(), nid,
+                            {(nid, sid) for sid in self.webpush_sids})
         assert channel == "push", channel
         return Expected(channel, self.fcm_sink(), nid,
                         {(nid, topic(COMMUNE, Category(notice["category"])))})

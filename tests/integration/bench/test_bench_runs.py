@@ -117,6 +117,39 @@ def test_the_quick_bench_measures_every_part(tmp_path: Path) -> None:
     assert all(isinstance(t["met"], bool) for t in result["targets"])
     assert "== targets ==" in done.stdout
     assert "== email alone (issue 8)" in done.stdout
+    check_webpush(result)
+    assert "webpush.to_raw_ratio N=200" in names
+
+
+def check_webpush(result: dict[str, Any]) -> None:
+    """Issue 27: every browser's request accepted once by the stand-in (it decrypted it),
+    held to the raw loop measured just before and just after."""
+    run = result["webpush"]
+    assert run["expected"] == run["delivered"] == 200, run
+    assert run["duplicated"] == 0 and run["unexpected_requests"] == 0
+    assert run["seconds"] > 0
+    assert run["timeline"]["count"] == 200
+    assert len(run["raw_runs_deliveries_per_s"]) == 2
+    assert all(r > 0 for r in run["raw_runs_deliveries_per_s"])
+    assert run["raw_deliveries_per_s"] == pytest.approx(
+        sum(run["raw_runs_deliveries_per_s"]) / 2)
+    assert run["to_raw_ratio"] == pytest.approx(
+        run["deliveries_per_s"] / run["raw_deliveries_per_s"])
+    assert run["cpu_s"]["webpush"] > 0 and run["raw_client_cpu_ms_per_msg"] > 0
+    assert "webpush.to_raw_ratio" in ratio_keys(result)
+    row = next(t for t in result["targets"] if t["name"].startswith("webpush.to_raw_ratio"))
+    assert row["measured"] == run["to_raw_ratio"] and isinstance(row["met"], bool)
+
+
+def test_the_webpush_phase_alone_measures_against_the_raw_loop(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "webpush", "--quick",
+         "--out", str(tmp_path)],
+        cwd=repo_root(), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "bench.json").read_text())
+    check_webpush(result)
+    assert "== Web Push (issue 27)" in done.stdout
 
 
 def test_the_departement_phase_alone_publishes_for_the_group_with_one_request(
