@@ -11,7 +11,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +28,7 @@ from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.events import EventKind
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, attachments, groups, lifecycle, previews, staff_api
+from services.notices import api, attachments, groups, lifecycle, previews, staff_api, undo
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -640,11 +640,40 @@ async def attachment_files(request: Request, commune: Commune,
 
 def compose_page(request: Request, who: SignedIn, commune: Commune, values: dict[str, Any],
                  problems: dict[str, str] | None = None, status: int = 200,
-                 error: str = "", files: list[dict[str, Any]] | None = None) -> HTMLResponse:
+                 error: str = "", files: list[dict[str, Any]] | None = None,
+                 copied: Notice | None = None, left_out: list[str] | None = None
+                 ) -> HTMLResponse:
     return page("compose.html", status=status, me=who.account, csrf=who.session.csrf,
                 commune=commune, v=values, problems=problems or {}, error=error,
-                field_labels=FIELD_LABELS, files=files or [],
+                field_labels=FIELD_LABELS, files=files or [], copied=copied,
+                left_out=left_out or [],
                 attachment_limit=ctx(request).settings.attachment_max_bytes)
+
+
+def copy_values(notice: Notice, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The compose form filled in from `notice`, and what the copy leaves out (in French).
+
+    Dates already past are left out (a copy is for a new occasion, and a past end would be
+    refused); the files hosted here are reused (an upload is never changed); a file
+    elsewhere or a link past the form's rows cannot be carried by the form, and is named.
+    """
+    values = form_values(None)
+    values.update(category=notice.category.value, title=notice.title, body=notice.body)
+    left_out: list[str] = []
+    for name in ("starts_at", "ends_at"):
+        moment: datetime | None = getattr(notice, name)
+        if moment is not None and moment > now:
+            values[name] = local_input(moment)
+        elif moment is not None:
+            left_out.append("la date de début, passée" if name == "starts_at"
+                            else "la date de fin, passée")
+    links = [{"url": str(x.url), "label": x.label} for x in notice.links]
+    left_out += [f"le lien {x['label'] or x['url']}" for x in links[LINK_ROWS:]]
+    values["links"] = (links[:LINK_ROWS]
+                       + [{"url": "", "label": ""} for _ in range(LINK_ROWS - len(links))])
+    values["attachments"] = [a.id for a in notice.attachments if a.id][:MAX_ATTACHMENTS]
+    left_out += [f"la pièce jointe {a.name}" for a in notice.attachments if not a.id]
+    return values, left_out
 
 
 @pages.get("/communes/{insee}/compose", response_class=HTMLResponse)
@@ -768,7 +797,14 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
     authors = lifecycle.waiting_authors(latest)
     can_approve = (latest.state is NoticeState.PENDING_APPROVAL
                    and who.account.name not in authors)
+    held = await withdrawals(request).get(notice_id)
+    if held is not None and (held.commune != commune.insee
+                             or notice.state is NoticeState.WITHDRAWN):
+        held = None
+    held_in = (in_french(max(1, math.ceil((held.due_at - now).total_seconds())))
+               if held is not None else "")
     return page("notice.html", status=status, now=now, me=who.account, csrf=who.session.csrf,
+                held=held, held_in=held_in,
                 commune=commune, notice=notice, waiting=waiting, latest=latest, reach=reach,
                 v=values, problems=problems or {}, error=error, editable=editable,
                 can_approve=can_approve, authors=authors, proposal=proposal, group=group,
@@ -781,6 +817,26 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
 async def one_notice(request: Request, insee: str, notice_id: str) -> Response:
     async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
         return await notice_page(request, who, commune, notice_id)
+
+    return await guarded(request, insee, show, post=False)
+
+
+@pages.get("/communes/{insee}/notices/{notice_id}/duplicate", response_class=HTMLResponse)
+async def duplicate(request: Request, insee: str, notice_id: str) -> Response:
+    """A new notice's form filled in from this one: nothing is stored until it is published."""
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        c = ctx(request)
+        notice = await api.stored(c, commune.insee, notice_id)
+        if notice is None:
+            return message(404, "Avis introuvable", [ERROR_FRENCH["notice_not_found"]], who,
+                           commune)
+        # The text waiting for approval, if any, is the latest the mairie wrote.
+        latest = await api.waiting_correction(c, notice) if api.on_stream(
+            c, commune.insee, notice_id) is not None else None
+        values, left_out = copy_values(latest or notice, c.clock())
+        log.info("notice_duplicated", notice_id=notice_id)
+        return compose_page(request, who, commune, values, copied=notice, left_out=left_out,
+                            files=await attachment_files(request, commune, values))
 
     return await guarded(request, insee, show, post=False)
 
@@ -862,6 +918,9 @@ async def change_page(request: Request, who: SignedIn, commune: Commune, notice:
     return page("confirm.html", me=who.account, csrf=who.session.csrf, commune=commune,
                 notice=notice, kind=kind.value, previews=answers, sent=sent,
                 version=version, v=values or {},
+                undo_s=(in_french(math.ceil(ctx(request).settings.withdraw_undo_s))
+                        if kind is EventKind.WITHDRAWN
+                        and ctx(request).settings.withdraw_undo_s > 0 else ""),
                 pending=notice.state is NoticeState.PENDING_APPROVAL,
                 # A withdrawal reaches those who got a version, not every follower.
                 reach_prefix="au plus " if kind is EventKind.WITHDRAWN else "")
@@ -880,8 +939,22 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
                 event = lifecycle.withdraw(current, author=who.account.name, now=c.clock())
                 return await change_page(request, who, commune, event.notice,
                                          EventKind.WITHDRAWN, current.version)
+            if_match = f'"{version}"' if version else None
+            delay = c.settings.withdraw_undo_s
+            if delay > 0:
+                # Checked now as the API would (the notice, its version, a group's copy),
+                # done once the minute to undo it is over (undo.py).
+                await api.staff_commune(c, insee, who.member)
+                _, current, waiting = await api.find_latest(c, insee, notice_id)
+                api.refuse_broadcast_copy(current)
+                api.check_if_match(if_match, current, *([waiting] if waiting else []))
+                lifecycle.withdraw(current, author=who.account.name, now=c.clock())
+                await withdrawals(request).hold(notice_id, insee, who.member, c.clock(),
+                                                timedelta(seconds=delay))
+                log.info("withdrawal_held", notice_id=notice_id, delay_s=delay)
+                return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawal-held")
             await api.withdraw_notice(c, who.member, insee, notice_id, Response(),
-                                      if_match=f'"{version}"' if version else None)
+                                      if_match=if_match)
         except lifecycle.LifecycleError:
             return await notice_page(request, who, commune, notice_id,
                                      error=ERROR_FRENCH["notice_withdrawn"], status=409)
@@ -891,6 +964,35 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
         return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawn")
 
     return await guarded(request, insee, act, post=True)
+
+
+def withdrawals(request: Request) -> undo.Withdrawals:
+    held: undo.Withdrawals = request.app.state.withdrawals
+    return held
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/undo-withdraw",
+            response_class=HTMLResponse)
+async def undo_withdraw(request: Request, insee: str, notice_id: str) -> Response:
+    """« Annuler le retrait »: the held withdrawal is dropped; nothing was sent."""
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        held = await withdrawals(request).get(notice_id)
+        if held is None or held.commune != insee:
+            return await notice_page(request, who, commune, notice_id, status=409,
+                                     error=UNDO_TOO_LATE)
+        try:
+            await withdrawals(request).undo(notice_id)
+        except undo.TooLate:
+            return await notice_page(request, who, commune, notice_id, status=409,
+                                     error=UNDO_TOO_LATE)
+        log.info("withdrawal_undone", notice_id=notice_id, asked_by=held.by.id)
+        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawal-undone")
+
+    return await guarded(request, insee, act, post=True)
+
+
+UNDO_TOO_LATE = ("Trop tard pour annuler : le retrait est déjà parti (ou a déjà été "
+                 "annulé). Si l'avis doit revenir, publiez-le de nouveau avec « Dupliquer ».")
 
 
 @pages.post("/communes/{insee}/notices/{notice_id}/publish", response_class=HTMLResponse)
