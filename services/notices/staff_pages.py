@@ -45,7 +45,14 @@ from services.notices.auth import (
 )
 from services.notices.errors import ApiError
 from services.notices.pages import TEMPLATES, french_date, human_size
-from services.notices.staff import Busy, StaffAccount, VerifyGate, login_of
+from services.notices.staff import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    Busy,
+    StaffAccount,
+    VerifyGate,
+    login_of,
+)
 from services.notices.store import StaffMember
 
 log = structlog.get_logger("crieur.notices.staff")
@@ -357,6 +364,8 @@ async def guarded(request: Request, insee: str, handler: Handler, *, post: bool)
             return message(403, "Session expirée", ["Votre session a expiré : reconnectez-vous.",
                                                     ], None)
         return to(f"/staff/login?next={quote(request.url.path)}")
+    if who.account.must_change_password:
+        return to(PASSWORD_PATH)
     c = ctx(request)
     commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
     if commune is None or insee not in who.account.communes:
@@ -476,7 +485,8 @@ async def login(request: Request) -> Response:
     await store.succeeded(user, client)
     session_id, _ = await store.create(account, now)
     log.info("staff_signed_in", staff=account.id)
-    response = to(next_url)
+    # A temporary password set by a colleague: the member chooses their own first.
+    response = to(PASSWORD_PATH if account.must_change_password else next_url)
     response.set_cookie(SESSION_COOKIE, session_id, max_age=int(SESSION_LIFE.total_seconds()),
                         path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(c))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
@@ -503,6 +513,8 @@ async def home(request: Request) -> Response:
     who = await signed_in(request)
     if who is None:
         return to("/staff/login")
+    if who.account.must_change_password:
+        return to(PASSWORD_PATH)
     c = ctx(request)
     communes = [x for x in [await c.store.commune(i) for i in who.account.communes] if x]
     if len(communes) == 1 and not who.account.groups:
@@ -510,6 +522,132 @@ async def home(request: Request) -> Response:
     mine = [g for g in await groups.registry(c).all() if g.id in who.account.groups]
     return page("communes.html", me=who.account, csrf=who.session.csrf, communes=communes,
                 groups=mine)
+
+
+# -- passwords: one's own, and a colleague's forgotten one -----------------------------------
+
+PASSWORD_PATH = "/staff/password"
+
+
+def password_page(who: SignedIn, status: int = 200, error: str = "",
+                  done: bool = False) -> HTMLResponse:
+    return page("password.html", status=status, me=who.account, csrf=who.session.csrf,
+                forced=who.account.must_change_password, error=error, done=done,
+                min_length=MIN_PASSWORD)
+
+
+@pages.get("/password", response_class=HTMLResponse)
+async def password_form(request: Request) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to(f"/staff/login?next={PASSWORD_PATH}")
+    return password_page(who, done=request.query_params.get("ok") == "1")
+
+
+@pages.post("/password", response_class=HTMLResponse)
+async def change_password(request: Request) -> Response:
+    """The member's own new password; after a temporary one, asked before anything else."""
+    who = await signed_in(request)
+    if who is None:
+        return message(403, "Session expirée", ["Votre session a expiré : reconnectez-vous."])
+    form = await read_form(request)
+    if form is None or not same(text(form, "csrf", 200), who.session.csrf):
+        return forbidden_csrf(who)
+    c = ctx(request)
+    new, again = form.get("new_password"), form.get("new_password_again")
+    if not isinstance(new, str) or not isinstance(again, str) or not new:
+        return password_page(who, 422, "Écrivez le nouveau mot de passe deux fois.")
+    if new != again:
+        return password_page(who, 422, "Les deux mots de passe écrits ne sont pas les mêmes.")
+    if len(new) < MIN_PASSWORD or len(new) > MAX_PASSWORD:
+        return password_page(who, 422, f"Le mot de passe doit avoir au moins {MIN_PASSWORD} "
+                             f"caractères (et {MAX_PASSWORD} au plus).")
+    current = form.get("current_password")
+    if isinstance(current, str) and current:
+        check = current
+    elif who.account.must_change_password:
+        check = ""  # they signed in with the temporary one a moment ago
+    else:
+        return password_page(who, 422, "Écrivez votre mot de passe actuel.")
+    if check and await c.store.verify_staff(who.account.login, check[:MAX_PASSWORD],
+                                            verify_gate(request)) is None:
+        return password_page(who, 401, "Le mot de passe actuel n'est pas le bon.")
+    if await c.store.verify_staff(who.account.login, new[:MAX_PASSWORD],
+                                  verify_gate(request)) is not None:
+        return password_page(who, 422, "Choisissez un mot de passe différent de l'actuel.")
+    account = await c.store.set_staff_password(who.account.name, new)
+    # Setting it ends every session, this one too: the member stays signed in here only.
+    await sessions(c).end(who.session_id)
+    session_id, _ = await sessions(c).create(account, c.clock())
+    log.info("staff_password_changed", forced=who.account.must_change_password)
+    response = to(f"{PASSWORD_PATH}?ok=1")
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=int(SESSION_LIFE.total_seconds()),
+                        path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(c))
+    return response
+
+
+def may_reset(who: SignedIn, colleague: StaffAccount) -> bool:
+    """A member may give a temporary password to a colleague who can do nothing the member
+    cannot: whoever sets it can sign in with it, so it must open no other commune."""
+    return (colleague.login != who.account.login and colleague.revoked_at is None
+            and set(colleague.communes) <= set(who.account.communes)
+            and set(colleague.groups) <= set(who.account.groups))
+
+
+async def colleagues(c: Context, commune: Commune) -> list[StaffAccount]:
+    found = [a for a in await c.store.staff_accounts()
+             if commune.insee in a.communes and a.revoked_at is None]
+    return sorted(found, key=lambda a: a.name.casefold())
+
+
+def team_page(who: SignedIn, commune: Commune, team: list[StaffAccount], status: int = 200,
+              error: str = "", error_for: str = "", flash: str = "") -> HTMLResponse:
+    return page("team.html", status=status, me=who.account, csrf=who.session.csrf,
+                commune=commune, team=[(a, may_reset(who, a)) for a in team], error=error,
+                error_for=error_for, flash_text=flash, min_length=MIN_PASSWORD)
+
+
+@pages.get("/communes/{insee}/team", response_class=HTMLResponse)
+async def team(request: Request, insee: str) -> Response:
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        team = await colleagues(ctx(request), commune)
+        reset = request.query_params.get("reset", "")[:64]
+        named = next((a.name for a in team if a.login == reset), "")
+        flash = (f"Mot de passe provisoire enregistré pour {named} : ses sessions ouvertes "
+                 "sont fermées, et il lui sera demandé d'en choisir un nouveau à sa "
+                 "prochaine connexion. Donnez-le-lui de vive voix ou par téléphone, "
+                 "jamais par e-mail." if named else "")
+        return team_page(who, commune, team, flash=flash)
+
+    return await guarded(request, insee, show, post=False)
+
+
+@pages.post("/communes/{insee}/team/{login}/password", response_class=HTMLResponse)
+async def reset_colleague_password(request: Request, insee: str, login: str) -> Response:
+    """A temporary password for a colleague who forgot theirs, without the operator."""
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        c = ctx(request)
+        form: FormData = request.state.form
+        team = await colleagues(c, commune)
+        colleague = next((a for a in team if a.login == login), None)
+        if colleague is None:
+            return message(404, "Personne introuvable",
+                           ["Personne de l'équipe de cette commune n'a cet identifiant."],
+                           who, commune)
+        if not may_reset(who, colleague):
+            return team_page(who, commune, team, 403, error_for=colleague.login, error=(
+                "Vous ne pouvez pas donner de mot de passe provisoire à cette personne : "
+                "elle a accès à des communes ou des groupes que vous n'avez pas. Demandez-le "
+                "à l'exploitant (crieur staff passwd)."))
+        password = form.get("password")
+        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            return team_page(who, commune, team, 422, error_for=colleague.login, error=(
+                f"Le mot de passe provisoire doit avoir au moins {MIN_PASSWORD} caractères."))
+        await c.store.set_staff_password(colleague.name, password, temporary=True)
+        log.info("staff_password_reset_by_colleague", colleague=colleague.id)
+        return to(f"/staff/communes/{insee}/team?reset={quote(colleague.login)}")
+
+    return await guarded(request, insee, act, post=True)
 
 
 # -- the commune's notices --------------------------------------------------------------------

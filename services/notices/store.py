@@ -155,9 +155,10 @@ class NatsStore:
 
     async def set_staff_password(
         self, name: str, password: str, communes: tuple[str, ...] = (),
-        groups: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (), *, temporary: bool = False,
     ) -> StaffAccount:
-        return await self.staff_registry.set_password(name, password, communes, groups)
+        return await self.staff_registry.set_password(name, password, communes, groups,
+                                                      temporary=temporary)
 
     async def staff_accounts(self) -> list[StaffAccount]:
         return await self.staff_registry.accounts()

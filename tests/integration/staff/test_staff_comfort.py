@@ -18,7 +18,7 @@ from PIL import Image
 
 from schemas.notice import NoticeState
 from tests.helpers import eventually
-from tests.integration.staff.helpers import Office, csrf_of, shown, sign_in
+from tests.integration.staff.helpers import PASSWORD, Office, csrf_of, shown, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -219,3 +219,99 @@ async def test_an_undo_needs_the_form_token_and_the_commune(office: Office) -> N
         forged = await http.post(f"{url}/undo-withdraw", data={"csrf": "x"})
         assert forged.status_code == 403
         assert "Retrait en attente" in shown(await http.get(url))
+
+
+# -- a colleague's forgotten password ----------------------------------------------------------
+
+TEMPORARY = "provisoire du lundi 42"
+CHOSEN = "ma phrase secrète à moi"
+
+
+async def test_a_colleague_gives_a_temporary_password_that_must_be_changed_first(
+        office: Office) -> None:
+    bruno = f"bruno-{office.insee}"
+    async with office.browser() as brunos_desk, signed_in(office) as anne:
+        assert (await sign_in(brunos_desk, bruno)).status_code == 303
+        assert (await brunos_desk.get(f"/staff/communes/{office.insee}")).status_code == 200
+
+        team = await anne.get(f"/staff/communes/{office.insee}/team")
+        assert team.status_code == 200
+        text = shown(team)
+        assert f"Bruno {office.insee}" in text and f"Anne {office.insee} (vous)" in text
+        assert "Mot de passe provisoire pour Bruno" in text
+        # Too short: said in French, nothing changed.
+        short = await anne.post(f"/staff/communes/{office.insee}/team/{bruno}/password",
+                                data={"csrf": csrf_of(team.text), "password": "court"})
+        assert short.status_code == 422
+        assert "au moins 10 caractères" in shown(short)
+        done = await anne.post(f"/staff/communes/{office.insee}/team/{bruno}/password",
+                               data={"csrf": csrf_of(team.text), "password": TEMPORARY})
+        assert done.status_code == 303
+        told = shown(await anne.get(done.headers["location"]))
+        assert f"Mot de passe provisoire enregistré pour Bruno {office.insee}" in told
+        assert "doit choisir un nouveau mot de passe" in told
+        # Anne stays signed in; every session Bruno had open is over.
+        assert (await anne.get(f"/staff/communes/{office.insee}")).status_code == 200
+        ended = await brunos_desk.get(f"/staff/communes/{office.insee}")
+        assert ended.status_code == 303 and "/staff/login" in ended.headers["location"]
+
+    async with office.browser() as http:
+        assert (await sign_in(http, bruno)).status_code == 401  # the old one no longer
+        arrived = await sign_in(http, bruno, TEMPORARY)
+        assert arrived.status_code == 303 and arrived.headers["location"] == "/staff/password"
+        # Nothing else opens before a password of their own.
+        for path in (f"/staff/communes/{office.insee}", "/staff",
+                     f"/staff/communes/{office.insee}/compose"):
+            held = await http.get(path)
+            assert held.status_code == 303 and held.headers["location"] == "/staff/password"
+        form = await http.get("/staff/password")
+        assert "Choisissez votre mot de passe" in shown(form)
+        assert "mot de passe provisoire" in shown(form)
+        mismatch = await http.post("/staff/password", data={
+            "csrf": csrf_of(form.text), "new_password": CHOSEN, "new_password_again": "autre"})
+        assert mismatch.status_code == 422 and "ne sont pas les mêmes" in shown(mismatch)
+        same_again = await http.post("/staff/password", data={
+            "csrf": csrf_of(form.text), "new_password": TEMPORARY,
+            "new_password_again": TEMPORARY})
+        assert same_again.status_code == 422 and "différent de l'actuel" in shown(same_again)
+        chosen = await http.post("/staff/password", data={
+            "csrf": csrf_of(form.text), "new_password": CHOSEN, "new_password_again": CHOSEN})
+        assert chosen.status_code == 303
+        assert "Votre nouveau mot de passe est enregistré" in shown(
+            await http.get(chosen.headers["location"]))
+        # Still signed in, and free to work.
+        assert (await http.get(f"/staff/communes/{office.insee}")).status_code == 200
+
+    async with office.browser() as http:
+        assert (await sign_in(http, bruno, TEMPORARY)).status_code == 401
+        assert (await sign_in(http, bruno, CHOSEN)).status_code == 303
+    account = await office.store.staff_account(bruno)
+    assert account is not None and not account.must_change_password
+
+
+async def test_no_temporary_password_for_someone_with_other_communes_or_of_another_commune(
+        office: Office) -> None:
+    other = f"{(int(office.insee) + 1) % 100000:05d}"
+    await office.store.add_commune(other, "Autreville")
+    await office.store.add_staff(f"Chloé {office.insee}", (office.insee, other))
+    await office.store.set_staff_password(f"Chloé {office.insee}", "mot de passe de Chloé")
+    chloe = f"chloe-{office.insee}"
+    async with signed_in(office) as anne:
+        team = await anne.get(f"/staff/communes/{office.insee}/team")
+        assert "seul l'exploitant peut changer son mot de passe" in shown(team)
+        refused = await anne.post(f"/staff/communes/{office.insee}/team/{chloe}/password",
+                                  data={"csrf": csrf_of(team.text), "password": TEMPORARY})
+        assert refused.status_code == 403
+        assert "des communes ou des groupes que vous n'avez pas" in shown(refused)
+        unknown = await anne.post(f"/staff/communes/{office.insee}/team/personne/password",
+                                  data={"csrf": csrf_of(team.text), "password": TEMPORARY})
+        assert unknown.status_code == 404 and "Personne introuvable" in shown(unknown)
+        # Another commune's team is not Anne's to see.
+        assert (await anne.get(f"/staff/communes/{other}/team")).status_code == 403
+        forged = await anne.post(f"/staff/communes/{office.insee}/team/bruno-{office.insee}"
+                                 "/password", data={"csrf": "x", "password": TEMPORARY})
+        assert forged.status_code == 403
+    # Nothing was changed for anyone.
+    for user, password in ((chloe, "mot de passe de Chloé"), (f"bruno-{office.insee}", PASSWORD)):
+        async with office.browser() as http:
+            assert (await sign_in(http, user, password)).status_code == 303
