@@ -163,7 +163,8 @@ async def test_a_withdrawal_waits_a_minute_and_annuler_le_retrait_keeps_the_noti
         assert held.headers["location"].endswith("?ok=withdrawal-held")
         page = await http.get(held.headers["location"])
         text = shown(page)
-        assert "il part dans une minute" in text and "Retrait en attente" in text
+        assert "Le retrait est enregistré" in text and "Retrait en attente" in text
+        assert "Cet avis sera retiré dans 1 minute" in text
         assert "Annuler le retrait" in text and "Retirer l'avis" not in text
         # Nothing went out: the notice is still published, on the public page too.
         found = office.store.get(office.insee, notice["id"])
