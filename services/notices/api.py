@@ -37,6 +37,7 @@ from schemas.channels import (
 from schemas.commune import INSEE_RE
 from schemas.versions import read_message
 from services.notices import errors, lifecycle
+from services.notices.archive import ArchiveIndex
 from services.notices.atom import Paging, commune_feed
 from services.notices.caching import RenderCache, Rendered, answer, not_modified
 from services.notices.cap import NotSent, notice_to_cap
@@ -61,6 +62,8 @@ class Context:
     settings: NoticesSettings
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     cache: RenderCache = field(default_factory=RenderCache)
+    # Each registered commune's archive index, with the view's stamp and until when it holds.
+    archives: dict[str, tuple[int, datetime | None, ArchiveIndex]] = field(default_factory=dict)
 
 
 def ctx(request: Request) -> Context:

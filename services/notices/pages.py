@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import segno
 from fastapi import APIRouter, Request, Response
@@ -24,10 +26,12 @@ from schemas import Commune, Notice, NoticeState
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
+from services.notices import archive
 from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
 from services.notices.errors import ApiError
+from services.notices.geo import geography
 from services.notices.view import went_out
 
 HTML = "text/html; charset=utf-8"
@@ -142,14 +146,84 @@ COMMUNE_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 's
 pages = APIRouter(include_in_schema=False)
 
 
+def name_key(text: str) -> str:
+    """`saint remy` for `Saint-Rémy`: what a resident types matches however it is spelt."""
+    return " ".join(re.findall(r"[a-z0-9]+", archive.fold(text)))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A commune as the home page lists it, with what the official list says of it."""
+
+    insee: str
+    name: str
+    postal_codes: tuple[str, ...]
+    departement: str
+    key: str  # the name as matched: name_key(name)
+
+
+def listed(insee: str, name: str) -> Listed:
+    place = geography().communes.get(insee)
+    return Listed(insee, name, place.postal_codes if place else (),
+                  place.departement if place else insee[:2], name_key(name))
+
+
+@cache
+def france() -> tuple[Listed, ...]:
+    """Every commune of the official list, made once: a search then costs a scan of
+    35,000 short strings (a few milliseconds), not 35,000 foldings."""
+    return tuple(listed(p.insee, p.name) for p in geography().communes.values())
+
+
+def matching(places: list[Listed], query: str) -> list[Listed]:
+    """Those a resident's query names: by postal code or INSEE code (its first digits
+    are enough), or by name (any part of it, accents and hyphens aside)."""
+    digits = re.sub(r"\s", "", query)
+    if digits.isdigit() or re.fullmatch(r"2[AaBb]\d*", digits):
+        code = digits.upper()
+        return [p for p in places
+                if p.insee.startswith(code) or any(pc.startswith(code) for pc in p.postal_codes)]
+    key = name_key(query)
+    if not key:
+        return places
+    found = [p for p in places if key in p.key]
+
+    def rank(p: Listed) -> int:
+        # « gray »: Gray, then Gray-la-Ville, then Arc-lès-Gray, then Graye-sur-Mer (a
+        # whole word before part of one); sorted() keeps the alphabetical order in each.
+        words = f" {p.key} "
+        return (0 if p.key == key else 1 if p.key.startswith(key + " ")
+                else 2 if f" {key} " in words else 3)
+
+    return sorted(found, key=rank)
+
+
+# How many communes of the official list a search names that do not publish here.
+ELSEWHERE_SHOWN = 5
+
+
 @pages.get("/", response_class=HTMLResponse)
 @pages.get("/communes", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    """The communes that publish here, each a link to its notices (a resident who typed
-    the site's address, or cut a commune's, lands somewhere in French)."""
-    communes = sorted(await ctx(request).store.communes(), key=lambda x: x.name.lower())
+    """The communes that publish here, each a link to its notices, with a search by name or
+    postal code (a resident who typed the site's address, or cut a commune's, lands
+    somewhere in French)."""
+    communes = sorted(await ctx(request).store.communes(), key=lambda x: name_key(x.name))
     latest = max((x.created_at for x in communes), default=None)
-    return answer(request, Rendered(render("home.html", communes=communes), HTML, latest))
+    here = [listed(x.insee, x.name) for x in communes]
+    query = request.query_params.get("q", "")[:archive.MAX_QUERY_CHARS].strip()
+    if not name_key(query):
+        return answer(request, Rendered(render("home.html", communes=here, query="",
+                                               found=here, elsewhere=[]), HTML, latest))
+    found = matching(here, query)
+    registered = {x.insee for x in here}
+    # Communes of France that match but do not publish here: the resident learns that
+    # theirs is not (yet) on Crieur, rather than wondering about a typo. Bounded: a
+    # two-letter query names thousands.
+    elsewhere = [p for p in matching(list(france()), query)
+                 if p.insee not in registered][:ELSEWHERE_SHOWN]
+    body = render("home.html", communes=here, query=query, found=found, elsewhere=elsewhere)
+    return answer(request, Rendered(body, HTML, latest))
 
 
 @pages.get("/communes/{insee}", response_class=HTMLResponse)
@@ -185,6 +259,66 @@ async def commune_page(request: Request, insee: str) -> Response:
     response = answer(request, rendered)
     response.headers["Content-Security-Policy"] = COMMUNE_CSP
     return response
+
+
+def archive_index(c: Context, insee: str, now: datetime) -> archive.ArchiveIndex:
+    """The commune's archive, rebuilt only when its notices change or one of them ends."""
+    stamp = c.store.view.stamp(insee)
+    known = c.archives.get(insee)
+    if known is not None and known[0] == stamp and (known[1] is None or now < known[1]):
+        return known[2]
+    index = archive.ArchiveIndex(c.store.view.all(insee), now)
+    c.archives[insee] = (stamp, c.store.view.next_change(insee, now), index)
+    return index
+
+
+def archive_link(insee: str, filters: archive.Filters, page: int) -> str:
+    query = filters.query() | ({"page": str(page)} if page > 1 else {})
+    return f"/communes/{insee}/archives" + (f"?{urlencode(query)}" if query else "")
+
+
+@pages.get("/communes/{insee}/archives", response_class=HTMLResponse)
+async def archives_page(request: Request, insee: str) -> Response:
+    """Past notices, most recent first, with a search (a plain GET form: no script)."""
+    c = ctx(request)
+    commune = await public_commune(c, insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    raw_page = request.query_params.get("page", "1")
+    page = int(raw_page) if raw_page.isdigit() else 0
+    if not 1 <= page <= MAX_PAGE:
+        return not_found(commune, "Cette page des avis passés n'existe pas.")
+    filters = archive.Filters.read(dict(request.query_params))
+    asked = request.query_params.get("q", "")[:archive.MAX_QUERY_CHARS].strip()
+    now = c.clock()
+    index = archive_index(c, insee, now)
+
+    def rendered() -> Rendered:
+        found = index.search(filters)
+        start = (page - 1) * PAGE_SIZE
+        body = render(
+            "archives.html", commune=commune, notices=found[start:start + PAGE_SIZE],
+            found=len(found), total=index.total, truncated=index.truncated,
+            notices_limit=french.number(archive.SEARCH_LIMIT),
+            searched=filters.any, asked=asked, filters=filters,
+            months=[(m, archive.month_label(m)) for m in index.months],
+            previous_url=archive_link(insee, filters, page - 1) if page > 1 else None,
+            next_url=(archive_link(insee, filters, page + 1)
+                      if start + PAGE_SIZE < len(found) else None),
+        )
+        changed = c.store.view.changed_at(insee, now) or commune.created_at
+        return Rendered(body, HTML, changed)
+
+    if filters.any:
+        # A search is not kept in the render cache: any client could fill it with queries
+        # and push every village's pages out. Its cost is bounded by the index instead.
+        return answer(request, rendered())
+
+    async def rendering() -> tuple[Rendered, datetime | None]:
+        return rendered(), c.store.view.next_change(insee, now)
+
+    return answer(request, await c.cache.get(("archives", insee, commune, page),
+                                             c.store.view.stamp(insee), now, rendering))
 
 
 @pages.get("/communes/{insee}/notices/{notice_id}", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import Commune, Notice, NoticeState
-from services.notices import errors, lifecycle
+from services.notices import archive, errors, lifecycle
 from services.notices.api import (
     UNCONFIRMED,
     Context,
@@ -121,7 +121,8 @@ async def proposals_for(c: Context, notices: Sequence[Notice]) -> dict[str, Prop
 
 
 async def listing(request: Request, c: Context, commune: Commune, now: datetime, limit: int,
-                  offset: int, state: NoticeState | None = None
+                  offset: int, state: NoticeState | None = None,
+                  filters: archive.Filters | None = None,
                   ) -> tuple[list[StaffNotice], int]:
     notices = every_notice(c, commune.insee, now)
     proposed = await proposals_for(c, [n for n, _ in notices])
@@ -133,6 +134,10 @@ async def listing(request: Request, c: Context, commune: Commune, now: datetime,
         # A notice whose correction waits is pending approval too: an approver finds it.
         notices = [(n, w) for n, w in notices
                    if n.state is state or (w is not None and w.state is state)]
+    if filters is not None and filters.any:
+        # Staff read their own commune's list, a few hundred notices: folded per request.
+        notices = [(n, w) for n, w in notices[:archive.SEARCH_LIMIT]
+                   if archive.matches(archive.entry(n), filters)]
     page = notices[offset:offset + limit]
     reach = reach_of(request, commune.insee, [n for n, _ in page])
     return [StaffNotice(notice=n, pending_correction=w, proposal=proposed.get(n.id),

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import structlog
 from fastapi import APIRouter, Request, Response
@@ -28,7 +28,16 @@ from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.events import EventKind
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, attachments, groups, lifecycle, previews, staff_api, undo
+from services.notices import (
+    api,
+    archive,
+    attachments,
+    groups,
+    lifecycle,
+    previews,
+    staff_api,
+    undo,
+)
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -661,13 +670,25 @@ async def notices_page(request: Request, insee: str) -> Response:
         if not 1 <= number <= MAX_PAGE:
             return message(404, "Page introuvable", ["Cette page de la liste n'existe pas."],
                            who, commune)
-        items, total = await staff_api.listing(request, c, commune, c.clock(), PAGE_SIZE,
-                                         (number - 1) * PAGE_SIZE)
+        now = c.clock()
+        filters = archive.Filters.read(dict(request.query_params), with_state=True)
+        items, total = await staff_api.listing(request, c, commune, now, PAGE_SIZE,
+                                               (number - 1) * PAGE_SIZE, filters.state, filters)
         named = {g.id: g for g in await groups.registry(c).all()}
-        return page("notices.html", now=c.clock(), me=who.account, csrf=who.session.csrf,
+        months = sorted({archive.month_of(n) for n, _ in staff_api.every_notice(
+            c, commune.insee, now)[:archive.SEARCH_LIMIT]}, reverse=True)
+
+        def link(to_page: int) -> str:
+            query = filters.query() | ({"page": str(to_page)} if to_page > 1 else {})
+            return "?" + urlencode(query) if query else "?page=1"
+
+        return page("notices.html", now=now, me=who.account, csrf=who.session.csrf,
                     commune=commune, groups=named,
                     items=items, total=total, page_number=number,
-                    next_page=number + 1 if number * PAGE_SIZE < total else None,
+                    filters=filters, asked=request.query_params.get("q", "")[:100].strip(),
+                    months=[(m, archive.month_label(m)) for m in months],
+                    previous_url=link(number - 1) if number > 1 else None,
+                    next_url=link(number + 1) if number * PAGE_SIZE < total else None,
                     flash=request.query_params.get("ok", "")[:40])
 
     return await guarded(request, insee, show, post=False)

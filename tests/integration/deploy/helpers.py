@@ -18,10 +18,14 @@ import trustme
 
 from crieur.nats_server import binary, free_port
 from crieur.process import die_with_parent
+from schemas.deliveries import Channel
 from tests.helpers import repo_root
 
 DEPLOY = repo_root() / "deploy"
-USERS = ("provision", "operator", "notices", "panel", "email", "push", "sms")
+# Every channel has a user named after it (its manifest's nats_user): a new channel is in
+# the production config the tests start without a line here.
+USERS = ("provision", "operator", "notices", "panel",
+         *(str(c) for c in Channel if c is not Channel.PANEL))
 
 
 def inbox(user: str) -> str:
