@@ -189,6 +189,8 @@ MediaType = Annotated[
 ]
 # Ten gigabytes: anything larger is a typo, not a decree on the mairie's website.
 MAX_ATTACHMENT_SIZE = 10_000_000_000
+# The images the front door takes (services/notices/attachments.py sniffs them).
+HOSTED_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 
 class Link(BaseModel):
@@ -211,6 +213,16 @@ class Attachment(BaseModel):
     # Left out when unset, so an attachment elsewhere reads exactly as before.
     id: str | None = Field(default=None, pattern=r"^[a-z0-9]{8,32}$",
                            exclude_if=lambda v: v is None)
+
+    @property
+    def is_hosted_image(self) -> bool:
+        """An image uploaded here: its type was judged from its bytes, not from what staff
+        said. An image elsewhere stays a link, as it may be anything at any size."""
+        return self.id is not None and self.media_type in HOSTED_IMAGE_TYPES
+
+    def path(self, commune: str) -> str:
+        """Where the front door serves a hosted attachment (public, no account)."""
+        return f"/communes/{commune}/attachments/{self.id}"
 
 
 class LinkInput(Link):
@@ -392,3 +404,14 @@ class Notice(_Window):
     @property
     def label(self) -> str:
         return CATEGORY_LABELS[self.category]
+
+    @property
+    def images(self) -> tuple[Attachment, ...]:
+        """Its photos hosted here (uploaded, so reduced and stripped of EXIF), in order."""
+        return tuple(a for a in self.attachments if a.is_hosted_image)
+
+    def image_url(self, public_url: str) -> str | None:
+        """The address of its first photo under `public_url`, which channels show with it."""
+        if not self.images:
+            return None
+        return f"{public_url.rstrip('/')}{self.images[0].path(self.commune)}"

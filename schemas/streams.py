@@ -125,8 +125,14 @@ GROUPS = Bucket("groups", "Groups of communes and their broadcasts")
 # so that one identifier is never proposed twice; services/notices/capfeed.py.
 CAP_ALERTS = Bucket("cap_alerts", "Official CAP alerts read, and the drafts each became")
 
+# Withdrawals asked on the staff pages, held a minute so that they can be undone
+# (`w.<notice id>`); services/notices/undo.py. A key outlives its minute by far only if
+# every front door is down; the TTL then drops it rather than withdraw a day late.
+WITHDRAWALS = Bucket("withdrawals", "Withdrawals held a minute so that staff can undo them",
+                     ttl=24 * 3600)
+
 BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS, GROUPS,
-                               CAP_ALERTS)
+                               CAP_ALERTS, WITHDRAWALS)
 
 
 # The channel kit's own: a work queue of one job per recipient, and what was sent.

@@ -69,6 +69,16 @@ class Fault:
         return _error(self.status, status, code, "Stand-in told to fail")
 
 
+def _https_image(message: dict[str, Any]) -> bool:
+    """FCM's phones fetch a notification's image themselves, over https only."""
+    images = [section.get("image") for section in (
+        message.get("notification") or {},
+        (message.get("webpush") or {}).get("notification") or {},
+        ((message.get("apns") or {}).get("fcm_options")) or {})]
+    return all(image is None or (isinstance(image, str) and image.startswith("https://"))
+               for image in images)
+
+
 def _error(http: int, status: str, code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": http, "message": message, "status": status,
                       "details": [{"@type": FCM_ERROR, "errorCode": code}]}}
@@ -243,6 +253,8 @@ class FcmStandin:
             elif len(json.dumps(message.get("data", {})).encode()) + len(json.dumps(
                     message.get("notification", {})).encode()) > MAX_PAYLOAD_BYTES:
                 problem = "Message is too big."
+            elif not _https_image(message):
+                problem = "The notification image must be an https URL."
             if problem is not None:
                 return answer(request, raw, 400, _error(400, "INVALID_ARGUMENT",
                                                         "INVALID_ARGUMENT", problem))

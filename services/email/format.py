@@ -196,6 +196,10 @@ def build_notice(kind: EventKind, notice: Notice, commune_name: str, *, from_add
         "title": one_line(notice.title),
         "paragraphs": [p.strip() for p in re.split(r"\n\s*\n", notice.body) if p.strip()],
         "url": notice_url(public_url, notice),
+        # Linked, not embedded: the email stays small for thousands of recipients, and a
+        # mail reader that blocks remote images still shows the alt text and the link.
+        "images": [f"{public_url.rstrip('/')}{a.path(notice.commune)}" for a in notice.images],
+        "image_alt": f"Photo jointe à l’avis : {one_line(notice.title)}",
         "starts": french_date(notice.starts_at) if notice.starts_at else None,
         "ends": french_date(notice.ends_at) if notice.ends_at else None,
         "unsubscribe_url": UNSUBSCRIBE,

@@ -11,7 +11,7 @@ from typing import Any
 
 import nats.errors
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
@@ -25,6 +25,7 @@ from crieur.tasks import Supervisor
 from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
 from services.notices import (
+    api,
     attachments,
     capfeed,
     docs,
@@ -35,6 +36,7 @@ from services.notices import (
     proposals,
     reach,
     scheduler,
+    undo,
 )
 from services.notices.api import Context, channel_router, router
 from services.notices.guard import BodyGuard, on_client_gone
@@ -199,6 +201,15 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         # ok: it is restarted, and /healthz says 503 until it is.
         tasks.start("scheduler", lambda: scheduler.run(ctx.store, ctx.clock,
                                                        settings.schedule_interval_s))
+        held = undo.Withdrawals(ctx.store.withdrawals_kv)
+        app.state.withdrawals = held
+
+        async def withdraw_held(w: undo.HeldWithdrawal) -> object:
+            return await api.withdraw_notice(ctx, w.by, w.commune, w.notice_id, Response())
+
+        # Withdrawals confirmed on the staff pages go once their minute to undo is over.
+        tasks.start("withdrawals", lambda: undo.run(held, ctx.clock, withdraw_held,
+                                                    settings.schedule_interval_s))
         if settings.cap_feed_urls:  # official alerts in (issue 29)
             tasks.start("capfeed", capfeed.Reader(
                 ctx.store, settings.cap_feed_urls, ctx.clock,

@@ -25,6 +25,9 @@ class NoticesSettings(CommonSettings):
     attachments_quota_bytes: int = Field(default=500_000_000, ge=0)
     # How often scheduled notices are checked; a notice goes out at most this late.
     schedule_interval_s: float = 1.0
+    # A withdrawal confirmed on the staff pages waits this long, with a button to undo it,
+    # before anything is sent (services/notices/undo.py); 0: at once. The API's is at once.
+    withdraw_undo_s: float = Field(default=60.0, ge=0, le=3600)
     # Staff sign-in throttle (services/notices/auth.py, docs/operations/security.md): attempts let
     # through freely per login and per client address, then the base and the cap of the
     # growing wait between two attempts.

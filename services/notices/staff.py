@@ -61,6 +61,9 @@ class StaffAccount(BaseModel):
     # an older generation is over (auth.still_valid, checked on every request). A counter,
     # not a time, so that the operator's clock and the front door's need not agree.
     session_generation: int = 0
+    # A temporary password set by a colleague (staff_pages.team): its holder must choose
+    # their own before any other staff page opens.
+    must_change_password: bool = False
 
     def member(self) -> StaffMember:
         """The account as the routes see a staff member (the same as a token's record)."""
@@ -312,12 +315,13 @@ class StaffRegistry:
 
     async def set_password(
         self, name: str, password: str, communes: tuple[str, ...] = (),
-        groups: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (), *, temporary: bool = False,
     ) -> StaffAccount:
         """Set (or reset) the password of `name`, creating its sign-in if it has none.
 
         Its communes and groups are those given plus those of the name's live tokens; a
-        revoked sign-in is revived (an operator setting a password means it).
+        revoked sign-in is revived (an operator setting a password means it). A
+        `temporary` one (set by a colleague) must be changed at the next sign-in.
         """
         check_password(password)
         login = login_of(name)
@@ -341,6 +345,7 @@ class StaffRegistry:
             created_at=existing.created_at if existing else now, password_set_at=now,
             # A new password ends the sessions opened with the old one (or before a revoke).
             session_generation=existing.session_generation + 1 if existing else 0,
+            must_change_password=temporary,
         )
         await self._put_account(account)
         return account

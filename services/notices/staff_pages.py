@@ -11,7 +11,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,7 +28,16 @@ from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState
 from schemas.commune import INSEE_RE
 from schemas.events import EventKind
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
-from services.notices import api, archive, attachments, groups, lifecycle, previews, staff_api
+from services.notices import (
+    api,
+    archive,
+    attachments,
+    groups,
+    lifecycle,
+    previews,
+    staff_api,
+    undo,
+)
 from services.notices.api import Context, ctx
 from services.notices.auth import (
     COOKIE_PATH,
@@ -45,7 +54,14 @@ from services.notices.auth import (
 )
 from services.notices.errors import ApiError
 from services.notices.pages import TEMPLATES, french_date, human_size
-from services.notices.staff import Busy, StaffAccount, VerifyGate, login_of
+from services.notices.staff import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    Busy,
+    StaffAccount,
+    VerifyGate,
+    login_of,
+)
 from services.notices.store import StaffMember
 
 log = structlog.get_logger("crieur.notices.staff")
@@ -357,6 +373,8 @@ async def guarded(request: Request, insee: str, handler: Handler, *, post: bool)
             return message(403, "Session expirée", ["Votre session a expiré : reconnectez-vous.",
                                                     ], None)
         return to(f"/staff/login?next={quote(request.url.path)}")
+    if who.account.must_change_password:
+        return to(PASSWORD_PATH)
     c = ctx(request)
     commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
     if commune is None or insee not in who.account.communes:
@@ -476,7 +494,8 @@ async def login(request: Request) -> Response:
     await store.succeeded(user, client)
     session_id, _ = await store.create(account, now)
     log.info("staff_signed_in", staff=account.id)
-    response = to(next_url)
+    # A temporary password set by a colleague: the member chooses their own first.
+    response = to(PASSWORD_PATH if account.must_change_password else next_url)
     response.set_cookie(SESSION_COOKIE, session_id, max_age=int(SESSION_LIFE.total_seconds()),
                         path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(c))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
@@ -503,6 +522,8 @@ async def home(request: Request) -> Response:
     who = await signed_in(request)
     if who is None:
         return to("/staff/login")
+    if who.account.must_change_password:
+        return to(PASSWORD_PATH)
     c = ctx(request)
     communes = [x for x in [await c.store.commune(i) for i in who.account.communes] if x]
     if len(communes) == 1 and not who.account.groups:
@@ -510,6 +531,132 @@ async def home(request: Request) -> Response:
     mine = [g for g in await groups.registry(c).all() if g.id in who.account.groups]
     return page("communes.html", me=who.account, csrf=who.session.csrf, communes=communes,
                 groups=mine)
+
+
+# -- passwords: one's own, and a colleague's forgotten one -----------------------------------
+
+PASSWORD_PATH = "/staff/password"
+
+
+def password_page(who: SignedIn, status: int = 200, error: str = "",
+                  done: bool = False) -> HTMLResponse:
+    return page("password.html", status=status, me=who.account, csrf=who.session.csrf,
+                forced=who.account.must_change_password, error=error, done=done,
+                min_length=MIN_PASSWORD)
+
+
+@pages.get("/password", response_class=HTMLResponse)
+async def password_form(request: Request) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to(f"/staff/login?next={PASSWORD_PATH}")
+    return password_page(who, done=request.query_params.get("ok") == "1")
+
+
+@pages.post("/password", response_class=HTMLResponse)
+async def change_password(request: Request) -> Response:
+    """The member's own new password; after a temporary one, asked before anything else."""
+    who = await signed_in(request)
+    if who is None:
+        return message(403, "Session expirée", ["Votre session a expiré : reconnectez-vous."])
+    form = await read_form(request)
+    if form is None or not same(text(form, "csrf", 200), who.session.csrf):
+        return forbidden_csrf(who)
+    c = ctx(request)
+    new, again = form.get("new_password"), form.get("new_password_again")
+    if not isinstance(new, str) or not isinstance(again, str) or not new:
+        return password_page(who, 422, "Écrivez le nouveau mot de passe deux fois.")
+    if new != again:
+        return password_page(who, 422, "Les deux mots de passe écrits ne sont pas les mêmes.")
+    if len(new) < MIN_PASSWORD or len(new) > MAX_PASSWORD:
+        return password_page(who, 422, f"Le mot de passe doit avoir au moins {MIN_PASSWORD} "
+                             f"caractères (et {MAX_PASSWORD} au plus).")
+    current = form.get("current_password")
+    if isinstance(current, str) and current:
+        check = current
+    elif who.account.must_change_password:
+        check = ""  # they signed in with the temporary one a moment ago
+    else:
+        return password_page(who, 422, "Écrivez votre mot de passe actuel.")
+    if check and await c.store.verify_staff(who.account.login, check[:MAX_PASSWORD],
+                                            verify_gate(request)) is None:
+        return password_page(who, 401, "Le mot de passe actuel n'est pas le bon.")
+    if await c.store.verify_staff(who.account.login, new[:MAX_PASSWORD],
+                                  verify_gate(request)) is not None:
+        return password_page(who, 422, "Choisissez un mot de passe différent de l'actuel.")
+    account = await c.store.set_staff_password(who.account.name, new)
+    # Setting it ends every session, this one too: the member stays signed in here only.
+    await sessions(c).end(who.session_id)
+    session_id, _ = await sessions(c).create(account, c.clock())
+    log.info("staff_password_changed", forced=who.account.must_change_password)
+    response = to(f"{PASSWORD_PATH}?ok=1")
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=int(SESSION_LIFE.total_seconds()),
+                        path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(c))
+    return response
+
+
+def may_reset(who: SignedIn, colleague: StaffAccount) -> bool:
+    """A member may give a temporary password to a colleague who can do nothing the member
+    cannot: whoever sets it can sign in with it, so it must open no other commune."""
+    return (colleague.login != who.account.login and colleague.revoked_at is None
+            and set(colleague.communes) <= set(who.account.communes)
+            and set(colleague.groups) <= set(who.account.groups))
+
+
+async def colleagues(c: Context, commune: Commune) -> list[StaffAccount]:
+    found = [a for a in await c.store.staff_accounts()
+             if commune.insee in a.communes and a.revoked_at is None]
+    return sorted(found, key=lambda a: a.name.casefold())
+
+
+def team_page(who: SignedIn, commune: Commune, team: list[StaffAccount], status: int = 200,
+              error: str = "", error_for: str = "", flash: str = "") -> HTMLResponse:
+    return page("team.html", status=status, me=who.account, csrf=who.session.csrf,
+                commune=commune, team=[(a, may_reset(who, a)) for a in team], error=error,
+                error_for=error_for, flash_text=flash, min_length=MIN_PASSWORD)
+
+
+@pages.get("/communes/{insee}/team", response_class=HTMLResponse)
+async def team(request: Request, insee: str) -> Response:
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        team = await colleagues(ctx(request), commune)
+        reset = request.query_params.get("reset", "")[:64]
+        named = next((a.name for a in team if a.login == reset), "")
+        flash = (f"Mot de passe provisoire enregistré pour {named} : ses sessions ouvertes "
+                 "sont fermées, et il lui sera demandé d'en choisir un nouveau à sa "
+                 "prochaine connexion. Donnez-le-lui de vive voix ou par téléphone, "
+                 "jamais par e-mail." if named else "")
+        return team_page(who, commune, team, flash=flash)
+
+    return await guarded(request, insee, show, post=False)
+
+
+@pages.post("/communes/{insee}/team/{login}/password", response_class=HTMLResponse)
+async def reset_colleague_password(request: Request, insee: str, login: str) -> Response:
+    """A temporary password for a colleague who forgot theirs, without the operator."""
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        c = ctx(request)
+        form: FormData = request.state.form
+        team = await colleagues(c, commune)
+        colleague = next((a for a in team if a.login == login), None)
+        if colleague is None:
+            return message(404, "Personne introuvable",
+                           ["Personne de l'équipe de cette commune n'a cet identifiant."],
+                           who, commune)
+        if not may_reset(who, colleague):
+            return team_page(who, commune, team, 403, error_for=colleague.login, error=(
+                "Vous ne pouvez pas donner de mot de passe provisoire à cette personne : "
+                "elle a accès à des communes ou des groupes que vous n'avez pas. Demandez-le "
+                "à l'exploitant (crieur staff passwd)."))
+        password = form.get("password")
+        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            return team_page(who, commune, team, 422, error_for=colleague.login, error=(
+                f"Le mot de passe provisoire doit avoir au moins {MIN_PASSWORD} caractères."))
+        await c.store.set_staff_password(colleague.name, password, temporary=True)
+        log.info("staff_password_reset_by_colleague", colleague=colleague.id)
+        return to(f"/staff/communes/{insee}/team?reset={quote(colleague.login)}")
+
+    return await guarded(request, insee, act, post=True)
 
 
 # -- the commune's notices --------------------------------------------------------------------
@@ -652,11 +799,40 @@ async def attachment_files(request: Request, commune: Commune,
 
 def compose_page(request: Request, who: SignedIn, commune: Commune, values: dict[str, Any],
                  problems: dict[str, str] | None = None, status: int = 200,
-                 error: str = "", files: list[dict[str, Any]] | None = None) -> HTMLResponse:
+                 error: str = "", files: list[dict[str, Any]] | None = None,
+                 copied: Notice | None = None, left_out: list[str] | None = None
+                 ) -> HTMLResponse:
     return page("compose.html", status=status, me=who.account, csrf=who.session.csrf,
                 commune=commune, v=values, problems=problems or {}, error=error,
-                field_labels=FIELD_LABELS, files=files or [],
+                field_labels=FIELD_LABELS, files=files or [], copied=copied,
+                left_out=left_out or [],
                 attachment_limit=ctx(request).settings.attachment_max_bytes)
+
+
+def copy_values(notice: Notice, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The compose form filled in from `notice`, and what the copy leaves out (in French).
+
+    Dates already past are left out (a copy is for a new occasion, and a past end would be
+    refused); the files hosted here are reused (an upload is never changed); a file
+    elsewhere or a link past the form's rows cannot be carried by the form, and is named.
+    """
+    values = form_values(None)
+    values.update(category=notice.category.value, title=notice.title, body=notice.body)
+    left_out: list[str] = []
+    for name in ("starts_at", "ends_at"):
+        moment: datetime | None = getattr(notice, name)
+        if moment is not None and moment > now:
+            values[name] = local_input(moment)
+        elif moment is not None:
+            left_out.append("la date de début, passée" if name == "starts_at"
+                            else "la date de fin, passée")
+    links = [{"url": str(x.url), "label": x.label} for x in notice.links]
+    left_out += [f"le lien {x['label'] or x['url']}" for x in links[LINK_ROWS:]]
+    values["links"] = (links[:LINK_ROWS]
+                       + [{"url": "", "label": ""} for _ in range(LINK_ROWS - len(links))])
+    values["attachments"] = [a.id for a in notice.attachments if a.id][:MAX_ATTACHMENTS]
+    left_out += [f"la pièce jointe {a.name}" for a in notice.attachments if not a.id]
+    return values, left_out
 
 
 @pages.get("/communes/{insee}/compose", response_class=HTMLResponse)
@@ -780,7 +956,14 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
     authors = lifecycle.waiting_authors(latest)
     can_approve = (latest.state is NoticeState.PENDING_APPROVAL
                    and who.account.name not in authors)
+    held = await withdrawals(request).get(notice_id)
+    if held is not None and (held.commune != commune.insee
+                             or notice.state is NoticeState.WITHDRAWN):
+        held = None
+    held_in = (in_french(max(1, math.ceil((held.due_at - now).total_seconds())))
+               if held is not None else "")
     return page("notice.html", status=status, now=now, me=who.account, csrf=who.session.csrf,
+                held=held, held_in=held_in,
                 commune=commune, notice=notice, waiting=waiting, latest=latest, reach=reach,
                 v=values, problems=problems or {}, error=error, editable=editable,
                 can_approve=can_approve, authors=authors, proposal=proposal, group=group,
@@ -793,6 +976,26 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
 async def one_notice(request: Request, insee: str, notice_id: str) -> Response:
     async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
         return await notice_page(request, who, commune, notice_id)
+
+    return await guarded(request, insee, show, post=False)
+
+
+@pages.get("/communes/{insee}/notices/{notice_id}/duplicate", response_class=HTMLResponse)
+async def duplicate(request: Request, insee: str, notice_id: str) -> Response:
+    """A new notice's form filled in from this one: nothing is stored until it is published."""
+    async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
+        c = ctx(request)
+        notice = await api.stored(c, commune.insee, notice_id)
+        if notice is None:
+            return message(404, "Avis introuvable", [ERROR_FRENCH["notice_not_found"]], who,
+                           commune)
+        # The text waiting for approval, if any, is the latest the mairie wrote.
+        latest = await api.waiting_correction(c, notice) if api.on_stream(
+            c, commune.insee, notice_id) is not None else None
+        values, left_out = copy_values(latest or notice, c.clock())
+        log.info("notice_duplicated", notice_id=notice_id)
+        return compose_page(request, who, commune, values, copied=notice, left_out=left_out,
+                            files=await attachment_files(request, commune, values))
 
     return await guarded(request, insee, show, post=False)
 
@@ -874,6 +1077,9 @@ async def change_page(request: Request, who: SignedIn, commune: Commune, notice:
     return page("confirm.html", me=who.account, csrf=who.session.csrf, commune=commune,
                 notice=notice, kind=kind.value, previews=answers, sent=sent,
                 version=version, v=values or {},
+                undo_s=(in_french(math.ceil(ctx(request).settings.withdraw_undo_s))
+                        if kind is EventKind.WITHDRAWN
+                        and ctx(request).settings.withdraw_undo_s > 0 else ""),
                 pending=notice.state is NoticeState.PENDING_APPROVAL,
                 # A withdrawal reaches those who got a version, not every follower.
                 reach_prefix="au plus " if kind is EventKind.WITHDRAWN else "")
@@ -892,8 +1098,22 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
                 event = lifecycle.withdraw(current, author=who.account.name, now=c.clock())
                 return await change_page(request, who, commune, event.notice,
                                          EventKind.WITHDRAWN, current.version)
+            if_match = f'"{version}"' if version else None
+            delay = c.settings.withdraw_undo_s
+            if delay > 0:
+                # Checked now as the API would (the notice, its version, a group's copy),
+                # done once the minute to undo it is over (undo.py).
+                await api.staff_commune(c, insee, who.member)
+                _, current, waiting = await api.find_latest(c, insee, notice_id)
+                api.refuse_broadcast_copy(current)
+                api.check_if_match(if_match, current, *([waiting] if waiting else []))
+                lifecycle.withdraw(current, author=who.account.name, now=c.clock())
+                await withdrawals(request).hold(notice_id, insee, who.member, c.clock(),
+                                                timedelta(seconds=delay))
+                log.info("withdrawal_held", notice_id=notice_id, delay_s=delay)
+                return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawal-held")
             await api.withdraw_notice(c, who.member, insee, notice_id, Response(),
-                                      if_match=f'"{version}"' if version else None)
+                                      if_match=if_match)
         except lifecycle.LifecycleError:
             return await notice_page(request, who, commune, notice_id,
                                      error=ERROR_FRENCH["notice_withdrawn"], status=409)
@@ -903,6 +1123,35 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
         return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawn")
 
     return await guarded(request, insee, act, post=True)
+
+
+def withdrawals(request: Request) -> undo.Withdrawals:
+    held: undo.Withdrawals = request.app.state.withdrawals
+    return held
+
+
+@pages.post("/communes/{insee}/notices/{notice_id}/undo-withdraw",
+            response_class=HTMLResponse)
+async def undo_withdraw(request: Request, insee: str, notice_id: str) -> Response:
+    """« Annuler le retrait »: the held withdrawal is dropped; nothing was sent."""
+    async def act(request: Request, who: SignedIn, commune: Commune) -> Response:
+        held = await withdrawals(request).get(notice_id)
+        if held is None or held.commune != insee:
+            return await notice_page(request, who, commune, notice_id, status=409,
+                                     error=UNDO_TOO_LATE)
+        try:
+            await withdrawals(request).undo(notice_id)
+        except undo.TooLate:
+            return await notice_page(request, who, commune, notice_id, status=409,
+                                     error=UNDO_TOO_LATE)
+        log.info("withdrawal_undone", notice_id=notice_id, asked_by=held.by.id)
+        return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawal-undone")
+
+    return await guarded(request, insee, act, post=True)
+
+
+UNDO_TOO_LATE = ("Trop tard pour annuler : le retrait est déjà parti (ou a déjà été "
+                 "annulé). Si l'avis doit revenir, publiez-le de nouveau avec « Dupliquer ».")
 
 
 @pages.post("/communes/{insee}/notices/{notice_id}/publish", response_class=HTMLResponse)

@@ -26,6 +26,7 @@ from schemas.streams import (
     SCHEDULE,
     STAFF,
     STAFF_SESSIONS,
+    WITHDRAWALS,
     Bucket,
 )
 from services.notices.communes import CommuneRegistry
@@ -49,7 +50,7 @@ SERVICE = "notices"
 # service that writes dead letters ensures. DELIVERIES belongs to the channels' side.
 OWNED_STREAMS: tuple[StreamConfig, ...] = (NOTICES, DEADLETTERS)
 OWNED_BUCKETS: tuple[Bucket, ...] = (COMMUNES, STAFF, IDEMPOTENCY, SCHEDULE, STAFF_SESSIONS,
-                                     GROUPS, CAP_ALERTS)
+                                     GROUPS, CAP_ALERTS, WITHDRAWALS)
 
 
 class NatsStore:
@@ -66,6 +67,8 @@ class NatsStore:
         # Groups and their broadcasts (groups.py); official alerts read (capfeed.py).
         self.groups_kv: KeyValue = buckets[GROUPS.name]
         self.cap_kv: KeyValue = buckets[CAP_ALERTS.name]
+        # Withdrawals held a minute so that staff can undo them (undo.py).
+        self.withdrawals_kv: KeyValue = buckets[WITHDRAWALS.name]
 
     @classmethod
     async def connect(
@@ -152,9 +155,10 @@ class NatsStore:
 
     async def set_staff_password(
         self, name: str, password: str, communes: tuple[str, ...] = (),
-        groups: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (), *, temporary: bool = False,
     ) -> StaffAccount:
-        return await self.staff_registry.set_password(name, password, communes, groups)
+        return await self.staff_registry.set_password(name, password, communes, groups,
+                                                      temporary=temporary)
 
     async def staff_accounts(self) -> list[StaffAccount]:
         return await self.staff_registry.accounts()

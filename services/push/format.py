@@ -7,6 +7,8 @@
   notification already on the phone. A withdrawal is a data message (`action: remove`)
   that tells the app to take it away.
 - The time-to-live ends at the notice's `ends_at` (FCM keeps a message 28 days at most).
+- A notice's first photo goes as the notification's image (`notification.image`, and
+  APNs' `fcm_options.image` with `mutable-content`), only over https: FCM refuses others.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def message(edition: Edition, to_topic: str, now: datetime, public_url: str) -> 
         "body": body,
         "url": link,
     }
+    image = notice.image_url(public_url)
+    if image is not None and not image.startswith("https://"):
+        image = None
+    if image is not None:
+        data["image"] = image
     expiration = str(int(now.timestamp()) + ttl)
     priority = "high" if alert else "normal"
     if edition.kind is EventKind.WITHDRAWN:
@@ -88,7 +95,7 @@ def message(edition: Edition, to_topic: str, now: datetime, public_url: str) -> 
         )
     return messaging.Message(
         topic=to_topic,
-        notification=messaging.Notification(title=title, body=body),
+        notification=messaging.Notification(title=title, body=body, image=image),
         data=data,
         android=messaging.AndroidConfig(
             collapse_key=notice.id, priority=priority, ttl=ttl,
@@ -99,11 +106,13 @@ def message(edition: Edition, to_topic: str, now: datetime, public_url: str) -> 
                      "apns-collapse-id": notice.id, "apns-expiration": expiration},
             payload=messaging.APNSPayload(aps=messaging.Aps(
                 alert=messaging.ApsAlert(title=title, body=body), sound="default",
-                thread_id=notice.commune,
-                custom_data={"interruption-level": "time-sensitive" if alert else "active"}))),
+                thread_id=notice.commune, mutable_content=True if image else None,
+                custom_data={"interruption-level": "time-sensitive" if alert else "active"})),
+            fcm_options=messaging.APNSFCMOptions(image=image) if image else None),
         webpush=messaging.WebpushConfig(
             headers={"Urgency": priority, "TTL": str(ttl)},
-            notification=messaging.WebpushNotification(title=title, body=body, tag=notice.id),
+            notification=messaging.WebpushNotification(title=title, body=body, tag=notice.id,
+                                                       image=image),
             fcm_options=messaging.WebpushFCMOptions(link=link) if link.startswith("https://")
             else None),
     )

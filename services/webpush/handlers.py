@@ -42,11 +42,16 @@ def notification(edition: Edition, public_url: str) -> dict[str, str]:
     """What the service worker shows (or, `action: remove`, closes)."""
     notice = edition.notice
     title, body = texts(edition)
-    return {"action": "remove" if edition.kind is EventKind.WITHDRAWN else "show",
-            "kind": str(edition.kind), "tag": notice.id, "title": title, "body": body,
-            "url": f"{public_url}/communes/{notice.commune}/notices/{notice.id}",
-            "notice_id": notice.id, "version": str(notice.version),
-            "commune": notice.commune, "category": notice.category.value}
+    shown = {"action": "remove" if edition.kind is EventKind.WITHDRAWN else "show",
+             "kind": str(edition.kind), "tag": notice.id, "title": title, "body": body,
+             "url": f"{public_url}/communes/{notice.commune}/notices/{notice.id}",
+             "notice_id": notice.id, "version": str(notice.version),
+             "commune": notice.commune, "category": notice.category.value}
+    image = notice.image_url(public_url)
+    if image is not None and edition.kind is not EventKind.WITHDRAWN:
+        # The notification's large picture (the Notifications API's `image`).
+        shown["image"] = image
+    return shown
 
 
 class WebpushChannel(PortDefaults):

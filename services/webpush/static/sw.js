@@ -17,6 +17,8 @@ async function crieurPush(notice) {
     tag: notice.tag,
     lang: "fr",
     icon: "/api/v1/webpush/icon.svg",
+    // The notice's first photo, shown large by the browsers that can.
+    ...(notice.image ? { image: notice.image } : {}),
     // A correction of a notification still on screen says so again.
     renotify: shown.length > 0,
     requireInteraction: notice.category === "alerte",

@@ -9,6 +9,7 @@ mid-fan-out stops the rest; a correction goes to those who got the first version
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from crieur.channel.settings import ChannelSettings
 from crieur.nats_server import free_port
@@ -155,6 +157,43 @@ async def test_a_correction_goes_to_those_who_got_the_first_version(
     assert {m["Subject"] for m in corrections} == {
         "Rectificatif — Alerte : Tempête : restez chez vous jusqu’à midi"}
     assert all(text_of(m).startswith("RECTIFICATIF") for m in corrections)
+
+
+async def test_a_photo_shows_in_the_html_part_with_alt_text_and_is_linked_in_the_text(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    assert service.registry is not None
+    await seed(service.registry, [address(1, "photo")], front_door.insee)
+    await wait_for(lambda: service.registry is not None and
+                   len(service.registry.matching(front_door.insee, "alerte")) == 1, what="index")
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(png, "PNG")
+    upload = await front_door.http.post(
+        f"/api/v1/communes/{front_door.insee}/attachments", headers=front_door.auth,
+        files={"file": ("Pont effondré.png", png.getvalue(), "image/png")})
+    assert upload.status_code == 201, upload.text
+    photo_id = upload.json()["id"]
+    response = await front_door.http.post(front_door.notices_url(), headers=front_door.auth, json={
+        "category": "alerte", "title": "Pont de la Saône fermé",
+        "body": "Le pont est fermé jusqu’à nouvel ordre.", "attachments": [photo_id]})
+    assert response.status_code == 201, response.text
+    notice = response.json()
+    await wait_for(lambda: len(received(mailbox, notice["id"])) == 1, what="the email")
+
+    [msg] = received(mailbox, notice["id"])
+    path = f"/communes/{front_door.insee}/attachments/{photo_id}"
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert (f'<img src="{PUBLIC_URL}{path}" alt="Photo jointe à l’avis : Pont de la Saône '
+            'fermé"') in html
+    text = text_of(msg)
+    assert f"Photo : {PUBLIC_URL}{path}" in text
+    assert "Le pont est fermé jusqu’à nouvel ordre." in text
+    # The address in the email is the one the front door serves the photo at.
+    image = await front_door.http.get(path)
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(image.content)).size == (40, 30)
 
 
 async def test_a_relay_answering_451_for_a_while_ends_with_everything_delivered(

@@ -55,7 +55,8 @@ async def test_streams_and_buckets_are_ensured_idempotently(nats_url: str) -> No
         first = await ensure_all(js)
         second = await ensure_all(js)
         assert first.keys() == second.keys() == {"communes", "staff", "idempotency", "schedule",
-                                                 "staff_sessions", "groups", "cap_alerts"}
+                                                 "staff_sessions", "groups", "cap_alerts",
+                                                 "withdrawals"}
         info = await js.stream_info("NOTICES")
         assert info.config.duplicate_window == 86400
         assert info.config.subjects == ["notices.>"]

@@ -230,6 +230,28 @@ async def test_an_uploaded_pdf_goes_with_a_notice_and_residents_download_it(
     assert stored["url"] in page.text and "Arrêté n°12.pdf" in page.text
 
 
+async def test_an_uploaded_photo_shows_in_the_notice_on_the_public_page(
+        front_door: FrontDoor) -> None:
+    fd = front_door
+    photo = (await fd.http.post(upload_url(fd), headers=fd.auth,
+                                files={"file": ("Déviation.png", PNG, "image/png")})).json()
+    decree = (await fd.http.post(upload_url(fd), headers=fd.auth,
+                                 files={"file": ("Arrêté.pdf", PDF, "application/pdf")})).json()
+    notice = (await fd.http.post(fd.notices_url(), headers=fd.auth, json={
+        **DRAFT, "attachments": [decree["id"], photo["id"]]})).json()
+    page = await fd.http.get(f"/communes/{fd.insee}/notices/{notice['id']}")
+    path = f"/communes/{fd.insee}/attachments/{photo['id']}"
+    # Shown on the page (its own origin, as the page's CSP allows), with a text for those
+    # who cannot see it; the PDF stays a document to download, not an image.
+    assert (f'<img src="{path}" alt="Photo jointe à l’avis : {DRAFT["title"]}">'
+            in page.text)
+    assert "img-src 'self'" in page.headers["content-security-policy"]
+    assert f'<img src="/communes/{fd.insee}/attachments/{decree["id"]}"' not in page.text
+    assert "Arrêté.pdf" in page.text
+    shown = await fd.http.get(path)
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
+
+
 async def test_a_raw_image_upload_takes_its_name_from_the_query(front_door: FrontDoor) -> None:
     fd = front_door
     answer = await fd.http.post(upload_url(fd), params={"filename": "../../plan.exe"},

@@ -49,6 +49,10 @@ def test_it_refuses_what_fcm_refuses_and_records_everything(fcm: FcmStandin,
     too_big = httpx.post(url, headers=auth, json={"message": {"topic": "t",
                                                               "data": {"x": "a" * 5000}}})
     assert too_big.status_code == 400
+    plain_image = httpx.post(url, headers=auth, json={"message": {
+        "topic": "t", "notification": {"title": "a", "image": "http://x.fr/p.jpg"}}})
+    assert plain_image.status_code == 400
+    assert "https" in plain_image.json()["error"]["message"]
     ok = httpx.post(url, headers=auth, json={"message": {"topic": "t", "data": {"a": "b"}}})
     assert ok.status_code == 200 and ok.json()["name"].startswith("projects/p/messages/")
     fcm.mark_token("dead", "UNREGISTERED")
@@ -63,7 +67,7 @@ def test_it_refuses_what_fcm_refuses_and_records_everything(fcm: FcmStandin,
     assert limited.json()["error"]["details"][0]["errorCode"] == "QUOTA_EXCEEDED"
 
     lines = [json.loads(x) for x in (tmp_path / "fcm.jsonl").read_text().splitlines()]
-    assert [r["status"] for r in lines] == [400, 401, 200, 400, 400, 400, 200, 404, 429]
+    assert [r["status"] for r in lines] == [400, 401, 200, 400, 400, 400, 400, 200, 404, 429]
     assert lines == httpx.get(f"{fcm.url}/_standin/received").json()
     assert all("authorization" not in r["headers"] for r in lines)
 

@@ -123,6 +123,25 @@ async def test_a_correction_replaces_the_notification_and_a_withdrawal_removes_i
     assert withdrawal["apns"]["headers"]["apns-priority"] == "5"
 
 
+async def test_a_notice_with_a_photo_arrives_with_its_https_image(
+        nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
+    await start_push(public_url="https://crieur.example.fr")
+    await register(nc, phone_token("a"), commune, ["travaux"])
+    photo = {"name": "Déviation.jpg", "media_type": "image/jpeg", "id": "abcdef0123456789",
+             "url": f"https://crieur.example.fr/communes/{commune}/attachments/abcdef0123456789"}
+    await Mairie(nc).publish(make_notice(commune, category=Category.TRAVAUX,
+                                         title="Route de Gray fermée", attachments=[photo]))
+    await wait_for(lambda: len(fcm.sent()) == 1, what="the notice with its photo")
+
+    image = f"https://crieur.example.fr/communes/{commune}/attachments/abcdef0123456789"
+    (sent,) = fcm.sent()
+    assert sent["notification"] == {"title": "Lavoncourt · Travaux",
+                                    "body": "Route de Gray fermée", "image": image}
+    assert sent["apns"]["fcm_options"]["image"] == image
+    assert sent["webpush"]["notification"]["image"] == image
+    assert sent["data"]["image"] == image
+
+
 async def test_a_503_then_a_200_ends_in_one_delivery(
         nc: Client, fcm: FcmStandin, start_push: StartPush, commune: str) -> None:
     await start_push()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from schemas.notice import PARIS
-from tests.helpers import paris_local
+from tests.helpers import eventually, paris_local
 from tests.integration.notices.helpers import random_insee
 from tests.integration.staff.helpers import PASSWORD, Office, csrf_of, page_csrf, shown, sign_in
 
@@ -98,8 +98,10 @@ async def test_compose_preview_publish_correct_and_withdraw(office: Office) -> N
         withdrawn = await http.post(f"{url}/withdraw",
                                     data={"csrf": token, "confirm": "1", "version": "2"})
         assert withdrawn.status_code == 303
-        found = office.store.get(office.insee, notice_id)
-        assert found is not None and found[1].state.value == "withdrawn"
+        # Held a minute, with a button to undo it (test_staff_comfort.py), then done.
+        office.clock.now += timedelta(seconds=61)
+        await eventually(lambda: office.store.get(office.insee, notice_id)[1].state.value  # type: ignore[index]
+                         == "withdrawn", what="the withdrawal once its minute is over")
         page = await http.get(url)
         assert "Retiré" in shown(page) and "Enregistrer la correction" not in shown(page)
 

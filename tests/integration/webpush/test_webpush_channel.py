@@ -184,6 +184,35 @@ async def test_notices_reach_browsers_encrypted_corrected_and_withdrawn(
     assert await outcomes(nc, commune, 6) == [DeliveryOutcome.SENT] * 6
 
 
+async def test_a_notice_with_a_photo_reaches_the_browser_with_its_image(
+        nc: Client, standin: WebpushStandin, start_webpush: StartWebpush) -> None:
+    service = await start_webpush()
+    assert service.registry is not None
+    commune = random_insee()
+    mairie = Mairie(nc)
+    await mairie.register(commune, "Vesoul")
+    sub = await browser(standin, "Navigateur")
+    status, _ = await call(nc, "POST", "/api/v1/subscriptions/webpush",
+                           {"subscription": sub, "follows": follows(commune, "travaux")})
+    assert status == 201
+    await wait_for(lambda: service.registry is not None
+                   and len(service.registry.matching(commune, "travaux")) == 1, what="index")
+    photo = {"name": "Déviation.jpg", "media_type": "image/jpeg", "id": "abcdef0123456789",
+             "url": f"https://avis.example/communes/{commune}/attachments/abcdef0123456789"}
+    notice = await mairie.publish(make_notice(commune, category=Category.TRAVAUX,
+                                              title="Route de Gray fermée",
+                                              attachments=[photo]))
+    await wait_for(lambda: len(standin.received) == 1, what="the notification")
+    payload = standin.received[0]["payload"]
+    assert payload["image"] == (f"https://avis.example/communes/{commune}"
+                                "/attachments/abcdef0123456789")
+    assert payload["title"] == "Vesoul · Travaux" and payload["tag"] == notice.id
+    await mairie.withdraw(notice)
+    await wait_for(lambda: len(standin.received) == 2, what="the withdrawal")
+    # Closing a notification needs no picture.
+    assert "image" not in standin.received[1]["payload"]
+
+
 async def test_a_gone_subscription_is_forgotten_and_busy_services_are_retried(
         nc: Client, standin: WebpushStandin, start_webpush: StartWebpush) -> None:
     service = await start_webpush()

@@ -176,3 +176,12 @@ def test_what_the_sign_says() -> None:
     assert heading(notice("evt00000", Category.EVENEMENT)) == "Événement"
     assert sign_text(alert) == "Avis alerte00 — jusqu’au 4 déc. 18 h"
     assert sign_text(notice("info0000")) == "Avis info0000"
+
+
+def test_a_notice_with_a_photo_shows_its_title_on_the_sign() -> None:
+    # The sign has no room for a picture: its title says it, as for any other notice.
+    photo = {"name": "Pont.jpg", "url": "https://crieur.example/communes/70299/attachments/"
+             "abcdef0123456789", "media_type": "image/jpeg", "id": "abcdef0123456789"}
+    shown = notice("photo000", Category.TRAVAUX, title="Pont fermé", attachments=[photo])
+    assert shown.images and sign_text(shown) == "Pont fermé"
+    assert ids(fed(shown).items(NOON)) == ["photo000"]

@@ -96,3 +96,34 @@ def test_the_time_to_live_ends_at_the_notice_end_within_fcm_limits() -> None:
                               EventKind.PUBLISHED, NOW) == 28 * 24 * 3600
     assert format.ttl_seconds(notice(ends_at=NOW + timedelta(minutes=5)),
                               EventKind.PUBLISHED, NOW) == 300
+
+
+PHOTO = {"name": "Pont fermé.jpg", "url": "https://crieur.example.fr/communes/70299/"
+         "attachments/abcdef0123456789", "media_type": "image/jpeg", "size": 120_000,
+         "id": "abcdef0123456789"}
+DECREE = {"name": "Arrêté.pdf", "url": "https://crieur.example.fr/communes/70299/"
+          "attachments/0123456789abcdef", "media_type": "application/pdf",
+          "id": "0123456789abcdef"}
+
+
+def test_the_first_photo_goes_as_the_notification_image_on_every_platform() -> None:
+    message = encoded(EventKind.PUBLISHED, notice(attachments=[DECREE, PHOTO]))
+    image = "https://crieur.example.fr/communes/70299/attachments/abcdef0123456789"
+    assert message["notification"] == {"title": "Lavoncourt · Alerte",  # type: ignore[comparison-overlap]
+                                       "body": "Tempête : restez chez vous", "image": image}
+    assert message["data"]["image"] == image  # type: ignore[index]
+    assert message["apns"]["fcm_options"] == {"image": image}  # type: ignore[index]
+    assert message["apns"]["payload"]["aps"]["mutable-content"] == 1  # type: ignore[index]
+    assert message["webpush"]["notification"]["image"] == image  # type: ignore[index]
+
+
+def test_no_image_without_a_hosted_photo_or_over_plain_http() -> None:
+    elsewhere = PHOTO | {"id": None, "url": "https://ailleurs.example.org/photo.jpg"}
+    for attachments in ([DECREE], [{k: v for k, v in elsewhere.items() if v is not None}]):
+        message = encoded(EventKind.PUBLISHED, notice(attachments=attachments))
+        assert "image" not in message["notification"]  # type: ignore[operator]
+        assert "fcm_options" not in message["apns"]  # type: ignore[operator]
+    plain = format.message(Edition(EventKind.PUBLISHED, notice(attachments=[PHOTO]), "Lavoncourt"),
+                           "crieur-70299-alerte", NOW, "http://127.0.0.1:8080")
+    assert plain.notification is not None and plain.notification.image is None
+    assert "image" not in plain.data  # type: ignore[operator]
