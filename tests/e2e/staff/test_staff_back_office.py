@@ -185,7 +185,7 @@ def test_a_secretary_publishes_corrects_and_withdraws_from_the_browser(
         page.get_by_role("button", name="Retirer l'avis").click()
         confirm_on_a_phone(page, "Retirer l'avis ?", "Confirmer le retrait",
                            "confirmer-retrait", check)
-        # Held a moment with « Annuler le retrait » (test_staff_comfort.py), then done.
+        # Held a moment with « Annuler le retrait » (tests/integration/staff/test_staff_comfort.py), then done.
         expect(page.locator("#confirmation")).to_contain_text("Le retrait est enregistré")
         expect(page.get_by_role("button", name="Annuler le retrait")).to_be_visible()
         for _attempt in range(60):
