@@ -21,6 +21,7 @@ from crieur import french
 from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
 from crieur.channel.ratelimit import LimitUnavailable, Network, SharedLimit
+from crieur.communes import places_for
 from schemas.channels import ChannelHttpReply
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
@@ -308,16 +309,34 @@ class Web:
             chosen[commune] = cats
         # A commune shown with every box unticked is a commune no longer followed.
         known = {f.commune for f in subscriber.follows}
-        if not set(chosen) <= known:
-            return await self._manage_form(rid, subscriber, 422, "Choix invalide.")
+        for commune in set(chosen) - known:
+            # One added a moment ago, still to be confirmed (a pending choice or drop).
+            if not INSEE_RE.match(commune) or await self.commune_name(commune) is None:
+                return await self._manage_form(rid, subscriber, 422, "Choix invalide.")
+        for commune in known:
+            chosen.setdefault(commune, set())
         new = (form.get("new_commune") or [""])[0].strip()
         if new:
-            # Checked before the look-up: `../x` or `a.b` is no valid bucket key (a 500).
-            if not INSEE_RE.match(new) or await self.commune_name(new) is None:
+            found = await self._registered(new)
+            if not found:
                 return await self._manage_form(
-                    rid, subscriber, 422,
-                    f"La commune « {new} » est inconnue : vérifiez le code à 5 chiffres.")
-            chosen.setdefault(new, set()).update(Category)
+                    rid, subscriber, 422, f"La commune « {new} » est inconnue ou n'utilise "
+                    "pas ce service : vérifiez son nom, son code postal ou son code INSEE.",
+                    draft=chosen, typed=new)
+            # Those already followed are not offered again.
+            found = [f for f in found if f[0] not in known]
+            if len(found) > 1:
+                # A postal code covers several communes, a name may be shared: the
+                # resident picks; nothing is saved until then.
+                return await self._manage_form(
+                    rid, subscriber, 200, draft=chosen, typed=new, choices=found)
+            if found:
+                chosen.setdefault(found[0][0], set()).update(Category)
+        dropped = sorted(c for c in known if not chosen.get(c))
+        if dropped and not form.get("confirm_drop"):
+            # Unticking every box stops a commune's notices: said, then confirmed.
+            return await self._manage_form(rid, subscriber, 200, draft=chosen,
+                                           dropping=[await self._name(c) for c in dropped])
         follows = tuple(Follow(commune=c, categories=tuple(sorted(cats)))
                         for c, cats in sorted(chosen.items()) if cats)
 
@@ -376,16 +395,37 @@ class Web:
             await asyncio.sleep(wait)
         await send()
 
+    async def _registered(self, query: str) -> list[tuple[str, str]]:
+        """(INSEE code, label) of the registered communes a resident's words name."""
+        # An INSEE code is checked before the look-up: `../x` or `a.b` is no valid bucket key.
+        codes = [p.insee for p in places_for(query)]
+        if INSEE_RE.match(query) and query not in codes:
+            codes.append(query)  # registered by its code alone (not in the official list)
+        found = []
+        for code in codes:
+            name = await self.commune_name(code)
+            if name is not None:
+                found.append((code, f"{name} ({code})"))
+        return found
+
     async def _manage_form(self, rid: str, subscriber: Subscriber, status: int,
-                           error: str = "", saved: bool = False) -> ChannelHttpReply:
-        follows = [{"commune": f.commune, "name": f"{await self._name(f.commune)}",
-                    "categories": [c.value for c in f.categories]} for f in subscriber.follows]
+                           error: str = "", saved: bool = False,
+                           draft: dict[str, set[Category]] | None = None, typed: str = "",
+                           choices: list[tuple[str, str]] | None = None,
+                           dropping: list[str] | None = None) -> ChannelHttpReply:
+        """The form; with `draft`, as the resident left it (a choice or a confirmation
+        pending), else as saved."""
+        shown = ({c: sorted(cats) for c, cats in sorted(draft.items())} if draft is not None
+                 else {f.commune: list(f.categories) for f in subscriber.follows})
+        follows = [{"commune": c, "name": await self._name(c),
+                    "categories": [cat.value for cat in cats]} for c, cats in shown.items()]
         url = self.links.manage_url(rid)
         return _render(status, "manage.html", heading="Mes avis par e-mail",
                        masked=mask(subscriber.email), follows=follows,
                        categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
                        action=url, delete_action=url + "/delete",
-                       links_action=url + "/links", error=error, saved=saved)
+                       links_action=url + "/links", error=error, saved=saved, typed=typed,
+                       choices=choices or [], dropping=dropping or [])
 
     async def _name(self, insee: str) -> str:
         name = await self.commune_name(insee)

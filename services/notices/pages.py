@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from crieur import french
+from crieur.geo import geography
 from schemas import Commune, Notice, NoticeState
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
@@ -31,7 +32,6 @@ from services.notices.api import Context, ask_channel, ctx, forwarded_headers, o
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
 from services.notices.errors import ApiError
-from services.notices.geo import geography
 from services.notices.view import went_out
 
 HTML = "text/html; charset=utf-8"
