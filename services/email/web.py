@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -209,7 +209,8 @@ class Web:
         if await self.registry.get(rid) is None:
             return _missing()
         return _render(200, "confirm_page.html", heading="Confirmer votre inscription",
-                       communes=[await self._name(f.commune) for f in follows],
+                       names=[await self._name(f.commune) for f in follows],
+                       communes=await self._places(f.commune for f in follows),
                        action=f"{self.links.public_url}{PREFIX}/confirm/{token}")
 
     async def confirm(self, request: Request) -> ChannelHttpReply:
@@ -235,7 +236,8 @@ class Web:
         names = [await self._name(f.commune) for f in follows]
         return _page(200, "C'est confirmé", [
             f"Vous recevrez par e-mail les avis de : {', '.join(names)}.",
-            "Chaque e-mail contient un lien pour vous désabonner."])
+            "Chaque e-mail contient un lien pour vous désabonner."],
+            await self._places(f.commune for f in follows))
 
     # -- unsubscribe --------------------------------------------------------------------
 
@@ -264,13 +266,14 @@ class Web:
             return page.reply
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
                        masked=mask(subscriber.email),
+                       communes=await self._places(f.commune for f in subscriber.follows),
                        action=self.links.unsubscribe_url(rid),
                        manage_url=self.links.manage_url(rid))
 
     async def unsubscribe(self, request: Request) -> ChannelHttpReply:
         """The page's button and RFC 8058 one-click (body `List-Unsubscribe=One-Click`)."""
         try:
-            rid, _ = await self._subscriber("unsubscribe", request.params["token"])
+            rid, subscriber = await self._subscriber("unsubscribe", request.params["token"])
         except _PageError as page:
             if page.reply.status != 404:
                 return page.reply
@@ -280,7 +283,7 @@ class Web:
         await self.registry.forget(rid)
         log.info("unsubscribed", recipient=rid[:12],
                  one_click="List-Unsubscribe=One-Click" in request.raw.body)
-        return _unsubscribed()
+        return _unsubscribed(await self._places(f.commune for f in subscriber.follows))
 
     # -- manage and delete ----------------------------------------------------------------
 
@@ -351,14 +354,15 @@ class Web:
 
     async def delete(self, request: Request) -> ChannelHttpReply:
         try:
-            rid, _ = await self._subscriber("manage", request.params["token"])
+            rid, subscriber = await self._subscriber("manage", request.params["token"])
         except _PageError as page:
             return page.reply
         await self.registry.forget(rid)
         log.info("subscriber_deleted", recipient=rid[:12])
         return _page(200, "Vos données sont effacées", [
             "Votre adresse et vos choix ont été effacés.",
-            "Vous ne recevrez plus d'avis par e-mail."])
+            "Vous ne recevrez plus d'avis par e-mail."],
+            await self._places(f.commune for f in subscriber.follows))
 
     async def revoke_links(self, request: Request) -> ChannelHttpReply:
         """Every manage and unsubscribe link made until now stops working; a new manage link
@@ -387,7 +391,8 @@ class Web:
         return _page(200, "Vos anciens liens ne fonctionnent plus", [
             "Les liens de gestion et de désabonnement des e-mails déjà reçus ne "
             "fonctionnent plus.",
-            "Un nouveau lien vient d'être envoyé à votre adresse : utilisez-le désormais."])
+            "Un nouveau lien vient d'être envoyé à votre adresse : utilisez-le désormais."],
+            await self._places(f.commune for f in saved.follows))
 
     async def _after(self, since: int, send: Callable[[], Awaitable[None]]) -> None:
         wait = since - self.clock().timestamp()
@@ -425,7 +430,13 @@ class Web:
                        categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
                        action=url, delete_action=url + "/delete",
                        links_action=url + "/links", error=error, saved=saved, typed=typed,
+                       communes=await self._places(
+                           f.commune for f in subscriber.follows),
                        choices=choices or [], dropping=dropping or [])
+
+    async def _places(self, codes: Iterable[str]) -> list[tuple[str, str]]:
+        """(INSEE code, name) of the communes a page links back to."""
+        return [(code, await self.commune_name(code) or code) for code in codes]
 
     async def _name(self, insee: str) -> str:
         name = await self.commune_name(insee)
@@ -465,11 +476,13 @@ def _fields(error: ValidationError) -> list[dict[str, str]]:
 
 
 def _render(status: int, template: str, **context: Any) -> ChannelHttpReply:
+    context.setdefault("communes", [])
     return html_reply(status, _PAGES.get_template(template).render(**context))
 
 
-def _page(status: int, heading: str, lines: list[str]) -> ChannelHttpReply:
-    return _render(status, "page.html", heading=heading, lines=lines)
+def _page(status: int, heading: str, lines: list[str],
+          communes: list[tuple[str, str]] | None = None) -> ChannelHttpReply:
+    return _render(status, "page.html", heading=heading, lines=lines, communes=communes or [])
 
 
 def _missing() -> ChannelHttpReply:
@@ -478,10 +491,10 @@ def _missing() -> ChannelHttpReply:
         "Inscrivez-vous à nouveau si vous souhaitez recevoir les avis."])
 
 
-def _unsubscribed() -> ChannelHttpReply:
+def _unsubscribed(communes: list[tuple[str, str]] | None = None) -> ChannelHttpReply:
     return _page(200, french.UNSUBSCRIBED, [
         "Vous ne recevrez plus d'avis de la mairie par e-mail.",
-        "Votre adresse a été effacée."])
+        "Votre adresse a été effacée."], communes)
 
 
 def _invalid() -> ChannelHttpReply:

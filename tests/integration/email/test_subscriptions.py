@@ -346,7 +346,7 @@ async def test_manage_adds_a_commune_by_postal_code_or_name_and_asks_before_drop
     await subscribe_and_confirm(front_door, mailbox, "lea@example.org", "alerte")
     rid = service.links.recipient_id("lea@example.org")
     manage = service.links.manage_url(rid).removeprefix(PUBLIC_URL)
-    here = front_door.insee  # Lavoncourt, postal code 70120 like many of its neighbours
+    here = front_door.insee
 
     async def follows() -> dict[str, list[str]]:
         found = await service.registry.get(rid) if service.registry else None
@@ -365,6 +365,11 @@ async def test_manage_adds_a_commune_by_postal_code_or_name_and_asks_before_drop
         f"c.{here}": "alerte", "c.70001": "alerte", "new_commune": " fedry "})
     assert by_name.status_code == 200, by_name.text
     assert "70230" in await follows()
+    # By its INSEE code, as before: Lavoncourt.
+    await front_door.store.add_commune("70299", "Lavoncourt")
+    by_code = await front_door.http.post(manage, data={
+        **{f"c.{c}": cats for c, cats in (await follows()).items()}, "new_commune": "70299"})
+    assert by_code.status_code == 200 and "70299" in await follows()
 
     # A postal code with two registered communes not yet followed: the resident picks
     # (Fédry and Lavoncourt, followed already, are not offered), nothing saved yet.
