@@ -321,6 +321,18 @@ async def archives_page(request: Request, insee: str) -> Response:
                                              c.store.view.stamp(insee), now, rendering))
 
 
+@pages.get("/communes/{insee}/fil", response_class=HTMLResponse)
+async def feed_page(request: Request, insee: str) -> Response:
+    """What the Atom feed is and how to follow it: a browser opening the feed itself shows
+    raw XML, so the commune page links here (the feed's address stays as readers know it)."""
+    c = ctx(request)
+    commune = await public_commune(c, insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    feed = f"{c.settings.public_url.rstrip('/')}/api/v1/communes/{insee}/feed.atom"
+    return html("feed.html", commune=commune, feed=feed)
+
+
 @pages.get("/communes/{insee}/notices/{notice_id}", response_class=HTMLResponse)
 async def notice_page(request: Request, insee: str, notice_id: str) -> Response:
     c = ctx(request)
