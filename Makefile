@@ -98,7 +98,7 @@ chaos: venv
 clean:
 	rm -rf var .pytest_cache
 
-# Regenerate services/notices/data/communes.tsv.gz (communes, départements, EPCIs) from
+# Regenerate crieur/data/communes.tsv.gz (communes, départements, EPCIs) from
 # Etalab's official lists, the npm package @etalab/decoupage-administratif. Not part of
 # `make venv`: the generated file is committed; run this when a new version is out.
 DECOUPAGE_VERSION ?= 6.0.0
@@ -106,4 +106,4 @@ communes-data: venv
 	rm -rf var/communes-data && mkdir -p var/communes-data
 	cd var/communes-data && npm pack --silent @etalab/decoupage-administratif@$(DECOUPAGE_VERSION) \
 		&& tar xzf *.tgz
-	$(PY) -m services.notices.geo build var/communes-data/package
+	$(PY) -m crieur.geo build var/communes-data/package
