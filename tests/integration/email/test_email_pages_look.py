@@ -15,8 +15,14 @@ from crieur_dev.standins.smtp import SmtpStandin
 from services.email.service import EmailService
 from tests.e2e.helpers import chromium_browser
 from tests.e2e.staff.helpers import axe_problems, keep
-from tests.integration.email.helpers import PUBLIC_URL, link_in, mails_to, wait_for
-from tests.integration.email.test_subscriptions import URL, subscription
+from tests.integration.email.helpers import (
+    PUBLIC_URL,
+    URL,
+    link_in,
+    mails_to,
+    subscription,
+    wait_for,
+)
 from tests.integration.notices.helpers import FrontDoor
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

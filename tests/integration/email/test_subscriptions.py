@@ -18,22 +18,16 @@ from services.email.subscribers import Subscriber
 from tests.integration.email.helpers import (
     PUBLIC_URL,
     SECRET,
+    URL,
     link_in,
     mails_to,
+    subscription,
     text_of,
     wait_for,
 )
 from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
-
-URL = "/api/v1/subscriptions/email"
-
-
-def subscription(door: FrontDoor, address: str, *categories: str) -> dict[str, Any]:
-    return {"email": address,
-            "follows": [{"commune": door.insee, "categories": list(categories or ["alerte"])}]}
-
 
 async def subscribe_and_confirm(door: FrontDoor, mailbox: SmtpStandin, address: str,
                                 *categories: str) -> None:
