@@ -41,7 +41,8 @@ audit: venv
 run: venv
 	$(PY) -m crieur.village
 
-test: venv
+# ruff and mypy first (`make lint`): a style or type error fails fast, before the tests.
+test: venv lint
 	$(PY) -m pytest
 
 test-unit: venv
@@ -60,6 +61,8 @@ test-future: venv
 	faketime -f '+365d' $(PY) -m pytest -p no:cacheprovider tests/unit tests/integration/notices \
 		tests/integration/staff tests/integration/sms tests/integration/email
 
+# ruff and mypy --strict (with the pydantic plugin), as the style asks; `make test` runs it,
+# `make test-unit` does not (it stays a quick loop).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
