@@ -41,17 +41,25 @@ audit: venv
 run: venv
 	$(PY) -m crieur.village
 
-test: venv
-	$(PY) -m pytest
+# The suite over WORKERS processes (pytest-xdist): much of its time is spent waiting on
+# subprocesses, servers and the bus, so two processes on two cores nearly halve it. Each
+# worker has its own nats-server, villages and ports; tests/conftest.py keeps a module's
+# tests (its fixtures) and the chaos scenarios (their village) on one worker.
+WORKERS ?= 2
+XDIST := -n $(WORKERS)
+
+# ruff and mypy first (`make lint`): a style or type error fails fast, before the tests.
+test: venv lint
+	$(PY) -m pytest $(XDIST)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
 
 test-integration: venv
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(XDIST) tests/integration
 
 test-e2e: venv
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest $(XDIST) tests/e2e
 
 # The suites that handle dates, with the machine's clock a year ahead (Debian's faketime):
 # proves no test depends on the day it runs. Not part of `make test`.
@@ -60,6 +68,8 @@ test-future: venv
 	faketime -f '+365d' $(PY) -m pytest -p no:cacheprovider tests/unit tests/integration/notices \
 		tests/integration/staff tests/integration/sms tests/integration/email
 
+# ruff and mypy --strict (with the pydantic plugin), as the style asks; `make test` runs it,
+# `make test-unit` does not (it stays a quick loop).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
