@@ -23,23 +23,17 @@ from tests.e2e.staff.helpers import axe_problems, crieur, keep
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
-    """The village as `make run` starts it, a locked login waiting a minute rather than a
-    second: on a busy machine the sixth sign-in came more than a second after the fifth
-    failure, when the lock had run out (a run failed so)."""
-    v = start_village(tmp_path_factory.mktemp("village"), {"CRIEUR_SIGNIN_DELAY_S": "60"})
-    yield v
-    v.stop()
-
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 DESK: dict[str, Any] = {"viewport": {"width": 1100, "height": 900}, "locale": "fr-FR"}
 
 
 @pytest.fixture(scope="module")
 def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
-    """The village as `make run` starts it, but a withdrawal held 3 s, not a minute."""
-    v = start_village(tmp_path_factory.mktemp("village"), {"CRIEUR_WITHDRAW_UNDO_S": "3"})
+    """The village as `make run` starts it, but a withdrawal held 3 s, not a minute, and a
+    locked login waiting a minute rather than a second: on a busy machine the sixth sign-in
+    came more than a second after the fifth failure, when the lock had run out."""
+    v = start_village(tmp_path_factory.mktemp("village"), {"CRIEUR_WITHDRAW_UNDO_S": "3",
+                                                           "CRIEUR_SIGNIN_DELAY_S": "60"})
     yield v
     v.stop()
 
