@@ -27,7 +27,8 @@ from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
 from services.notices import archive
-from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
+from services.notices.api import ask_channel, ctx, forwarded_headers
+from services.notices.application import Context, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
 from services.notices.errors import ApiError
