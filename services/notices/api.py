@@ -72,7 +72,7 @@ async def staff_member(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(errors.UNAUTHORIZED)
-    member = await c.store.staff_for_token(token.strip())
+    member = await c.store.staff_registry.for_token(token.strip())
     if member is None:
         raise ApiError(errors.UNAUTHORIZED)
     return member
@@ -108,7 +108,7 @@ router = APIRouter(prefix="/api/v1")
 
 @router.get("/communes", summary="Communes registered in Crieur")
 async def list_communes(c: Ctx, request: Request) -> Response:
-    communes = await c.store.communes()
+    communes = await c.store.commune_registry.all()
     body = b"[" + b",".join(x.model_dump_json().encode() for x in communes) + b"]"
     latest = max((x.created_at for x in communes), default=None)
     return answer(request, Rendered(body, "application/json", latest))
@@ -116,7 +116,7 @@ async def list_communes(c: Ctx, request: Request) -> Response:
 
 @router.get("/communes/{insee}", summary="One commune", response_model=Commune)
 async def get_commune(c: Ctx, request: Request, insee: str) -> Response:
-    commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    commune = await c.store.commune_registry.get(insee) if INSEE_RE.match(insee) else None
     if commune is None:
         raise ApiError(errors.COMMUNE_NOT_FOUND)
     return answer(request, Rendered(commune.model_dump_json().encode(), "application/json",

@@ -62,7 +62,7 @@ async def registered_commune(c: Context, insee: str) -> Commune:
     if not INSEE_RE.match(insee):
         raise ApiError(errors.INSEE_MALFORMED, insee=insee,
                        fields=[{"field": "insee", "message": "not an INSEE code"}])
-    commune = await c.store.commune(insee)
+    commune = await c.store.commune_registry.get(insee)
     if commune is None:
         raise ApiError(errors.COMMUNE_UNKNOWN, insee=insee,
                        fields=[{"field": "insee", "message": "commune not registered"}])
@@ -208,7 +208,8 @@ async def publish(c: Context, member: StaffMember, insee: str, draft: NoticeDraf
         scoped_key = f"{member.id}:{insee}:{idempotency_key}"
         key = hashlib.sha256(scoped_key.encode()).hexdigest()
         request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
-        held = await c.store.claim(key, {"notice_id": notice_id, "request": request_hash})
+        held = await c.store.idempotency.claim(key, {"notice_id": notice_id,
+                                                     "request": request_hash})
         if held is not None:
             if held["request"] != request_hash:
                 raise ApiError(errors.IDEMPOTENCY_KEY_REUSED)

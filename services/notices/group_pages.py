@@ -73,7 +73,7 @@ async def group_guarded(request: Request, group_id: str, handler: GroupHandler, 
 
 
 async def registered_names(request: Request) -> dict[str, str]:
-    return {x.insee: x.name for x in await ctx(request).store.communes()}
+    return {x.insee: x.name for x in await ctx(request).store.commune_registry.all()}
 
 
 async def registered_in(request: Request, group: groups.Group) -> int:

@@ -244,7 +244,8 @@ async def publish(c: Context, member: StaffMember, group: str, draft: NoticeDraf
         # Same rules as a commune's publication, the key scoped to member and group.
         key = hashlib.sha256(f"{member.id}:group:{group}:{idempotency_key}".encode()).hexdigest()
         request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
-        held = await c.store.claim(key, {"notice_id": broadcast_id, "request": request_hash})
+        held = await c.store.idempotency.claim(key, {"notice_id": broadcast_id,
+                                                     "request": request_hash})
         if held is not None:
             if held["request"] != request_hash:
                 raise ApiError(errors.IDEMPOTENCY_KEY_REUSED)
@@ -256,7 +257,7 @@ async def publish(c: Context, member: StaffMember, group: str, draft: NoticeDraf
         return Published(existing, replayed, existed=True)
     structlog.contextvars.bind_contextvars(broadcast_id=broadcast_id)
     now = c.clock()
-    registered = {x.insee: x for x in await c.store.communes()}
+    registered = {x.insee: x for x in await c.store.commune_registry.all()}
     targets = [i for i in found.communes if i in registered]
     skipped = tuple(i for i in found.communes if i not in registered)
     # Attachments are uploaded to one commune; a group's draft names files elsewhere.
@@ -302,7 +303,7 @@ async def correct_broadcast(c: Ctx, member: Staff, group: str, broadcast_id: str
     found = await member_group(c, group, member)
     broadcast = await group_broadcast(c, found, broadcast_id)
     now = c.clock()
-    registered = {x.insee: x for x in await c.store.communes()}
+    registered = {x.insee: x for x in await c.store.commune_registry.all()}
 
     async def correct_one(insee: str) -> None:
         commune = registered.get(insee)

@@ -339,7 +339,7 @@ async def signed_in(request: Request) -> SignedIn | None:
     session = await sessions(c).get(session_id, c.clock())
     if session is None:
         return None
-    account = await c.store.staff_account(session.login)
+    account = await c.store.staff_registry.account(session.login)
     if account is None or not still_valid(session, account):
         return None
     structlog.contextvars.bind_contextvars(staff=account.id)
@@ -379,7 +379,7 @@ async def guarded(request: Request, insee: str, handler: Handler, *, post: bool)
     if who.account.must_change_password:
         return to(PASSWORD_PATH)
     c = ctx(request)
-    commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    commune = await c.store.commune_registry.get(insee) if INSEE_RE.match(insee) else None
     if commune is None or insee not in who.account.communes:
         # The same answer whether the commune exists or not: nothing to learn from it.
         return message(403, "Accès refusé", ["Vous n'avez pas accès à cette commune."], who)
@@ -484,7 +484,7 @@ async def login(request: Request) -> Response:
                           f"réessayez dans {in_french(wait)}.", user, next_url,
                           headers={"Retry-After": str(wait)})
     try:
-        account = await c.store.verify_staff(user, password[:1024], verify_gate(request))
+        account = await c.store.staff_registry.verify(user, password[:1024], verify_gate(request))
     except Busy:
         await store.abandoned(user, client)
         log.warning("staff_signin_busy", login=login, client=client)
@@ -528,7 +528,8 @@ async def home(request: Request) -> Response:
     if who.account.must_change_password:
         return to(PASSWORD_PATH)
     c = ctx(request)
-    communes = [x for x in [await c.store.commune(i) for i in who.account.communes] if x]
+    found = [await c.store.commune_registry.get(i) for i in who.account.communes]
+    communes = [x for x in found if x]
     if len(communes) == 1 and not who.account.groups:
         return to(f"/staff/communes/{communes[0].insee}")
     mine = [g for g in await groups.registry(c).all() if g.id in who.account.groups]
@@ -581,13 +582,13 @@ async def change_password(request: Request) -> Response:
         check = ""  # they signed in with the temporary one a moment ago
     else:
         return password_page(who, 422, "Écrivez votre mot de passe actuel.")
-    if check and await c.store.verify_staff(who.account.login, check[:MAX_PASSWORD],
+    if check and await c.store.staff_registry.verify(who.account.login, check[:MAX_PASSWORD],
                                             verify_gate(request)) is None:
         return password_page(who, 401, "Le mot de passe actuel n'est pas le bon.")
-    if await c.store.verify_staff(who.account.login, new[:MAX_PASSWORD],
+    if await c.store.staff_registry.verify(who.account.login, new[:MAX_PASSWORD],
                                   verify_gate(request)) is not None:
         return password_page(who, 422, "Choisissez un mot de passe différent de l'actuel.")
-    account = await c.store.set_staff_password(who.account.name, new)
+    account = await c.store.staff_registry.set_password(who.account.name, new)
     # Setting it ends every session, this one too: the member stays signed in here only.
     await sessions(c).end(who.session_id)
     session_id, _ = await sessions(c).create(account, c.clock())
@@ -607,7 +608,7 @@ def may_reset(who: SignedIn, colleague: StaffAccount) -> bool:
 
 
 async def colleagues(c: Context, commune: Commune) -> list[StaffAccount]:
-    found = [a for a in await c.store.staff_accounts()
+    found = [a for a in await c.store.staff_registry.accounts()
              if commune.insee in a.communes and a.revoked_at is None]
     return sorted(found, key=lambda a: a.name.casefold())
 
@@ -655,7 +656,7 @@ async def reset_colleague_password(request: Request, insee: str, login: str) -> 
         if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             return team_page(who, commune, team, 422, error_for=colleague.login, error=(
                 f"Le mot de passe provisoire doit avoir au moins {MIN_PASSWORD} caractères."))
-        await c.store.set_staff_password(colleague.name, password, temporary=True)
+        await c.store.staff_registry.set_password(colleague.name, password, temporary=True)
         log.info("staff_password_reset_by_colleague", colleague=colleague.id)
         return to(f"/staff/communes/{insee}/team?reset={quote(colleague.login)}")
 

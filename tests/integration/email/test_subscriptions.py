@@ -318,7 +318,7 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert page.status_code == 200
     assert f"Lavoncourt ({front_door.insee})" in page.text
     assert 'value="alerte" checked' in page.text and 'value="travaux">' in page.text
-    other = await front_door.store.add_commune("70001", "Autreville")
+    other = await front_door.store.commune_registry.add("70001", "Autreville")
     assert other.insee == "70001"
     changed = await front_door.http.post(manage, data={
         f"c.{front_door.insee}": ["travaux", "evenement"], "new_commune": "70001"})
