@@ -41,17 +41,25 @@ audit: venv
 run: venv
 	$(PY) -m crieur.village
 
-test: venv
-	$(PY) -m pytest
+# The suite over WORKERS processes (pytest-xdist): much of its time is spent waiting on
+# subprocesses, servers and the bus, so two processes on two cores nearly halve it. Each
+# worker has its own nats-server, villages and ports; tests/conftest.py keeps a module's
+# tests (its fixtures) and the chaos scenarios (their village) on one worker.
+WORKERS ?= 2
+XDIST := -n $(WORKERS)
+
+# ruff and mypy first (`make lint`): a style or type error fails fast, before the tests.
+test: venv lint
+	$(PY) -m pytest $(XDIST)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
 
 test-integration: venv
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(XDIST) tests/integration
 
 test-e2e: venv
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest $(XDIST) tests/e2e
 
 # The suites that handle dates, with the machine's clock a year ahead (Debian's faketime):
 # proves no test depends on the day it runs. Not part of `make test`.
@@ -60,6 +68,8 @@ test-future: venv
 	faketime -f '+365d' $(PY) -m pytest -p no:cacheprovider tests/unit tests/integration/notices \
 		tests/integration/staff tests/integration/sms tests/integration/email
 
+# ruff and mypy --strict (with the pydantic plugin), as the style asks; `make test` runs it,
+# `make test-unit` does not (it stays a quick loop).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -98,7 +108,7 @@ chaos: venv
 clean:
 	rm -rf var .pytest_cache
 
-# Regenerate services/notices/data/communes.tsv.gz (communes, départements, EPCIs) from
+# Regenerate crieur/data/communes.tsv.gz (communes, départements, EPCIs) from
 # Etalab's official lists, the npm package @etalab/decoupage-administratif. Not part of
 # `make venv`: the generated file is committed; run this when a new version is out.
 DECOUPAGE_VERSION ?= 6.0.0
@@ -106,4 +116,4 @@ communes-data: venv
 	rm -rf var/communes-data && mkdir -p var/communes-data
 	cd var/communes-data && npm pack --silent @etalab/decoupage-administratif@$(DECOUPAGE_VERSION) \
 		&& tar xzf *.tgz
-	$(PY) -m services.notices.geo build var/communes-data/package
+	$(PY) -m crieur.geo build var/communes-data/package

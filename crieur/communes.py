@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from crieur.geo import PlaceCommune, geography
 from crieur.mirror import BucketMirror
 from crieur.natsx import bucket_keys
 from schemas.commune import Commune
@@ -50,3 +54,25 @@ class CommuneDirectory:
         keys = await bucket_keys(self.kv)
         found = [await self.get(k) for k in sorted(keys)]
         return [c for c in found if c is not None]
+
+
+def folded(text: str) -> str:
+    """A commune's name as residents type it: no accents, case, hyphens or apostrophes."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return " ".join(re.sub(r"[-'’]", " ", plain).lower().split())
+
+
+def places_for(query: str) -> list[PlaceCommune]:
+    """The official communes a resident's words name: an INSEE code, a postal code (which
+    may cover several communes) or a name (which several communes may share), by INSEE code."""
+    query = query.strip()
+    geo = geography()
+    if re.fullmatch(r"\d{5}|2[ABab]\d{3}", query):
+        code = query.upper()
+        found = [c for c in geo.communes.values() if code in c.postal_codes]
+        if code in geo.communes:
+            found.append(geo.communes[code])
+    else:
+        name = folded(query)
+        found = [c for c in geo.communes.values() if name and folded(c.name) == name]
+    return sorted(set(found), key=lambda c: c.insee)

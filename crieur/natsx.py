@@ -61,6 +61,21 @@ def connection(js: JetStreamContext) -> Client:
     return nc
 
 
+def take_queued(sub: JetStreamContext.PullSubscription) -> list[Msg]:
+    """The messages a pull subscription holds in its queue, taken out of it (status messages
+    dropped). A fetch cancelled mid-way (a stop) leaves there those that arrived meanwhile,
+    and nats-py has no public way to read them without asking the server for more (no
+    nats.py issue found): unsubscribing would drop them unacknowledged until ack_wait."""
+    inner = sub._sub
+    found = []
+    while not inner._pending_queue.empty():
+        msg: Msg = inner._pending_queue.get_nowait()
+        inner._pending_size -= len(msg.data)
+        if not JetStreamContext.is_status_msg(msg):
+            found.append(msg)
+    return found
+
+
 async def bucket_keys(kv: KeyValue) -> list[str]:
     """Every live key of a bucket; [] only when asking again still finds none.
 

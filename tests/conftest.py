@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,21 @@ from tests.helpers import read_subject, repo_root
 __all__ = ["read_subject", "repo_root"]
 
 CI = os.environ.get("CI") == "true"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test`): a module's tests on one worker, as `--dist loadfile`
+    would, so a module's fixture (an e2e module's village) starts once; and every chaos
+    scenario on one worker, where their session village starts once. (Its `loadgroup` needs
+    a marker it cannot add to a test's id under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "tests/chaos" if module.startswith("tests/chaos/") else module
+
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.kv import KeyValue
 
+from crieur import natsx
 from crieur.channel.lanes import Lane
 from schemas import subjects
 from schemas.streams import JOBS_STREAM, NOTICES_STREAM, SENT
@@ -216,6 +217,7 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
     keeps_place = stream == NOTICES_STREAM
     places: KeyValue | None = None
     place = 0
+    interrupted = False  # a stop cancelled a fetch
     while not stopping.is_set():
         try:
             if sub is None:
@@ -231,7 +233,10 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
                 if armed is not None:
                     armed.set()
             try:
-                msgs = await sub.fetch(batch, timeout=wait_s)
+                msgs = await _fetch_or_stop(sub, batch, wait_s, stopping)
+                if msgs is None:
+                    interrupted = True
+                    break
             except TimeoutError:
                 # A quiet queue. nats-py says so with its own TimeoutError, or with
                 # asyncio's plain one when the wait ran out between its two pull requests;
@@ -271,9 +276,38 @@ async def pull_loop(js: JetStreamContext, *, stream: str, subject: str, config: 
             await _sleep_or_stop(stopping, 1.0)
     if sub is not None:
         try:
+            # What reached the queue while the stop cancelled a fetch: back to the server
+            # now, for the next instance, rather than after ack_wait.
+            for msg in natsx.take_queued(sub) if interrupted else []:
+                await msg.nak()
             await sub.unsubscribe()
         except nats.errors.Error:
             pass
+
+
+async def _fetch_or_stop(sub: JetStreamContext.PullSubscription, batch: int, wait_s: float,
+                         stopping: asyncio.Event) -> list[Msg] | None:
+    """The next batch (TimeoutError on a quiet queue), or None once `stopping` is set: a stop
+    does not wait out the fetch's wait (a second at every shutdown of every channel)."""
+    fetching = asyncio.ensure_future(sub.fetch(batch, timeout=wait_s))
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait((fetching, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not fetching.done():
+            fetching.cancel()
+    # Let a cancelled fetch end: nats-py may turn the cancel into its own error, or hand
+    # over what came meanwhile (handled, as a batch that came with the stop always was).
+    await asyncio.wait((fetching,))
+    if fetching.cancelled():
+        return None
+    error = fetching.exception()
+    if error is not None:
+        if stopping.is_set():
+            return None
+        raise error
+    return fetching.result()
 
 
 async def _gone(sub: JetStreamContext.PullSubscription) -> Exception | None:

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from crieur import metrics, trace
 from crieur.channel import policy
 from crieur.channel.consumers import durable
-from crieur.channel.current import CurrentNotices
+from crieur.channel.current import CurrentNotices, Freshness
 from crieur.channel.lanes import Lane, lane_of
 from crieur.channel.port import RECIPIENT_ID, ChannelPort
 from crieur.channel.sent import PUBLISH_TIMEOUT_S, SentRecords
@@ -263,12 +263,12 @@ class Fanout:
         bound.info("fanout_planned", jobs=count, attempt=attempt, lane=self.lane)
 
     def _withdrawn(self, notice_id: str) -> bool:
-        current = self.notices.peek(notice_id)
+        current = self.notices.peek(notice_id)  # Freshness.SEEN: checked every 1000 planned
         return current is not None and current.state is NoticeState.WITHDRAWN
 
     async def plan(self, event: NoticeEvent, headers: dict[str, str] | None = None) -> int:
         notice = event.notice
-        current = await self.notices.get(notice.commune, notice.id)
+        current = await self.notices.get(notice.commune, notice.id, Freshness.RECENT)
         if event.kind is not EventKind.WITHDRAWN and current is not None and (
                 current.state is NoticeState.WITHDRAWN or policy.expired(current, self.now())):
             return 0  # nobody needs it any more; the worker would drop every job

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import structlog
@@ -44,7 +45,7 @@ from pydantic import ValidationError
 
 from crieur import metrics, trace
 from crieur.channel import policy
-from crieur.channel.current import CurrentNotices
+from crieur.channel.current import CurrentNotices, Freshness
 from crieur.channel.errors import Deferred, Permanent, Transient, Unsubscribed
 from crieur.channel.fanout import JobTemplate, keep_in_progress, publish_jobs
 from crieur.channel.grouped import GroupWriter
@@ -59,9 +60,40 @@ from crieur.tasks import cancel_and_wait
 from schemas import subjects
 from schemas.deliveries import ALREADY_SENT, DeliveryOutcome
 from schemas.jobs import ATTEMPTS_HEADER, Job, read_jobs
+from schemas.notice import Notice
 from schemas.versions import NewerSchemaVersion
 
 log = structlog.get_logger("crieur.channel.worker")
+
+
+class State(Enum):
+    """Where a job of a batch stands; `_Item.move` checks each step (_STEPS)."""
+
+    # Being handled (fetched, sending, its sent record being written): kept in progress.
+    PENDING = "pending"
+    # Done with, `_Item.outcome` to report and its message to ack at the end of the batch.
+    OUTCOME = "outcome"
+    # To be taken again after `_Item.delay`: a job alone is naked at once; a grouped one
+    # comes back with its group at the end of the batch (settlement()).
+    BACK = "back"
+    # Kept as a dead letter (its `failed` report made): a job alone is acked at once; a
+    # grouped one is set aside alone and its group acked with the others.
+    DEAD = "dead"
+    # Could not be settled (NATS away): comes back after ack_wait, unreported, and so does
+    # its whole group; its sent record, if stored, stops a second send.
+    LOST = "lost"
+    # Reported and acked at the end of the batch.
+    SETTLED = "settled"
+
+
+_STEPS: dict[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.OUTCOME, State.BACK, State.DEAD, State.LOST}),
+    State.OUTCOME: frozenset({State.SETTLED}),
+    State.BACK: frozenset(),
+    State.DEAD: frozenset(),
+    State.LOST: frozenset(),
+    State.SETTLED: frozenset(),
+}
 
 
 @dataclass
@@ -69,19 +101,80 @@ class _Item:
     msg: Msg
     job: Job
     attempt: int
-    # Acked, naked or left to come back: no in-progress keepalive any more.
-    done: bool = False
-    # What happened, to report and ack at the end of the batch: (outcome, target, detail).
-    outcome: tuple[DeliveryOutcome, str, str] | None = None
-    # The sink's pause round when this job's send started (see Worker._retry_later).
-    round: int = 0
     # One of the jobs of a group message: `msg` is shared, acked or naked for all of them.
     grouped: bool = False
-    # A grouped job to come back (see Worker._come_back), after this delay if any.
-    back: bool = False
-    back_delay: float | None = None
-    # A grouped job kept as a dead letter of its own.
-    dead: bool = False
+    state: State = State.PENDING
+    # OUTCOME: what to report, (outcome, target, detail).
+    outcome: tuple[DeliveryOutcome, str, str] | None = None
+    # BACK: after how long (None: at once).
+    delay: float | None = None
+    # The sink's pause round when this job's send started (see Worker._retry_later).
+    round: int = 0
+
+    def move(self, state: State, outcome: tuple[DeliveryOutcome, str, str] | None = None,
+             delay: float | None = None) -> None:
+        """The one place a job changes state; a step _STEPS does not list is a bug."""
+        assert state in _STEPS[self.state], f"job {self.state.value} -> {state.value}"
+        assert (outcome is not None) is (state is State.OUTCOME), "an outcome iff OUTCOME"
+        self.state = state
+        if outcome is not None:
+            self.outcome = outcome
+        self.delay = delay
+
+    @property
+    def in_progress(self) -> bool:
+        """Its message still needs in-progress acks (nothing settled or handed it back)."""
+        return self.state in (State.PENDING, State.OUTCOME)
+
+
+@dataclass
+class _Settlement:
+    """What the end of a batch does, in this order: queue again alone the grouped jobs
+    that must come back (before the acks: a crash in between queues them again,
+    deduplicated by their Nats-Msg-Id), report, ack, nak."""
+
+    back: list[_Item] = field(default_factory=list)
+    report: list[_Item] = field(default_factory=list)
+    acks: list[Msg] = field(default_factory=list)
+    naks: list[tuple[Msg, float | None]] = field(default_factory=list)
+
+    def ack(self, items: list[_Item]) -> None:
+        """The message of `items` (one job, or all of a group) acked, with what that takes."""
+        self.back += [i for i in items if i.state is State.BACK]
+        self.report += [i for i in items if i.state is State.OUTCOME]
+        self.acks.append(items[0].msg)
+
+
+def settlement(items: list[_Item]) -> _Settlement:
+    """The end of a batch as a function of its jobs' states.
+
+    A job alone: OUTCOME is reported and acked; BACK (naked), DEAD (acked) and LOST (left
+    to come back) were settled as they got there. A group message: left to come back
+    after ack_wait if any job of it is PENDING or LOST; naked as it is (the shortest
+    delay, none if any has none) if all are BACK; else acked, its OUTCOME jobs reported
+    and its BACK ones queued again alone.
+    """
+    plan = _Settlement()
+    groups: dict[int, list[_Item]] = {}
+    for item in items:
+        if item.grouped:
+            groups.setdefault(id(item.msg), []).append(item)
+        elif item.state is State.OUTCOME:
+            plan.ack([item])
+    for group in groups.values():
+        states = {i.state for i in group}
+        if states & {State.PENDING, State.LOST}:
+            continue
+        if states == {State.BACK}:
+            plan.naks.append((group[0].msg, _shortest([i.delay for i in group])))
+        else:
+            plan.ack(group)
+    return plan
+
+
+def _shortest(delays: list[float | None]) -> float | None:
+    """The delay a group comes back after: none if one of its jobs has none."""
+    return None if None in delays else min(d for d in delays if d is not None)
 
 
 @dataclass
@@ -170,7 +263,7 @@ class Worker:
         if not batch.items:
             return
         keepalive = asyncio.create_task(keep_in_progress(
-            lambda: list({id(i.msg): i.msg for i in batch.items if not i.done}.values()),
+            lambda: list({id(i.msg): i.msg for i in batch.items if i.in_progress}.values()),
             self.settings.channel_ack_wait_s))
         try:
             await self._handle_batch(batch)
@@ -183,42 +276,22 @@ class Worker:
             await cancel_and_wait(keepalive)
 
     async def _report_and_ack(self, batch: _Batch) -> None:
-        """The batch's outcomes on DELIVERIES, then the acks (both in few network writes)."""
-        finished = [i for i in batch.items
-                    if not i.grouped and i.outcome is not None and not i.done]
-        acks = [i.msg for i in finished]
-        naks: list[tuple[Msg, float | None]] = []
-        groups: dict[int, list[_Item]] = {}
-        for item in batch.items:
-            if item.grouped:
-                groups.setdefault(id(item.msg), []).append(item)
-        for items in groups.values():
-            if any(i.outcome is None and not i.back and not i.dead for i in items):
-                continue  # left to come back after ack_wait, reported then
-            back = [i for i in items if i.back]
-            if len(back) == len(items):
-                # None of it got anywhere (a stop, a paused sink, quiet hours): as it is.
-                delays = [i.back_delay for i in back]
-                naks.append((items[0].msg, None if None in delays else min(
-                    d for d in delays if d is not None)))
-                continue
-            if back:
-                # Queued again alone before the group is acked: a crash in between queues
-                # them again, deduplicated by their Nats-Msg-Id.
-                await self._queue_back(back, batch)
-            finished += [i for i in items if i.outcome is not None]
-            acks.append(items[0].msg)
-        if finished:
+        """The batch's settlement(): outcomes on DELIVERIES, then the acks and naks (each
+        in few network writes)."""
+        plan = settlement(batch.items)
+        if plan.back:
+            await self._queue_back(plan.back, batch)
+        if plan.report:
             await self.reports.report_many(
-                ((i.job, *i.outcome) for i in finished if i.outcome is not None), self.now(),
-                traces=self._traces(batch))
+                ((i.job, *i.outcome) for i in plan.report if i.outcome is not None),
+                self.now(), traces=self._traces(batch))
         # Not awaited one by one on the wire: nats-py queues them for one flush.
-        for msg in acks:
+        for msg in plan.acks:
             await msg.ack()
-        for msg, delay in naks:
+        for msg, delay in plan.naks:
             await msg.nak(delay=delay)
-        for item in batch.items:
-            item.done = True
+        for item in plan.report:
+            item.move(State.SETTLED)
 
     async def _queue_back(self, items: list[_Item], batch: _Batch) -> None:
         """Jobs of a group that must come back, queued alone with their attempts so far."""
@@ -239,7 +312,7 @@ class Worker:
         # A batch may hold jobs of many notices (a département-wide alert: a dozen): they
         # are read together, in one round trip, not one each.
         current = await self.notices.get_many({(i.job.commune, i.job.notice_id)
-                                               for i in batch.items})
+                                               for i in batch.items}, Freshness.RECENT)
         # The communes' names the sends will need, asked together now rather than one
         # round trip at a time in the senders' path (cached a minute).
         await asyncio.gather(*(self.notices.commune_name(commune)
@@ -250,8 +323,8 @@ class Worker:
             if self.sent.key(item.job) in already:
                 # Sent before a crash or a lost ack: say so again and ack.
                 self._count("duplicate")
-                item.outcome = (DeliveryOutcome.SENT, self.target_of(item.job.recipient),
-                                ALREADY_SENT)
+                item.move(State.OUTCOME, (DeliveryOutcome.SENT,
+                                          self.target_of(item.job.recipient), ALREADY_SENT))
                 continue
             verdict = policy.verdict(item.job, current.get(item.job.notice_id), now)
             if verdict.action is policy.Action.DROP:
@@ -268,7 +341,7 @@ class Worker:
         # correction or withdrawal too, which a fan-out reading the sent records a moment
         # earlier could not know.
         fresh = await self.notices.get_many({(j.commune, j.notice_id) for j in batch.sent},
-                                            fresh=True)
+                                            Freshness.FRESH)
         for job in batch.sent:
             extra = policy.follow_up(job, fresh[job.notice_id])
             if extra is not None:
@@ -303,7 +376,7 @@ class Worker:
             # ack_wait; its sent record (if stored) stops a second send.
             log.error("job_handling_failed", error=repr(error)[:300],
                       notice_id=item.job.notice_id)
-            item.done = True
+            item.move(State.LOST)
 
     async def _take(self, item: _Item, batch: _Batch) -> None:
         if not self.stopping.is_set() and await self._held(item):
@@ -317,12 +390,15 @@ class Worker:
             # Graceful stop: not started, so hand it back for another worker now.
             await self._come_back(item, None)
             return
-        # The last word: a withdrawal seen a moment ago stops this job.
-        verdict = policy.verdict(item.job, self.notices.peek(item.job.notice_id), self.now())
+        # The last word (Freshness.SEEN: no round trip between it and the send): a
+        # withdrawal seen a moment ago stops this job.
+        notice = self.notices.peek(item.job.notice_id)
+        verdict = policy.verdict(item.job, notice, self.now())
         if verdict.action is policy.Action.DROP:
             await self._drop(item, verdict, batch)
             return
-        await self._send(item, batch)
+        assert notice is not None  # verdict() sends only known notices
+        await self._send(item, notice, batch)
 
     async def _held(self, item: _Item) -> bool:
         """The port keeps this job back (SMS quiet hours): queued again after its delay,
@@ -345,10 +421,8 @@ class Worker:
             except TimeoutError:
                 pass
 
-    async def _send(self, item: _Item, batch: _Batch) -> None:
+    async def _send(self, item: _Item, notice: Notice, batch: _Batch) -> None:
         job = item.job
-        notice = self.notices.peek(job.notice_id)
-        assert notice is not None  # verdict() sends only known notices
         item.round = self._round
         try:
             edition = Edition(kind=job.kind, notice=notice,
@@ -366,12 +440,14 @@ class Worker:
             return
         except Unsubscribed as error:
             self._count("dropped")
-            item.outcome = (DeliveryOutcome.DROPPED, self.target_of(job.recipient), error.reason)
+            item.move(State.OUTCOME, (DeliveryOutcome.DROPPED, self.target_of(job.recipient),
+                                      error.reason))
             return
         except Permanent as error:
             self._failures_in_a_row = 0
             self._count("bounced")
-            item.outcome = (DeliveryOutcome.BOUNCED, self.target_of(job.recipient), error.reason)
+            item.move(State.OUTCOME, (DeliveryOutcome.BOUNCED, self.target_of(job.recipient),
+                                      error.reason))
             try:
                 await self.port.on_permanent(job, error)
             except Exception as hook_error:
@@ -403,9 +479,9 @@ class Worker:
             # NATS away for longer than the publishes wait: the job comes back after
             # ack_wait; its sent record (if stored) stops a second send.
             log.error("sent_record_failed", error=repr(error)[:300], notice_id=job.notice_id)
-            item.done = True
+            item.move(State.LOST)
             return
-        item.outcome = (DeliveryOutcome.SENT, target, "")
+        item.move(State.OUTCOME, (DeliveryOutcome.SENT, target, ""))
         batch.sent.append(job)
 
     async def _retry_later(self, item: _Item, error: Exception) -> None:
@@ -442,19 +518,17 @@ class Worker:
     async def _come_back(self, item: _Item, delay: float | None) -> None:
         """This job is to be taken again (after `delay`): naked if alone; a grouped one is
         settled with its group at the end of the batch (_report_and_ack)."""
-        if item.grouped:
-            item.back, item.back_delay = True, delay
-        else:
+        if not item.grouped:
             await item.msg.nak(delay=delay)
-        item.done = True
+        item.move(State.BACK, delay=delay)
 
     async def _drop(self, item: _Item, verdict: policy.Verdict, batch: _Batch) -> None:
         self._count("dropped")
         if verdict.instead is not None:
             # Queued before the ack: a crash in between queues it again, deduplicated.
             await self._queue([verdict.instead], self._traces(batch))
-        item.outcome = (DeliveryOutcome.DROPPED, self.target_of(item.job.recipient),
-                        verdict.reason)
+        item.move(State.OUTCOME, (DeliveryOutcome.DROPPED, self.target_of(item.job.recipient),
+                                  verdict.reason))
 
     async def _queue(self, jobs: list[Job], traces: dict[str, dict[str, str]],
                      headers: dict[str, str] | None = None) -> None:
@@ -491,12 +565,9 @@ class Worker:
     async def _dead_letter_job(self, item: _Item, reason: str) -> None:
         """One job kept as a dead letter; a group's other jobs go on, and its message is
         acked with them."""
-        if item.grouped:
-            await self._dead_letter(item.msg, item.attempt, reason, job=item.job)
-            item.dead = True
-        else:
-            await self._dead_letter(item.msg, item.attempt, reason)
-        item.done = True
+        await self._dead_letter(item.msg, item.attempt, reason,
+                                job=item.job if item.grouped else None)
+        item.move(State.DEAD)
 
 
 def _attempts_before(msg: Msg) -> int:

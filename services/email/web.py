@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from crieur import french
 from crieur.channel.errors import Permanent, Transient
 from crieur.channel.http_bridge import HttpError, Request, Router, html_reply, json_reply
 from crieur.channel.ratelimit import LimitUnavailable, Network, SharedLimit
+from crieur.communes import places_for
 from schemas.channels import ChannelHttpReply
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
@@ -208,7 +209,8 @@ class Web:
         if await self.registry.get(rid) is None:
             return _missing()
         return _render(200, "confirm_page.html", heading="Confirmer votre inscription",
-                       communes=[await self._name(f.commune) for f in follows],
+                       names=[await self._name(f.commune) for f in follows],
+                       communes=await self._places(f.commune for f in follows),
                        action=f"{self.links.public_url}{PREFIX}/confirm/{token}")
 
     async def confirm(self, request: Request) -> ChannelHttpReply:
@@ -234,7 +236,8 @@ class Web:
         names = [await self._name(f.commune) for f in follows]
         return _page(200, "C'est confirmé", [
             f"Vous recevrez par e-mail les avis de : {', '.join(names)}.",
-            "Chaque e-mail contient un lien pour vous désabonner."])
+            "Chaque e-mail contient un lien pour vous désabonner."],
+            await self._places(f.commune for f in follows))
 
     # -- unsubscribe --------------------------------------------------------------------
 
@@ -263,13 +266,14 @@ class Web:
             return page.reply
         return _render(200, "unsubscribe.html", heading="Ne plus recevoir les avis ?",
                        masked=mask(subscriber.email),
+                       communes=await self._places(f.commune for f in subscriber.follows),
                        action=self.links.unsubscribe_url(rid),
                        manage_url=self.links.manage_url(rid))
 
     async def unsubscribe(self, request: Request) -> ChannelHttpReply:
         """The page's button and RFC 8058 one-click (body `List-Unsubscribe=One-Click`)."""
         try:
-            rid, _ = await self._subscriber("unsubscribe", request.params["token"])
+            rid, subscriber = await self._subscriber("unsubscribe", request.params["token"])
         except _PageError as page:
             if page.reply.status != 404:
                 return page.reply
@@ -279,7 +283,7 @@ class Web:
         await self.registry.forget(rid)
         log.info("unsubscribed", recipient=rid[:12],
                  one_click="List-Unsubscribe=One-Click" in request.raw.body)
-        return _unsubscribed()
+        return _unsubscribed(await self._places(f.commune for f in subscriber.follows))
 
     # -- manage and delete ----------------------------------------------------------------
 
@@ -308,16 +312,34 @@ class Web:
             chosen[commune] = cats
         # A commune shown with every box unticked is a commune no longer followed.
         known = {f.commune for f in subscriber.follows}
-        if not set(chosen) <= known:
-            return await self._manage_form(rid, subscriber, 422, "Choix invalide.")
+        for commune in set(chosen) - known:
+            # One added a moment ago, still to be confirmed (a pending choice or drop).
+            if not INSEE_RE.match(commune) or await self.commune_name(commune) is None:
+                return await self._manage_form(rid, subscriber, 422, "Choix invalide.")
+        for commune in known:
+            chosen.setdefault(commune, set())
         new = (form.get("new_commune") or [""])[0].strip()
         if new:
-            # Checked before the look-up: `../x` or `a.b` is no valid bucket key (a 500).
-            if not INSEE_RE.match(new) or await self.commune_name(new) is None:
+            found = await self._registered(new)
+            if not found:
                 return await self._manage_form(
-                    rid, subscriber, 422,
-                    f"La commune « {new} » est inconnue : vérifiez le code à 5 chiffres.")
-            chosen.setdefault(new, set()).update(Category)
+                    rid, subscriber, 422, f"La commune « {new} » est inconnue ou n'utilise "
+                    "pas ce service : vérifiez son nom, son code postal ou son code INSEE.",
+                    draft=chosen, typed=new)
+            # Those already followed are not offered again.
+            found = [f for f in found if f[0] not in known]
+            if len(found) > 1:
+                # A postal code covers several communes, a name may be shared: the
+                # resident picks; nothing is saved until then.
+                return await self._manage_form(
+                    rid, subscriber, 200, draft=chosen, typed=new, choices=found)
+            if found:
+                chosen.setdefault(found[0][0], set()).update(Category)
+        dropped = sorted(c for c in known if not chosen.get(c))
+        if dropped and not form.get("confirm_drop"):
+            # Unticking every box stops a commune's notices: said, then confirmed.
+            return await self._manage_form(rid, subscriber, 200, draft=chosen,
+                                           dropping=[await self._name(c) for c in dropped])
         follows = tuple(Follow(commune=c, categories=tuple(sorted(cats)))
                         for c, cats in sorted(chosen.items()) if cats)
 
@@ -332,14 +354,15 @@ class Web:
 
     async def delete(self, request: Request) -> ChannelHttpReply:
         try:
-            rid, _ = await self._subscriber("manage", request.params["token"])
+            rid, subscriber = await self._subscriber("manage", request.params["token"])
         except _PageError as page:
             return page.reply
         await self.registry.forget(rid)
         log.info("subscriber_deleted", recipient=rid[:12])
         return _page(200, "Vos données sont effacées", [
             "Votre adresse et vos choix ont été effacés.",
-            "Vous ne recevrez plus d'avis par e-mail."])
+            "Vous ne recevrez plus d'avis par e-mail."],
+            await self._places(f.commune for f in subscriber.follows))
 
     async def revoke_links(self, request: Request) -> ChannelHttpReply:
         """Every manage and unsubscribe link made until now stops working; a new manage link
@@ -368,7 +391,8 @@ class Web:
         return _page(200, "Vos anciens liens ne fonctionnent plus", [
             "Les liens de gestion et de désabonnement des e-mails déjà reçus ne "
             "fonctionnent plus.",
-            "Un nouveau lien vient d'être envoyé à votre adresse : utilisez-le désormais."])
+            "Un nouveau lien vient d'être envoyé à votre adresse : utilisez-le désormais."],
+            await self._places(f.commune for f in saved.follows))
 
     async def _after(self, since: int, send: Callable[[], Awaitable[None]]) -> None:
         wait = since - self.clock().timestamp()
@@ -376,16 +400,43 @@ class Web:
             await asyncio.sleep(wait)
         await send()
 
+    async def _registered(self, query: str) -> list[tuple[str, str]]:
+        """(INSEE code, label) of the registered communes a resident's words name."""
+        # An INSEE code is checked before the look-up: `../x` or `a.b` is no valid bucket key.
+        codes = [p.insee for p in places_for(query)]
+        if INSEE_RE.match(query) and query not in codes:
+            codes.append(query)  # registered by its code alone (not in the official list)
+        found = []
+        for code in codes:
+            name = await self.commune_name(code)
+            if name is not None:
+                found.append((code, f"{name} ({code})"))
+        return found
+
     async def _manage_form(self, rid: str, subscriber: Subscriber, status: int,
-                           error: str = "", saved: bool = False) -> ChannelHttpReply:
-        follows = [{"commune": f.commune, "name": f"{await self._name(f.commune)}",
-                    "categories": [c.value for c in f.categories]} for f in subscriber.follows]
+                           error: str = "", saved: bool = False,
+                           draft: dict[str, set[Category]] | None = None, typed: str = "",
+                           choices: list[tuple[str, str]] | None = None,
+                           dropping: list[str] | None = None) -> ChannelHttpReply:
+        """The form; with `draft`, as the resident left it (a choice or a confirmation
+        pending), else as saved."""
+        shown = ({c: sorted(cats) for c, cats in sorted(draft.items())} if draft is not None
+                 else {f.commune: list(f.categories) for f in subscriber.follows})
+        follows = [{"commune": c, "name": await self._name(c),
+                    "categories": [cat.value for cat in cats]} for c, cats in shown.items()]
         url = self.links.manage_url(rid)
         return _render(status, "manage.html", heading="Mes avis par e-mail",
                        masked=mask(subscriber.email), follows=follows,
                        categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
                        action=url, delete_action=url + "/delete",
-                       links_action=url + "/links", error=error, saved=saved)
+                       links_action=url + "/links", error=error, saved=saved, typed=typed,
+                       communes=await self._places(
+                           f.commune for f in subscriber.follows),
+                       choices=choices or [], dropping=dropping or [])
+
+    async def _places(self, codes: Iterable[str]) -> list[tuple[str, str]]:
+        """(INSEE code, name) of the communes a page links back to."""
+        return [(code, await self.commune_name(code) or code) for code in codes]
 
     async def _name(self, insee: str) -> str:
         name = await self.commune_name(insee)
@@ -425,11 +476,13 @@ def _fields(error: ValidationError) -> list[dict[str, str]]:
 
 
 def _render(status: int, template: str, **context: Any) -> ChannelHttpReply:
+    context.setdefault("communes", [])
     return html_reply(status, _PAGES.get_template(template).render(**context))
 
 
-def _page(status: int, heading: str, lines: list[str]) -> ChannelHttpReply:
-    return _render(status, "page.html", heading=heading, lines=lines)
+def _page(status: int, heading: str, lines: list[str],
+          communes: list[tuple[str, str]] | None = None) -> ChannelHttpReply:
+    return _render(status, "page.html", heading=heading, lines=lines, communes=communes or [])
 
 
 def _missing() -> ChannelHttpReply:
@@ -438,10 +491,10 @@ def _missing() -> ChannelHttpReply:
         "Inscrivez-vous à nouveau si vous souhaitez recevoir les avis."])
 
 
-def _unsubscribed() -> ChannelHttpReply:
+def _unsubscribed(communes: list[tuple[str, str]] | None = None) -> ChannelHttpReply:
     return _page(200, french.UNSUBSCRIBED, [
         "Vous ne recevrez plus d'avis de la mairie par e-mail.",
-        "Votre adresse a été effacée."])
+        "Votre adresse a été effacée."], communes)
 
 
 def _invalid() -> ChannelHttpReply:

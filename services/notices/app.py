@@ -36,6 +36,7 @@ from services.notices import (
     proposals,
     reach,
     scheduler,
+    staff,
     undo,
 )
 from services.notices.api import Context, channel_router, router
@@ -190,6 +191,8 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
             ctx = Context(store=store, settings=settings)
         await ctx.store.follow_notices()
         await ctx.store.follow_buckets()
+        # Made now, off the loop: no sign-in with an unknown login pays for it.
+        await asyncio.to_thread(staff.dummy_hash)
         app.state.context = ctx
         # Staff previews, reach and attachments (issue 11): their own modules and routers.
         app.state.attachments = None  # opened at first use (attachments.attachments_of)

@@ -35,10 +35,10 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field, ValidationError
 
 from crieur.deadletter import dead_letter
+from crieur.geo import geography
 from schemas import Category, Link, Notice, NoticeState
 from schemas.versions import BUS_MODEL, read_message
 from services.notices.cap import CAP_NAMESPACE
-from services.notices.geo import geography
 from services.notices.store import NatsStore
 
 log = structlog.get_logger("crieur.notices.capfeed")

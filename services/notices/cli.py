@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from crieur import dead_letters
 from crieur import provision as provisioning
 from crieur.bus import TRY_ONCE
+from crieur.geo import geography
 from crieur.settings import CommonSettings
-from services.notices.geo import geography
 from services.notices.groups import GROUP_RE, Group, GroupRegistry
 from services.notices.staff import Person, StaffNotFound, check_password, login_of
 from services.notices.store import NatsStore

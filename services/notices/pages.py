@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from crieur import french
+from crieur.geo import geography
 from schemas import Commune, Notice, NoticeState
 from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
@@ -32,7 +33,6 @@ from services.notices.application import Context, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
 from services.notices.errors import ApiError
-from services.notices.geo import geography
 from services.notices.view import went_out
 
 HTML = "text/html; charset=utf-8"
@@ -321,6 +321,18 @@ async def archives_page(request: Request, insee: str) -> Response:
 
     return answer(request, await c.cache.get(("archives", insee, commune, page),
                                              c.store.view.stamp(insee), now, rendering))
+
+
+@pages.get("/communes/{insee}/fil", response_class=HTMLResponse)
+async def feed_page(request: Request, insee: str) -> Response:
+    """What the Atom feed is and how to follow it: a browser opening the feed itself shows
+    raw XML, so the commune page links here (the feed's address stays as readers know it)."""
+    c = ctx(request)
+    commune = await public_commune(c, insee)
+    if commune is None:
+        return not_found(None, NO_COMMUNE)
+    feed = f"{c.settings.public_url.rstrip('/')}/api/v1/communes/{insee}/feed.atom"
+    return html("feed.html", commune=commune, feed=feed)
 
 
 @pages.get("/communes/{insee}/notices/{notice_id}", response_class=HTMLResponse)

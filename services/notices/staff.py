@@ -9,6 +9,7 @@ them by login, name or id revokes them all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 import secrets
@@ -76,8 +77,14 @@ LOGIN_PREFIX = "login."
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 HASHER = PasswordHasher()
-# Verified when the login is unknown, so that an unknown login takes as long as a known one.
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified when the login is unknown, so that an unknown login takes as long as a known
+    one. Made on first use, not at import: argon2 takes much of a second and 64 MiB, and
+    every `crieur` command imports this module; the front door makes it as it starts."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 class Busy(Exception):
@@ -357,7 +364,7 @@ class StaffRegistry:
         With a gate, the argon2 work waits for a slot of it (or raises Busy).
         """
         account = await self.account(login_of(user))
-        digest = account.password_hash if account is not None else _DUMMY_HASH
+        digest = account.password_hash if account is not None else dummy_hash()
         gate = gate or _UNBOUNDED
 
         def check() -> bool:

@@ -61,6 +61,7 @@ async def pages_as_served(nats_url: str) -> dict[str, str]:
                     ("accueil-absente", "/?q=" + quote("Gray")),
                     ("commune", f"/communes/{insee}"),
                     ("archives", f"/communes/{insee}/archives"),
+                    ("fil", f"/communes/{insee}/fil"),
                     ("archives-recherche", f"/communes/{insee}/archives?q=eglise"),
                 ):
                     reply = await http.get(path)

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from crieur.geo import geography
 from crieur.nats_server import free_port
 from services.notices.demo import DEMO_STAFF, PASSWORD_FILE
-from services.notices.geo import geography
 from services.notices.staff import login_of
 from tests.e2e.helpers import Village, chromium_browser, start_village
 from tests.e2e.staff.helpers import axe_problems, crieur, keep

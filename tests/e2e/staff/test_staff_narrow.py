@@ -21,7 +21,8 @@ PHONE = {"viewport": {"width": 375, "height": 800}, "locale": "fr-FR"}
 def compose_html() -> str:
     return TEMPLATES.get_template("staff/compose.html").render(STAFF_DEFAULTS | {
         "csrf": "x", "commune": COMMUNE, "v": form_values(None), "problems": {}, "error": "",
-        "field_labels": FIELD_LABELS, "files": [], "attachment_limit": 20_000_000})
+        "field_labels": FIELD_LABELS, "files": [], "attachment_limit": 20_000_000,
+        "copied": None, "left_out": []})
 
 
 def preview_html() -> str:

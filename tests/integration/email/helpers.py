@@ -14,6 +14,7 @@ from services.email.settings import EmailSettings
 
 # Shared with the other channels' tests; the email tests import it from here.
 from tests.integration.helpers import wait_for as wait_for
+from tests.integration.notices.helpers import FrontDoor
 
 PUBLIC_URL = "https://crieur.example"
 SECRET = "test-secret-key-" + "x" * 32
@@ -51,3 +52,12 @@ def link_in(msg: EmailMessage, kind: str) -> str:
 
 def mails_to(mailbox: SmtpStandin, address: str) -> list[EmailMessage]:
     return [m for m in (parse(p) for p in mailbox.messages()) if m["To"] == address]
+
+
+URL = "/api/v1/subscriptions/email"
+
+
+def subscription(door: FrontDoor, address: str, *categories: str) -> dict[str, Any]:
+    """The body of a subscription to the door's commune (alerts unless told)."""
+    return {"email": address,
+            "follows": [{"commune": door.insee, "categories": list(categories or ["alerte"])}]}

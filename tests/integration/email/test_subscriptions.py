@@ -18,22 +18,16 @@ from services.email.subscribers import Subscriber
 from tests.integration.email.helpers import (
     PUBLIC_URL,
     SECRET,
+    URL,
     link_in,
     mails_to,
+    subscription,
     text_of,
     wait_for,
 )
 from tests.integration.notices.helpers import Clock, FrontDoor
 
 pytestmark = pytest.mark.integration
-
-URL = "/api/v1/subscriptions/email"
-
-
-def subscription(door: FrontDoor, address: str, *categories: str) -> dict[str, Any]:
-    return {"email": address,
-            "follows": [{"commune": door.insee, "categories": list(categories or ["alerte"])}]}
-
 
 async def subscribe_and_confirm(door: FrontDoor, mailbox: SmtpStandin, address: str,
                                 *categories: str) -> None:
@@ -337,6 +331,74 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert await service.registry.get(rid) is None
     assert rid not in await stored_keys(service)
     assert (await front_door.http.get(manage)).status_code == 404
+
+
+async def test_manage_adds_a_commune_by_postal_code_or_name_and_asks_before_dropping(
+        front_door: FrontDoor, mailbox: SmtpStandin, start_email: Any) -> None:
+    service: EmailService = await start_email()
+    assert service.registry is not None
+    await subscribe_and_confirm(front_door, mailbox, "lea@example.org", "alerte")
+    rid = service.links.recipient_id("lea@example.org")
+    manage = service.links.manage_url(rid).removeprefix(PUBLIC_URL)
+    here = front_door.insee
+
+    async def follows() -> dict[str, list[str]]:
+        found = await service.registry.get(rid) if service.registry else None
+        assert found is not None
+        return {f.commune: [c.value for c in f.categories] for f in found[0].follows}
+
+    # One registered commune behind a postal code shared by unregistered ones: added.
+    await front_door.store.add_commune("70001", "Abelcourt")
+    added = await front_door.http.post(manage, data={f"c.{here}": "alerte",
+                                                      "new_commune": "70300"})
+    assert added.status_code == 200 and "C'est enregistré" in html.unescape(added.text)
+    assert set(await follows()) == {here, "70001"}
+    # By its name, whatever the accents and case: Fédry.
+    await front_door.store.add_commune("70230", "Fédry")
+    by_name = await front_door.http.post(manage, data={
+        f"c.{here}": "alerte", "c.70001": "alerte", "new_commune": " fedry "})
+    assert by_name.status_code == 200, by_name.text
+    assert "70230" in await follows()
+    # By its INSEE code, as before: Lavoncourt.
+    await front_door.store.add_commune("70299", "Lavoncourt")
+    by_code = await front_door.http.post(manage, data={
+        **{f"c.{c}": cats for c, cats in (await follows()).items()}, "new_commune": "70299"})
+    assert by_code.status_code == 200 and "70299" in await follows()
+
+    # A postal code with two registered communes not yet followed: the resident picks
+    # (Fédry and Lavoncourt, followed already, are not offered), nothing saved yet.
+    await front_door.store.add_commune("70298", "Lavigney")
+    await front_door.store.add_commune("70025", "Arbecey")
+    before = await follows()
+    keep = {f"c.{c}": cats for c, cats in before.items()}
+    choice = await front_door.http.post(manage, data={**keep, "new_commune": "70120"})
+    text = html.unescape(choice.text)
+    assert choice.status_code == 200 and "Plusieurs communes correspondent à « 70120 »" in text
+    assert 'type="radio" name="new_commune" value="70298"' in text
+    assert 'type="radio" name="new_commune" value="70025"' in text
+    assert 'value="70299"' not in text and 'value="70230"' not in text
+    assert await follows() == before
+    picked = await front_door.http.post(manage, data={**keep, "new_commune": "70298"})
+    assert picked.status_code == 200 and "C'est enregistré" in html.unescape(picked.text)
+    assert "70298" in await follows()
+
+    # Unknown words get a clear 422 that keeps what was typed.
+    nowhere = await front_door.http.post(manage, data={**keep, "new_commune": "Atlantide"})
+    assert nowhere.status_code == 422 and 'value="Atlantide"' in nowhere.text
+    assert "est inconnue" in html.unescape(nowhere.text)
+
+    # Every box of a commune unticked: explained and asked, then dropped once confirmed.
+    now = await follows()
+    rest = {f"c.{c}": cats for c, cats in now.items() if c != "70001"}
+    asked = await front_door.http.post(manage, data=rest)
+    asked_text = html.unescape(asked.text)
+    assert asked.status_code == 200 and "Abelcourt (70001)" in asked_text
+    assert "Vous ne recevrez plus aucun avis de cette commune" in asked_text
+    assert 'name="confirm_drop"' in asked_text and "C'est enregistré" not in asked_text
+    assert "70001" in await follows()
+    dropped = await front_door.http.post(manage, data={**rest, "confirm_drop": "1"})
+    assert dropped.status_code == 200 and "C'est enregistré" in html.unescape(dropped.text)
+    assert "70001" not in await follows() and here in await follows()
 
 
 async def test_an_address_never_confirmed_is_forgotten_once_its_link_expired(

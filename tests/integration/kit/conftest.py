@@ -62,6 +62,23 @@ async def wait_planned(nc: Client, name: str, within_s: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def settled(nc: Client, runner: ChannelRunner, within_s: float = 30.0) -> None:
+    """Until nothing more can come from `runner`: its fan-outs (both lanes) have every event
+    delivered and acked, each acked once all its jobs are queued, and its workers have no
+    job waiting nor unacked (a job to retry or being sent is unacked). What a negative check
+    waits for, instead of a guess at how long a duplicate would take."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + within_s
+    while True:
+        infos = [await js.consumer_info(stream, f"{runner.name}-{role}")
+                 for stream, role in (("NOTICES", "fanout"), ("NOTICES", "alert-fanout"),
+                                      ("JOBS", "worker"), ("JOBS", "alert-worker"))]
+        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+            return
+        assert time.monotonic() < deadline, f"{runner.name} still has work: {infos}"
+        await asyncio.sleep(0.05)
+
+
 FAST = {"channel_ack_wait_s": 3.0, "channel_backoff_s": 0.1, "channel_backoff_max_s": 2.0,
         "channel_batch": 64, "channel_drain_s": 10.0}
 

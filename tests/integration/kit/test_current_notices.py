@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
-from crieur.channel.current import CurrentNotices
+from crieur.channel.current import CurrentNotices, Freshness
 from crieur.natsx import MULTI_LAST_MAX
 from schemas.notice import NoticeState
 from tests.integration.helpers import Mairie, random_insee, wait_for
@@ -24,7 +24,7 @@ async def test_many_notices_of_many_communes_are_read_together(nc: Client) -> No
 
     current = CurrentNotices(nc, nc.jetstream())  # not started: no live events
     wanted = {(n.commune, n.id) for n in (*notices, never)}
-    found = await current.get_many(wanted)
+    found = await current.get_many(wanted, Freshness.RECENT)
 
     assert set(found) == {n.id for n in (*notices, never)}
     assert found[never.id] is None
@@ -47,13 +47,13 @@ async def test_fresh_reads_the_stream_and_live_events_are_seen(nc: Client) -> No
         await mairie.publish(second)
         await wait_for(lambda: current.peek(second.id) is not None, what="live events")
         wanted = {(first.commune, first.id), (second.commune, second.id)}
-        assert await current.get_many(wanted) == {first.id: first, second.id: second}
+        assert await current.get_many(wanted, Freshness.RECENT) == {first.id: first, second.id: second}
         # Withdrawn while the live subscription is away: only a fresh read sees it.
         await current.stop()
         await mairie.withdraw(first)
-        stale = await current.get_many(wanted)
+        stale = await current.get_many(wanted, Freshness.RECENT)
         assert stale[first.id] is not None and stale[first.id].state is NoticeState.PUBLISHED
-        fresh = await current.get_many(wanted, fresh=True)
+        fresh = await current.get_many(wanted, Freshness.FRESH)
         assert fresh[first.id] is not None and fresh[first.id].state is NoticeState.WITHDRAWN
         assert fresh[second.id] == second
     finally:

@@ -18,6 +18,7 @@ from tests.integration.kit.conftest import (
     make_notice,
     random_insee,
     reports,
+    settled,
     wait_for,
 )
 from tests.integration.kit.fake import FakeChannel
@@ -27,11 +28,11 @@ async def test_each_recipient_gets_a_notice_once_and_it_is_built_once(
         nc: Client, start_kit: StartKit) -> None:
     commune = random_insee()
     port = FakeChannel({commune: [f"r{i}" for i in range(300)]})
-    await start_kit(port)
+    runner = await start_kit(port)
     notice = await Mairie(nc).publish(make_notice(commune))
 
     await wait_for(lambda: len(port.sent) >= 300, what="300 sends")
-    await asyncio.sleep(0.5)  # anything more would be a duplicate
+    await settled(nc, runner)  # anything more would be a duplicate
     assert Counter(s.recipient for s in port.sent) == {f"r{i}": 1 for i in range(300)}
     assert {(s.notice_id, s.version, s.kind) for s in port.sent} == {
         (notice.id, 1, "published")}
@@ -100,11 +101,11 @@ async def test_a_permanent_failure_is_not_retried_and_the_channel_acts(
         nc: Client, start_kit: StartKit) -> None:
     commune = random_insee()
     port = FakeChannel({commune: ["a", "bad", "c"]}, permanent={"bad"})
-    await start_kit(port)
+    runner = await start_kit(port)
     notice = await Mairie(nc).publish(make_notice(commune))
 
     await wait_for(lambda: len(port.sent) == 2 and port.gone == ["bad"], what="2 sends, 1 gone")
-    await asyncio.sleep(0.5)
+    await settled(nc, runner)  # a retry of "bad" would be an unacked job
     assert len(port.attempts["bad"]) == 1
     found = [r for r in await reports(nc, "sms", commune) if r.notice_id == notice.id]
     assert Counter(r.outcome for r in found) == {DeliveryOutcome.SENT: 2,
@@ -159,11 +160,12 @@ async def test_a_send_slower_than_ack_wait_is_not_sent_twice(
         nc: Client, start_kit: StartKit) -> None:
     commune = random_insee()
     port = FakeChannel({commune: ["slow", "b"]}, slow={"slow": 5.0})
-    await start_kit(port, channel_ack_wait_s=2.0)
+    runner = await start_kit(port, channel_ack_wait_s=2.0)
     await Mairie(nc).publish(make_notice(commune))
 
     await wait_for(lambda: len(port.sent) == 2, what="2 sends")
-    await asyncio.sleep(3.0)  # past another ack_wait: a redelivery would show now
+    # Every job acked: the slow one was not redelivered meanwhile, and cannot be now.
+    await settled(nc, runner)
     assert len(port.attempts["slow"]) == 1
     assert sorted(s.recipient for s in port.sent) == ["b", "slow"]
 

@@ -30,6 +30,7 @@ from tests.integration.kit.conftest import (
     dead_letters,
     make_notice,
     random_insee,
+    settled,
     wait_for,
     wait_planned,
 )
@@ -98,8 +99,7 @@ async def test_a_job_of_a_group_that_fails_comes_back_alone(
     notice = await Mairie(nc).publish(make_notice(commune))
 
     await wait_for(lambda: len(port.sent) >= 10, within_s=30, what="all 10 sent")
-    await _queue_empty(nc, runner)
-    await asyncio.sleep(0.5)
+    await settled(nc, runner)
     # The nine others went once, and were not sent again when r03 came back.
     assert Counter(s.recipient for s in port.sent) == Counter(recipients)
     assert len(port.attempts["r03"]) == 2

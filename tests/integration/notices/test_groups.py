@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notices.geo import geography
+from crieur.geo import geography
 from services.notices.groups import Group, GroupRegistry
 from tests.integration.notices.helpers import FrontDoor, random_insee
 

@@ -132,6 +132,7 @@ async def test_a_notice_page_says_when_it_was_withdrawn_or_has_ended(
     "/communes/99999",                              # not registered
     "/communes/9",                                  # not an INSEE code
     "/communes/99999/affiche",
+    "/communes/99999/fil",
 ])
 async def test_an_unknown_page_is_a_french_404(front_door: FrontDoor, path: str) -> None:
     page = await get_page(front_door, path.format(insee=front_door.insee), status=404)
@@ -150,6 +151,25 @@ async def test_a_notice_withdrawn_before_its_time_never_existed_for_residents(
                                  headers=door.auth)
     assert reply.status_code == 200
     await get_page(door, path, status=404)
+
+
+async def test_the_feed_link_leads_to_a_french_page_that_explains_the_feed(
+        front_door: FrontDoor) -> None:
+    """Opened in a browser, the Atom feed shows raw XML: the commune page links to a page
+    that says what it is and gives its address to copy (issue #26)."""
+    insee = front_door.insee
+    commune = (await front_door.http.get(f"/communes/{insee}")).text
+    assert f'<a href="/communes/{insee}/fil">' in commune
+    assert f'<a href="/api/v1/communes/{insee}/feed.atom">' not in commune
+    explained = await front_door.http.get(f"/communes/{insee}/fil")
+    assert explained.status_code == 200
+    assert explained.headers["content-type"].startswith("text/html")
+    feed = f"https://crieur.example/api/v1/communes/{insee}/feed.atom"
+    assert f'value="{feed}"' in explained.text
+    assert "lecteur de flux" in explained.text and f'href="/communes/{insee}"' in explained.text
+    # The feed itself is what readers already know, still Atom.
+    atom = await front_door.http.get(feed.removeprefix("https://crieur.example"))
+    assert atom.status_code == 200 and "<feed xmlns=\"http://www.w3.org/2005/Atom\"" in atom.text
 
 
 async def test_the_poster_has_a_qr_code_to_the_commune_page(front_door: FrontDoor) -> None:

@@ -12,7 +12,9 @@ import html
 import re
 import secrets
 
+import phonenumbers
 from nats.aio.client import Client
+from phonenumbers import PhoneNumberType
 
 from crieur_dev.standins.sms import SmsStandin
 from schemas.notice import Category
@@ -27,8 +29,15 @@ ROOMY = {"sms_rate_per_client": 1000, "sms_code_budget": "1000,100"}
 
 
 def new_number() -> tuple[str, str]:
-    """A mobile number of its own for each test, as typed and as the provider gets it."""
-    digits = f"6{secrets.randbelow(10**8):08d}"
+    """A mobile number of its own for each test, as typed and as the provider gets it: a
+    metropolitan one (06 is not all allocated: 06 94 ... is refused, and failed a run)."""
+    while True:
+        digits = f"6{secrets.randbelow(10**8):08d}"
+        number = phonenumbers.parse("+33" + digits)
+        if (phonenumbers.is_valid_number(number)
+                and phonenumbers.region_code_for_number(number) == "FR"
+                and phonenumbers.number_type(number) == PhoneNumberType.MOBILE):
+            break
     return "0" + " ".join([digits[:1], *(digits[i:i + 2] for i in range(1, 9, 2))]), "33" + digits
 
 

@@ -98,7 +98,7 @@ async def test_compose_preview_publish_correct_and_withdraw(office: Office) -> N
         withdrawn = await http.post(f"{url}/withdraw",
                                     data={"csrf": token, "confirm": "1", "version": "2"})
         assert withdrawn.status_code == 303
-        # Held a minute, with a button to undo it (test_staff_comfort.py), then done.
+        # Held a minute, with a button to undo it (tests/integration/staff/test_staff_comfort.py), then done.
         office.clock.now += timedelta(seconds=61)
         await eventually(lambda: office.store.get(office.insee, notice_id)[1].state.value  # type: ignore[index]
                          == "withdrawn", what="the withdrawal once its minute is over")

@@ -1,7 +1,7 @@
 """France's communes, départements and EPCIs as the official lists have them (Etalab's
 `@etalab/decoupage-administratif`), read from the generated file data/communes.tsv.gz.
 
-The file is made by `make communes-data` (`python -m services.notices.geo build DIR`, DIR
+The file is made by `make communes-data` (`python -m crieur.geo build DIR`, DIR
 being the npm package unpacked), never typed: its first lines say which version it is.
 Lines: `c <insee> <name> <postal codes, comma-separated> <département> <EPCI SIREN or ->`
 and `e <EPCI SIREN> <EPCI name>`, tab-separated.
@@ -92,5 +92,5 @@ def build(package_dir: Path, out: Path = DATA) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "build":
-        sys.exit("usage: python -m services.notices.geo build <unpacked npm package dir>")
+        sys.exit("usage: python -m crieur.geo build <unpacked npm package dir>")
     sys.exit(build(Path(sys.argv[2])))
