@@ -15,7 +15,7 @@ services' own models and keys, into `email_subscribers`, `sms_subscribers` and
 services/webpush/subscriptions.py: browsers the Web Push stand-in made, so it can decrypt
 what they are sent), as KV puts published asynchronously; each service's registry watch
 indexes them live, and its /healthz says how many it holds. Communes are registered with
-the call `crieur commune add` makes (NatsStore.add_commune), one staff token covers them
+the call `crieur commune add` makes (CommuneRegistry.add), one staff token covers them
 all (`crieur staff add`).
 """
 
@@ -140,14 +140,14 @@ async def register_communes(nats_url: str, communes: Sequence[tuple[str, str]],
     store = await NatsStore.connect(nats_url, name="crieur-bench")
     try:
         for insee, name in communes:
-            if await store.commune(insee) is None:
-                await store.add_commune(insee, name)
+            if await store.commune_registry.get(insee) is None:
+                await store.commune_registry.add(insee, name)
         codes = tuple(c for c, _ in communes)
         if group is not None:
             await GroupRegistry(store.groups_kv).put(Group(
                 id=group, name="Département du bench", kind="list", communes=codes,
                 created_at=datetime.now(UTC)))
-        _, token = await store.add_staff("Préfecture (bench)", codes,
+        _, token = await store.staff_registry.add("Préfecture (bench)", codes,
                                          (group,) if group is not None else ())
         return token
     finally:

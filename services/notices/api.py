@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from datetime import datetime
+from typing import Annotated
 from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import (
-    Commune,
-    Notice,
-    NoticeDraft,
-    NoticePatch,
-    NoticeState,
-    NoticeWithdrawn,
-    subjects,
-)
+from schemas import Commune, Notice, NoticeDraft, NoticePatch, NoticeState, subjects
 from schemas.channels import (
     CHANNEL_ROUTES,
     STAFF_ROUTES,
@@ -36,34 +25,24 @@ from schemas.channels import (
 )
 from schemas.commune import INSEE_RE
 from schemas.versions import read_message
-from services.notices import errors, lifecycle
-from services.notices.archive import ArchiveIndex
+from services.notices import application, errors
+from services.notices.application import Context as Context
+from services.notices.application import (
+    on_stream,
+    registered_commune,
+    staff_commune,
+    stored,
+)
 from services.notices.atom import Paging, commune_feed
-from services.notices.caching import RenderCache, Rendered, answer, not_modified
+from services.notices.attachments import Resolver
+from services.notices.caching import Rendered, answer, not_modified
 from services.notices.cap import NotSent, notice_to_cap
 from services.notices.errors import ApiError
-from services.notices.settings import NoticesSettings
-from services.notices.store import ConcurrentChange, NatsStore, StaffMember
+from services.notices.store import StaffMember
 from services.notices.view import went_out
-
-# What lifecycle.new_notice_id makes; anything else cannot be a notice (and must not reach
-# NATS as a subject token: `*`, `>` or a space would be a wildcard or an invalid subject).
-NOTICE_ID_RE = re.compile(r"^[a-z0-9]{8,32}$")
 
 # Paging of lists and feeds.
 DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET = 50, 200, 100_000
-
-
-@dataclass
-class Context:
-    """What every route needs; built once by app.py, replaced by tests."""
-
-    store: NatsStore
-    settings: NoticesSettings
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    cache: RenderCache = field(default_factory=RenderCache)
-    # Each registered commune's archive index, with the view's stamp and until when it holds.
-    archives: dict[str, tuple[int, datetime | None, ArchiveIndex]] = field(default_factory=dict)
 
 
 def ctx(request: Request) -> Context:
@@ -93,7 +72,7 @@ async def staff_member(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(errors.UNAUTHORIZED)
-    member = await c.store.staff_for_token(token.strip())
+    member = await c.store.staff_registry.for_token(token.strip())
     if member is None:
         raise ApiError(errors.UNAUTHORIZED)
     return member
@@ -102,97 +81,9 @@ async def staff_member(
 Staff = Annotated[StaffMember, Depends(staff_member)]
 
 
-async def registered_commune(c: Context, insee: str) -> Commune:
-    if not INSEE_RE.match(insee):
-        raise ApiError(errors.INSEE_MALFORMED, insee=insee,
-                       fields=[{"field": "insee", "message": "not an INSEE code"}])
-    commune = await c.store.commune(insee)
-    if commune is None:
-        raise ApiError(errors.COMMUNE_UNKNOWN, insee=insee,
-                       fields=[{"field": "insee", "message": "commune not registered"}])
-    structlog.contextvars.bind_contextvars(commune=insee)
-    return commune
-
-
-async def staff_commune(c: Context, insee: str, member: StaffMember) -> Commune:
-    commune = await registered_commune(c, insee)
-    if insee not in member.communes:
-        raise ApiError(errors.COMMUNE_FORBIDDEN)
-    structlog.contextvars.bind_contextvars(staff=member.id)
-    return commune
-
-
 def shown(notice: Notice, now: datetime) -> Notice:
     """The notice as a reader sees it now (expiry is derived, not stored)."""
     return notice.model_copy(update={"state": notice.state_at(now)})
-
-
-def on_stream(c: Context, insee: str, notice_id: str) -> tuple[int, Notice] | None:
-    """The notice as the stream has it; an id that cannot exist is simply not found."""
-    if not NOTICE_ID_RE.match(notice_id):
-        return None
-    return c.store.get(insee, notice_id)
-
-
-async def find(c: Context, insee: str, notice_id: str) -> tuple[int, Notice]:
-    """The notice and the stream sequence it was read at (0: scheduled, not on the stream yet)."""
-    structlog.contextvars.bind_contextvars(notice_id=notice_id)
-    found = on_stream(c, insee, notice_id)
-    if found is not None:
-        return found
-    scheduled = await stored(c, insee, notice_id)
-    if scheduled is None:
-        raise ApiError(errors.NOTICE_NOT_FOUND)
-    return 0, scheduled
-
-
-async def waiting_correction(c: Context, sent: Notice) -> Notice | None:
-    """The correction of a sent notice that waits for approval, if there is one: kept in
-    the schedule bucket under the notice's id, off the stream, so no channel sees it."""
-    if sent.state is NoticeState.WITHDRAWN:
-        return None
-    held = await c.store.scheduled(sent.id)
-    return held if held is not None and lifecycle.waits_on(held, sent) else None
-
-
-async def find_latest(c: Context, insee: str, notice_id: str
-                      ) -> tuple[int, Notice, Notice | None]:
-    """`find`, and the correction waiting for approval on the notice found, if any."""
-    seq, notice = await find(c, insee, notice_id)
-    return seq, notice, await waiting_correction(c, notice) if seq else None
-
-
-async def store_withdrawal(c: Context, event: NoticeWithdrawn, seq: int,
-                           waiting: bool) -> None:
-    """A withdrawal on the stream, after `seq` (0: never sent); what waits goes with it."""
-    try:
-        # A scheduled notice is withdrawn on the stream too, so its record stays.
-        await c.store.append(event, seq)
-    except ConcurrentChange as error:
-        raise ApiError(errors.NOTICE_CHANGED) from error
-    except UNCONFIRMED as error:
-        raise ApiError(errors.BUS_TIMEOUT) from error
-    if seq == 0 or waiting:
-        # Unsent, or with a correction waiting: what waits goes with the withdrawal.
-        await c.store.unschedule(event.notice.id)
-
-
-async def stored(c: Context, insee: str, notice_id: str) -> Notice | None:
-    """The notice if it is on the stream or in the schedule, else None."""
-    if not NOTICE_ID_RE.match(notice_id):
-        return None
-    found = c.store.get(insee, notice_id)
-    if found is not None:
-        return found[1]
-    scheduled = await c.store.scheduled(notice_id)
-    return scheduled if scheduled is not None and scheduled.commune == insee else None
-
-
-def refuse_broadcast_copy(notice: Notice) -> None:
-    """A commune's copy of a group publication changes for the whole group only (groups.py)."""
-    if notice.broadcast_id is not None:
-        raise ApiError(errors.BROADCAST_COPY, group=notice.group or "?",
-                       broadcast_id=notice.broadcast_id)
 
 
 def notice_etag(notice: Notice, now: datetime) -> str:
@@ -204,20 +95,6 @@ def notice_etag(notice: Notice, now: datetime) -> str:
     return f'"{notice.version}"'
 
 
-def check_if_match(if_match: str | None, *current: Notice) -> None:
-    """RFC 9110 If-Match: refuse (412) a change made from a version that is no longer current
-    (any of `current`: a withdrawal may be made from the version sent or the one waiting)."""
-    if if_match is None:
-        return
-    tags = {t.strip() for t in if_match.split(",")}
-    if "*" in tags:
-        return
-    # The version is what a correction is made from; a derived state (expired) does not count.
-    versions = {t.removeprefix("W/").strip('"').split("-")[0] for t in tags}
-    if not versions & {str(n.version) for n in current}:
-        raise ApiError(errors.NOTICE_MOVED_ON)
-
-
 IfMatch = Annotated[str | None, Header(description='The ETag read, e.g. "3": 412 if it moved on')]
 
 
@@ -226,55 +103,12 @@ def notice_response(response: Response, notice: Notice, now: datetime) -> Notice
     return shown(notice, now)
 
 
-# A write that timed out reached the server, whose answer did not come back: it may be stored.
-UNCONFIRMED = (NatsTimeoutError, TimeoutError)
-
-
-async def save(c: Context, notice: Notice, read_seq: int, now: datetime,
-               was_scheduled: bool = False) -> Notice:
-    """Store a new or corrected notice: on the stream, or in the schedule until its time
-    (or until approved: a correction of a sent notice waits there too, beside it)."""
-    try:
-        if notice.state in (NoticeState.SCHEDULED, NoticeState.PENDING_APPROVAL,
-                            NoticeState.PROPOSED):
-            await c.store.schedule(notice)
-            return notice
-        await c.store.append(lifecycle.event_for(notice, now), read_seq)
-    except ConcurrentChange as error:
-        raise ApiError(errors.NOTICE_CHANGED) from error
-    except UNCONFIRMED as error:
-        raise ApiError(errors.BUS_TIMEOUT) from error
-    if was_scheduled:
-        await c.store.unschedule(notice.id)
-    return notice
-
-
-D = TypeVar("D", NoticeDraft, NoticePatch)
-
-
-async def resolved_attachments(request: Request, insee: str, draft: D) -> D:
-    """Attachment ids in a draft replaced by the attachments they name (422 if unknown)."""
-    from services.notices.attachments import resolve  # it imports this module
-
-    return await resolve(request, insee, draft)
-
-
-def invalid(error: ValidationError | lifecycle.InvalidTimes) -> ApiError:
-    """A 422 naming each field, for errors found past the request's own validation."""
-    if isinstance(error, lifecycle.InvalidTimes):
-        fields = [{"field": error.field, "message": error.message}]
-    else:
-        fields = errors.field_errors(error.errors())
-    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return ApiError(errors.INVALID, message=message, fields=fields)
-
-
 router = APIRouter(prefix="/api/v1")
 
 
 @router.get("/communes", summary="Communes registered in Crieur")
 async def list_communes(c: Ctx, request: Request) -> Response:
-    communes = await c.store.communes()
+    communes = await c.store.commune_registry.all()
     body = b"[" + b",".join(x.model_dump_json().encode() for x in communes) + b"]"
     latest = max((x.created_at for x in communes), default=None)
     return answer(request, Rendered(body, "application/json", latest))
@@ -282,7 +116,7 @@ async def list_communes(c: Ctx, request: Request) -> Response:
 
 @router.get("/communes/{insee}", summary="One commune", response_model=Commune)
 async def get_commune(c: Ctx, request: Request, insee: str) -> Response:
-    commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    commune = await c.store.commune_registry.get(insee) if INSEE_RE.match(insee) else None
     if commune is None:
         raise ApiError(errors.COMMUNE_NOT_FOUND)
     return answer(request, Rendered(commune.model_dump_json().encode(), "application/json",
@@ -296,46 +130,11 @@ async def publish_notice(
     c: Ctx, member: Staff, insee: str, draft: NoticeDraft, response: Response, request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Notice:
-    commune = await staff_commune(c, insee, member)
-    approval = draft.category.value in commune.settings.approval_required_for
-    now = c.clock()
-    notice_id = lifecycle.new_notice_id()
-    if idempotency_key:
-        scoped_key = f"{member.id}:{insee}:{idempotency_key}"
-        key = hashlib.sha256(scoped_key.encode()).hexdigest()
-        request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
-        held = await c.store.claim(key, {"notice_id": notice_id, "request": request_hash})
-        if held is not None:
-            if held["request"] != request_hash:
-                raise ApiError(errors.IDEMPOTENCY_KEY_REUSED)
-            notice_id = held["notice_id"]
-            if (known := await stored(c, insee, notice_id)) is not None:
-                response.headers["Idempotent-Replayed"] = "true"
-                if known.state is NoticeState.PENDING_APPROVAL:
-                    response.status_code = 202
-                return notice_response(response, known, now)
-            # The first attempt has not stored it (still in flight, or it crashed): go on
-            # with its id; Nats-Msg-Id and the expected sequence keep it to one notice.
-    structlog.contextvars.bind_contextvars(notice_id=notice_id)
-    draft = await resolved_attachments(request, insee, draft)
-    try:
-        notice = lifecycle.create(draft, notice_id=notice_id, commune=insee,
-                                  author=member.name, now=now, approval_required=approval)
-    except lifecycle.InvalidTimes as error:
-        raise invalid(error) from error
-    try:
-        notice = await save(c, notice, 0, now)
-    except ApiError as error:
-        # A retry with the same key that lost the race: answer with what the first stored.
-        lost_race = error.kind is errors.NOTICE_CHANGED and idempotency_key
-        if not lost_race or (first := c.store.get(insee, notice_id)) is None:
-            raise
-        notice = first[1]
-    structlog.get_logger().info("notice_created", state=notice.state, category=notice.category)
-    if notice.state is NoticeState.PENDING_APPROVAL:
-        # Accepted, not done: nothing goes out until another member of staff approves it.
-        response.status_code = 202
-    return notice_response(response, notice, now)
+    published = await application.publish(c, member, insee, draft, Resolver(request),
+                                           idempotency_key)
+    if published.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return written(response, published.notice, c.clock())
 
 
 @router.patch("/communes/{insee}/notices/{notice_id}", summary="Correct a notice (new version)",
@@ -348,45 +147,9 @@ async def correct_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, patch: NoticePatch, response: Response,
     request: Request, if_match: IfMatch = None,
 ) -> Notice:
-    now = c.clock()
-    seq, notice, corrected = await corrected_version(c, member, insee, notice_id, patch,
-                                                     request, if_match)
-    if corrected is not notice:
-        corrected = await save(c, corrected, seq, now, was_scheduled=seq == 0)
-        structlog.get_logger().info("notice_corrected", version=corrected.version,
-                                    state=corrected.state)
-    # else nothing changed: no new version, nothing sent.
-    if corrected.state is NoticeState.PENDING_APPROVAL:
-        # Accepted, not done: this version goes out only once another member approves it.
-        response.status_code = 202
-    return notice_response(response, corrected, now)
-
-
-async def corrected_version(
-    c: Context, member: StaffMember, insee: str, notice_id: str, patch: NoticePatch,
-    request: Request, if_match: str | None = None,
-) -> tuple[int, Notice, Notice]:
-    """(its stream sequence, the latest version, the version the patch makes), nothing stored:
-    the correction itself, and what the staff pages show before it is confirmed."""
-    commune = await staff_commune(c, insee, member)
-    now = c.clock()
-    seq, sent, waiting = await find_latest(c, insee, notice_id)
-    # A correction waiting for approval is the latest version: changes join it.
-    notice = waiting or sent
-    refuse_broadcast_copy(notice)
-    check_if_match(if_match, notice)
-    patch = await resolved_attachments(request, insee, patch)
-    try:
-        corrected = lifecycle.correct(notice, patch, author=member.name, now=now,
-                                      approval_for=commune.settings.approval_required_for)
-    except lifecycle.InvalidTimes as error:
-        raise invalid(error) from error
-    except lifecycle.LifecycleError as error:
-        kind = errors.NOTICE_WITHDRAWN if notice.state is NoticeState.WITHDRAWN else errors.INVALID
-        raise ApiError(kind, message=str(error)) from error
-    except ValidationError as error:
-        raise invalid(error) from error
-    return seq, notice, corrected
+    corrected = await application.correct(c, member, insee, notice_id, patch,
+                                          Resolver(request), if_match)
+    return written(response, corrected, c.clock())
 
 
 @router.post("/communes/{insee}/notices/{notice_id}/withdraw", summary="Withdraw a notice",
@@ -395,19 +158,16 @@ async def withdraw_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, response: Response,
     if_match: IfMatch = None,
 ) -> Notice:
-    await staff_commune(c, insee, member)
-    now = c.clock()
-    seq, notice, waiting = await find_latest(c, insee, notice_id)
-    refuse_broadcast_copy(notice)
-    check_if_match(if_match, notice, *([waiting] if waiting else []))
-    try:
-        event: NoticeWithdrawn = lifecycle.withdraw(notice, author=member.name, now=now)
-    except lifecycle.LifecycleError as error:
-        raise ApiError(errors.NOTICE_WITHDRAWN) from error
-    await store_withdrawal(c, event, seq, waiting is not None)
-    structlog.get_logger().info("notice_withdrawn", version=notice.version)
-    return notice_response(response, event.notice, now)
+    withdrawn = await application.withdraw(c, member, insee, notice_id, if_match)
+    return notice_response(response, withdrawn, c.clock())
 
+
+def written(response: Response, notice: Notice, now: datetime) -> Notice:
+    """A notice just written, as a route answers it: 202 if it waits for approval."""
+    if notice.state is NoticeState.PENDING_APPROVAL:
+        # Accepted, not done: nothing goes out until another member of staff approves it.
+        response.status_code = 202
+    return notice_response(response, notice, now)
 
 def page_url(request: Request, limit: int, offset: int) -> str:
     """This route's URL at another page, as the client reached it (behind CRIEUR_PUBLIC_URL)."""

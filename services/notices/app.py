@@ -11,7 +11,7 @@ from typing import Any
 
 import nats.errors
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
@@ -25,8 +25,8 @@ from crieur.tasks import Supervisor
 from schemas.channels import CHANNEL_PATHS, CHANNEL_ROUTES, REDACTED, SECRET_PARAMETERS, channel_for
 from schemas.streams import NOTICES_STREAM
 from services.notices import (
-    api,
-    attachments,
+    application,
+    attachments_api,
     capfeed,
     docs,
     errors,
@@ -208,7 +208,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
         app.state.withdrawals = held
 
         async def withdraw_held(w: undo.HeldWithdrawal) -> object:
-            return await api.withdraw_notice(ctx, w.by, w.commune, w.notice_id, Response())
+            return await application.withdraw(ctx, w.by, w.commune, w.notice_id)
 
         # Withdrawals confirmed on the staff pages go once their minute to undo is over.
         tasks.start("withdrawals", lambda: undo.run(held, ctx.clock, withdraw_held,
@@ -260,7 +260,7 @@ def create_app(settings: NoticesSettings, context: Context | None = None) -> Fas
     app.include_router(docs.router)
     app.include_router(previews.router)
     app.include_router(reach.router)
-    app.include_router(attachments.router)
+    app.include_router(attachments_api.router)
     app.include_router(channel_router())
     # The mairie's back-office (/staff/..., HTML in French).
     app.include_router(staff_pages)

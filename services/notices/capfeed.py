@@ -412,7 +412,7 @@ class Reader:
         now = self.now()
         if alert.category is None or (alert.expires is not None and alert.expires <= now):
             return seen  # no warning, or over already: nothing to propose
-        for commune in await self.store.communes():
+        for commune in await self.store.commune_registry.all():
             if departement_of(commune.insee) not in alert.departements:
                 continue
             notice = Notice.model_validate({

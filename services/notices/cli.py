@@ -78,7 +78,7 @@ async def commune_add(store: NatsStore, args: argparse.Namespace) -> int:
                   "name (crieur commune add INSEE NAME)", file=sys.stderr)
             return 2
         args.name = official.name
-    existing = await store.commune(args.insee)
+    existing = await store.commune_registry.get(args.insee)
     if existing is not None and existing.name == args.name:
         print(f"commune {existing.insee} {existing.name} already registered")
         return 0
@@ -87,24 +87,24 @@ async def commune_add(store: NatsStore, args: argparse.Namespace) -> int:
         print(f"error: commune {existing.insee} exists, named {existing.name!r}; to rename it: "
               f"crieur commune rename {existing.insee} {args.name!r}", file=sys.stderr)
         return 1
-    commune = await store.add_commune(args.insee, args.name)
+    commune = await store.commune_registry.add(args.insee, args.name)
     print(f"commune {commune.insee} {commune.name} registered")
     return 0
 
 
 async def commune_rename(store: NatsStore, args: argparse.Namespace) -> int:
-    existing = await store.commune(args.insee)
+    existing = await store.commune_registry.get(args.insee)
     if existing is None:
         print(f"error: commune {args.insee} is not registered (crieur commune add)",
               file=sys.stderr)
         return 1
-    commune = await store.add_commune(args.insee, args.name)
+    commune = await store.commune_registry.add(args.insee, args.name)
     print(f"commune {commune.insee} renamed from {existing.name} to {commune.name}")
     return 0
 
 
 async def commune_list(store: NatsStore, _: argparse.Namespace) -> int:
-    for commune in await store.communes():
+    for commune in await store.commune_registry.all():
         print(f"{commune.insee}\t{commune.name}")
     return 0
 
@@ -112,14 +112,14 @@ async def commune_list(store: NatsStore, _: argparse.Namespace) -> int:
 async def commune_approval(store: NatsStore, args: argparse.Namespace) -> int:
     categories = () if args.none else tuple(dict.fromkeys(args.require or ()))
     if not args.none and not categories:
-        commune = await store.commune(args.insee)
+        commune = await store.commune_registry.get(args.insee)
         if commune is None:
             print(f"error: commune {args.insee} is not registered", file=sys.stderr)
             return 1
         shown = ", ".join(commune.settings.approval_required_for) or "none"
         print(f"commune {commune.insee}: approval required for: {shown}")
         return 0
-    updated = await store.require_approval(args.insee, categories)
+    updated = await store.commune_registry.require_approval(args.insee, categories)
     if updated is None:
         print(f"error: commune {args.insee} is not registered (crieur commune add)",
               file=sys.stderr)
@@ -146,9 +146,9 @@ def read_password(args: argparse.Namespace) -> str | None:
 
 async def _set_password(store: NatsStore, name: str, password: str,
                         communes: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> int:
-    before = await store.staff_account(login_of(name))
+    before = await store.staff_registry.account(login_of(name))
     try:
-        account = await store.set_staff_password(name, password, communes, groups)
+        account = await store.staff_registry.set_password(name, password, communes, groups)
     except ValueError as error:  # WeakPassword, a login taken by another name
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -170,14 +170,14 @@ async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
             print(f"error: no group {group_id!r} (crieur group list)", file=sys.stderr)
             return 2
         # Its registered communes too: it reads each one's staff list and approves there.
-        registered = {c.insee for c in await store.communes()}
+        registered = {c.insee for c in await store.commune_registry.all()}
         communes.extend(c for c in group.communes if c in registered)
     if not communes and not groups:
         print("error: give --commune or --group", file=sys.stderr)
         return 2
     args.commune = list(dict.fromkeys(communes))
     for insee in args.commune:
-        if await store.commune(insee) is None:
+        if await store.commune_registry.get(insee) is None:
             print(f"error: commune {insee} is not registered (crieur commune add)",
                   file=sys.stderr)
             return 2
@@ -195,7 +195,7 @@ async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    member, token = await store.add_staff(args.name, tuple(args.commune), groups)
+    member, token = await store.staff_registry.add(args.name, tuple(args.commune), groups)
     scope = f"group {', '.join(groups)}: " if groups else ""
     print(f"staff {member.id} ({member.name}) for {scope}{len(member.communes)} communes "
           f"{', '.join(member.communes[:10])}{' ...' if len(member.communes) > 10 else ''}",
@@ -208,8 +208,9 @@ async def staff_add(store: NatsStore, args: argparse.Namespace) -> int:
 
 
 async def staff_passwd(store: NatsStore, args: argparse.Namespace) -> int:
-    known = await store.staff_account(login_of(args.name))
-    has_token = any(m.name == args.name and m.revoked_at is None for _, m in await store.staff())
+    known = await store.staff_registry.account(login_of(args.name))
+    has_token = any(m.name == args.name and m.revoked_at is None
+                    for _, m in await store.staff_registry.all())
     if known is None and not has_token:
         print(f"error: no staff member named {args.name!r} (crieur staff add)", file=sys.stderr)
         return 1
@@ -242,7 +243,7 @@ def _state(person: Person) -> str:
 
 async def staff_list(store: NatsStore, _: argparse.Namespace) -> int:
     # One line a person, tab-separated: login (- if no sign-in), name, ids, communes, state.
-    for person in await store.staff_people():
+    for person in await store.staff_registry.people():
         login = person.account.login if person.account is not None else "-"
         print(f"{login}\t{person.name}\t{_ids(person)}\t{','.join(person.communes)}"
               f"\t{_state(person)}")
@@ -251,7 +252,7 @@ async def staff_list(store: NatsStore, _: argparse.Namespace) -> int:
 
 async def staff_revoke(store: NatsStore, args: argparse.Namespace) -> int:
     try:
-        revoked = await store.revoke_staff(args.who)
+        revoked = await store.staff_registry.revoke(args.who)
     except StaffNotFound as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 1
@@ -311,7 +312,7 @@ async def group_add(store: NatsStore, args: argparse.Namespace) -> int:
     group = Group(id=group_id, name=args.name or name, kind=kind, code=code,
                   communes=tuple(sorted(members)), created_at=datetime.now(UTC))
     await GroupRegistry(store.groups_kv).put(group)
-    registered = {c.insee for c in await store.communes()}
+    registered = {c.insee for c in await store.commune_registry.all()}
     here = sum(1 for c in group.communes if c in registered)
     print(f"group {group.id} ({group.name}): {len(group.communes)} communes, {here} "
           "registered in Crieur")

@@ -29,12 +29,12 @@ async def seed_password(store: NatsStore, data_dir: Path) -> tuple[str, str]:
     password_file = data_dir / PASSWORD_FILE
     if password_file.exists():
         password = password_file.read_text().strip()
-        account = await store.staff_account(login_of(DEMO_STAFF))
+        account = await store.staff_registry.account(login_of(DEMO_STAFF))
         if account is not None and account.revoked_at is None and \
-                await store.verify_staff(account.login, password) is not None:
+                await store.staff_registry.verify(account.login, password) is not None:
             return account.login, password
     password = secrets.token_urlsafe(12)
-    account = await store.set_staff_password(DEMO_STAFF, password, (DEMO_INSEE,))
+    account = await store.staff_registry.set_password(DEMO_STAFF, password, (DEMO_INSEE,))
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
     return account.login, password
@@ -44,12 +44,12 @@ async def seed_demo(nats_url: str, data_dir: Path) -> dict[str, str]:
     """Register the demo commune; its staff token, login and password, the same every run."""
     store = await NatsStore.connect(nats_url, name="crieur-demo")
     try:
-        if await store.commune(DEMO_INSEE) is None:
-            await store.add_commune(DEMO_INSEE, DEMO_NAME)
+        if await store.commune_registry.get(DEMO_INSEE) is None:
+            await store.commune_registry.add(DEMO_INSEE, DEMO_NAME)
         token_file = data_dir / TOKEN_FILE
         token = token_file.read_text().strip() if token_file.exists() else ""
-        if not token or await store.staff_for_token(token) is None:
-            _, token = await store.add_staff(DEMO_STAFF, (DEMO_INSEE,))
+        if not token or await store.staff_registry.for_token(token) is None:
+            _, token = await store.staff_registry.add(DEMO_STAFF, (DEMO_INSEE,))
             token_file.write_text(token + "\n")
             token_file.chmod(0o600)
         user, password = await seed_password(store, data_dir)

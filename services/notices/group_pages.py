@@ -19,8 +19,9 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from schemas import NoticeDraft, NoticePatch, NoticeState
-from services.notices import api, errors, groups
+from services.notices import api, application, errors, groups
 from services.notices.api import ctx
+from services.notices.attachments import Resolver
 from services.notices.auth import same
 from services.notices.errors import ApiError
 from services.notices.staff_pages import (
@@ -72,7 +73,7 @@ async def group_guarded(request: Request, group_id: str, handler: GroupHandler, 
 
 
 async def registered_names(request: Request) -> dict[str, str]:
-    return {x.insee: x.name for x in await ctx(request).store.communes()}
+    return {x.insee: x.name for x in await ctx(request).store.commune_registry.all()}
 
 
 async def registered_in(request: Request, group: groups.Group) -> int:
@@ -98,7 +99,7 @@ async def group_page(request: Request, group_id: str) -> Response:
         rows = []
         for broadcast in await groups.registry(c).broadcasts(group.id):
             first = broadcast.copies[0] if broadcast.copies else None
-            notice = await api.stored(c, first.commune, first.notice_id) if first else None
+            notice = await application.stored(c, first.commune, first.notice_id) if first else None
             rows.append({"broadcast": broadcast,
                          "notice": api.shown(notice, c.clock()) if notice else None})
         return page("group.html", me=who.account, csrf=who.session.csrf, group=group,
@@ -140,13 +141,13 @@ async def publish(request: Request, group_id: str) -> Response:
         if problems:
             return compose_page(who, group, values, registered, problems, 422)
         try:
-            broadcast = await groups.publish_for_group(
-                ctx(request), who.member, group.id, draft, request, Response(),
-                idempotency_key=values["key"])
+            published = await groups.publish(ctx(request), who.member, group.id, draft,
+                                             Resolver(request), values["key"])
         except ApiError as error:
             return compose_page(who, group, values, registered, *failure(error)[:1],
                                 error.kind.status, failure(error)[1])
-        return to(f"/staff/groups/{group.id}/notices/{broadcast.id}?ok=broadcast-published")
+        return to(f"/staff/groups/{group.id}/notices/{published.broadcast.id}"
+                  "?ok=broadcast-published")
 
     return await group_guarded(request, group_id, act, post=True)
 
@@ -166,7 +167,7 @@ async def broadcast_page(request: Request, who: SignedIn, group: groups.Group,
     if broadcast.copies:
         # Every copy has the same text: the first commune's latest version shows it.
         first = broadcast.copies[0]
-        _, sent, waiting = await api.find_latest(c, first.commune, first.notice_id)
+        _, sent, waiting = await application.find_latest(c, first.commune, first.notice_id)
         latest = api.shown(waiting or sent, now)
     if values is None and latest is not None:
         links = [{"url": str(x.url), "label": x.label} for x in latest.links]

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -29,17 +30,17 @@ from crieur.natsx import bucket_keys
 from schemas import NoticeDraft, NoticePatch, NoticeState
 from schemas.versions import BUS_MODEL, read_message
 from services.notices import errors, lifecycle
-from services.notices.api import (
+from services.notices.api import Ctx, Staff
+from services.notices.application import (
+    Attach,
     Context,
-    Ctx,
-    Staff,
     find_latest,
     invalid,
-    resolved_attachments,
     save,
     store_withdrawal,
     stored,
 )
+from services.notices.attachments import Resolver
 from services.notices.errors import ApiError
 from services.notices.store import StaffMember
 
@@ -217,31 +218,50 @@ async def publish_for_group(
     c: Ctx, member: Staff, group: str, draft: NoticeDraft, request: Request,
     response: Response, idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Broadcast:
+    published = await publish(c, member, group, draft, Resolver(request), idempotency_key)
+    if published.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if published.existed:
+        response.status_code = 200
+    return await with_states(c, request, published.broadcast)
+
+
+@dataclass(frozen=True)
+class Published:
+    broadcast: Broadcast
+    replayed: bool  # an Idempotency-Key seen before
+    existed: bool  # ... whose first attempt had stored the publication: nothing new
+
+
+async def publish(c: Context, member: StaffMember, group: str, draft: NoticeDraft,
+                  attach: Attach, idempotency_key: str | None = None) -> Published:
+    """One notice for every registered commune of the group, each its commune's copy."""
     found = await member_group(c, group, member)
     groups = registry(c)
     broadcast_id = lifecycle.new_notice_id()
+    replayed = False
     if idempotency_key:
         # Same rules as a commune's publication, the key scoped to member and group.
         key = hashlib.sha256(f"{member.id}:group:{group}:{idempotency_key}".encode()).hexdigest()
         request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
-        held = await c.store.claim(key, {"notice_id": broadcast_id, "request": request_hash})
+        held = await c.store.idempotency.claim(key, {"notice_id": broadcast_id,
+                                                     "request": request_hash})
         if held is not None:
             if held["request"] != request_hash:
                 raise ApiError(errors.IDEMPOTENCY_KEY_REUSED)
             broadcast_id = held["notice_id"]
-            response.headers["Idempotent-Replayed"] = "true"
+            replayed = True
             # A first attempt cut short is finished below: each copy's id is derived.
     existing = await groups.broadcast(broadcast_id)
     if existing is not None:
-        response.status_code = 200
-        return await with_states(c, request, existing)
+        return Published(existing, replayed, existed=True)
     structlog.contextvars.bind_contextvars(broadcast_id=broadcast_id)
     now = c.clock()
-    registered = {x.insee: x for x in await c.store.communes()}
+    registered = {x.insee: x for x in await c.store.commune_registry.all()}
     targets = [i for i in found.communes if i in registered]
     skipped = tuple(i for i in found.communes if i not in registered)
     # Attachments are uploaded to one commune; a group's draft names files elsewhere.
-    draft = await resolved_attachments(request, targets[0], draft) if targets else draft
+    draft = await attach(targets[0], draft) if targets else draft
 
     async def publish_one(insee: str) -> BroadcastCopy:
         notice_id = copy_id(broadcast_id, insee)
@@ -265,7 +285,7 @@ async def publish_for_group(
                           copies=tuple(copies), skipped=skipped)
     await groups.put_broadcast(broadcast)
     log.info("broadcast_published", copies=len(copies), skipped=len(skipped))
-    return await with_states(c, request, broadcast)
+    return Published(broadcast, replayed, existed=False)
 
 
 @router.get("/groups/{group}/notices/{broadcast_id}", response_model=Broadcast,
@@ -283,7 +303,7 @@ async def correct_broadcast(c: Ctx, member: Staff, group: str, broadcast_id: str
     found = await member_group(c, group, member)
     broadcast = await group_broadcast(c, found, broadcast_id)
     now = c.clock()
-    registered = {x.insee: x for x in await c.store.communes()}
+    registered = {x.insee: x for x in await c.store.commune_registry.all()}
 
     async def correct_one(insee: str) -> None:
         commune = registered.get(insee)
@@ -302,7 +322,7 @@ async def correct_broadcast(c: Ctx, member: Staff, group: str, broadcast_id: str
         if corrected is not notice:
             await save(c, corrected, seq, now, was_scheduled=seq == 0)
 
-    patch = await resolved_attachments(request, broadcast.copies[0].commune, patch) \
+    patch = await Resolver(request)(broadcast.copies[0].commune, patch) \
         if broadcast.copies else patch
     await in_batches([x.commune for x in broadcast.copies], correct_one)
     log.info("broadcast_corrected", copies=len(broadcast.copies))

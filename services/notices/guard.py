@@ -154,14 +154,14 @@ async def is_staff(scope: Scope) -> bool:
         return False
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return await context.store.staff_for_token(token.strip()) is not None
+        return await context.store.staff_registry.for_token(token.strip()) is not None
     session_id = connection.cookies.get(SESSION_COOKIE, "")
     if not session_id:
         return False
     session = await Sessions(context.store.sessions).get(session_id, context.clock())
     if session is None:
         return False
-    return still_valid(session, await context.store.staff_account(session.login))
+    return still_valid(session, await context.store.staff_registry.account(session.login))
 
 
 # nginx's "client closed request": never sent (no one is there), only logged.

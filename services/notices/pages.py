@@ -28,7 +28,8 @@ from schemas.channels import ChannelHttpReply, ChannelHttpRequest, channel_for
 from schemas.commune import INSEE_RE
 from schemas.notice import CATEGORY_LABELS, Category
 from services.notices import archive
-from services.notices.api import Context, ask_channel, ctx, forwarded_headers, on_stream
+from services.notices.api import ask_channel, ctx, forwarded_headers
+from services.notices.application import Context, on_stream
 from services.notices.caching import Rendered, answer
 from services.notices.crosssite import cross_site
 from services.notices.errors import ApiError
@@ -130,7 +131,7 @@ NO_NOTICE = "Cet avis n'existe pas, ou il n'a pas encore été publié. Vérifie
 
 
 async def public_commune(c: Context, insee: str) -> Commune | None:
-    return await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    return await c.store.commune_registry.get(insee) if INSEE_RE.match(insee) else None
 
 
 def page_url(c: Context, insee: str) -> str:
@@ -208,7 +209,8 @@ async def home(request: Request) -> Response:
     """The communes that publish here, each a link to its notices, with a search by name or
     postal code (a resident who typed the site's address, or cut a commune's, lands
     somewhere in French)."""
-    communes = sorted(await ctx(request).store.communes(), key=lambda x: name_key(x.name))
+    registry = ctx(request).store.commune_registry
+    communes = sorted(await registry.all(), key=lambda x: name_key(x.name))
     latest = max((x.created_at for x in communes), default=None)
     here = [listed(x.insee, x.name) for x in communes]
     query = request.query_params.get("q", "")[:archive.MAX_QUERY_CHARS].strip()

@@ -31,7 +31,8 @@ from schemas.previews import (
 )
 from schemas.versions import read_message
 from services.notices import attachments, lifecycle
-from services.notices.api import Context, Ctx, Staff, invalid, staff_commune
+from services.notices.api import Ctx, Staff
+from services.notices.application import Context, invalid, staff_commune
 
 log = structlog.get_logger("crieur.notices.previews")
 

@@ -30,7 +30,8 @@ from schemas import subjects
 from schemas.deliveries import Channel, DeliveryOutcome, DeliveryReport, read_reports
 from schemas.streams import DELIVERIES_STREAM
 from services.notices import errors
-from services.notices.api import NOTICE_ID_RE, Ctx, Staff, find, staff_commune
+from services.notices.api import Ctx, Staff
+from services.notices.application import NOTICE_ID_RE, find, staff_commune
 from services.notices.errors import ApiError
 
 log = structlog.get_logger("crieur.notices.reach")

@@ -10,30 +10,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import Commune, Notice, NoticeState
-from services.notices import archive, errors, lifecycle
+from services.notices import application, archive, lifecycle
 from services.notices.api import (
-    UNCONFIRMED,
-    Context,
     Ctx,
     Limit,
     Offset,
     Staff,
-    find_latest,
     notice_response,
     page_url,
     shown,
-    staff_commune,
 )
+from services.notices.application import Context, staff_commune
 from services.notices.capfeed import CapRecords, Proposal
-from services.notices.errors import ApiError
-from services.notices.notices import ConcurrentChange
 from services.notices.reach import ReachCounter
-from services.notices.store import StaffMember
 
 # Waiting for someone first, then what is still to come, then the rest, most recent first.
 # An official alert proposed comes before all (issue 29): it is the most urgent to read.
@@ -145,36 +138,6 @@ async def listing(request: Request, c: Context, commune: Commune, now: datetime,
             for n, w in page], len(notices)
 
 
-async def approve(c: Context, member: StaffMember, insee: str, notice_id: str) -> Notice:
-    """Approve a pending notice: it goes out now, or at its publish_at if still ahead; a
-    sent notice's correction waiting for approval goes out now as its next version."""
-    await staff_commune(c, insee, member)
-    now = c.clock()
-    seq, sent, waiting = await find_latest(c, insee, notice_id)
-    # A sent notice's correction waiting for approval is what is approved, and goes out.
-    notice = waiting or sent
-    try:
-        approved = lifecycle.approve(notice, approver=member.name, now=now)
-    except lifecycle.OwnApproval as error:
-        raise ApiError(errors.OWN_APPROVAL) from error
-    except lifecycle.LifecycleError as error:
-        kind = errors.NOTICE_WITHDRAWN if notice.state is NoticeState.WITHDRAWN \
-            else errors.NOTICE_NOT_PENDING
-        raise ApiError(kind) from error
-    try:
-        if approved.state is NoticeState.SCHEDULED:
-            await c.store.schedule(approved)
-        else:
-            await c.store.append(lifecycle.event_for(approved, now), seq)
-            await c.store.unschedule(notice_id)
-    except ConcurrentChange as error:
-        raise ApiError(errors.NOTICE_CHANGED) from error
-    except UNCONFIRMED as error:
-        raise ApiError(errors.BUS_TIMEOUT) from error
-    structlog.get_logger().info("notice_approved", notice_id=notice_id, state=approved.state)
-    return approved
-
-
 staff_router = APIRouter(prefix="/api/v1")
 
 
@@ -201,5 +164,5 @@ async def staff_notices(
 async def approve_notice(
     c: Ctx, member: Staff, insee: str, notice_id: str, response: Response,
 ) -> Notice:
-    approved = await approve(c, member, insee, notice_id)
+    approved = await application.approve(c, member, insee, notice_id)
     return notice_response(response, approved, c.clock())

@@ -30,6 +30,7 @@ from schemas.events import EventKind
 from schemas.notice import CATEGORY_LABELS, PARIS, Category
 from services.notices import (
     api,
+    application,
     archive,
     attachments,
     groups,
@@ -38,7 +39,9 @@ from services.notices import (
     staff_api,
     undo,
 )
-from services.notices.api import Context, ctx
+from services.notices.api import ctx
+from services.notices.application import Context
+from services.notices.attachments import Resolver
 from services.notices.auth import (
     COOKIE_PATH,
     LOGIN_CSRF_COOKIE,
@@ -336,7 +339,7 @@ async def signed_in(request: Request) -> SignedIn | None:
     session = await sessions(c).get(session_id, c.clock())
     if session is None:
         return None
-    account = await c.store.staff_account(session.login)
+    account = await c.store.staff_registry.account(session.login)
     if account is None or not still_valid(session, account):
         return None
     structlog.contextvars.bind_contextvars(staff=account.id)
@@ -376,7 +379,7 @@ async def guarded(request: Request, insee: str, handler: Handler, *, post: bool)
     if who.account.must_change_password:
         return to(PASSWORD_PATH)
     c = ctx(request)
-    commune = await c.store.commune(insee) if INSEE_RE.match(insee) else None
+    commune = await c.store.commune_registry.get(insee) if INSEE_RE.match(insee) else None
     if commune is None or insee not in who.account.communes:
         # The same answer whether the commune exists or not: nothing to learn from it.
         return message(403, "Accès refusé", ["Vous n'avez pas accès à cette commune."], who)
@@ -481,7 +484,7 @@ async def login(request: Request) -> Response:
                           f"réessayez dans {in_french(wait)}.", user, next_url,
                           headers={"Retry-After": str(wait)})
     try:
-        account = await c.store.verify_staff(user, password[:1024], verify_gate(request))
+        account = await c.store.staff_registry.verify(user, password[:1024], verify_gate(request))
     except Busy:
         await store.abandoned(user, client)
         log.warning("staff_signin_busy", login=login, client=client)
@@ -525,7 +528,8 @@ async def home(request: Request) -> Response:
     if who.account.must_change_password:
         return to(PASSWORD_PATH)
     c = ctx(request)
-    communes = [x for x in [await c.store.commune(i) for i in who.account.communes] if x]
+    found = [await c.store.commune_registry.get(i) for i in who.account.communes]
+    communes = [x for x in found if x]
     if len(communes) == 1 and not who.account.groups:
         return to(f"/staff/communes/{communes[0].insee}")
     mine = [g for g in await groups.registry(c).all() if g.id in who.account.groups]
@@ -578,13 +582,13 @@ async def change_password(request: Request) -> Response:
         check = ""  # they signed in with the temporary one a moment ago
     else:
         return password_page(who, 422, "Écrivez votre mot de passe actuel.")
-    if check and await c.store.verify_staff(who.account.login, check[:MAX_PASSWORD],
+    if check and await c.store.staff_registry.verify(who.account.login, check[:MAX_PASSWORD],
                                             verify_gate(request)) is None:
         return password_page(who, 401, "Le mot de passe actuel n'est pas le bon.")
-    if await c.store.verify_staff(who.account.login, new[:MAX_PASSWORD],
+    if await c.store.staff_registry.verify(who.account.login, new[:MAX_PASSWORD],
                                   verify_gate(request)) is not None:
         return password_page(who, 422, "Choisissez un mot de passe différent de l'actuel.")
-    account = await c.store.set_staff_password(who.account.name, new)
+    account = await c.store.staff_registry.set_password(who.account.name, new)
     # Setting it ends every session, this one too: the member stays signed in here only.
     await sessions(c).end(who.session_id)
     session_id, _ = await sessions(c).create(account, c.clock())
@@ -604,7 +608,7 @@ def may_reset(who: SignedIn, colleague: StaffAccount) -> bool:
 
 
 async def colleagues(c: Context, commune: Commune) -> list[StaffAccount]:
-    found = [a for a in await c.store.staff_accounts()
+    found = [a for a in await c.store.staff_registry.accounts()
              if commune.insee in a.communes and a.revoked_at is None]
     return sorted(found, key=lambda a: a.name.casefold())
 
@@ -652,7 +656,7 @@ async def reset_colleague_password(request: Request, insee: str, login: str) -> 
         if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             return team_page(who, commune, team, 422, error_for=colleague.login, error=(
                 f"Le mot de passe provisoire doit avoir au moins {MIN_PASSWORD} caractères."))
-        await c.store.set_staff_password(colleague.name, password, temporary=True)
+        await c.store.staff_registry.set_password(colleague.name, password, temporary=True)
         log.info("staff_password_reset_by_colleague", colleague=colleague.id)
         return to(f"/staff/communes/{insee}/team?reset={quote(colleague.login)}")
 
@@ -912,9 +916,8 @@ async def publish(request: Request, insee: str) -> Response:
         if problems:
             return compose_page(request, who, commune, values, problems, 422)
         try:
-            notice = await api.publish_notice(ctx(request), who.member, insee, draft,
-                                              Response(), request,
-                                              idempotency_key=values["key"])
+            notice = (await application.publish(ctx(request), who.member, insee, draft,
+                                                Resolver(request), values["key"])).notice
         except ApiError as error:
             return compose_page(request, who, commune, values, status=error.kind.status,
                                 error=api_failure(error),
@@ -930,7 +933,7 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
                       problems: dict[str, str] | None = None, error: str = "",
                       status: int = 200, values: dict[str, Any] | None = None) -> Response:
     c = ctx(request)
-    notice = await api.stored(c, commune.insee, notice_id)
+    notice = await application.stored(c, commune.insee, notice_id)
     if notice is None:
         return message(404, "Avis introuvable", [ERROR_FRENCH["notice_not_found"]], who,
                        commune)
@@ -938,8 +941,8 @@ async def notice_page(request: Request, who: SignedIn, commune: Commune, notice_
     notice = api.shown(notice, now)
     # A sent notice may have a correction waiting for approval: the page shows both, and
     # the correction form starts from the correction (the latest version).
-    waiting = (await api.waiting_correction(c, notice)
-               if api.on_stream(c, commune.insee, notice_id) is not None else None)
+    waiting = (await application.waiting_correction(c, notice)
+               if application.on_stream(c, commune.insee, notice_id) is not None else None)
     latest = waiting or notice
     reach = staff_api.reach_of(request, commune.insee, [notice]).get(notice.id, {})
     if values is None:
@@ -985,12 +988,12 @@ async def duplicate(request: Request, insee: str, notice_id: str) -> Response:
     """A new notice's form filled in from this one: nothing is stored until it is published."""
     async def show(request: Request, who: SignedIn, commune: Commune) -> Response:
         c = ctx(request)
-        notice = await api.stored(c, commune.insee, notice_id)
+        notice = await application.stored(c, commune.insee, notice_id)
         if notice is None:
             return message(404, "Avis introuvable", [ERROR_FRENCH["notice_not_found"]], who,
                            commune)
         # The text waiting for approval, if any, is the latest the mairie wrote.
-        latest = await api.waiting_correction(c, notice) if api.on_stream(
+        latest = await application.waiting_correction(c, notice) if application.on_stream(
             c, commune.insee, notice_id) is not None else None
         values, left_out = copy_values(latest or notice, c.clock())
         log.info("notice_duplicated", notice_id=notice_id)
@@ -1025,14 +1028,15 @@ async def correct(request: Request, insee: str, notice_id: str) -> Response:
         if_match = f'"{version}"' if version else None
         try:
             if text(form, "confirm") != "1":
-                _, latest, corrected = await api.corrected_version(
-                    ctx(request), who.member, insee, notice_id, patch, request, if_match)
+                _, latest, corrected = await application.corrected_version(
+                    ctx(request), who.member, insee, notice_id, patch, Resolver(request),
+                    if_match)
                 if corrected is not latest and lifecycle.is_sent(latest):
                     # Sent again to every channel, SMS paid: shown and confirmed first.
                     return await change_page(request, who, commune, corrected,
                                              EventKind.CORRECTED, latest.version, values)
-            notice = await api.correct_notice(ctx(request), who.member, insee, notice_id,
-                                              patch, Response(), request, if_match=if_match)
+            notice = await application.correct(ctx(request), who.member, insee, notice_id,
+                                               patch, Resolver(request), if_match)
         except ApiError as error:
             fields_named = {f["field"]: f["message"] for f in error.fields or ()}
             if fields_named:
@@ -1093,30 +1097,20 @@ async def withdraw(request: Request, insee: str, notice_id: str) -> Response:
         version = text(form, "version", 20)
         try:
             if text(form, "confirm") != "1":
-                _, current, _ = await api.find_latest(c, insee, notice_id)
-                api.refuse_broadcast_copy(current)
-                event = lifecycle.withdraw(current, author=who.account.name, now=c.clock())
-                return await change_page(request, who, commune, event.notice,
-                                         EventKind.WITHDRAWN, current.version)
+                checked = await application.withdrawal(c, who.member, insee, notice_id)
+                return await change_page(request, who, commune, checked.event.notice,
+                                         EventKind.WITHDRAWN, checked.current.version)
             if_match = f'"{version}"' if version else None
             delay = c.settings.withdraw_undo_s
             if delay > 0:
                 # Checked now as the API would (the notice, its version, a group's copy),
                 # done once the minute to undo it is over (undo.py).
-                await api.staff_commune(c, insee, who.member)
-                _, current, waiting = await api.find_latest(c, insee, notice_id)
-                api.refuse_broadcast_copy(current)
-                api.check_if_match(if_match, current, *([waiting] if waiting else []))
-                lifecycle.withdraw(current, author=who.account.name, now=c.clock())
+                await application.withdrawal(c, who.member, insee, notice_id, if_match)
                 await withdrawals(request).hold(notice_id, insee, who.member, c.clock(),
                                                 timedelta(seconds=delay))
                 log.info("withdrawal_held", notice_id=notice_id, delay_s=delay)
                 return to(f"/staff/communes/{insee}/notices/{notice_id}?ok=withdrawal-held")
-            await api.withdraw_notice(c, who.member, insee, notice_id, Response(),
-                                      if_match=if_match)
-        except lifecycle.LifecycleError:
-            return await notice_page(request, who, commune, notice_id,
-                                     error=ERROR_FRENCH["notice_withdrawn"], status=409)
+            await application.withdraw(c, who.member, insee, notice_id, if_match)
         except ApiError as error:
             return await notice_page(request, who, commune, notice_id, error=api_failure(error),
                                      status=error.kind.status)
@@ -1160,8 +1154,7 @@ async def publish_proposed(request: Request, insee: str, notice_id: str) -> Resp
     from services.notices import proposals
 
     async def action(who: SignedIn) -> str:
-        notice = await proposals.publish_proposed(ctx(request), who.member, insee, notice_id,
-                                                  Response())
+        notice = await proposals.publish(ctx(request), who.member, insee, notice_id)
         if notice.state is NoticeState.PENDING_APPROVAL and notice.published_at:
             return "correction-pending"  # the source's correction of a sent notice waits
         return f"proposal-{notice.state}"
@@ -1172,7 +1165,7 @@ async def publish_proposed(request: Request, insee: str, notice_id: str) -> Resp
 @pages.post("/communes/{insee}/notices/{notice_id}/approve", response_class=HTMLResponse)
 async def approve(request: Request, insee: str, notice_id: str) -> Response:
     async def action(who: SignedIn) -> str:
-        notice: Notice = await staff_api.approve(ctx(request), who.member, insee, notice_id)
+        notice = await application.approve(ctx(request), who.member, insee, notice_id)
         return f"approved-{notice.state}"
 
     return await _notice_button(request, insee, notice_id, action)

@@ -15,7 +15,7 @@ from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
 
 from crieur.bus import connect, ensure_all
-from schemas import Commune, Notice, NoticeEvent
+from schemas import Notice, NoticeEvent
 from schemas.streams import (
     CAP_ALERTS,
     COMMUNES,
@@ -34,12 +34,8 @@ from services.notices.idempotency import IdempotencyKeys
 from services.notices.notices import ConcurrentChange, NoticeLog
 from services.notices.schedule import Schedule
 from services.notices.staff import (
-    Person,
-    Revoked,
-    StaffAccount,
     StaffMember,
     StaffRegistry,
-    VerifyGate,
 )
 from services.notices.view import NoticeView
 
@@ -118,59 +114,3 @@ class NatsStore:
     def all_scheduled(self) -> list[Notice]:
         return self.scheduled_notices.all()
 
-    # -- communes ------------------------------------------------------------------------
-
-    async def add_commune(self, insee: str, name: str) -> Commune:
-        return await self.commune_registry.add(insee, name)
-
-    async def commune(self, insee: str) -> Commune | None:
-        return await self.commune_registry.get(insee)
-
-    async def communes(self) -> list[Commune]:
-        return await self.commune_registry.all()
-
-    async def require_approval(self, insee: str, categories: tuple[str, ...]) -> Commune | None:
-        return await self.commune_registry.require_approval(insee, categories)
-
-    # -- staff ---------------------------------------------------------------------------
-
-    async def add_staff(self, name: str, communes: tuple[str, ...],
-                        groups: tuple[str, ...] = ()) -> tuple[StaffMember, str]:
-        return await self.staff_registry.add(name, communes, groups)
-
-    async def staff_for_token(self, token: str) -> StaffMember | None:
-        return await self.staff_registry.for_token(token)
-
-    async def staff(self) -> list[tuple[str, StaffMember]]:
-        return await self.staff_registry.all()
-
-    async def staff_people(self) -> list[Person]:
-        return await self.staff_registry.people()
-
-    async def staff_person(self, who: str) -> Person:
-        return await self.staff_registry.person(who)
-
-    async def revoke_staff(self, who: str) -> Revoked:
-        return await self.staff_registry.revoke(who)
-
-    async def set_staff_password(
-        self, name: str, password: str, communes: tuple[str, ...] = (),
-        groups: tuple[str, ...] = (), *, temporary: bool = False,
-    ) -> StaffAccount:
-        return await self.staff_registry.set_password(name, password, communes, groups,
-                                                      temporary=temporary)
-
-    async def staff_accounts(self) -> list[StaffAccount]:
-        return await self.staff_registry.accounts()
-
-    async def staff_account(self, login: str) -> StaffAccount | None:
-        return await self.staff_registry.account(login)
-
-    async def verify_staff(self, user: str, password: str, gate: VerifyGate | None = None
-                           ) -> StaffAccount | None:
-        return await self.staff_registry.verify(user, password, gate)
-
-    # -- idempotency keys ----------------------------------------------------------------
-
-    async def claim(self, key: str, value: dict[str, str]) -> dict[str, str] | None:
-        return await self.idempotency.claim(key, value)

@@ -34,9 +34,9 @@ async def pages_as_served(nats_url: str) -> dict[str, str]:
     clock = Clock()
     app = create_app(settings, Context(store=store, settings=settings, clock=clock))
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
-    _, token = await store.add_staff(f"Anne {insee}", (insee,))
-    await store.set_staff_password(f"Anne {insee}", PASSWORD)
+    await store.commune_registry.add(insee, "Lavoncourt")
+    _, token = await store.staff_registry.add(f"Anne {insee}", (insee,))
+    await store.staff_registry.set_password(f"Anne {insee}", PASSWORD)
     served: dict[str, str] = {}
     try:
         async with app.router.lifespan_context(app):

@@ -40,7 +40,7 @@ async def test_every_subscription_resumes_within_seconds_after_a_server_restart(
     url = server.start()
     commune = "70299"
     store = await NatsStore.connect(url, name="test-recovery-notices")
-    await store.add_commune(commune, "Lavoncourt")
+    await store.commune_registry.add(commune, "Lavoncourt")
     settings = NoticesSettings(nats_url=url, schedule_interval_s=3600)
     app = create_app(settings, Context(store=store, settings=settings))
     panel = Panel(panel_settings(url, commune, tmp_path))

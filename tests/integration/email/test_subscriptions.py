@@ -312,7 +312,7 @@ async def test_manage_communes_and_categories_then_delete_everything(
     assert page.status_code == 200
     assert f"Lavoncourt ({front_door.insee})" in page.text
     assert 'value="alerte" checked' in page.text and 'value="travaux">' in page.text
-    other = await front_door.store.add_commune("70001", "Autreville")
+    other = await front_door.store.commune_registry.add("70001", "Autreville")
     assert other.insee == "70001"
     changed = await front_door.http.post(manage, data={
         f"c.{front_door.insee}": ["travaux", "evenement"], "new_commune": "70001"})
@@ -348,27 +348,27 @@ async def test_manage_adds_a_commune_by_postal_code_or_name_and_asks_before_drop
         return {f.commune: [c.value for c in f.categories] for f in found[0].follows}
 
     # One registered commune behind a postal code shared by unregistered ones: added.
-    await front_door.store.add_commune("70001", "Abelcourt")
+    await front_door.store.commune_registry.add("70001", "Abelcourt")
     added = await front_door.http.post(manage, data={f"c.{here}": "alerte",
                                                       "new_commune": "70300"})
     assert added.status_code == 200 and "C'est enregistré" in html.unescape(added.text)
     assert set(await follows()) == {here, "70001"}
     # By its name, whatever the accents and case: Fédry.
-    await front_door.store.add_commune("70230", "Fédry")
+    await front_door.store.commune_registry.add("70230", "Fédry")
     by_name = await front_door.http.post(manage, data={
         f"c.{here}": "alerte", "c.70001": "alerte", "new_commune": " fedry "})
     assert by_name.status_code == 200, by_name.text
     assert "70230" in await follows()
     # By its INSEE code, as before: Lavoncourt.
-    await front_door.store.add_commune("70299", "Lavoncourt")
+    await front_door.store.commune_registry.add("70299", "Lavoncourt")
     by_code = await front_door.http.post(manage, data={
         **{f"c.{c}": cats for c, cats in (await follows()).items()}, "new_commune": "70299"})
     assert by_code.status_code == 200 and "70299" in await follows()
 
     # A postal code with two registered communes not yet followed: the resident picks
     # (Fédry and Lavoncourt, followed already, are not offered), nothing saved yet.
-    await front_door.store.add_commune("70298", "Lavigney")
-    await front_door.store.add_commune("70025", "Arbecey")
+    await front_door.store.commune_registry.add("70298", "Lavigney")
+    await front_door.store.commune_registry.add("70025", "Arbecey")
     before = await follows()
     keep = {f"c.{c}": cats for c, cats in before.items()}
     choice = await front_door.http.post(manage, data={**keep, "new_commune": "70120"})

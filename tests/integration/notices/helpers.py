@@ -89,8 +89,8 @@ async def open_front_door(nats_url: str, **settings: Any) -> AsyncIterator[Front
     clock = Clock()
     app = create_app(config, Context(store=store, settings=config, clock=clock))
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
-    _, token = await store.add_staff("Secrétaire", (insee,))
+    await store.commune_registry.add(insee, "Lavoncourt")
+    _, token = await store.staff_registry.add("Secrétaire", (insee,))
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

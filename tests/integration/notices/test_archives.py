@@ -55,7 +55,7 @@ BELVEDERE = "2A035"
 async def test_the_root_finds_a_commune_by_postal_code_or_name_without_javascript(
         front_door: FrontDoor) -> None:
     door = front_door
-    await door.store.add_commune(BELVEDERE, "Belvédère-Campomoro")
+    await door.store.commune_registry.add(BELVEDERE, "Belvédère-Campomoro")
     root = await get_page(door, "/")
     assert "Nom de la commune ou code postal" in root.all_text
     assert 'action="/"' in (await door.http.get("/")).text, "a plain GET form, no script"

@@ -48,8 +48,8 @@ async def test_a_commune_past_its_quota_is_refused_with_a_413_that_says_why(
     assert f"quota of {QUOTA} bytes ({4 * len(FILE)} bytes stored)" in error["message"]
     # The quota is each commune's: another one still uploads.
     other = random_insee()
-    await fd.store.add_commune(other, "Pierrecourt")
-    _, token = await fd.store.add_staff("Maire", (other,))
+    await fd.store.commune_registry.add(other, "Pierrecourt")
+    _, token = await fd.store.staff_registry.add("Maire", (other,))
     assert (await upload(fd, other, token)).status_code == 201
 
 

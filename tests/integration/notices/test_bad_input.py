@@ -33,8 +33,8 @@ async def test_publishing_without_a_valid_token_is_401(
 
 async def test_a_revoked_token_is_401(front_door: FrontDoor) -> None:
     fd = front_door
-    member, token = await fd.store.add_staff("Ancien adjoint", (fd.insee,))
-    revoked = await fd.store.revoke_staff(member.id)
+    member, token = await fd.store.staff_registry.add("Ancien adjoint", (fd.insee,))
+    revoked = await fd.store.staff_registry.revoke(member.id)
     assert [m.id for m in revoked.tokens] == [member.id]
     response = await fd.http.post(fd.notices_url(), json=GOOD,
                                   headers={"Authorization": f"Bearer {token}"})
@@ -44,8 +44,8 @@ async def test_a_revoked_token_is_401(front_door: FrontDoor) -> None:
 async def test_a_token_of_another_commune_is_403(front_door: FrontDoor) -> None:
     fd = front_door
     other = random_insee()
-    await fd.store.add_commune(other, "Dampierre-sur-Salon")
-    _, other_token = await fd.store.add_staff("Autre mairie", (other,))
+    await fd.store.commune_registry.add(other, "Dampierre-sur-Salon")
+    _, other_token = await fd.store.staff_registry.add("Autre mairie", (other,))
     other_auth = {"Authorization": f"Bearer {other_token}"}
     response = await fd.http.post(fd.notices_url(), json=GOOD, headers=other_auth)
     assert response.status_code == 403

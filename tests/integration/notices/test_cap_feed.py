@@ -67,9 +67,9 @@ def from_feed(items: list[dict[str, object]], started: str) -> list[dict[str, ob
 async def test_an_orange_alert_is_proposed_published_corrected_and_withdrawn(
         front_door: FrontDoor, source: Source) -> None:
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
-    await door.store.add_commune("25056", "Besançon")  # Doubs: not in the alert's area
-    _, token = await door.store.add_staff("Mairie de Lavoncourt", (LAVONCOURT, "25056"))
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
+    await door.store.commune_registry.add("25056", "Besançon")  # Doubs: not in the alert's area
+    _, token = await door.store.staff_registry.add("Mairie de Lavoncourt", (LAVONCOURT, "25056"))
     auth = {"Authorization": f"Bearer {token}"}
     started = source.feed.identifier("")
     async with httpx.AsyncClient() as http:
@@ -138,8 +138,8 @@ async def test_an_orange_alert_is_proposed_published_corrected_and_withdrawn(
 async def test_a_cancel_before_publication_drops_the_draft(
         front_door: FrontDoor, source: Source) -> None:
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
-    _, token = await door.store.add_staff("Mairie", (LAVONCOURT,))
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
+    _, token = await door.store.staff_registry.add("Mairie", (LAVONCOURT,))
     started = source.feed.identifier("")
     async with httpx.AsyncClient() as http:
         reader = Reader(door.store, (f"{source.base}/feed.atom",), door.clock, http=http)
@@ -160,8 +160,8 @@ async def test_a_cancel_before_publication_drops_the_draft(
 async def test_a_malformed_document_is_set_aside_and_the_reader_goes_on(
         front_door: FrontDoor, source: Source) -> None:
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
-    _, token = await door.store.add_staff("Mairie", (LAVONCOURT,))
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
+    _, token = await door.store.staff_registry.add("Mairie", (LAVONCOURT,))
     broken = "http://127.0.0.1:1/unreachable.xml"
     async with httpx.AsyncClient() as http:
         app_port = free_port()
@@ -206,8 +206,8 @@ def _bad_app() -> object:
 async def test_unsigned_alerts_are_set_aside_when_signatures_are_required(
         front_door: FrontDoor, source: Source) -> None:
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
-    _, token = await door.store.add_staff("Mairie", (LAVONCOURT,))
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
+    _, token = await door.store.staff_registry.add("Mairie", (LAVONCOURT,))
     async with httpx.AsyncClient() as http:
         reader = Reader(door.store, (f"{source.base}/feed.atom",), door.clock,
                         require_signature=True, http=http)
@@ -222,9 +222,9 @@ async def test_unsigned_alerts_are_set_aside_when_signatures_are_required(
 async def test_the_communes_approval_rule_holds_a_published_proposal(
         front_door: FrontDoor, source: Source) -> None:
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
-    await door.store.require_approval(LAVONCOURT, ("alerte",))
-    _, token = await door.store.add_staff("Mairie", (LAVONCOURT,))
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
+    await door.store.commune_registry.require_approval(LAVONCOURT, ("alerte",))
+    _, token = await door.store.staff_registry.add("Mairie", (LAVONCOURT,))
     started = source.feed.identifier("")
     try:
         async with httpx.AsyncClient() as http:
@@ -238,7 +238,7 @@ async def test_the_communes_approval_rule_holds_a_published_proposal(
         assert held.status_code == 202 and held.json()["state"] == "pending_approval"
         assert door.store.get(LAVONCOURT, str(orange["id"])) is None  # type: ignore[index]
     finally:
-        await door.store.require_approval(LAVONCOURT, ())
+        await door.store.commune_registry.require_approval(LAVONCOURT, ())
 
 
 async def test_the_front_door_reads_the_feeds_it_is_given(nats_url: str, source: Source) -> None:
@@ -253,8 +253,8 @@ async def test_the_front_door_reads_the_feeds_it_is_given(nats_url: str, source:
                                cap_poll_s=0.2)
     assert settings.cap_feed_urls == (f"{source.base}/feed.atom",)
     store = await NatsStore.connect(nats_url, name="test-capfeed")
-    await store.add_commune(LAVONCOURT, "Lavoncourt")
-    _, token = await store.add_staff("Mairie", (LAVONCOURT,))
+    await store.commune_registry.add(LAVONCOURT, "Lavoncourt")
+    _, token = await store.staff_registry.add("Mairie", (LAVONCOURT,))
     app = create_app(settings, Context(store=store, settings=settings, clock=Clock()))
     started = source.feed.identifier("")
     try:
@@ -278,9 +278,9 @@ async def test_staff_pages_show_the_proposal_first_and_publish_it_in_one_click(
     from tests.integration.staff.helpers import page_csrf, shown, sign_in
 
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
     name = f"Secrétariat {door.insee}"
-    await door.store.set_staff_password(name, "un mot de passe solide", (LAVONCOURT,))
+    await door.store.staff_registry.set_password(name, "un mot de passe solide", (LAVONCOURT,))
     async with httpx.AsyncClient() as http:
         await Reader(door.store, (f"{source.base}/feed.atom",), door.clock,
                      http=http).poll_once()
@@ -312,9 +312,9 @@ async def test_staff_pages_apply_the_sources_correction_and_withdrawal_in_one_cl
     from tests.integration.staff.helpers import page_csrf, shown, sign_in
 
     door = front_door
-    await door.store.add_commune(LAVONCOURT, "Lavoncourt")
+    await door.store.commune_registry.add(LAVONCOURT, "Lavoncourt")
     name = f"Secrétariat {door.insee}"
-    await door.store.set_staff_password(name, "un mot de passe solide", (LAVONCOURT,))
+    await door.store.staff_registry.set_password(name, "un mot de passe solide", (LAVONCOURT,))
     orange = draft_id(source.feed.identifier("orange-vent"), LAVONCOURT)
     page = f"/staff/communes/{LAVONCOURT}/notices/{orange}"
     transport = httpx.ASGITransport(app=door.app)
@@ -327,7 +327,7 @@ async def test_staff_pages_apply_the_sources_correction_and_withdrawal_in_one_cl
         assert (await browser.post(f"{page}/publish", data={"csrf": csrf})).status_code == 303
         # A notice of the commune's own, newer: the proposal still comes first.
         mine = await door.http.post(f"/api/v1/communes/{LAVONCOURT}/notices", headers={
-            "Authorization": f"Bearer {(await door.store.add_staff('Mairie', (LAVONCOURT,)))[1]}"},
+            "Authorization": f"Bearer {(await door.store.staff_registry.add('Mairie', (LAVONCOURT,)))[1]}"},
             json={"category": "information", "title": "Marché", "body": "Samedi matin."})
         assert mine.status_code == 201, mine.text
 

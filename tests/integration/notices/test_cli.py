@@ -57,8 +57,8 @@ async def shell(nats_url: str) -> AsyncIterator[Shell]:
     settings = NoticesSettings(nats_url=nats_url, http_port=port)
     store = await NatsStore.connect(nats_url, name="test-cli")
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
-    _, token = await store.add_staff("Secrétaire", (insee,))
+    await store.commune_registry.add(insee, "Lavoncourt")
+    _, token = await store.staff_registry.add("Secrétaire", (insee,))
     app = create_app(settings, Context(store=store, settings=settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     serving = asyncio.create_task(server.serve())
@@ -94,7 +94,7 @@ async def test_adding_an_existing_commune_says_so_and_renaming_is_explicit(shell
     assert same.code == 0 and "already registered" in same.out
     other = await shell.run("commune", "add", shell.insee, "Dampierre")
     assert other.code == 1 and "exists" in other.err and "rename" in other.err
-    commune = await shell.store.commune(shell.insee)
+    commune = await shell.store.commune_registry.get(shell.insee)
     assert commune is not None and commune.name == "Lavoncourt", "nothing renamed by mistake"
     renamed = await shell.run("commune", "rename", shell.insee, "Lavoncourt-le-Haut")
     assert renamed.code == 0, renamed

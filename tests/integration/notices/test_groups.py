@@ -25,11 +25,11 @@ ALERT = {"category": "alerte", "title": "Tempête cette nuit",
 async def make_group(door: FrontDoor, size: int, group_id: str) -> tuple[list[str], str]:
     """`size` registered communes (the fixture's among them) in one group, and a token for it."""
     communes = [door.insee] + [random_insee() for _ in range(size - 1)]
-    await asyncio.gather(*(door.store.add_commune(i, f"Commune {i}") for i in communes[1:]))
+    await asyncio.gather(*(door.store.commune_registry.add(i, f"Commune {i}") for i in communes[1:]))
     await GroupRegistry(door.store.groups_kv).put(Group(
         id=group_id, name="Communauté de test", kind="list", communes=tuple(communes),
         created_at=datetime.now(UTC)))
-    _, token = await door.store.add_staff("Président", tuple(communes), (group_id,))
+    _, token = await door.store.staff_registry.add("Président", tuple(communes), (group_id,))
     return communes, token
 
 
@@ -116,7 +116,7 @@ def copy_id_of(broadcast: dict[str, object], insee: str) -> str:
 async def test_each_communes_approval_rule_holds_its_copy(front_door: FrontDoor) -> None:
     door = front_door
     communes, token = await make_group(door, 3, "cc-test-approval")
-    await door.store.require_approval(communes[1], ("alerte",))
+    await door.store.commune_registry.require_approval(communes[1], ("alerte",))
     ends = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     answer = await door.http.post("/api/v1/groups/cc-test-approval/notices",
                                   json=ALERT | {"ends_at": ends}, headers=bearer(token))

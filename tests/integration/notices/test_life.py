@@ -107,7 +107,7 @@ async def test_a_notice_withdrawn_before_it_went_out_is_a_404_to_anyone(
 ) -> None:
     fd = front_door
     if held == "pending_approval":
-        await fd.store.require_approval(fd.insee, ("evenement",))
+        await fd.store.commune_registry.require_approval(fd.insee, ("evenement",))
         notice, url = await post_held(fd)
     else:
         notice, url = await post_held(fd, publish_at=in_(fd, timedelta(hours=1)))

@@ -27,8 +27,8 @@ async def test_publishing_during_an_outage_is_503_and_works_after(tmp_path: Path
     server.start()
     settings = NoticesSettings(nats_url=server.url)
     store = await NatsStore.connect(server.url, name="test-outage")
-    await store.add_commune("70299", "Lavoncourt")
-    _, token = await store.add_staff("Secrétaire", ("70299",))
+    await store.commune_registry.add("70299", "Lavoncourt")
+    _, token = await store.staff_registry.add("Secrétaire", ("70299",))
     auth = {"Authorization": f"Bearer {token}"}
     app = create_app(settings, Context(store=store, settings=settings))
     url = "/api/v1/communes/70299/notices"

@@ -89,13 +89,13 @@ async def test_a_retry_after_a_crash_mid_publish_publishes_with_the_claimed_id(
 ) -> None:
     fd = front_door
     # What a crash between claiming the key and publishing leaves behind: a claim only.
-    member = await fd.store.staff_for_token(fd.token)
+    member = await fd.store.staff_registry.for_token(fd.token)
     assert member is not None
     scoped = f"{member.id}:{fd.insee}:crash-key"
     key = hashlib.sha256(scoped.encode()).hexdigest()
     request = hashlib.sha256(
         NoticeDraft.model_validate(ROAD_CLOSED).model_dump_json().encode()).hexdigest()
-    assert await fd.store.claim(key, {"notice_id": "0000aaaa0000bbbb", "request": request}) is None
+    assert await fd.store.idempotency.claim(key, {"notice_id": "0000aaaa0000bbbb", "request": request}) is None
     retried = await fd.http.post(fd.notices_url(), json=ROAD_CLOSED,
                                  headers=fd.auth | {"Idempotency-Key": "crash-key"})
     assert retried.status_code == 201

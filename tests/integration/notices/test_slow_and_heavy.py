@@ -70,8 +70,8 @@ def serve(nats_url: str) -> Serve:
                                    public_url="https://crieur.example")
         store = await NatsStore.connect(nats_url, name="test-slow-heavy")
         insee = random_insee()
-        await store.add_commune(insee, "Lavoncourt")
-        _, token = await store.add_staff("Secrétaire", (insee,))
+        await store.commune_registry.add(insee, "Lavoncourt")
+        _, token = await store.staff_registry.add("Secrétaire", (insee,))
         app = create_app(settings, Context(store=store, settings=settings, clock=Clock()))
         config = server_config(app, "127.0.0.1", 0, grace_s=1, limits=HttpLimits(**limits))
         server = uvicorn.Server(config)
@@ -202,7 +202,7 @@ async def test_a_staff_body_of_unknown_length_is_cut_off_at_the_limit_as_it_stre
 
 async def test_a_signed_in_staff_session_may_send_a_large_form(serve: Serve) -> None:
     async with serve() as fd:
-        account = await fd.store.set_staff_password(f"Anne {fd.insee}", "correct horse battery",
+        account = await fd.store.staff_registry.set_password(f"Anne {fd.insee}", "correct horse battery",
                                                     (fd.insee,))
         session_id, _ = await Sessions(fd.store.sessions).create(account, Clock()())
         form = {"title": "Fête", "body": "x" * 100_000}

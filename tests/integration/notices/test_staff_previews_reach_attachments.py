@@ -130,7 +130,7 @@ async def test_previews_are_for_staff_of_the_commune(front_door: FrontDoor) -> N
     fd = front_door
     assert (await fd.http.post(previews_url(fd), json=DRAFT)).status_code == 401
     other = "2A004"
-    await fd.store.add_commune(other, "Ajaccio")
+    await fd.store.commune_registry.add(other, "Ajaccio")
     assert (await fd.http.post(f"/api/v1/communes/{other}/previews", headers=fd.auth,
                                json=DRAFT)).status_code == 403
 
@@ -289,10 +289,10 @@ async def test_an_attachment_belongs_to_its_commune(front_door: FrontDoor) -> No
     fd = front_door
     stored = (await fd.http.post(upload_url(fd), headers=fd.auth, content=PNG)).json()
     other = "2B033"
-    await fd.store.add_commune(other, "Bastia")
+    await fd.store.commune_registry.add(other, "Bastia")
     assert (await fd.http.get(f"/communes/{other}/attachments/{stored['id']}")).status_code == 404
     assert (await fd.http.get(f"/communes/{fd.insee}/attachments/nope")).status_code == 404
-    _, token = await fd.store.add_staff("Mairie de Bastia", (other,))
+    _, token = await fd.store.staff_registry.add("Mairie de Bastia", (other,))
     bastia = {"Authorization": f"Bearer {token}"}
     used = await fd.http.post(f"/api/v1/communes/{other}/notices", headers=bastia,
                               json={**DRAFT, "attachments": [stored["id"]]})

@@ -23,12 +23,12 @@ async def office(nats_url: str) -> AsyncIterator[Office]:
     clock = Clock()
     app = create_app(settings, Context(store=store, settings=settings, clock=clock))
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
+    await store.commune_registry.add(insee, "Lavoncourt")
     # Names unique per test: the staff bucket is shared by the whole session.
-    _, token = await store.add_staff(f"Anne {insee}", (insee,))
-    await store.set_staff_password(f"Anne {insee}", PASSWORD)
-    await store.add_staff(f"Bruno {insee}", (insee,))
-    await store.set_staff_password(f"Bruno {insee}", PASSWORD)
+    _, token = await store.staff_registry.add(f"Anne {insee}", (insee,))
+    await store.staff_registry.set_password(f"Anne {insee}", PASSWORD)
+    await store.staff_registry.add(f"Bruno {insee}", (insee,))
+    await store.staff_registry.set_password(f"Bruno {insee}", PASSWORD)
     async with app.router.lifespan_context(app):
         # A client address of its own (from the commune code, unique in the session): the
         # sign-in throttle counts per address, in a bucket every test of the session shares.

@@ -15,8 +15,8 @@ ALERT = {"category": "alerte", "title": "Tempête cette nuit", "body": "Restez c
 
 
 async def test_an_alert_waits_for_another_member_then_goes_out(office: Office) -> None:
-    await office.store.require_approval(office.insee, ("alerte",))
-    _, bruno_token = await office.store.add_staff(f"Bruno {office.insee}", (office.insee,))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
+    _, bruno_token = await office.store.staff_registry.add(f"Bruno {office.insee}", (office.insee,))
     url = f"/api/v1/communes/{office.insee}/notices"
     async with office.browser() as api:
         held = await api.post(url, headers=office.auth, json=ALERT)
@@ -52,8 +52,8 @@ async def test_an_alert_waits_for_another_member_then_goes_out(office: Office) -
 
 
 async def test_an_approved_notice_with_a_future_time_is_scheduled(office: Office) -> None:
-    await office.store.require_approval(office.insee, ("alerte",))
-    _, bruno_token = await office.store.add_staff(f"Bruno {office.insee}", (office.insee,))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
+    _, bruno_token = await office.store.staff_registry.add(f"Bruno {office.insee}", (office.insee,))
     later = (office.clock.now + timedelta(hours=3)).isoformat()
     url = f"/api/v1/communes/{office.insee}/notices"
     async with office.browser() as api:
@@ -67,7 +67,7 @@ async def test_an_approved_notice_with_a_future_time_is_scheduled(office: Office
 
 
 async def test_a_pending_notice_can_be_withdrawn_and_never_goes_out(office: Office) -> None:
-    await office.store.require_approval(office.insee, ("alerte",))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
     url = f"/api/v1/communes/{office.insee}/notices"
     async with office.browser() as api:
         notice_id = (await api.post(url, headers=office.auth, json=ALERT)).json()["id"]
@@ -80,7 +80,7 @@ async def test_a_pending_notice_can_be_withdrawn_and_never_goes_out(office: Offi
 async def test_the_scheduler_leaves_a_pending_notice_alone_even_when_its_time_passed(
     office: Office,
 ) -> None:
-    await office.store.require_approval(office.insee, ("alerte",))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
     earlier = (office.clock.now - timedelta(minutes=5)).isoformat()
     url = f"/api/v1/communes/{office.insee}/notices"
     async with office.browser() as api:
@@ -94,7 +94,7 @@ async def test_the_scheduler_leaves_a_pending_notice_alone_even_when_its_time_pa
 
 
 async def test_approval_through_the_pages(office: Office) -> None:
-    await office.store.require_approval(office.insee, ("alerte",))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
     url = f"/api/v1/communes/{office.insee}/notices"
     async with office.browser() as api:
         notice_id = (await api.post(url, headers=office.auth, json=ALERT)).json()["id"]
@@ -124,7 +124,7 @@ async def test_approval_through_the_pages(office: Office) -> None:
 
 
 async def test_correcting_a_sent_notice_into_an_alert_is_refused(office: Office) -> None:
-    await office.store.require_approval(office.insee, ("alerte",))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
     url = f"/api/v1/communes/{office.insee}/notices"
     async with office.browser() as api:
         made = await api.post(url, headers=office.auth, json=ALERT | {"category": "information"})

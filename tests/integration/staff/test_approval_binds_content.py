@@ -32,9 +32,9 @@ class Members:
 
 
 async def members(office: Office) -> Members:
-    await office.store.require_approval(office.insee, ("alerte",))
-    _, bruno = await office.store.add_staff(f"Bruno {office.insee}", (office.insee,))
-    _, claire = await office.store.add_staff(f"Claire {office.insee}", (office.insee,))
+    await office.store.commune_registry.require_approval(office.insee, ("alerte",))
+    _, bruno = await office.store.staff_registry.add(f"Bruno {office.insee}", (office.insee,))
+    _, claire = await office.store.staff_registry.add(f"Claire {office.insee}", (office.insee,))
     return Members(office, bruno, claire)
 
 

@@ -19,14 +19,14 @@ pytestmark = pytest.mark.integration
 async def group_member(office: Office, size: int) -> tuple[str, list[str], str]:
     """A group of `size` registered communes (the office's first), its id and a member."""
     communes = [office.insee] + [random_insee() for _ in range(size - 1)]
-    await asyncio.gather(*(office.store.add_commune(i, f"Commune {i}") for i in communes[1:]))
+    await asyncio.gather(*(office.store.commune_registry.add(i, f"Commune {i}") for i in communes[1:]))
     group_id = f"cc-pages-{office.insee}"
     await GroupRegistry(office.store.groups_kv).put(Group(
         id=group_id, name=f"Communauté {office.insee}", kind="list",
         communes=(*communes, "99999"), created_at=datetime.now(UTC)))
     name = f"Présidente {office.insee}"
-    await office.store.add_staff(name, tuple(communes), (group_id,))
-    account = await office.store.set_staff_password(name, PASSWORD)
+    await office.store.staff_registry.add(name, tuple(communes), (group_id,))
+    account = await office.store.staff_registry.set_password(name, PASSWORD)
     assert account.groups == (group_id,)
     return group_id, communes, name
 
@@ -38,7 +38,7 @@ FORM = {"category": "alerte", "title": "Tempête cette nuit", "when": "now",
 async def test_a_group_member_publishes_corrects_and_withdraws_for_the_group(
         office: Office) -> None:
     group_id, communes, name = await group_member(office, 3)
-    await office.store.require_approval(communes[2], ("alerte",))
+    await office.store.commune_registry.require_approval(communes[2], ("alerte",))
     async with office.browser() as member, office.browser() as secretary:
         assert (await sign_in(member, name)).status_code == 303
         home = shown(await member.get("/staff"))

@@ -224,7 +224,7 @@ async def test_password_checks_at_once_are_bounded(nats_url: str, office: Office
     # A password hash that takes about a second to check: the checks overlap for sure.
     slow = PasswordHasher(time_cost=300, memory_cost=8192, parallelism=1)
     login = f"anne-{office.insee}"
-    account = await office.store.staff_account(login)
+    account = await office.store.staff_registry.account(login)
     assert account is not None
     await office.store.staff_registry.kv.put(
         "login." + login,

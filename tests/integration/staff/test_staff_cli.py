@@ -25,21 +25,21 @@ async def test_staff_add_sets_a_password_and_passwd_resets_it(
     nats_url: str, store: NatsStore
 ) -> None:
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
+    await store.commune_registry.add(insee, "Lavoncourt")
     name = f"Élise Martin {insee}"
     code, out, err = await crieur(nats_url, "staff", "add", "--commune", insee, "--name", name,
                                   "--password-stdin", stdin="premier mot de passe\n")
     assert code == 0, err
     assert out.strip().startswith("crieur_")  # the token, for scripts, as before
     assert f"user 'elise-martin-{insee}'" in err
-    assert await store.verify_staff(f"elise-martin-{insee}", "premier mot de passe") is not None
-    assert await store.staff_for_token(out.strip()) is not None
+    assert await store.staff_registry.verify(f"elise-martin-{insee}", "premier mot de passe") is not None
+    assert await store.staff_registry.for_token(out.strip()) is not None
 
     code, _, err = await crieur(nats_url, "staff", "passwd", name, "--password-stdin",
                                 stdin="second mot de passe\n")
     assert code == 0, err
-    assert await store.verify_staff(name, "premier mot de passe") is None
-    account = await store.verify_staff(name, "second mot de passe")
+    assert await store.staff_registry.verify(name, "premier mot de passe") is None
+    account = await store.staff_registry.verify(name, "second mot de passe")
     assert account is not None and account.communes == (insee,)
 
     code, out, _ = await crieur(nats_url, "staff", "list")
@@ -58,18 +58,18 @@ async def test_staff_add_without_a_terminal_still_makes_a_token(
     nats_url: str, store: NatsStore
 ) -> None:
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
+    await store.commune_registry.add(insee, "Lavoncourt")
     code, out, err = await crieur(nats_url, "staff", "add", "--commune", insee,
                                   "--name", f"Script {insee}")
     assert code == 0, err
     assert out.strip().startswith("crieur_")
     assert "no password set" in err
-    assert await store.staff_account(f"script-{insee}") is None
+    assert await store.staff_registry.account(f"script-{insee}") is None
 
 
 async def test_commune_approval_is_set_shown_and_cleared(nats_url: str, store: NatsStore) -> None:
     insee = random_insee()
-    await store.add_commune(insee, "Lavoncourt")
+    await store.commune_registry.add(insee, "Lavoncourt")
     code, out, err = await crieur(nats_url, "commune", "approval", insee, "--require", "alerte",
                                   "--require", "travaux")
     assert code == 0, err

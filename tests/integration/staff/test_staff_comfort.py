@@ -286,16 +286,16 @@ async def test_a_colleague_gives_a_temporary_password_that_must_be_changed_first
     async with office.browser() as http:
         assert (await sign_in(http, bruno, TEMPORARY)).status_code == 401
         assert (await sign_in(http, bruno, CHOSEN)).status_code == 303
-    account = await office.store.staff_account(bruno)
+    account = await office.store.staff_registry.account(bruno)
     assert account is not None and not account.must_change_password
 
 
 async def test_no_temporary_password_for_someone_with_other_communes_or_of_another_commune(
         office: Office) -> None:
     other = f"{(int(office.insee) + 1) % 100000:05d}"
-    await office.store.add_commune(other, "Autreville")
-    await office.store.add_staff(f"Chloé {office.insee}", (office.insee, other))
-    await office.store.set_staff_password(f"Chloé {office.insee}", "mot de passe de Chloé")
+    await office.store.commune_registry.add(other, "Autreville")
+    await office.store.staff_registry.add(f"Chloé {office.insee}", (office.insee, other))
+    await office.store.staff_registry.set_password(f"Chloé {office.insee}", "mot de passe de Chloé")
     chloe = f"chloe-{office.insee}"
     async with signed_in(office) as anne:
         team = await anne.get(f"/staff/communes/{office.insee}/team")

@@ -149,8 +149,8 @@ async def test_a_form_without_or_with_a_wrong_csrf_token_changes_nothing(office:
 
 async def test_another_communes_pages_and_notices_are_refused(office: Office) -> None:
     other = random_insee()
-    await office.store.add_commune(other, "Autreville")
-    _, token = await office.store.add_staff(f"Claire {other}", (other,))
+    await office.store.commune_registry.add(other, "Autreville")
+    _, token = await office.store.staff_registry.add(f"Claire {other}", (other,))
     reply = httpx.AsyncClient(transport=office.transport, base_url="https://test")
     async with reply as api:
         made = await api.post(f"/api/v1/communes/{other}/notices",
@@ -217,7 +217,7 @@ async def test_staff_listing_as_json_every_state_paged(office: Office) -> None:
 
 
 async def test_the_password_is_never_stored_in_clear(office: Office) -> None:
-    account = await office.store.staff_account(f"anne-{office.insee}")
+    account = await office.store.staff_registry.account(f"anne-{office.insee}")
     assert account is not None
     assert PASSWORD not in account.model_dump_json()
     assert account.password_hash.startswith("$argon2id$")
@@ -260,10 +260,10 @@ async def test_a_file_is_attached_by_its_content_and_goes_with_the_notice(
 
 async def test_a_member_of_several_communes_chooses_one(office: Office) -> None:
     other = random_insee()
-    await office.store.add_commune(other, "Autreville")
+    await office.store.commune_registry.add(other, "Autreville")
     name = f"Denise {office.insee}"
-    await office.store.add_staff(name, (office.insee, other))
-    await office.store.set_staff_password(name, PASSWORD)
+    await office.store.staff_registry.add(name, (office.insee, other))
+    await office.store.staff_registry.set_password(name, PASSWORD)
     async with office.browser() as http:
         assert (await sign_in(http, name)).status_code == 303
         home = await http.get("/staff")

@@ -36,7 +36,7 @@ async def add_person(nats_url: str, office: Office, first: str) -> Person:
     found = re.search(r"staff (\w+) \(", err)
     assert found is not None, err
     login = f"{first.lower()}-maire-{office.insee}".replace("é", "e")
-    account = await office.store.staff_account(login)
+    account = await office.store.staff_registry.account(login)
     assert account is not None
     return Person(name, login, out.strip(), found.group(1), account.id)
 

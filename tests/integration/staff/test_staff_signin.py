@@ -112,7 +112,7 @@ async def test_a_session_ends_after_its_lifetime(office: Office) -> None:
 async def test_a_revoked_member_loses_the_session(office: Office) -> None:
     async with office.browser() as http:
         await sign_in(http, f"anne-{office.insee}")
-        await office.store.revoke_staff(f"Anne {office.insee}")
+        await office.store.staff_registry.revoke(f"Anne {office.insee}")
         assert (await http.get(f"/staff/communes/{office.insee}")).status_code == 303
         assert (await sign_in(http, f"anne-{office.insee}")).status_code == 401
 
