@@ -48,10 +48,29 @@ class Village:
         return self.process.returncode
 
 
+class PortTaken(RuntimeError):
+    """A port chosen free was bound by another process before the village bound it."""
+
+
 def start_village(data_dir: Path, env_extra: dict[str, str] | None = None,
                   python: str = sys.executable, cwd: Path | None = None) -> Village:
     """`python -m crieur.village` from `cwd` (the repository by default); an installed
-    package is tested with its venv's python and a `cwd` outside the repository."""
+    package is tested with its venv's python and a `cwd` outside the repository.
+
+    Ports are chosen free, then bound by the services a moment later: with two test
+    workers the other one may take a port in between (seen in CI: Errno 98 on a /healthz
+    port). That, and only that, is tried again with new ports."""
+    for attempt in range(3):
+        try:
+            return _start_village(data_dir, env_extra, python, cwd)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_village(data_dir: Path, env_extra: dict[str, str] | None,
+                   python: str, cwd: Path | None) -> Village:
     ports = {"CRIEUR_NATS_PORT": free_port(), "CRIEUR_HTTP_PORT": free_port(),
              "CRIEUR_PANEL_HTTP_PORT": free_port(),
              "CRIEUR_SMTP_PORT": free_port(), "CRIEUR_EMAIL_HTTP_PORT": free_port()}
@@ -78,6 +97,8 @@ def start_village(data_dir: Path, env_extra: dict[str, str] | None = None,
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if b"address already in use" in output.read_bytes()[already:]:
+                raise PortTaken(f"village exited early:\n{_why(output, already)}")
             raise RuntimeError(f"village exited early:\n{_why(output, already)}")
         if b"Ctrl-C stops everything" in output.read_bytes()[already:]:
             break
